@@ -1,0 +1,252 @@
+"""Input and parameter checks for every fastem entry point, in one place.
+
+Each check either returns a clean object (C-ordered float array, a
+``numpy.random.Generator``, a thread count) or raises ``ValueError`` /
+``TypeError`` with a message that says what is wrong and how to fix it.
+Nothing the caller passed in is ever modified.
+"""
+import numbers
+import os
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+# rows per block for the chunked finiteness check (bounded temporary memory)
+_FINITE_CHECK_ROWS = 65536
+
+
+def check_array(X, *, name="X", dtype=FLOAT_DTYPES, min_samples=1, copy=False):
+    """Validate a 2-D data matrix and return it C-ordered in a float dtype.
+
+    float32 and float64 inputs keep their dtype; integer and boolean inputs
+    become float64. The result is a view of ``X`` when no conversion is needed
+    (never written to by fastem), else a single converted copy.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data.
+    name : str, default="X"
+        Name used in error messages.
+    dtype : dtype or tuple of dtypes, default=(float64, float32)
+        Accepted float dtypes; the first is the conversion target for other
+        dtypes. A single dtype forces that dtype.
+    min_samples : int, default=1
+        Minimum number of rows.
+    copy : bool, default=False
+        Return a copy even when no conversion is needed.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), C-contiguous
+
+    Raises
+    ------
+    TypeError
+        Sparse, complex, string or object data that is not numeric.
+    ValueError
+        Wrong number of dimensions, empty data, NaN or infinity.
+    """
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise TypeError(
+            f"{name} is a sparse matrix; fastem needs dense data. "
+            f"Convert it with {name}.toarray() if it fits in memory."
+        )
+    accepted = tuple(np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,)))
+    arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if arr.dtype.kind in "OUSV":
+        try:
+            arr = np.asarray(arr, dtype=accepted[0])
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} must contain numbers; it has dtype {arr.dtype} and "
+                f"could not be converted to float ({exc})."
+            ) from None
+    elif arr.dtype.kind == "c":
+        raise TypeError(f"{name} is complex; fastem needs real-valued data.")
+    elif arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} has unsupported dtype {arr.dtype}; pass numbers.")
+
+    if arr.ndim != 2:
+        if arr.ndim == 1:
+            raise ValueError(
+                f"Expected a 2-D array for {name}, got a 1-D array of shape "
+                f"{arr.shape}. Reshape your data with {name}.reshape(-1, 1) if it "
+                f"has a single feature, or {name}.reshape(1, -1) if it is a single "
+                "sample."
+            )
+        raise ValueError(
+            f"Expected a 2-D array for {name} (n_samples, n_features), got "
+            f"{arr.ndim} dimensions with shape {arr.shape}."
+        )
+    n_samples, n_features = arr.shape
+    if n_samples < min_samples:
+        raise ValueError(
+            f"{name} has {n_samples} sample(s) but at least {min_samples} "
+            "are required."
+        )
+    if n_features == 0:
+        raise ValueError(f"{name} has 0 features; at least one is required.")
+
+    target = arr.dtype if arr.dtype in accepted else accepted[0]
+    out = np.require(arr, dtype=target, requirements="C")
+    if copy and (out is arr or (isinstance(X, np.ndarray) and np.may_share_memory(out, X))):
+        out = out.copy()
+    assert_all_finite(out, name=name)
+    return out
+
+
+def assert_all_finite(X, *, name="X"):
+    """Raise ValueError if ``X`` contains NaN or infinity.
+
+    A sum over the whole array is finite exactly when no element is NaN/inf
+    (barring overflow), so the common case costs one reduction; only when the
+    sum is not finite are rows scanned block by block to find the culprit.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(X, dtype=np.float64)
+    if np.isfinite(total):
+        return
+    flat = X.reshape(X.shape[0], -1) if X.ndim > 1 else X.reshape(-1, 1)
+    for start in range(0, flat.shape[0], _FINITE_CHECK_ROWS):
+        block = flat[start:start + _FINITE_CHECK_ROWS]
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row = start + int(np.argmax(bad.any(axis=1)))
+            kind = "NaN" if np.isnan(block).any() else "infinity"
+            raise ValueError(
+                f"{name} contains {kind} (first at row {row}). Remove or impute "
+                "missing values before fitting."
+            )
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """Validate ``sample_weight``; None stays None (meaning unit weights).
+
+    Returns a C-contiguous 1-D array of ``dtype`` (a copy if converted).
+    Scalars broadcast to every sample. Negative, non-finite or all-zero
+    weights are errors.
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_samples, sample_weight, dtype=dtype)
+    sw = np.asarray(sample_weight)
+    if sw.dtype.kind not in "fiub":
+        raise TypeError(
+            f"sample_weight must be numeric, got dtype {sw.dtype}."
+        )
+    if sw.ndim != 1 or sw.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must be a 1-D array with one weight per sample: "
+            f"expected shape ({n_samples},), got {sw.shape}."
+        )
+    sw = np.require(sw, dtype=dtype, requirements="C")
+    if not np.isfinite(sw).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if (sw < 0).any():
+        raise ValueError(
+            "sample_weight contains negative values; weights must be >= 0."
+        )
+    if not (sw > 0).any():
+        raise ValueError("sample_weight is zero everywhere; at least one weight must be positive.")
+    return sw
+
+
+def check_n_features(X, n_features_in, estimator_name):
+    """Raise ValueError if ``X`` has a different number of features than fit saw."""
+    if X.shape[1] != n_features_in:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {estimator_name} was fitted with "
+            f"{n_features_in} features. Pass data with the same columns as in fit."
+        )
+
+
+def check_random_state(random_state):
+    """Turn ``random_state`` into a ``numpy.random.Generator``.
+
+    None draws fresh entropy; an int seeds deterministically; a Generator is
+    used as is; a legacy ``RandomState`` is advanced by one draw that seeds a
+    new Generator (so sharing one RandomState across calls gives different,
+    reproducible streams, as in scikit-learn).
+    """
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.integer)):
+        if random_state is not None and not 0 <= int(random_state) < 2**32:
+            raise ValueError(
+                f"random_state must be in [0, 2**32), got {random_state}."
+            )
+        return np.random.default_rng(None if random_state is None else int(random_state))
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise TypeError(
+        "random_state must be None, an int, a numpy.random.Generator or a "
+        f"numpy.random.RandomState; got {type(random_state).__name__}."
+    )
+
+
+def check_int(value, name, *, min_value=None, max_value=None):
+    """Validate an integer parameter (bools rejected) and return it as int."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__}).")
+    value = int(value)
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{name} must be >= {min_value}, got {value}.")
+    if max_value is not None and value > max_value:
+        raise ValueError(f"{name} must be <= {max_value}, got {value}.")
+    return value
+
+
+def check_real(value, name, *, min_value=None, strict_min=False):
+    """Validate a real-valued parameter and return it as float."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    if min_value is not None:
+        if strict_min and value <= min_value:
+            raise ValueError(f"{name} must be > {min_value}, got {value}.")
+        if not strict_min and value < min_value:
+            raise ValueError(f"{name} must be >= {min_value}, got {value}.")
+    return value
+
+
+def check_option(value, name, options):
+    """Validate a string option against the allowed ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(
+            f"{name} must be one of {sorted(options)}, got {value!r}."
+        )
+    return value
+
+
+def available_cpus():
+    """CPUs this process may run on (affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def effective_n_threads(n_threads):
+    """Number of OpenMP threads the kernels should use.
+
+    None: all CPUs allowed by OMP_NUM_THREADS and the affinity mask. A
+    positive int: that many. A negative int counts back from all CPUs as in
+    joblib (-1 is all, -2 all but one). 0 is an error. Without OpenMP the
+    kernels run serially whatever is asked.
+    """
+    from fastem._kernels._openmp import openmp_max_threads
+
+    limit = min(openmp_max_threads(), available_cpus())
+    if n_threads is None:
+        return max(1, limit)
+    n = check_int(n_threads, "n_threads")
+    if n == 0:
+        raise ValueError("n_threads must be a positive int, a negative int or None, not 0.")
+    if n < 0:
+        n = max(1, available_cpus() + 1 + n)
+    return n
