@@ -15,10 +15,14 @@ __version__ = "0.1.0"
 
 from fastem._config import build_info, show_config
 from fastem._exceptions import ConvergenceWarning, NotFittedError
+from fastem._init import kmeans_plusplus
+from fastem._kmeans import KMeans
 
 __all__ = [
     "ConvergenceWarning",
+    "KMeans",
     "NotFittedError",
     "build_info",
+    "kmeans_plusplus",
     "show_config",
 ]
