@@ -5,7 +5,9 @@ numpy/scipy only, so it runs the same against any estimator implementation.
 
 Sizes of the asv suite come from a *profile* chosen by the environment
 variable ``FASTEM_BENCH_PROFILE``: ``default`` (small: the quick suite runs in
-a few minutes on 2 cores) or ``large``.
+a few minutes on 2 cores), ``large`` (the sizes of compare.py's workloads,
+for tracking performance where it matters) or ``tiny`` (toy sizes, for the
+smoke test only: timings there measure overhead, not kernels).
 """
 import os
 
@@ -22,7 +24,11 @@ PROFILES = {
     },
     "large": {
         "kmeans": dict(n=1_000_000, d=32, k=64),
-        "gmm": dict(n=500_000, d=16, k=16),
+        "gmm": dict(n=200_000, d=16, k=16),
+    },
+    "tiny": {
+        "kmeans": dict(n=2_000, d=4, k=4),
+        "gmm": dict(n=1_000, d=3, k=3),
     },
 }
 

@@ -527,8 +527,7 @@ def environment_info(threads):
                 ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                  "MKL_NUM_THREADS")},
     }
-    for dist in ("fastem", "scikit-learn", "faiss-cpu", "scikit-learn-intelex", "daal4py",
-                 "daal"):
+    for dist in ("fastem", "scikit-learn", "faiss-cpu", "scikit-learn-intelex", "daal"):
         try:
             info[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -697,7 +696,9 @@ def markdown_environment(env, command):
     build = env.get("fastem_build")
     openmp = build.get("openmp") if isinstance(build, dict) else None
     peers = ", ".join(f"{name} {env.get(name) or 'not installed'}"
-                      for name in ("faiss-cpu", "scikit-learn-intelex", "daal4py"))
+                      for name in ("faiss-cpu", "scikit-learn-intelex"))
+    if env.get("daal"):
+        peers += f" (daal4py with oneDAL {env['daal']})"
     lines = [
         f"- command: `{command}`",
         f"- machine: {env['cpu']}, {env['available_cpus']} cores"
