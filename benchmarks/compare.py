@@ -33,6 +33,7 @@ Examples::
 Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list).
 """
 import argparse
+import collections
 import datetime
 import json
 import math
@@ -42,6 +43,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -520,6 +522,7 @@ def environment_info(threads):
         "available_cpus": _import_data_module().available_cpus(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "threads": threads,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
@@ -606,18 +609,33 @@ def run_worker(task, threads, timeout):
         with open(task_path, "w") as f:
             json.dump(task, f)
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", task_path, out_path]
+        proc = subprocess.Popen(cmd, env=worker_env(threads), cwd=tmp, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        killed = threading.Event()
+
+        def kill():
+            killed.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        tail = collections.deque(maxlen=20)
         try:
-            proc = subprocess.run(cmd, env=worker_env(threads), cwd=tmp, timeout=timeout,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        except subprocess.TimeoutExpired:
-            return None, f"timed out after {timeout} s"
-        # progress lines from the worker
-        for line in proc.stdout.splitlines():
-            if line.startswith("    "):
-                print(line, file=sys.stderr)
-        if proc.returncode != 0 or not os.path.exists(out_path):
-            tail = " | ".join(proc.stdout.strip().splitlines()[-3:])
-            return None, f"worker exited with {proc.returncode}: {tail[-300:]}"
+            for line in proc.stdout:  # progress lines are echoed as they come
+                line = line.rstrip("\n")
+                tail.append(line)
+                if line.startswith("    "):
+                    print(line, file=sys.stderr, flush=True)
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+        if killed.is_set():
+            return None, f"killed after the {timeout:g} s timeout"
+        if returncode != 0 or not os.path.exists(out_path):
+            for line in tail:
+                print(f"      | {line}", file=sys.stderr)
+            last = " / ".join(line.strip() for line in list(tail)[-2:])
+            return None, f"worker exited with status {returncode}: {last[-300:]}"
         with open(out_path) as f:
             return json.load(f), None
 
@@ -710,8 +728,15 @@ def markdown_environment(env, command):
         f"- fastem {env.get('fastem')} (OpenMP: {openmp}), scikit-learn "
         f"{env.get('scikit-learn')}, numpy {env['numpy']}, scipy {env['scipy']}, "
         f"Python {env['python']}; {peers}",
-        f"- {env['date']}",
+        f"- {env['date']}; load average before the run "
+        f"{'/'.join(str(x) for x in env['load_average'])} (1/5/15 min)"
+        + (f", after {'/'.join(str(x) for x in env['load_average_after'])}"
+           if env.get("load_average_after") else ""),
     ]
+    busy = max(env["load_average"][0], (env.get("load_average_after") or [0])[0])
+    if busy > 0.5:
+        lines.append(f"- note: other processes were using the CPUs (load average up to "
+                     f"{busy}); timings are noisier and slower than on an idle machine")
     return "\n".join(lines)
 
 
@@ -786,6 +811,8 @@ def main(argv=None):
                        for cov in covs for lib in libs]
             rows.extend(res)
 
+    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    header = markdown_environment(env, command)
     add_ratios(rows)
     table = markdown_table(rows)
     text = f"{header}\n\n{table}\n"
