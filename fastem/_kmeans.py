@@ -214,7 +214,7 @@ class KMeans(BaseEstimator):
     def _initial_centres(self, X, k, init, sw, shift, rng, n_threads):
         """Initial centres in X's dtype, in the shifted frame (c - shift)."""
         if isinstance(init, str) and init == "k-means++":
-            idx = greedy_kmeans_plusplus(X, k, sw, shift, rng, None, n_threads)
+            idx = greedy_kmeans_plusplus(X, k, sw, rng, None, n_threads)
             centres = X[idx]
         elif isinstance(init, str):  # 'random'
             centres = X[random_rows(X.shape[0], k, sw, rng)]
