@@ -8,6 +8,7 @@ column at fault.
 import csv
 import math
 import os
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -220,16 +221,19 @@ def _read_text(path, delimiter, dtype):
     if dtype is None or isinstance(dtype, tuple):
         dtype = np.float64
     try:
-        X = np.loadtxt(
-            path,
-            delimiter=delimiter,
-            skiprows=header_line if has_header else 0,
-            dtype=dtype,
-            ndmin=2,
-            comments="#",
-            quotechar='"' if delimiter is not None else None,
-            encoding="utf-8-sig",
-        )
+        with warnings.catch_warnings():
+            # "input contained no data": reported below as an error
+            warnings.simplefilter("ignore", UserWarning)
+            X = np.loadtxt(
+                path,
+                delimiter=delimiter,
+                skiprows=header_line if has_header else 0,
+                dtype=dtype,
+                ndmin=2,
+                comments="#",
+                quotechar='"' if delimiter is not None else None,
+                encoding="utf-8-sig",
+            )
     except ValueError as exc:
         failure = str(exc)
     else:

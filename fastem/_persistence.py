@@ -48,6 +48,7 @@ _ATTR_PREFIX = "attr."
 def _estimator_classes():
     """Estimator classes a model file may name: those exported by fastem."""
     import fastem
+    import fastem._devshim  # noqa: F401  DEV ONLY, remove
     from fastem._base import BaseEstimator
 
     classes = {}
@@ -407,7 +408,7 @@ def describe(path):
             if isinstance(value, np.ndarray):
                 head = f"  {name}: array(shape={value.shape}, dtype={value.dtype})"
                 if value.size <= 60:
-                    body = np.array2string(value, prefix="    ")
+                    body = np.array2string(value)
                     lines.append(head)
                     lines.extend("    " + s for s in body.splitlines())
                 else:

@@ -116,17 +116,20 @@ class SelectKResult:
 
     def _cells(self):
         header = ["K"] + [title for _, title, _, _ in self._columns()]
-        body = []
-        for i, k in enumerate(self.k):
-            row = [str(int(k))]
-            for key, _, values, fmt in self._columns():
-                v = values[i]
+        columns = []
+        for key, _, values, fmt in self._columns():
+            finite = values[np.isfinite(values)]
+            if fmt == "{:.6g}":
+                fmt = "{:.2f}" if finite.size == 0 or np.abs(finite).max() < 1e7 else "{:.4e}"
+            method = self._method_of_column(key)
+            cells = []
+            for k, v in zip(self.k, values):
                 text = "-" if not np.isfinite(v) else fmt.format(v)
-                method = self._method_of_column(key)
-                if method is not None and self.recommended.get(method) == int(k):
-                    text += " *"
-                row.append(text)
-            body.append(row)
+                if method is not None:
+                    text += " *" if self.recommended.get(method) == int(k) else "  "
+                cells.append(text)
+            columns.append(cells)
+        body = [[str(int(k))] + [col[i] for col in columns] for i, k in enumerate(self.k)]
         return header, body
 
     def _recommendation_line(self):
@@ -175,7 +178,8 @@ class SelectKResult:
         header, body = self._cells()
         lines = ["| " + " | ".join(header) + " |",
                  "|" + "|".join("---:" for _ in header) + "|"]
-        lines += ["| " + " | ".join(c.replace("*", "\\*") for c in r) + " |" for r in body]
+        lines += ["| " + " | ".join(c.strip().replace("*", "\\*") for c in r) + " |"
+                  for r in body]
         lines.append("")
         lines.append(self._recommendation_line())
         return "\n".join(lines)
@@ -262,6 +266,8 @@ class SelectKResult:
             else:
                 a.errorbar(k, self.stability_mean, yerr=self.stability_std, fmt="o-",
                            color="C2", capsize=3)
+                if k[0] == 1:  # trivially stable, not a candidate
+                    a.plot(1, self.stability_mean[0], "o", color="0.75", zorder=3)
                 best = self.recommended.get("stability")
                 if best is not None:
                     i = int(np.flatnonzero(k == best)[0])
@@ -288,6 +294,9 @@ def elbow_k(k, objective):
     below the chord (the "kneedle" rule of Satopää et al., 2011, without
     smoothing). With fewer than three points, or no point below the chord
     (a straight or concave curve), there is no elbow.
+
+    The chord depends on the range: let K run well past the expected knee
+    (to about twice it), or a steep drop just before the knee can win.
 
     Parameters
     ----------
