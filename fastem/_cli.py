@@ -279,22 +279,27 @@ def _cmd_fit(args):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
-    if not args.quiet:
-        params["verbose"] = 1
     est = cls(**params)
+    saved = est.get_params()
+    if not args.quiet:
+        # per-iteration progress: the estimators' verbose output (iteration,
+        # objective/change, timings), every iteration
+        progress = {"verbose": 2 if "verbose_interval" in saved else 1}
+        if "verbose_interval" in saved:
+            progress["verbose_interval"] = 1
+        est.set_params(**{k: v for k, v in progress.items() if k in saved})
     what = f"{type(est).__name__}(K={args.k}"
     what += f", {params['covariance_type']} covariance)" if args.model == "gmm" else ")"
     if not args.quiet:
         print(f"fitting {what} to {_describe_data(args.data, X)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    # estimators report progress on stdout (scikit-learn's convention):
-    # send it to stderr so that stdout carries only the result
+    # estimators print progress on stdout (scikit-learn's convention): send
+    # it to stderr so that stdout carries only the result
     with contextlib.redirect_stdout(sys.stderr):
         est.fit(X)
     elapsed = time.perf_counter() - t0
-    if not args.quiet:
-        # progress display is not part of the model
-        est.set_params(verbose=cls().get_params()["verbose"])
+    # the progress display is not part of the model
+    est.set_params(**{k: saved[k] for k in ("verbose", "verbose_interval") if k in saved})
     est.save(args.output)
 
     print(f"{what} fitted to {_describe_data(args.data, X)} in {elapsed:.3f} s")
@@ -304,7 +309,7 @@ def _cmd_fit(args):
     else:
         state = "converged" if est.converged_ else "not converged"
         print(f"  iterations: {est.n_iter_} ({state}); log-likelihood per sample: "
-              f"{est.score(X):.6g}; BIC: {est.bic(X):.6g}")
+              f"{est.lower_bound_:.6g}")
     print(f"  model written to {args.output}")
     return EXIT_OK
 
