@@ -205,7 +205,7 @@ def build_parser():
     p.add_argument("--n-runs", type=_positive_int, default=10, metavar="N",
                    help="runs per K for stability (default: %(default)s)")
     _data_options(p)
-    _fit_options(p, n_init_default=1)
+    _fit_options(p, n_init_default=3)
     p.add_argument("--plot", metavar="PNG", default=None, help="write the criteria plot")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")

@@ -353,7 +353,7 @@ def select_k(
     model="kmeans",
     covariance_type="full",
     n_runs=10,
-    n_init=1,
+    n_init=3,
     max_iter=300,
     tol=None,
     random_state=None,
@@ -403,7 +403,7 @@ def select_k(
     n_runs : int, default=10
         Runs per K for stability (at least 2; ``n_runs * (n_runs - 1) / 2``
         pairs are compared).
-    n_init : int, default=1
+    n_init : int, default=3
         Runs per K for the objective and the information criteria when
         they are not shared with stability runs (the best is kept).
     max_iter : int, default=300
