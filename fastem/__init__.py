@@ -21,16 +21,20 @@ __version__ = "0.1.0"
 
 from fastem._config import build_info, show_config
 from fastem._exceptions import ConvergenceWarning, NotFittedError
+from fastem._init import kmeans_plusplus
+from fastem._kmeans import KMeans
 from fastem._metrics import adjusted_rand_score
 from fastem._persistence import load
 from fastem._select_k import SelectKResult, select_k
 
 __all__ = [
     "ConvergenceWarning",
+    "KMeans",
     "NotFittedError",
     "SelectKResult",
     "adjusted_rand_score",
     "build_info",
+    "kmeans_plusplus",
     "load",
     "select_k",
     "show_config",
