@@ -19,7 +19,8 @@ _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 def _estimators():
-    from fastem._devshim import GaussianMixture, KMeans
+    from fastem import KMeans
+    from fastem._devshim import GaussianMixture
 
     return {"kmeans": KMeans, "gmm": GaussianMixture}
 

@@ -16,7 +16,8 @@ _COLOURS = ("#2b6cb0", "#dd6b20")
 
 
 def _estimators():
-    from fastem._devshim import GaussianMixture, KMeans
+    from fastem import KMeans
+    from fastem._devshim import GaussianMixture
 
     return KMeans, GaussianMixture
 

@@ -1,30 +1,9 @@
 """TEMPORARY development shim (delete before merge): scikit-learn stand-ins
 for fastem.KMeans / fastem.GaussianMixture until they land on main."""
 import numpy as np
-from sklearn.cluster import KMeans as _SKKMeans
 from sklearn.mixture import GaussianMixture as _SKGMM
 
 from fastem import _persistence
-
-
-class KMeans(_SKKMeans):
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
-                 tol=1e-4, verbose=0, random_state=None, n_threads=None):
-        super().__init__(n_clusters=n_clusters, init=init, n_init=n_init,
-                         max_iter=max_iter, tol=tol, verbose=verbose,
-                         random_state=random_state)
-        self.n_threads = n_threads
-
-    def fit(self, X, y=None, sample_weight=None):
-        return super().fit(X, sample_weight=sample_weight)
-
-    def predict(self, X):
-        X = np.asarray(X)
-        d = ((X[:, None, :] - self.cluster_centers_[None]) ** 2).sum(-1)
-        return d.argmin(1)
-
-    def save(self, path):
-        return _persistence.save_model(self, path)
 
 
 class GaussianMixture(_SKGMM):
@@ -44,4 +23,4 @@ class GaussianMixture(_SKGMM):
         return _persistence.save_model(self, path)
 
 
-_persistence._EXTRA_CLASSES.update(KMeans=KMeans, GaussianMixture=GaussianMixture)
+_persistence._EXTRA_CLASSES.update(GaussianMixture=GaussianMixture)

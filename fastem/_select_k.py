@@ -25,7 +25,8 @@ _STABILITY_TIE = 1e-9
 
 
 def _estimators():
-    from fastem._devshim import GaussianMixture, KMeans
+    from fastem import KMeans
+    from fastem._devshim import GaussianMixture
 
     return KMeans, GaussianMixture
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import fastem
-from fastem import NotFittedError, load
-from fastem._devshim import GaussianMixture, KMeans  # DEV-SHIM
+from fastem import KMeans, NotFittedError, load
+from fastem._devshim import GaussianMixture  # DEV-SHIM
 from fastem._persistence import FORMAT_VERSION, METADATA_KEY, read_metadata
 
 
