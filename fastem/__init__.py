@@ -15,9 +15,11 @@ __version__ = "0.1.0"
 
 from fastem._config import build_info, show_config
 from fastem._exceptions import ConvergenceWarning, NotFittedError
+from fastem._mixture import GaussianMixture
 
 __all__ = [
     "ConvergenceWarning",
+    "GaussianMixture",
     "NotFittedError",
     "build_info",
     "show_config",
