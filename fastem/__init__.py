@@ -24,11 +24,13 @@ from fastem._exceptions import ConvergenceWarning, NotFittedError
 from fastem._init import kmeans_plusplus
 from fastem._kmeans import KMeans
 from fastem._metrics import adjusted_rand_score
+from fastem._mixture import GaussianMixture
 from fastem._persistence import load
 from fastem._select_k import SelectKResult, select_k
 
 __all__ = [
     "ConvergenceWarning",
+    "GaussianMixture",
     "KMeans",
     "NotFittedError",
     "SelectKResult",
