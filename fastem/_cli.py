@@ -19,8 +19,7 @@ _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 def _estimators():
-    from fastem import KMeans
-    from fastem._devshim import GaussianMixture
+    from fastem import GaussianMixture, KMeans
 
     return {"kmeans": KMeans, "gmm": GaussianMixture}
 

@@ -16,8 +16,7 @@ _COLOURS = ("#2b6cb0", "#dd6b20")
 
 
 def _estimators():
-    from fastem import KMeans
-    from fastem._devshim import GaussianMixture
+    from fastem import GaussianMixture, KMeans
 
     return KMeans, GaussianMixture
 

@@ -48,7 +48,6 @@ _ATTR_PREFIX = "attr."
 def _estimator_classes():
     """Estimator classes a model file may name: those exported by fastem."""
     import fastem
-    import fastem._devshim  # noqa: F401  DEV ONLY, remove
     from fastem._base import BaseEstimator
 
     classes = {}
@@ -56,12 +55,7 @@ def _estimator_classes():
         obj = getattr(fastem, name, None)
         if isinstance(obj, type) and issubclass(obj, BaseEstimator):
             classes[obj.__name__] = obj
-    classes.update(_EXTRA_CLASSES)
     return classes
-
-
-# classes registered outside fastem.__all__ (tests only)
-_EXTRA_CLASSES = {}
 
 
 def _fitted_attribute_names(estimator):

@@ -190,7 +190,7 @@ def test_fit_subprocess_round_trip(tmp_path, faithful_csv, faithful):
 def test_select_k_cli(tmp_path, faithful_csv, capsys):
     plot = tmp_path / "k.png"
     args = ["select-k", str(faithful_csv), "-k", "1:5", "--n-runs", "4",
-            "--random-state", "0"]
+            "--random-state", "0", "--n-threads", "1"]
     if _has_matplotlib():
         args += ["--plot", str(plot)]
     assert main(args) == 0
@@ -201,7 +201,7 @@ def test_select_k_cli(tmp_path, faithful_csv, capsys):
     if _has_matplotlib():
         assert plot.stat().st_size > 10_000
     assert main(["select-k", str(faithful_csv), "--model", "gmm", "-k", "2,3", "-q",
-                 "--n-runs", "3", "--markdown", "--random-state", "0"]) == 0
+                 "--n-runs", "3", "--markdown", "--random-state", "0", "--n-threads", "1"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
     assert out.startswith("| K | BIC | AIC | stability | ± sd |")

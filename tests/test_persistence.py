@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import fastem
-from fastem import KMeans, NotFittedError, load
-from fastem._devshim import GaussianMixture  # DEV-SHIM
+from fastem import GaussianMixture, KMeans, NotFittedError, load
 from fastem._persistence import FORMAT_VERSION, METADATA_KEY, read_metadata
 
 

@@ -25,7 +25,7 @@ def faithful():
 
 @pytest.fixture(scope="module")
 def blobs_result(blobs):
-    return select_k(blobs, range(1, 8), n_runs=6, random_state=0)
+    return select_k(blobs, range(1, 8), n_runs=6, random_state=0, n_threads=1)
 
 
 def test_blobs_all_methods_recover_k(blobs_result):
@@ -46,7 +46,7 @@ def test_blobs_all_methods_recover_k(blobs_result):
 
 def test_blobs_gmm_stability_float32(blobs):
     r = select_k(blobs.astype(np.float32), [2, 3, 4, 5], methods=["bic", "stability"],
-                 model="gmm", covariance_type="diag", n_runs=5, random_state=0)
+                 model="gmm", covariance_type="diag", n_runs=5, random_state=0, n_threads=1)
     assert r.recommended == {"bic": 4, "stability": 4}
     assert np.isnan(r.objective).all() and np.isnan(r.aic).all()
 
@@ -54,7 +54,7 @@ def test_blobs_gmm_stability_float32(blobs):
 def test_faithful_bic_and_stability_recommend_two(faithful):
     # raw, unscaled data, as in the lectures
     r = select_k(faithful, range(1, 7), methods=("bic", "stability"), n_runs=8,
-                 random_state=0)
+                 random_state=0, n_threads=1)
     assert r.recommended["bic"] == 2
     assert r.recommended["stability"] == 2
     assert r.stability_mean[1] == pytest.approx(1.0)
@@ -62,13 +62,13 @@ def test_faithful_bic_and_stability_recommend_two(faithful):
 
 def test_faithful_gmm_stability_recommends_two(faithful):
     r = select_k(faithful, range(1, 6), methods=("stability",), model="gmm",
-                 n_runs=6, random_state=1)
+                 n_runs=6, random_state=1, n_threads=1)
     assert r.recommended["stability"] == 2
 
 
 def test_reproducible(blobs):
-    a = select_k(blobs, [2, 4], n_runs=3, random_state=5)
-    b = select_k(blobs, [2, 4], n_runs=3, random_state=5)
+    a = select_k(blobs, [2, 4], n_runs=3, random_state=5, n_threads=1)
+    b = select_k(blobs, [2, 4], n_runs=3, random_state=5, n_threads=1)
     for name in ("objective", "bic", "aic", "stability_mean", "stability_std"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
@@ -92,7 +92,7 @@ def test_table_str_markdown(blobs_result):
 
 
 def test_subset_of_methods(blobs):
-    r = select_k(blobs, range(1, 9), methods="elbow", n_init=2, random_state=0)
+    r = select_k(blobs, range(1, 9), methods="elbow", n_init=2, random_state=0, n_threads=1)
     assert r.methods == ("elbow",)
     assert r.recommended == {"elbow": 4}
     assert set(r.table[0]) == {"k", "objective"}
@@ -162,4 +162,4 @@ def test_verbose_progress(blobs, capsys):
 )
 def test_errors(blobs, kwargs, error, match):
     with pytest.raises(error, match=match):
-        select_k(blobs, **{"k_range": [1, 2], **kwargs})
+        select_k(blobs, **{"k_range": [1, 2], "n_threads": 1, **kwargs})
