@@ -27,7 +27,6 @@ estimator classes exported by :mod:`fastem` can be named in a file, so loading
 an untrusted file cannot run code. The format version grows when the layout
 changes; files from a newer version are refused with a message saying so.
 """
-import io
 import json
 import numbers
 import os

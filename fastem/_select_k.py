@@ -602,7 +602,7 @@ def _fit_counting(est, X):
         est.fit(X)
     hit = 0
     for w in caught:
-        if issubclass(w.category, ConvergenceWarning) or w.category.__name__ == "ConvergenceWarning":
+        if issubclass(w.category, ConvergenceWarning):
             hit = 1
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
