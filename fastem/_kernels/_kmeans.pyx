@@ -17,7 +17,7 @@ per-thread buffer, with centres passed in the same shifted frame (a length-0
 No kernel validates its inputs: the Python layer does (``fastem._validation``).
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, int64_t, uint16_t
+from libc.stdint cimport int32_t, uint16_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 
@@ -33,10 +33,10 @@ cdef extern from "_simd.h" nogil:
                                 Py_ssize_t lp, float *d2)
     void fastem_sqdist_many_f64(const double *x, const double *qt, Py_ssize_t d,
                                 Py_ssize_t lp, double *d2)
-    void fastem_argmin_f32(const float *dist, const float *csq, float *best,
-                           int32_t *lab, Py_ssize_t nb, Py_ssize_t n_centres)
-    void fastem_argmin_f64(const double *dist, const double *csq, double *best,
-                           int64_t *lab, Py_ssize_t nb, Py_ssize_t n_centres)
+    Py_ssize_t fastem_row_argmin_f32(const float *dist, const float *csq,
+                                     Py_ssize_t k, float *best)
+    Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
+                                     Py_ssize_t k, double *best)
 
 # Partitions of a pass: the chunks are split into at most MAX_PARTITIONS
 # contiguous runs, each accumulated sequentially into its own slot by
@@ -112,58 +112,53 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,
                        const floating *shift, const floating *centres,
                        const floating *csq, int32_t *labels,
-                       floating *xbuf, floating *dist, floating *best, void *lab,
-                       double *sums, double *wsum, double *inertia,
-                       double *changed) noexcept nogil:
-    """One chunk of a Lloyd pass: assign rows, fill this chunk's slot.
+                       floating *xbuf, floating *dist, bint with_norms,
+                       double *sums, double *wsum, double *acc_best,
+                       double *changed, double *acc_norms) noexcept nogil:
+    """One chunk of a Lloyd pass: assign rows, add into the partition's slot.
 
-    dist (k x nb) = -2 C X^T by GEMM: the centre index is the slow axis, so
-    the argmin over centres is a vertical, vectorisable update per sample.
-    best_i = min_k ||c_k||^2 - 2 x_i.c_k, so ||x_i - c||^2 = best_i + ||x_i||^2.
+    dist (nb x k) = -2 X C^T by one GEMM (this orientation packs the small
+    centre matrix as BLAS's A operand, the faster way round); then per row
+    best = min_k ||c_k||^2 - 2 x.c_k, so ||x - c_best||^2 = best + ||x||^2.
 
-    Adds into the partition's slot: sums[k, :] += w x (shifted frame),
-    wsum[k] += w, inertia += w ||x - c_label||^2, changed += labels changed.
+    Adds into the slot: sums[k, :] += w x (shifted frame), wsum[k] += w,
+    acc_best += w best, changed += labels changed, and, if ``with_norms``,
+    acc_norms += w ||x||^2. The inertia is their total; the norms do not
+    depend on the centres, so the Lloyd loop computes them in its first pass
+    only.
     """
     cdef Py_ssize_t i, j, c, n_changed = 0
-    cdef double w, dsq, acc = 0.0
+    cdef double w, acc = 0.0, acc_n = 0.0
+    cdef floating best
     cdef const floating *rows = _in_frame(x, shift, nb, d, xbuf)
     cdef const floating *xr
     cdef double *sr
-    cdef int32_t *lab32 = <int32_t *>lab
-    cdef int64_t *lab64 = <int64_t *>lab
 
-    gemm_rowmajor(False, True, <int>k, <int>nb, <int>d, <floating>-2.0,
-                  centres, <int>d, rows, <int>d, <floating>0.0, dist, <int>nb)
-    if floating is float:
-        fastem_argmin_f32(dist, csq, best, lab32, nb, k)
-    else:
-        fastem_argmin_f64(dist, csq, best, lab64, nb, k)
-
+    gemm_rowmajor(False, True, <int>nb, <int>k, <int>d, <floating>-2.0,
+                  rows, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
     for i in range(nb):
         if floating is float:
-            c = lab32[i]
+            c = fastem_row_argmin_f32(dist + i * k, csq, k, &best)
         else:
-            c = lab64[i]
+            c = fastem_row_argmin_f64(dist + i * k, csq, k, &best)
         xr = rows + i * d
         sr = sums + c * d
-        dsq = best[i] + _sqnorm(xr, d)
-        if dsq < 0.0:  # rounding in the expansion
-            dsq = 0.0
+        w = sw[i] if sw != NULL else 1.0
+        if with_norms:
+            acc_n += w * _sqnorm(xr, d)
         if sw != NULL:
-            w = sw[i]
             for j in range(d):
                 sr[j] += w * xr[j]
-            acc += w * dsq
-            wsum[c] += w
         else:
             for j in range(d):
                 sr[j] += xr[j]
-            acc += dsq
-            wsum[c] += 1.0
+        acc += w * best
+        wsum[c] += w
         if labels[i] != c:
             n_changed += 1
             labels[i] = <int32_t>c
-    inertia[0] += acc
+    acc_best[0] += acc
+    acc_norms[0] += acc_n
     changed[0] += n_changed
 
 
@@ -174,6 +169,7 @@ def lloyd_pass(const floating[:, ::1] X,
                int32_t[::1] labels,
                double[:, ::1] sums,
                double[::1] weights,
+               double norms_total,
                Py_ssize_t chunk_rows,
                int n_threads):
     """One Lloyd pass over X: labels, inertia and the next centres' statistics.
@@ -189,6 +185,8 @@ def lloyd_pass(const floating[:, ::1] X,
         out: index of the nearest centre
     sums : (k, d) float64 out, sum over assigned rows of w (x - shift)
     weights : (k,) float64 out, sum of w over assigned rows
+    norms_total : sum_i w_i ||x_i - shift||^2 as returned by an earlier pass
+        over the same X, weights and shift; NaN to compute it in this pass
     chunk_rows : rows per chunk (fixes the summation order)
     n_threads : OpenMP threads
 
@@ -198,26 +196,28 @@ def lloyd_pass(const floating[:, ::1] X,
         Rows whose label differs from the one passed in.
     inertia : float
         sum_i w_i ||x_i - c_{label_i}||^2 for the centres passed in.
+    norms_total : float
+        sum_i w_i ||x_i - shift||^2 (computed, or passed through).
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
-    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax + nbmax
-    cdef Py_ssize_t slot_len = k * d + k + 2
+    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax
+    cdef Py_ssize_t slot_len = k * d + k + 3
     cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
     cdef Py_ssize_t p, c, c0, c1, tid, start, nb, e, total_changed = 0
-    cdef double inertia = 0.0
+    cdef double inertia = 0.0, norms = 0.0
+    cdef bint with_norms = norms_total != norms_total  # NaN: compute them
     cdef const floating *xp = &X[0, 0]
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
     cdef floating *work = <floating *>malloc(n_threads * per_thread * sizeof(floating) + k * sizeof(floating))
-    cdef int64_t *labwork = <int64_t *>malloc(n_threads * nbmax * sizeof(int64_t))
     cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
     cdef floating *csq
     cdef floating *tw
     cdef double *slot
-    if work == NULL or labwork == NULL or slots == NULL:
-        free(work); free(labwork); free(slots)
+    if work == NULL or slots == NULL:
+        free(work); free(slots)
         raise MemoryError("fastem: could not allocate the Lloyd pass workspace")
     csq = work + n_threads * per_thread
     with nogil:
@@ -234,10 +234,9 @@ def lloyd_pass(const floating[:, ::1] X,
                 _lloyd_chunk(xp + start * d, nb, d, k,
                              swp + start if swp != NULL else NULL,
                              shp, &centres[0, 0], csq, &labels[start],
-                             tw, tw + nbmax * d, tw + nbmax * d + k * nbmax,
-                             labwork + tid * nbmax,
+                             tw, tw + nbmax * d, with_norms,
                              slot, slot + k * d, slot + k * d + k,
-                             slot + k * d + k + 1)
+                             slot + k * d + k + 1, slot + k * d + k + 2)
         # fixed-order reduction of the partitions' slots
         memset(&sums[0, 0], 0, k * d * sizeof(double))
         memset(&weights[0], 0, k * sizeof(double))
@@ -249,8 +248,13 @@ def lloyd_pass(const floating[:, ::1] X,
                 weights[e] += slot[k * d + e]
             inertia += slot[k * d + k]
             total_changed += <Py_ssize_t>slot[k * d + k + 1]
-    free(work); free(labwork); free(slots)
-    return total_changed, inertia
+            norms += slot[k * d + k + 2]
+    free(work); free(slots)
+    if not with_norms:
+        norms = norms_total
+    # sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 + sum_i w_i best_i; rounding
+    # of the float32 expansion can leave a hair below zero for a perfect fit
+    return total_changed, max(norms + inertia, 0.0), norms
 
 
 def assigned_sqdist(const floating[:, ::1] X,

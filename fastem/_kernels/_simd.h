@@ -7,18 +7,10 @@
  *    (no -ffast-math); the association is fixed by the binary, so results
  *    stay deterministic. Sums run in the data's precision.
  *
- * 2. Branch-free running argmin over the rows of a (K x nb) distance block.
+ * 2. Distances from one point to a few candidates at once (k-means++).
  *
- * For every column i (a sample), find the row k (a centre) minimising
- * dist[k, i] + csq[k]; ties go to the smallest k, as in a plain loop with a
- * strict '<'. Walking k in the outer loop makes the inner loop a vertical,
- * independent update per sample, which the compiler vectorises once the
- * select is written with integer masks: a floating-point '?:' select needs
- * -ffinite-math-only before GCC will vectorise it, and we do not want that
- * flag anywhere near the kernels.
- *
- * The float32 variant uses 32-bit labels (the lanes line up with the floats);
- * the float64 one uses 64-bit labels for the same reason.
+ * 3. Argmin over one row of a distance block, with AVX2 intrinsics in the
+ *    x86-64-v3 build (GCC does not vectorise an argmin by itself).
  */
 #ifndef FASTEM_SIMD_H
 #define FASTEM_SIMD_H
@@ -113,53 +105,117 @@ static inline void NAME(const T *x, const T *qt, Py_ssize_t d,              \
 FASTEM_SQDIST_MANY(fastem_sqdist_many_f32, float)
 FASTEM_SQDIST_MANY(fastem_sqdist_many_f64, double)
 
-static void fastem_argmin_f32(const float *dist, const float *csq,
-                              float *best, int32_t *lab,
-                              Py_ssize_t nb, Py_ssize_t n_centres)
+/* Index of the smallest dist[j] + csq[j] over one row (first one on ties,
+ * as a plain scan with a strict '<' would give); *best receives the value.
+ * With AVX2 (the x86-64-v3 build): a vector min, then a vector search for
+ * the first lane equal to it; values are recomputed identically, so the
+ * equality test is exact. Elsewhere: the plain scan. */
+#if defined(__AVX2__)
+#include <immintrin.h>
+
+static inline float fastem_hmin_ps(__m256 v)
 {
-    Py_ssize_t i, k;
-    for (i = 0; i < nb; i++) {
-        best[i] = dist[i] + csq[0];
-        lab[i] = 0;
-    }
-    for (k = 1; k < n_centres; k++) {
-        const float *row = dist + k * nb;
-        const float c = csq[k];
-        const int32_t kk = (int32_t)k;
-        for (i = 0; i < nb; i++) {
-            float v = row[i] + c, b = best[i];
-            int32_t m = -(int32_t)(v < b), vb, bb, r;
-            memcpy(&vb, &v, 4);
-            memcpy(&bb, &b, 4);
-            r = (vb & m) | (bb & ~m);
-            memcpy(&best[i], &r, 4);
-            lab[i] = (lab[i] & ~m) | (kk & m);
-        }
-    }
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
 }
 
-static void fastem_argmin_f64(const double *dist, const double *csq,
-                              double *best, int64_t *lab,
-                              Py_ssize_t nb, Py_ssize_t n_centres)
+static inline double fastem_hmin_pd(__m256d v)
 {
-    Py_ssize_t i, k;
-    for (i = 0; i < nb; i++) {
-        best[i] = dist[i] + csq[0];
-        lab[i] = 0;
+    __m128d m = _mm_min_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_min_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+#endif
+
+static inline Py_ssize_t fastem_row_argmin_f32(const float *dist, const float *csq,
+                                               Py_ssize_t k, float *best)
+{
+    Py_ssize_t j, arg = 0;
+    float m;
+#if defined(__AVX2__)
+    if (k >= 8) {
+        __m256 vmin = _mm256_add_ps(_mm256_loadu_ps(dist), _mm256_loadu_ps(csq));
+        for (j = 8; j + 8 <= k; j += 8)
+            vmin = _mm256_min_ps(vmin, _mm256_add_ps(_mm256_loadu_ps(dist + j),
+                                                     _mm256_loadu_ps(csq + j)));
+        m = fastem_hmin_ps(vmin);
+        for (; j < k; j++) {
+            float v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
+        }
+        __m256 target = _mm256_set1_ps(m);
+        for (j = 0; j + 8 <= k; j += 8) {
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(dist + j), _mm256_loadu_ps(csq + j));
+            int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, target, _CMP_EQ_OQ));
+            if (mask) {
+                *best = m;
+                return j + __builtin_ctz(mask);
+            }
+        }
+        for (; j < k; j++)
+            if (dist[j] + csq[j] == m)
+                break;
+        *best = m;
+        return j;
     }
-    for (k = 1; k < n_centres; k++) {
-        const double *row = dist + k * nb;
-        const double c = csq[k];
-        const int64_t kk = (int64_t)k;
-        for (i = 0; i < nb; i++) {
-            double v = row[i] + c, b = best[i];
-            int64_t m = (v < b) ? -1 : 0, vb, bb, r;
-            memcpy(&vb, &v, 8);
-            memcpy(&bb, &b, 8);
-            r = (vb & m) | (bb & ~m);
-            memcpy(&best[i], &r, 8);
-            lab[i] = (lab[i] & ~m) | (kk & m);
+#endif
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        float v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
         }
     }
+    *best = m;
+    return arg;
+}
+
+static inline Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
+                                               Py_ssize_t k, double *best)
+{
+    Py_ssize_t j, arg = 0;
+    double m;
+#if defined(__AVX2__)
+    if (k >= 4) {
+        __m256d vmin = _mm256_add_pd(_mm256_loadu_pd(dist), _mm256_loadu_pd(csq));
+        for (j = 4; j + 4 <= k; j += 4)
+            vmin = _mm256_min_pd(vmin, _mm256_add_pd(_mm256_loadu_pd(dist + j),
+                                                     _mm256_loadu_pd(csq + j)));
+        m = fastem_hmin_pd(vmin);
+        for (; j < k; j++) {
+            double v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
+        }
+        __m256d target = _mm256_set1_pd(m);
+        for (j = 0; j + 4 <= k; j += 4) {
+            __m256d v = _mm256_add_pd(_mm256_loadu_pd(dist + j), _mm256_loadu_pd(csq + j));
+            int mask = _mm256_movemask_pd(_mm256_cmp_pd(v, target, _CMP_EQ_OQ));
+            if (mask) {
+                *best = m;
+                return j + __builtin_ctz(mask);
+            }
+        }
+        for (; j < k; j++)
+            if (dist[j] + csq[j] == m)
+                break;
+        *best = m;
+        return j;
+    }
+#endif
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        double v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
+        }
+    }
+    *best = m;
+    return arg;
 }
 #endif
