@@ -144,7 +144,7 @@ class KMeans(BaseEstimator):
         n_threads = effective_n_threads(self.n_threads)
         rng = check_random_state(self.random_state)
 
-        mean, var = column_mean_var(X)
+        mean, var = column_mean_var(X, n_threads=n_threads)
         shift = frame_shift(mean, var, X.dtype)
         abs_tol = float(np.mean(var)) * tol
         rows = _lloyd_chunk_rows(k, n_features, X.dtype)

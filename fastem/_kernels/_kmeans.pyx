@@ -23,6 +23,7 @@ from libc.string cimport memset
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
 from fastem._kernels._openmp cimport omp_get_thread_num
+from fastem._kernels._partition cimport n_partitions, partition_start
 
 cdef extern from "_simd.h" nogil:
     float fastem_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
@@ -38,30 +39,6 @@ cdef extern from "_simd.h" nogil:
     Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
                                      Py_ssize_t k, double *best)
 
-# Partitions of a pass: the chunks are split into at most MAX_PARTITIONS
-# contiguous runs, each accumulated sequentially into its own slot by
-# whichever thread takes it (dynamic schedule, so a descheduled thread does
-# not stall the pass), then the slots are added in partition order. The split
-# depends only on the number of chunks and the slot size, never on the thread
-# count, so the order of every floating-point sum is fixed.
-cdef enum:
-    MAX_PARTITIONS = 64
-    # slots of all partitions together stay below this many doubles (64 MiB)
-    MAX_SLOT_DOUBLES = 8 * 1024 * 1024
-
-
-cdef inline Py_ssize_t n_partitions(Py_ssize_t n_chunks,
-                                    Py_ssize_t slot_len) noexcept nogil:
-    cdef Py_ssize_t p = MAX_PARTITIONS
-    if p * slot_len > MAX_SLOT_DOUBLES:
-        p = max(<Py_ssize_t>8, MAX_SLOT_DOUBLES // slot_len)
-    return max(<Py_ssize_t>1, min(p, n_chunks))
-
-
-cdef inline Py_ssize_t partition_start(Py_ssize_t p, Py_ssize_t n_parts,
-                                       Py_ssize_t n_chunks) noexcept nogil:
-    """First chunk of partition p: an even split of n_chunks into n_parts."""
-    return (p * n_chunks) // n_parts
 
 
 cdef inline double _sqdist(const floating *a, const floating *b,
