@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from fastem._kernels import load_kernels
-from fastem._parallel import blas_single_threaded, chunk_rows
+from fastem._parallel import chunk_rows
 from fastem._validation import (
     check_array,
     check_int,
@@ -17,7 +17,6 @@ from fastem._validation import (
     check_sample_weight,
     effective_n_threads,
 )
-from fastem._stats import column_mean_var, frame_shift
 _k = load_kernels("_kmeans")
 
 
@@ -63,53 +62,68 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     sw = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     rng = check_random_state(random_state)
     threads = effective_n_threads(n_threads)
-    shift = frame_shift(*column_mean_var(X), X.dtype)
-    with blas_single_threaded():
-        indices = greedy_kmeans_plusplus(X, n_clusters, sw, shift, rng,
-                                         n_local_trials, threads)
+    indices = greedy_kmeans_plusplus(X, n_clusters, sw, rng, n_local_trials,
+                                     threads)
     return X[indices].copy(), indices
 
 
-def greedy_kmeans_plusplus(X, n_clusters, sample_weight, shift, rng,
-                           n_local_trials, n_threads):
+def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
+                           n_threads):
     """Row indices of greedy k-means++ seeds; inputs already validated.
 
-    ``shift`` (a point near the data, e.g. its mean, in X's dtype) keeps the
-    distance expansion in the candidate pass accurate for float32 data.
-    BLAS must already be limited to one thread by the caller.
+    Distances are computed directly (never by the expansion), so no frame
+    shift is needed; rows whose closest centre provably beats a candidate
+    are skipped without reading them (see ``fastem._kernels._kmeans``).
     """
     n_samples, n_features = X.shape
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    rows = chunk_rows(n_features + n_local_trials, X.dtype.itemsize)
+    rows = chunk_rows(n_features, X.dtype.itemsize, min_rows=256)
     n_chunks = -(-n_samples // rows)
     sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
 
     closest = np.empty(n_samples, dtype=X.dtype)
+    nearest = np.empty(n_samples, dtype=np.int32)
+    improves = np.zeros(n_samples, dtype=np.uint16)
     chunk_pot = np.empty(n_chunks)
     potentials = np.empty(n_local_trials)
-    kernel_shift = shift if shift.any() else shift[:0]
     indices = np.empty(n_clusters, dtype=np.intp)
+    chosen = np.empty((n_clusters, n_features))  # float64 copies of the centres
+    # candidates transposed and padded to a whole number of SIMD lanes
+    padded = -(-n_local_trials // 8) * 8
+    cand_t = np.zeros((n_features, padded), dtype=X.dtype)
 
     if sample_weight is None:
         first = int(rng.integers(n_samples))
     else:
         first = int(rng.choice(n_samples, p=sample_weight / sample_weight.sum(dtype=np.float64)))
     indices[0] = first
-    _k.kpp_update_closest(X, sw, X[first], closest, chunk_pot, True, rows, n_threads)
+    chosen[0] = X[first]
+    _k.kpp_update_closest(X, sw, X[first], 0, 0, closest, nearest, improves,
+                          chunk_pot, rows, n_threads)
 
     for c in range(1, n_clusters):
         chunk_cum = np.cumsum(chunk_pot)
-        total = chunk_cum[-1]
-        targets = rng.uniform(size=n_local_trials) * total
+        targets = rng.uniform(size=n_local_trials) * chunk_cum[-1]
         candidates = _draw_rows(targets, chunk_cum, closest, sample_weight, rows)
-        cand_shifted = X[candidates] - shift
-        _k.kpp_candidate_potentials(X, sw, kernel_shift, cand_shifted, closest,
-                                    potentials, rows, n_threads)
-        best = candidates[int(np.argmin(potentials))]
+        cand_t[:, :n_local_trials] = X[candidates].T
+        _k.kpp_candidate_potentials(X, sw, cand_t,
+                                    _quarter_sqdist(chosen[:c], X[candidates]),
+                                    closest, nearest, improves, potentials,
+                                    rows, n_threads)
+        pick = int(np.argmin(potentials))
+        best = candidates[pick]
         indices[c] = best
-        _k.kpp_update_closest(X, sw, X[best], closest, chunk_pot, False, rows, n_threads)
+        chosen[c] = X[best]
+        _k.kpp_update_closest(X, sw, X[best], c, pick, closest, nearest, improves,
+                              chunk_pot, rows, n_threads)
     return indices
+
+
+def _quarter_sqdist(centres, points):
+    """||c_a - q||^2 / 4 for all centres a and points q (the pruning bounds)."""
+    diff = centres[:, None, :] - points[None, :, :].astype(np.float64)
+    return np.ascontiguousarray(np.einsum("ijk,ijk->ij", diff, diff) / 4.0)
 
 
 def _draw_rows(targets, chunk_cum, closest, sample_weight, rows):

@@ -144,7 +144,7 @@ class KMeans(BaseEstimator):
         n_threads = effective_n_threads(self.n_threads)
         rng = check_random_state(self.random_state)
 
-        mean, var = column_mean_var(X)
+        mean, var = column_mean_var(X, n_threads=n_threads)
         shift = frame_shift(mean, var, X.dtype)
         abs_tol = float(np.mean(var)) * tol
         rows = _lloyd_chunk_rows(k, n_features, X.dtype)
@@ -214,7 +214,7 @@ class KMeans(BaseEstimator):
     def _initial_centres(self, X, k, init, sw, shift, rng, n_threads):
         """Initial centres in X's dtype, in the shifted frame (c - shift)."""
         if isinstance(init, str) and init == "k-means++":
-            idx = greedy_kmeans_plusplus(X, k, sw, shift, rng, None, n_threads)
+            idx = greedy_kmeans_plusplus(X, k, sw, rng, None, n_threads)
             centres = X[idx]
         elif isinstance(init, str):  # 'random'
             centres = X[random_rows(X.shape[0], k, sw, rng)]
@@ -245,9 +245,9 @@ class KMeans(BaseEstimator):
         sums = np.empty((k, d))
         weights = np.empty(k)
         with blas_single_threaded():
-            _, inertia = _k.lloyd_pass(
+            _, inertia, _ = _k.lloyd_pass(
                 X, _weights_or_empty(sw, X.dtype), _shift_or_empty(shift),
-                centres, labels, sums, weights,
+                centres, labels, sums, weights, np.nan,
                 _lloyd_chunk_rows(k, d, X.dtype),
                 effective_n_threads(self.n_threads))
         return labels, inertia
@@ -377,10 +377,12 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     centres = np.ascontiguousarray(centres)
     centres64 = centres.astype(np.float64)
     strict = False
+    norms = np.nan  # sum_i w_i ||x_i - shift||^2, from the first pass
     start = time.perf_counter()
     for it in range(max_iter):
-        n_changed, inertia = _k.lloyd_pass(X, sw, kernel_shift, centres, labels,
-                                           sums, weights, chunk, n_threads)
+        n_changed, inertia, norms = _k.lloyd_pass(
+            X, sw, kernel_shift, centres, labels, sums, weights, norms, chunk,
+            n_threads)
         if it > 0 and n_changed == 0:
             # same labels as last time: the centres would not move
             strict = True
@@ -406,8 +408,8 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
                       f"{centre_shift:.3e} within tolerance {tol:.3e}.", file=sys.stderr)
             break
     if not strict:
-        _, inertia = _k.lloyd_pass(X, sw, kernel_shift, centres, labels, sums,
-                                   weights, chunk, n_threads)
+        _, inertia, _ = _k.lloyd_pass(X, sw, kernel_shift, centres, labels,
+                                      sums, weights, norms, chunk, n_threads)
     final = (centres64 + shift64).astype(X.dtype)
     return labels, final, inertia, it + 1
 

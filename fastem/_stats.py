@@ -1,41 +1,40 @@
 """Column statistics of large arrays with bounded temporary memory."""
 import numpy as np
 
-_BLOCK_ROWS = 65536
+from fastem._kernels._stats import column_moments
+from fastem._parallel import chunk_rows
+from fastem._validation import effective_n_threads
 
 
-def column_mean_var(X, block_rows=_BLOCK_ROWS):
+def column_mean_var(X, sample_weight=None, n_threads=None):
     """Column means and (population) variances of X, in float64.
 
-    X is read in blocks of rows and the block results are merged with Chan et
-    al.'s pairwise update, so the temporaries are one block, not a copy of X,
-    and the variance does not suffer the cancellation of E[x^2] - E[x]^2.
+    One parallel pass over X (no temporary the size of X): moments are
+    accumulated in float64 about the first row, which sits inside the data,
+    so the variance does not suffer the cancellation of E[x^2] - E[x]^2.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-    block_rows : int
-        Rows per block.
+    X : ndarray of shape (n_samples, n_features), float32 or float64, C order
+    sample_weight : ndarray of shape (n_samples,), X's dtype, optional
+        Weighted moments if given.
+    n_threads : int, optional
+        OpenMP threads (all allowed cores if None).
 
     Returns
     -------
     mean, var : ndarray of shape (n_features,), float64
     """
     n_features = X.shape[1]
-    mean = np.zeros(n_features)
-    m2 = np.zeros(n_features)
-    count = 0
-    for start in range(0, X.shape[0], block_rows):
-        block = X[start:start + block_rows]
-        nb = block.shape[0]
-        bmean = block.mean(axis=0, dtype=np.float64)
-        bm2 = np.square(block - bmean).sum(axis=0)
-        total = count + nb
-        delta = bmean - mean
-        mean += delta * (nb / total)
-        m2 += bm2 + delta**2 * (count * nb / total)
-        count = total
-    return mean, m2 / count
+    ref = X[0].astype(np.float64)
+    s1 = np.empty(n_features)
+    s2 = np.empty(n_features)
+    sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
+    total = column_moments(X, sw, ref, s1, s2,
+                           chunk_rows(n_features, X.dtype.itemsize, min_rows=256),
+                           effective_n_threads(n_threads))
+    d1 = s1 / total
+    return ref + d1, np.maximum(s2 / total - d1 * d1, 0.0)
 
 
 def frame_shift(mean, var, dtype):

@@ -1,86 +1,61 @@
 """K-means kernels: chunked, OpenMP-parallel passes over the rows of X.
 
 Every kernel walks X in chunks of ``chunk_rows`` consecutive rows (the last
-chunk may be shorter). Chunks are processed in *rounds* of ``ROUND_CHUNKS``
-chunks: inside a round the chunks run in parallel (``prange``, static
-schedule) and each writes its partial statistics into its own slot; after the
-round the slots are added into the totals in slot order. The summation order
-therefore depends only on the chunk size, never on the number of threads, and
-1 and N threads give bit-identical results.
+chunk may be shorter), in one parallel region per pass. Partial sums go to
+slots that belong to a chunk or to a fixed partition of the chunks (never to
+a thread), and the slots are added in a fixed order after the parallel
+region. The summation order therefore depends only on the data's shape,
+never on the number of threads: 1 and N threads give bit-identical results.
 
 Distances use the expansion ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2`` with
 the cross term from one GEMM per chunk (float32 data stays float32 there).
-Cancellation in that expansion grows with ``||x||``, so the chunk is first
-shifted by ``shift`` (the data mean) into a per-thread buffer, and centres
-are passed in the same shifted frame. Sums, weights and squared errors are
-accumulated in float64.
+Cancellation in that expansion grows with ``||x||``, so data far from the
+origin are shifted chunk by chunk by ``shift`` (their mean) into a
+per-thread buffer, with centres passed in the same shifted frame (a length-0
+``shift`` means no shift). Sums, weights and inertia accumulate in float64.
 
 No kernel validates its inputs: the Python layer does (``fastem._validation``).
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, int64_t
-from libc.stdlib cimport malloc, free
+from libc.stdint cimport int32_t, uint16_t
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
 from fastem._kernels._openmp cimport omp_get_thread_num
+from fastem._kernels._partition cimport n_partitions, partition_start
 
-cdef extern from "_argmin.h" nogil:
-    void fastem_argmin_f32(const float *dist, const float *csq, float *best,
-                           int32_t *lab, Py_ssize_t nb, Py_ssize_t n_centres)
-    void fastem_argmin_f64(const double *dist, const double *csq, double *best,
-                           int64_t *lab, Py_ssize_t nb, Py_ssize_t n_centres)
+cdef extern from "_simd.h" nogil:
+    float fastem_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
+    double fastem_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
+    float fastem_sqnorm_f32(const float *a, Py_ssize_t n)
+    double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
+    void fastem_sqdist_many_f32(const float *x, const float *qt, Py_ssize_t d,
+                                Py_ssize_t lp, float *d2)
+    void fastem_sqdist_many_f64(const double *x, const double *qt, Py_ssize_t d,
+                                Py_ssize_t lp, double *d2)
+    Py_ssize_t fastem_row_argmin_f32(const float *dist, const float *csq,
+                                     Py_ssize_t k, float *best)
+    Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
+                                     Py_ssize_t k, double *best)
 
-# Chunks per reduction round. Fixed (not tied to the thread count) so that the
-# order of floating-point additions is reproducible; large enough that a
-# round keeps all cores busy, small enough that the slots stay cache-sized.
-cdef enum:
-    ROUND_CHUNKS = 32
-
-ROUND = ROUND_CHUNKS
 
 
 cdef inline double _sqdist(const floating *a, const floating *b,
                            Py_ssize_t n) noexcept nogil:
-    """sum_j (a_j - b_j)^2 in float64, four independent accumulators.
-
-    The four partial sums break the add-latency chain and let the compiler
-    pack them into SIMD registers; their combination order is fixed, so the
-    result is deterministic.
-    """
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, d0, d1, d2, d3
-    cdef Py_ssize_t j = 0
-    while j + 4 <= n:
-        d0 = <double>a[j] - <double>b[j]
-        d1 = <double>a[j + 1] - <double>b[j + 1]
-        d2 = <double>a[j + 2] - <double>b[j + 2]
-        d3 = <double>a[j + 3] - <double>b[j + 3]
-        s0 += d0 * d0
-        s1 += d1 * d1
-        s2 += d2 * d2
-        s3 += d3 * d3
-        j += 4
-    while j < n:
-        d0 = <double>a[j] - <double>b[j]
-        s0 += d0 * d0
-        j += 1
-    return (s0 + s1) + (s2 + s3)
+    """sum_j (a_j - b_j)^2, vectorised, in the data's precision."""
+    if floating is float:
+        return fastem_sqdist_f32(a, b, n)
+    else:
+        return fastem_sqdist_f64(a, b, n)
 
 
 cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
-    """sum_j a_j^2 in float64, four independent accumulators (see _sqdist)."""
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef Py_ssize_t j = 0
-    while j + 4 <= n:
-        s0 += <double>a[j] * a[j]
-        s1 += <double>a[j + 1] * a[j + 1]
-        s2 += <double>a[j + 2] * a[j + 2]
-        s3 += <double>a[j + 3] * a[j + 3]
-        j += 4
-    while j < n:
-        s0 += <double>a[j] * a[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
+    """sum_j a_j^2, vectorised, in the data's precision."""
+    if floating is float:
+        return fastem_sqnorm_f32(a, n)
+    else:
+        return fastem_sqnorm_f64(a, n)
 
 
 cdef inline void _shift_rows(const floating *x, const floating *shift,
@@ -114,61 +89,54 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,
                        const floating *shift, const floating *centres,
                        const floating *csq, int32_t *labels,
-                       floating *xbuf, floating *dist, floating *best, void *lab,
-                       double *sums, double *wsum, double *inertia,
-                       Py_ssize_t *changed) noexcept nogil:
-    """One chunk of a Lloyd pass: assign rows, fill this chunk's slot.
+                       floating *xbuf, floating *dist, bint with_norms,
+                       double *sums, double *wsum, double *acc_best,
+                       double *changed, double *acc_norms) noexcept nogil:
+    """One chunk of a Lloyd pass: assign rows, add into the partition's slot.
 
-    dist (k x nb) = -2 C X^T by GEMM: the centre index is the slow axis, so
-    the argmin over centres is a vertical, vectorisable update per sample.
-    best_i = min_k ||c_k||^2 - 2 x_i.c_k, so ||x_i - c||^2 = best_i + ||x_i||^2.
+    dist (nb x k) = -2 X C^T by one GEMM (this orientation packs the small
+    centre matrix as BLAS's A operand, the faster way round); then per row
+    best = min_k ||c_k||^2 - 2 x.c_k, so ||x - c_best||^2 = best + ||x||^2.
 
-    Slot outputs (zeroed here): sums[k, :] = sum w x (shifted frame),
-    wsum[k] = sum w, inertia = sum w ||x - c_label||^2.
+    Adds into the slot: sums[k, :] += w x (shifted frame), wsum[k] += w,
+    acc_best += w best, changed += labels changed, and, if ``with_norms``,
+    acc_norms += w ||x||^2. The inertia is their total; the norms do not
+    depend on the centres, so the Lloyd loop computes them in its first pass
+    only.
     """
     cdef Py_ssize_t i, j, c, n_changed = 0
-    cdef double w, dsq, acc = 0.0
+    cdef double w, acc = 0.0, acc_n = 0.0
+    cdef floating best
     cdef const floating *rows = _in_frame(x, shift, nb, d, xbuf)
     cdef const floating *xr
     cdef double *sr
-    cdef int32_t *lab32 = <int32_t *>lab
-    cdef int64_t *lab64 = <int64_t *>lab
 
-    gemm_rowmajor(False, True, <int>k, <int>nb, <int>d, <floating>-2.0,
-                  centres, <int>d, rows, <int>d, <floating>0.0, dist, <int>nb)
-    if floating is float:
-        fastem_argmin_f32(dist, csq, best, lab32, nb, k)
-    else:
-        fastem_argmin_f64(dist, csq, best, lab64, nb, k)
-
-    memset(sums, 0, k * d * sizeof(double))
-    memset(wsum, 0, k * sizeof(double))
+    gemm_rowmajor(False, True, <int>nb, <int>k, <int>d, <floating>-2.0,
+                  rows, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
     for i in range(nb):
         if floating is float:
-            c = lab32[i]
+            c = fastem_row_argmin_f32(dist + i * k, csq, k, &best)
         else:
-            c = lab64[i]
+            c = fastem_row_argmin_f64(dist + i * k, csq, k, &best)
         xr = rows + i * d
         sr = sums + c * d
-        dsq = best[i] + _sqnorm(xr, d)
-        if dsq < 0.0:  # rounding in the expansion
-            dsq = 0.0
+        w = sw[i] if sw != NULL else 1.0
+        if with_norms:
+            acc_n += w * _sqnorm(xr, d)
         if sw != NULL:
-            w = sw[i]
             for j in range(d):
                 sr[j] += w * xr[j]
-            acc += w * dsq
-            wsum[c] += w
         else:
             for j in range(d):
                 sr[j] += xr[j]
-            acc += dsq
-            wsum[c] += 1.0
+        acc += w * best
+        wsum[c] += w
         if labels[i] != c:
             n_changed += 1
             labels[i] = <int32_t>c
-    inertia[0] = acc
-    changed[0] = n_changed
+    acc_best[0] += acc
+    acc_norms[0] += acc_n
+    changed[0] += n_changed
 
 
 def lloyd_pass(const floating[:, ::1] X,
@@ -178,6 +146,7 @@ def lloyd_pass(const floating[:, ::1] X,
                int32_t[::1] labels,
                double[:, ::1] sums,
                double[::1] weights,
+               double norms_total,
                Py_ssize_t chunk_rows,
                int n_threads):
     """One Lloyd pass over X: labels, inertia and the next centres' statistics.
@@ -193,6 +162,8 @@ def lloyd_pass(const floating[:, ::1] X,
         out: index of the nearest centre
     sums : (k, d) float64 out, sum over assigned rows of w (x - shift)
     weights : (k,) float64 out, sum of w over assigned rows
+    norms_total : sum_i w_i ||x_i - shift||^2 as returned by an earlier pass
+        over the same X, weights and shift; NaN to compute it in this pass
     chunk_rows : rows per chunk (fixes the summation order)
     n_threads : OpenMP threads
 
@@ -202,60 +173,65 @@ def lloyd_pass(const floating[:, ::1] X,
         Rows whose label differs from the one passed in.
     inertia : float
         sum_i w_i ||x_i - c_{label_i}||^2 for the centres passed in.
+    norms_total : float
+        sum_i w_i ||x_i - shift||^2 (computed, or passed through).
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
-    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax + nbmax
-    cdef Py_ssize_t slot_len = k * d + k + 1
-    cdef Py_ssize_t rnd, r0, nr, s, tid, c, start, nb, e, total_changed = 0
-    cdef double inertia = 0.0
+    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax
+    cdef Py_ssize_t slot_len = k * d + k + 3
+    cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
+    cdef Py_ssize_t p, c, c0, c1, tid, start, nb, e, total_changed = 0
+    cdef double inertia = 0.0, norms = 0.0
+    cdef bint with_norms = norms_total != norms_total  # NaN: compute them
     cdef const floating *xp = &X[0, 0]
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
     cdef floating *work = <floating *>malloc(n_threads * per_thread * sizeof(floating) + k * sizeof(floating))
-    cdef int64_t *labwork = <int64_t *>malloc(n_threads * nbmax * sizeof(int64_t))
-    cdef double *slots = <double *>malloc(ROUND_CHUNKS * slot_len * sizeof(double))
-    cdef Py_ssize_t *changed = <Py_ssize_t *>malloc(ROUND_CHUNKS * sizeof(Py_ssize_t))
+    cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
     cdef floating *csq
     cdef floating *tw
     cdef double *slot
-    if work == NULL or labwork == NULL or slots == NULL or changed == NULL:
-        free(work); free(labwork); free(slots); free(changed)
+    if work == NULL or slots == NULL:
+        free(work); free(slots)
         raise MemoryError("fastem: could not allocate the Lloyd pass workspace")
     csq = work + n_threads * per_thread
     with nogil:
-        memset(&sums[0, 0], 0, k * d * sizeof(double))
-        memset(&weights[0], 0, k * sizeof(double))
         _centre_sqnorms(&centres[0, 0], k, d, csq)
-        for rnd in range((n_chunks + ROUND_CHUNKS - 1) // ROUND_CHUNKS):
-            r0 = rnd * ROUND_CHUNKS
-            nr = min(<Py_ssize_t>ROUND_CHUNKS, n_chunks - r0)
-            for s in prange(nr, schedule='static', num_threads=n_threads):
-                tid = omp_get_thread_num()
-                c = r0 + s
+        for p in prange(n_parts, schedule='dynamic', num_threads=n_threads):
+            tid = omp_get_thread_num()
+            tw = work + tid * per_thread
+            slot = slots + p * slot_len
+            c0 = partition_start(p, n_parts, n_chunks)
+            c1 = partition_start(p + 1, n_parts, n_chunks)
+            for c in range(c0, c1):
                 start = c * nbmax
                 nb = min(nbmax, n - start)
-                tw = work + tid * per_thread
-                slot = slots + s * slot_len
                 _lloyd_chunk(xp + start * d, nb, d, k,
                              swp + start if swp != NULL else NULL,
                              shp, &centres[0, 0], csq, &labels[start],
-                             tw, tw + nbmax * d, tw + nbmax * d + k * nbmax,
-                             labwork + tid * nbmax,
+                             tw, tw + nbmax * d, with_norms,
                              slot, slot + k * d, slot + k * d + k,
-                             &changed[s])
-            # fixed-order reduction of this round's slots
-            for s in range(nr):
-                slot = slots + s * slot_len
-                for e in range(k * d):
-                    (&sums[0, 0])[e] += slot[e]
-                for e in range(k):
-                    weights[e] += slot[k * d + e]
-                inertia += slot[k * d + k]
-                total_changed += changed[s]
-    free(work); free(labwork); free(slots); free(changed)
-    return total_changed, inertia
+                             slot + k * d + k + 1, slot + k * d + k + 2)
+        # fixed-order reduction of the partitions' slots
+        memset(&sums[0, 0], 0, k * d * sizeof(double))
+        memset(&weights[0], 0, k * sizeof(double))
+        for p in range(n_parts):
+            slot = slots + p * slot_len
+            for e in range(k * d):
+                (&sums[0, 0])[e] += slot[e]
+            for e in range(k):
+                weights[e] += slot[k * d + e]
+            inertia += slot[k * d + k]
+            total_changed += <Py_ssize_t>slot[k * d + k + 1]
+            norms += slot[k * d + k + 2]
+    free(work); free(slots)
+    if not with_norms:
+        norms = norms_total
+    # sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 + sum_i w_i best_i; rounding
+    # of the float32 expansion can leave a hair below zero for a perfect fit
+    return total_changed, max(norms + inertia, 0.0), norms
 
 
 def assigned_sqdist(const floating[:, ::1] X,
@@ -318,120 +294,195 @@ def pairwise_sqdist(const floating[:, ::1] X,
 # ---------------------------------------------------------------------------
 # Greedy k-means++ seeding
 #
-# Each step draws candidates with probability proportional to
-# w_i * D(x_i)^2 (D = distance to the closest chosen centre), evaluates the
-# potential sum_i w_i min(D(x_i)^2, ||x_i - cand||^2) of every candidate in
-# one pass, keeps the best, and updates D in a second pass. Sampling needs a
-# cumulative sum over all rows; instead of an O(n) cumsum per step, the update
-# pass records each chunk's potential, so a draw first picks a chunk from the
-# (n_chunks,) cumulative sums and then a row inside it.
+# Each step draws L candidates with probability proportional to w_i D(x_i)^2
+# (D = distance to the closest chosen centre), evaluates the potential
+# sum_i w_i min(D(x_i)^2, ||x_i - q||^2) of every candidate q in one pass,
+# keeps the best, and updates D in a second pass.
+#
+# Sampling needs a cumulative sum over all rows; instead of an O(n) cumsum
+# per step, the update pass records each chunk's potential, so a draw first
+# picks a chunk from the (n_chunks,) cumulative sums, then a row inside it.
+#
+# Two exact savings keep the passes from re-reading all of X every step:
+#
+# * Pruning. Every row remembers which chosen centre a is closest to. By the
+#   triangle inequality ||x - q|| >= ||q - a|| - ||x - a||, so when
+#   ||q - a||^2 / 4 >= ||x - a||^2 = D(x)^2, q cannot beat a for x and
+#   min(D(x)^2, ||x - q||^2) = D(x)^2 without reading x. The caller passes
+#   the table ||c_a - q||^2 / 4; a relative margin PRUNE_MARGIN keeps the
+#   test on the safe side of rounding. Rows for which every candidate is
+#   pruned cost two loads.
+# * Improvement masks. The candidate pass records, per row, a bit for each
+#   candidate that is closer than D(x). The update pass then recomputes a
+#   distance only for rows whose bit is set for the chosen candidate (a few
+#   percent of the rows after the first steps) and otherwise reads only the
+#   row's D(x) to refresh the chunk potentials.
 # ---------------------------------------------------------------------------
+
+cdef double PRUNE_MARGIN = 1.0 + 1e-4
+
+# bit of candidate l in the uint16 improvement mask; candidates 15 and up
+# share the last bit (their rows are simply recomputed when one is chosen)
+cdef inline uint16_t _cand_bit(Py_ssize_t l) noexcept nogil:
+    return <uint16_t>(1 << (l if l < 15 else 15))
+
 
 def kpp_update_closest(const floating[:, ::1] X,
                        const floating[::1] sample_weight,
                        const floating[::1] centre,
+                       int32_t centre_index,
+                       Py_ssize_t candidate,
                        floating[::1] closest,
+                       int32_t[::1] nearest,
+                       const uint16_t[::1] improves,
                        double[::1] chunk_pot,
-                       bint first,
                        Py_ssize_t chunk_rows,
                        int n_threads):
-    """closest[i] = min(closest[i], ||x_i - centre||^2); chunk potentials.
+    """Take a new centre into account: closest distances and chunk potentials.
 
-    With ``first`` the old ``closest`` is ignored. ``chunk_pot[c]`` receives
-    sum_{i in chunk c} w_i closest[i] (float64, fixed order).
+    Parameters
+    ----------
+    X : (n, d) data
+    sample_weight : (n,) or length 0 for unit weights
+    centre : (d,) the new centre
+    centre_index : its index among the chosen centres; 0 for the first, when
+        ``closest`` and ``nearest`` are initialised rather than updated
+    candidate : which candidate of the last candidate pass it was (selects
+        the bit of ``improves``); ignored for the first centre
+    closest : (n,) in/out, squared distance to the closest chosen centre
+    nearest : (n,) int32 in/out, index of that centre
+    improves : (n,) uint16, the candidate pass's improvement masks
+    chunk_pot : (n_chunks,) out, sum_{i in chunk} w_i closest_i
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start
+    cdef uint16_t bit = _cand_bit(candidate)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     with nogil:
-        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+        for c in prange(n_chunks, schedule='dynamic', chunksize=4,
+                        num_threads=n_threads):
             start = c * nbmax
             chunk_pot[c] = _kpp_update_chunk(
                 &X[start, 0], min(nbmax, n - start), d,
-                swp + start if swp != NULL else NULL,
-                &centre[0], &closest[start], first)
+                swp + start if swp != NULL else NULL, &centre[0],
+                centre_index, bit, &improves[start], &closest[start],
+                &nearest[start])
 
 
 cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                               const floating *sw, const floating *centre,
-                              floating *closest, bint first) noexcept nogil:
+                              int32_t index, uint16_t bit,
+                              const uint16_t *improves, floating *closest,
+                              int32_t *nearest) noexcept nogil:
     """Update one chunk's closest distances; return its weighted potential."""
     cdef Py_ssize_t i
     cdef double dist, pot = 0.0
     for i in range(nb):
-        dist = _sqdist(x + i * d, centre, d)
-        if not first and closest[i] < dist:
-            dist = closest[i]
-        closest[i] = <floating>dist
+        if index == 0:
+            closest[i] = <floating>_sqdist(x + i * d, centre, d)
+            nearest[i] = 0
+        elif improves[i] & bit:
+            dist = _sqdist(x + i * d, centre, d)
+            if dist < closest[i]:
+                closest[i] = <floating>dist
+                nearest[i] = index
         pot += (sw[i] if sw != NULL else 1.0) * <double>closest[i]
     return pot
 
 
 def kpp_candidate_potentials(const floating[:, ::1] X,
                              const floating[::1] sample_weight,
-                             const floating[::1] shift,
-                             const floating[:, ::1] candidates,
+                             const floating[:, ::1] candidates_t,
+                             const double[:, ::1] quarter_sqdist,
                              const floating[::1] closest,
+                             const int32_t[::1] nearest,
+                             uint16_t[::1] improves,
                              double[::1] potentials,
                              Py_ssize_t chunk_rows,
                              int n_threads):
-    """potentials[l] = sum_i w_i min(closest[i], ||x_i - cand_l||^2).
+    """potentials[l] = sum_i w_i min(closest_i, ||x_i - q_l||^2).
 
-    ``candidates`` are in the shifted frame. Cross terms come from one GEMM
-    per chunk, (nb x d) @ (d x L).
+    Parameters
+    ----------
+    candidates_t : (d, lp) the L candidates transposed, zero-padded to lp
+        columns (lp >= L, a multiple of the SIMD width)
+    quarter_sqdist : (n_centres, L) ||c_a - q_l||^2 / 4 for every chosen
+        centre a (the pruning bounds)
+    improves : (n,) uint16 out, bit l set where candidate l is closer than
+        closest_i (see ``_cand_bit``)
+    potentials : (L,) out
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], L = candidates.shape[0]
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef Py_ssize_t L = quarter_sqdist.shape[1], lp = candidates_t.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
-    cdef Py_ssize_t per_thread = nbmax * d + nbmax * L
-    cdef Py_ssize_t rnd, r0, nr, s, c, start, nb, i, l, tid
-    cdef double xsq, dist, w, cur
-    cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
+    cdef Py_ssize_t c, start, l, tid
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
-    cdef floating *work = <floating *>malloc(n_threads * per_thread * sizeof(floating))
-    cdef double *slots = <double *>malloc(ROUND_CHUNKS * L * sizeof(double))
-    cdef double *csq = <double *>malloc(L * sizeof(double))
-    cdef floating *xc
-    cdef floating *dots
-    cdef double *slot
-    if work == NULL or slots == NULL or csq == NULL:
-        free(work); free(slots); free(csq)
+    # one slot of L potentials per chunk: small, and the reduction below runs
+    # in chunk order whatever the thread count
+    cdef double *slots = <double *>malloc(n_chunks * L * sizeof(double))
+    cdef floating *d2 = <floating *>malloc(n_threads * lp * sizeof(floating))
+    if slots == NULL or d2 == NULL:
+        free(slots); free(d2)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
+        for c in prange(n_chunks, schedule='dynamic', chunksize=4,
+                        num_threads=n_threads):
+            tid = omp_get_thread_num()
+            start = c * nbmax
+            _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
+                                  swp + start if swp != NULL else NULL,
+                                  &candidates_t[0, 0], L, lp,
+                                  &quarter_sqdist[0, 0], &closest[start],
+                                  &nearest[start], &improves[start],
+                                  d2 + tid * lp, slots + c * L)
         for l in range(L):
-            csq[l] = _sqnorm(&candidates[l, 0], d)
             potentials[l] = 0.0
-        for rnd in range((n_chunks + ROUND_CHUNKS - 1) // ROUND_CHUNKS):
-            r0 = rnd * ROUND_CHUNKS
-            nr = min(<Py_ssize_t>ROUND_CHUNKS, n_chunks - r0)
-            for s in prange(nr, schedule='static', num_threads=n_threads):
-                tid = omp_get_thread_num()
-                c = r0 + s
-                start = c * nbmax
-                nb = min(nbmax, n - start)
-                dots = work + tid * per_thread + nbmax * d
-                slot = slots + s * L
-                xc = <floating *>_in_frame(&X[start, 0], shp, nb, d,
-                                           work + tid * per_thread)
-                gemm_rowmajor(False, True, <int>nb, <int>L, <int>d,
-                              <floating>1.0, xc, <int>d, &candidates[0, 0],
-                              <int>d, <floating>0.0, dots, <int>L)
-                for l in range(L):
-                    slot[l] = 0.0
-                for i in range(nb):
-                    xsq = _sqnorm(xc + i * d, d)
-                    w = swp[start + i] if swp != NULL else 1.0
-                    cur = closest[start + i]
-                    for l in range(L):
-                        dist = xsq + csq[l] - 2.0 * dots[i * L + l]
-                        if dist > cur:
-                            dist = cur
-                        if dist < 0.0:
-                            dist = 0.0
-                        slot[l] += w * dist
-            for s in range(nr):
-                for l in range(L):
-                    potentials[l] += slots[s * L + l]
-    free(work); free(slots); free(csq)
+        for c in range(n_chunks):
+            for l in range(L):
+                potentials[l] += slots[c * L + l]
+    free(slots); free(d2)
+
+
+cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                                const floating *sw, const floating *qt,
+                                Py_ssize_t L, Py_ssize_t lp, const double *qd,
+                                const floating *closest, const int32_t *nearest,
+                                uint16_t *improves, floating *d2,
+                                double *pot) noexcept nogil:
+    """One chunk of the candidate pass (see kpp_candidate_potentials)."""
+    cdef Py_ssize_t i, l
+    cdef double w, cur, bound
+    cdef const double *qrow
+    cdef bint needed
+    cdef uint16_t mask
+    for l in range(L):
+        pot[l] = 0.0
+    for i in range(nb):
+        w = sw[i] if sw != NULL else 1.0
+        cur = closest[i]
+        bound = cur * PRUNE_MARGIN
+        qrow = qd + nearest[i] * L
+        needed = False
+        for l in range(L):
+            if qrow[l] < bound:
+                needed = True
+                break
+        mask = 0
+        if needed:
+            if floating is float:
+                fastem_sqdist_many_f32(x + i * d, qt, d, lp, d2)
+            else:
+                fastem_sqdist_many_f64(x + i * d, qt, d, lp, d2)
+            for l in range(L):
+                if d2[l] < cur:
+                    mask |= _cand_bit(l)
+                    pot[l] += w * d2[l]
+                else:
+                    pot[l] += w * cur
+        else:
+            for l in range(L):
+                pot[l] += w * cur
+        improves[i] = mask

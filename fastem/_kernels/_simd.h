@@ -1,0 +1,221 @@
+/* Small SIMD building blocks of the kernels, written in C where Cython
+ * cannot say what the vectoriser needs.
+ *
+ * 1. Squared norms and distances of short vectors: a reduction, which the
+ *    compiler only vectorises when told it may reassociate the sum. '#pragma
+ *    omp simd reduction' says exactly that for this loop and nowhere else
+ *    (no -ffast-math); the association is fixed by the binary, so results
+ *    stay deterministic. Sums run in the data's precision.
+ *
+ * 2. Distances from one point to a few candidates at once (k-means++).
+ *
+ * 3. Argmin over one row of a distance block, with AVX2 intrinsics in the
+ *    x86-64-v3 build (GCC does not vectorise an argmin by itself).
+ */
+#ifndef FASTEM_SIMD_H
+#define FASTEM_SIMD_H
+#include <stdint.h>
+#include <string.h>
+
+static inline float fastem_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
+{
+    float s = 0.0f;
+    Py_ssize_t j;
+#pragma omp simd reduction(+:s)
+    for (j = 0; j < n; j++) {
+        float d = a[j] - b[j];
+        s += d * d;
+    }
+    return s;
+}
+
+static inline double fastem_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
+{
+    double s = 0.0;
+    Py_ssize_t j;
+#pragma omp simd reduction(+:s)
+    for (j = 0; j < n; j++) {
+        double d = a[j] - b[j];
+        s += d * d;
+    }
+    return s;
+}
+
+static inline float fastem_sqnorm_f32(const float *a, Py_ssize_t n)
+{
+    float s = 0.0f;
+    Py_ssize_t j;
+#pragma omp simd reduction(+:s)
+    for (j = 0; j < n; j++)
+        s += a[j] * a[j];
+    return s;
+}
+
+static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
+{
+    double s = 0.0;
+    Py_ssize_t j;
+#pragma omp simd reduction(+:s)
+    for (j = 0; j < n; j++)
+        s += a[j] * a[j];
+    return s;
+}
+
+/* d2[l] = ||x - q_l||^2 for all candidates q_l at once. The candidates are
+ * stored transposed, qt[j * lp + l], with lp a multiple of 8, so the inner
+ * loop runs across 8 candidates: one broadcast of x_j and one vector update,
+ * no horizontal reduction per distance. Four accumulators (for j mod 4)
+ * break the add-latency chain; they are combined in a fixed order. */
+#define FASTEM_SQDIST_MANY(NAME, T)                                          \
+static inline void NAME(const T *x, const T *qt, Py_ssize_t d,              \
+                        Py_ssize_t lp, T *d2)                               \
+{                                                                           \
+    Py_ssize_t j, l, l0;                                                    \
+    for (l0 = 0; l0 < lp; l0 += 8) {                                       \
+        T a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};               \
+        const T *q = qt + l0;                                               \
+        for (j = 0; j + 4 <= d; j += 4) {                                   \
+            const T x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], x3 = x[j + 3]; \
+            const T *r0 = q + j * lp, *r1 = r0 + lp, *r2 = r1 + lp,         \
+                    *r3 = r2 + lp;                                          \
+            _Pragma("omp simd")                                             \
+            for (l = 0; l < 8; l++) {                                       \
+                T t0 = x0 - r0[l], t1 = x1 - r1[l];                         \
+                T t2 = x2 - r2[l], t3 = x3 - r3[l];                         \
+                a0[l] += t0 * t0;                                           \
+                a1[l] += t1 * t1;                                           \
+                a2[l] += t2 * t2;                                           \
+                a3[l] += t3 * t3;                                           \
+            }                                                               \
+        }                                                                   \
+        for (; j < d; j++) {                                                \
+            const T xj = x[j];                                              \
+            const T *r = q + j * lp;                                        \
+            _Pragma("omp simd")                                             \
+            for (l = 0; l < 8; l++) {                                       \
+                T t = xj - r[l];                                            \
+                a0[l] += t * t;                                             \
+            }                                                               \
+        }                                                                   \
+        for (l = 0; l < 8; l++)                                             \
+            d2[l0 + l] = (a0[l] + a1[l]) + (a2[l] + a3[l]);                 \
+    }                                                                       \
+}
+
+FASTEM_SQDIST_MANY(fastem_sqdist_many_f32, float)
+FASTEM_SQDIST_MANY(fastem_sqdist_many_f64, double)
+
+/* Index of the smallest dist[j] + csq[j] over one row (first one on ties,
+ * as a plain scan with a strict '<' would give); *best receives the value.
+ * With AVX2 (the x86-64-v3 build): a vector min, then a vector search for
+ * the first lane equal to it; values are recomputed identically, so the
+ * equality test is exact. Elsewhere: the plain scan. */
+#if defined(__AVX2__)
+#include <immintrin.h>
+
+static inline float fastem_hmin_ps(__m256 v)
+{
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+static inline double fastem_hmin_pd(__m256d v)
+{
+    __m128d m = _mm_min_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_min_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+#endif
+
+static inline Py_ssize_t fastem_row_argmin_f32(const float *dist, const float *csq,
+                                               Py_ssize_t k, float *best)
+{
+    Py_ssize_t j, arg = 0;
+    float m;
+#if defined(__AVX2__)
+    if (k >= 8) {
+        __m256 vmin = _mm256_add_ps(_mm256_loadu_ps(dist), _mm256_loadu_ps(csq));
+        for (j = 8; j + 8 <= k; j += 8)
+            vmin = _mm256_min_ps(vmin, _mm256_add_ps(_mm256_loadu_ps(dist + j),
+                                                     _mm256_loadu_ps(csq + j)));
+        m = fastem_hmin_ps(vmin);
+        for (; j < k; j++) {
+            float v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
+        }
+        __m256 target = _mm256_set1_ps(m);
+        for (j = 0; j + 8 <= k; j += 8) {
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(dist + j), _mm256_loadu_ps(csq + j));
+            int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, target, _CMP_EQ_OQ));
+            if (mask) {
+                *best = m;
+                return j + __builtin_ctz(mask);
+            }
+        }
+        for (; j < k; j++)
+            if (dist[j] + csq[j] == m)
+                break;
+        *best = m;
+        return j;
+    }
+#endif
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        float v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
+        }
+    }
+    *best = m;
+    return arg;
+}
+
+static inline Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
+                                               Py_ssize_t k, double *best)
+{
+    Py_ssize_t j, arg = 0;
+    double m;
+#if defined(__AVX2__)
+    if (k >= 4) {
+        __m256d vmin = _mm256_add_pd(_mm256_loadu_pd(dist), _mm256_loadu_pd(csq));
+        for (j = 4; j + 4 <= k; j += 4)
+            vmin = _mm256_min_pd(vmin, _mm256_add_pd(_mm256_loadu_pd(dist + j),
+                                                     _mm256_loadu_pd(csq + j)));
+        m = fastem_hmin_pd(vmin);
+        for (; j < k; j++) {
+            double v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
+        }
+        __m256d target = _mm256_set1_pd(m);
+        for (j = 0; j + 4 <= k; j += 4) {
+            __m256d v = _mm256_add_pd(_mm256_loadu_pd(dist + j), _mm256_loadu_pd(csq + j));
+            int mask = _mm256_movemask_pd(_mm256_cmp_pd(v, target, _CMP_EQ_OQ));
+            if (mask) {
+                *best = m;
+                return j + __builtin_ctz(mask);
+            }
+        }
+        for (; j < k; j++)
+            if (dist[j] + csq[j] == m)
+                break;
+        *best = m;
+        return j;
+    }
+#endif
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        double v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
+        }
+    }
+    *best = m;
+    return arg;
+}
+#endif

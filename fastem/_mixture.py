@@ -1,0 +1,814 @@
+"""GaussianMixture: EM for full, tied, diag and spherical covariances.
+
+The EM loop, initialisation, stopping and scoring live here; every pass over
+the data is one call of the fused kernel ``fastem._kernels._gaussian.em_pass``
+(log-densities -> log-sum-exp -> responsibilities -> weighted sufficient
+statistics -> log-likelihood, chunk by chunk). The M-step works on the K x D x D
+statistics only (``fastem._mixture_mstep``).
+"""
+import math
+import numbers
+import warnings
+from time import time
+
+import numpy as np
+
+from fastem._base import BaseEstimator, check_is_fitted
+from fastem._exceptions import ConvergenceWarning
+from fastem._kernels import _gaussian
+from fastem._mixture_mstep import (
+    COVARIANCE_TYPES,
+    check_means_init,
+    check_precisions_init,
+    check_weights_init,
+    compute_precision_cholesky,
+    covariances_from_precisions,
+    estep_operands,
+    m_step,
+    n_parameters,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+from fastem._validation import (
+    check_array,
+    check_int,
+    check_n_features,
+    check_option,
+    check_random_state,
+    check_real,
+    check_sample_weight,
+    effective_n_threads,
+)
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+# rows of random responsibilities generated at a time for init_params='random'
+_RANDOM_INIT_BLOCK = 65536
+
+_controller = None
+
+
+def _blas_single_thread():
+    """Context manager limiting BLAS to one thread (kernels call BLAS inside
+    their own parallel region). The controller is created once."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+class _Engine:
+    """Workspaces and buffers for the kernel, allocated once per fit/predict."""
+
+    def __init__(self, covariance_type, n_components, n_features, dtype, n_threads):
+        self.cov_code = _gaussian.COV_TYPES[covariance_type]
+        self.K = n_components
+        self.D = n_features
+        self.dtype = np.dtype(dtype)
+        self.n_threads = n_threads
+        self.P = _gaussian.n_stat_features(self.cov_code, n_features)
+        self.chunk = _gaussian.chunk_rows(self.cov_code, n_components, n_features,
+                                          self.dtype.itemsize)
+        nf, nd = _gaussian.workspace_sizes(self.cov_code, n_components, n_features,
+                                           self.chunk)
+        self.fws = np.empty((n_threads, nf), dtype=self.dtype)
+        self.dws = np.empty((n_threads, nd))
+        self.slots = np.empty((_gaussian.ROUND, n_components * self.P))
+        self._empty_f1 = np.empty(0, dtype=self.dtype)
+        self._empty_f2 = np.empty((0, n_components), dtype=self.dtype)
+        self._empty_d1 = np.empty(0)
+        self._empty_d2 = np.empty((0, n_components))
+        self._empty_i = np.empty(0, dtype=np.int32)
+        self._empty_l = np.empty(0, dtype=np.int64)
+        self._dummy_A = np.zeros((1, 1), dtype=self.dtype)
+
+    def run(self, X, sw, shift, mode, *, operands=None, resp=None, labels=None,
+            stats=True, out_lpn=None, out_resp=None, out_labels=None,
+            cov_code=None, K=None):
+        """One kernel pass; returns (log-likelihood sum, stats or None)."""
+        cov_code = self.cov_code if cov_code is None else cov_code
+        K = self.K if K is None else K
+        P = _gaussian.n_stat_features(cov_code, self.D)
+        st = np.empty((K, P)) if stats else np.empty((0, P))
+        if operands is None:
+            A, crow, const = self._dummy_A, self._empty_f1, self._empty_d1
+        else:
+            A, crow, const = operands
+        if cov_code == self.cov_code and K == self.K:
+            fws, dws, slots, chunk = self.fws, self.dws, self.slots, self.chunk
+        else:
+            fws, dws, slots, chunk = self._ws(cov_code, K)
+        ll = _gaussian.em_pass(
+            X,
+            self._empty_f1 if sw is None else sw,
+            shift,
+            cov_code,
+            _gaussian.RESP_MODES[mode],
+            A,
+            crow if crow.shape[0] else np.zeros(1, dtype=self.dtype),
+            const,
+            np.empty((0, K)) if resp is None else resp,
+            self._empty_i if labels is None else labels,
+            st,
+            slots,
+            fws,
+            dws,
+            self._empty_f1 if out_lpn is None else out_lpn,
+            np.empty((0, K), dtype=self.dtype) if out_resp is None else out_resp,
+            self._empty_l if out_labels is None else out_labels,
+            K,
+            chunk,
+            self.n_threads,
+        )
+        return ll, (st if stats else None)
+
+    def _ws(self, cov_code, K):
+        """Workspaces for an auxiliary pass (data moments: other type or K)."""
+        key = (cov_code, K)
+        cache = self.__dict__.setdefault("_ws_cache", {})
+        if key not in cache:
+            chunk = _gaussian.chunk_rows(cov_code, K, self.D, self.dtype.itemsize)
+            nf, nd = _gaussian.workspace_sizes(cov_code, K, self.D, chunk)
+            P = _gaussian.n_stat_features(cov_code, self.D)
+            cache[key] = (np.empty((self.n_threads, nf), dtype=self.dtype),
+                          np.empty((self.n_threads, nd)),
+                          np.empty((_gaussian.ROUND, K * P)), chunk)
+        return cache[key]
+
+
+class GaussianMixture(BaseEstimator):
+    """Gaussian mixture model fitted by expectation-maximisation.
+
+    A drop-in for :class:`sklearn.mixture.GaussianMixture` on large dense
+    data: each EM iteration is one fused, multi-threaded pass over ``X`` in
+    row chunks (log-densities from the Cholesky factors of the precisions by
+    GEMM, log-sum-exp, responsibilities and weighted sufficient statistics
+    together), so no ``n_samples x n_components`` array is ever allocated
+    during ``fit``. float32 data stays float32 (parameters are returned in
+    float32) while all statistics are accumulated in float64, centred on the
+    data mean, so float32 fits do not lose their variances to cancellation.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': one general covariance matrix per component; 'tied': one
+        general covariance matrix shared by all components; 'diag': one
+        diagonal covariance matrix per component; 'spherical': one variance
+        per component.
+    tol : float, default=1e-3
+        Convergence threshold: EM stops when the lower bound (the average
+        log-likelihood per sample) changes by less than ``tol``.
+    reg_covar : float, default=1e-6
+        Non-negative regularisation added to the diagonal of the covariances,
+        so that they stay positive definite.
+    max_iter : int, default=100
+        Number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the best result is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
+        How the responsibilities that give the initial parameters are chosen:
+        labels of :class:`fastem.KMeans`; one point per component from
+        k-means++ seeding; random responsibilities; or one point per
+        component drawn at random from the data.
+    weights_init : array-like of shape (n_components,), default=None
+        Initial weights (non-negative, summing to 1).
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means.
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances), of shape
+        (n_components, n_features, n_features) for 'full',
+        (n_features, n_features) for 'tied', (n_components, n_features) for
+        'diag' and (n_components,) for 'spherical'.
+    random_state : int, numpy.random.Generator, RandomState or None, default=None
+        Seed of the initialisation (and of :meth:`sample`).
+    warm_start : bool, default=False
+        If True, each ``fit`` starts from the previous solution (and
+        ``n_init`` is ignored after the first fit).
+    n_threads : int or None, default=None
+        OpenMP threads of the kernels (None: all allowed CPUs; negative counts
+        back from all CPUs). Results are bit-identical for any thread count.
+    verbose : int, default=0
+        1 prints the initialisation and iteration progress, 2 adds timings
+        and the lower bound change.
+    verbose_interval : int, default=10
+        Iterations between two progress messages.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        Shape as ``precisions_init``.
+    precisions_ : ndarray
+        Inverse covariances, same shape.
+    precisions_cholesky_ : ndarray
+        Cholesky factors ``L`` of the precisions, ``precision = L @ L.T``
+        (upper triangular, as in scikit-learn).
+    converged_ : bool
+        Whether the best initialisation met ``tol`` within ``max_iter``.
+    n_iter_ : int
+        EM iterations of the best initialisation.
+    lower_bound_ : float
+        Lower bound (average log-likelihood per sample, weighted by
+        ``sample_weight``) of the best initialisation at its last iteration.
+    lower_bounds_ : list of float
+        The lower bound at every iteration of the best initialisation.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    Notes
+    -----
+    ``sample_weight`` (not offered by scikit-learn) multiplies each sample's
+    responsibilities in the sufficient statistics and its log-likelihood in
+    the lower bound: integer weights give the same fit as repeated rows.
+
+    A component whose total responsibility drops to (numerically) zero keeps
+    its previous mean and covariance and its weight becomes ~1e-16 of the
+    total; it produces no NaN and no error.
+
+    The E-step's exponentials are computed with a vectorised exp accurate to
+    a few ulp; responsibilities below exp(-708) relative to the most likely
+    component of a sample are set to exactly 0 (scikit-learn keeps subnormal
+    values there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.means_.round(1)  # doctest: +SKIP
+    array([[10.,  2.],
+           [ 1.,  2.]])
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        n_threads=None,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ------------------------------------------------------------------
+    # parameter checks
+
+    def _check_params(self):
+        check_int(self.n_components, "n_components", min_value=1)
+        check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        check_real(self.tol, "tol", min_value=0.0)
+        check_real(self.reg_covar, "reg_covar", min_value=0.0)
+        check_int(self.max_iter, "max_iter", min_value=0)
+        check_int(self.n_init, "n_init", min_value=1)
+        check_option(self.init_params, "init_params", INIT_PARAMS)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}.")
+        check_int(self.verbose, "verbose", min_value=0)
+        check_int(self.verbose_interval, "verbose_interval", min_value=1)
+        return effective_n_threads(self.n_threads)
+
+    # ------------------------------------------------------------------
+    # fitting
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the model parameters with the EM algorithm.
+
+        The model is fitted ``n_init`` times and the parameters of the run
+        with the largest lower bound are kept. Each run alternates E- and
+        M-steps until the lower bound changes by less than ``tol`` or
+        ``max_iter`` iterations are done (then a ``ConvergenceWarning`` is
+        issued). With ``warm_start=True`` later calls continue from the
+        current parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 and float64 are kept; other numeric types
+            become float64.
+        y : Ignored
+            Present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample (None: all 1). A sample's
+            responsibilities and log-likelihood are multiplied by its weight;
+            integer weights are equivalent to repeating rows.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model and return the most likely component of each sample.
+
+        Equal to ``fit(X, sample_weight=sample_weight).predict(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (see :meth:`fit`).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+            Component labels.
+        """
+        Xv = self._fit(X, sample_weight)
+        return self._row_pass(Xv, labels=True)["labels"]
+
+    def _fit(self, X, sample_weight):
+        n_threads = self._check_params()
+        X = check_array(X)
+        n_samples, n_features = X.shape
+        K = self.n_components
+        if K > n_samples:
+            raise ValueError(
+                f"n_components={K} must be <= n_samples={n_samples}: a mixture "
+                "cannot have more components than samples."
+            )
+        sw = check_sample_weight(sample_weight, n_samples, X.dtype)
+        if sw is not None and np.count_nonzero(sw) < K:
+            raise ValueError(
+                f"Only {np.count_nonzero(sw)} samples have a positive weight, fewer "
+                f"than n_components={K}."
+            )
+        cov_type = self.covariance_type
+        dtype = X.dtype
+        weights_init = means_init = precisions_init = None
+        if self.weights_init is not None:
+            weights_init = check_weights_init(self.weights_init, K, dtype)
+        if self.means_init is not None:
+            means_init = check_means_init(self.means_init, K, n_features)
+        if self.precisions_init is not None:
+            precisions_init = check_precisions_init(self.precisions_init, cov_type,
+                                                    K, n_features)
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            check_n_features(X, self.n_features_in_, type(self).__name__)
+            if (self.means_.shape[0] != K
+                    or getattr(self, "_fit_covariance_type", cov_type) != cov_type):
+                raise ValueError(
+                    "warm_start=True needs the same n_components and covariance_type "
+                    "as the previous fit; set warm_start=False to refit."
+                )
+        n_init = self.n_init if do_init else 1
+        rng = check_random_state(self.random_state)
+
+        with _blas_single_thread():
+            eng = _Engine(cov_type, K, n_features, dtype, n_threads)
+            # weighted data mean: the fixed shift of every pass, computed with
+            # shift 0 (one pass, float64 sums)
+            zero = np.zeros(n_features, dtype=dtype)
+            _, st = eng.run(X, sw, zero, "one", cov_code=_gaussian.COV_TYPES["tied"], K=1)
+            total_w = float(st[0, 0])
+            shift = (st[0, 1:] / total_w).astype(dtype)
+            shift64 = shift.astype(np.float64)
+            tied_moments = None
+            if cov_type == "tied":
+                _, st = eng.run(X, sw, shift, "one", cov_code=_gaussian.COV_TYPES["full"], K=1)
+                from fastem._mixture_mstep import unpack_vech
+
+                tied_moments = (float(st[0, 0]), st[0, 1:1 + n_features].copy(),
+                                unpack_vech(st[:, 1 + n_features:], n_features)[0])
+            eps = float(np.finfo(dtype).eps)
+            # scikit-learn's N_k = G_k + 10 eps, scaled by the mean weight so
+            # that rescaling all sample weights changes nothing
+            eps_reg = 10.0 * eps * (total_w / n_samples)
+            ctx = dict(X=X, sw=sw, eng=eng, shift=shift, shift64=shift64,
+                       tied_moments=tied_moments, eps_reg=eps_reg, total_w=total_w,
+                       dtype=dtype, cov_type=cov_type)
+
+            max_lower_bound = -np.inf
+            best = None
+            self.converged_ = False
+            for init in range(n_init):
+                self._verbose_init_beg(init)
+                if do_init:
+                    params = self._initial_parameters(ctx, rng, weights_init,
+                                                      means_init, precisions_init)
+                    lower_bound = -np.inf
+                else:
+                    params = self._current_parameters()
+                    lower_bound = self.lower_bound_
+                lower_bounds = []
+                converged = False
+                n_iter = 0
+                for n_iter in range(1, self.max_iter + 1):
+                    prev = lower_bound
+                    ll, stats = eng.run(X, sw, shift, "estep",
+                                        operands=self._operands(params, ctx))
+                    params = self._m_step(stats, params, ctx)
+                    lower_bound = ll / total_w
+                    lower_bounds.append(lower_bound)
+                    change = lower_bound - prev
+                    self._verbose_iter_end(n_iter, change)
+                    if abs(change) < self.tol:
+                        converged = True
+                        break
+                self._verbose_init_end(lower_bound, converged)
+                if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
+                    max_lower_bound = lower_bound
+                    best = (params, n_iter, lower_bounds, converged)
+            params, n_iter, lower_bounds, converged = best
+            self.converged_ = converged
+
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"The best of {n_init} initialisation(s) did not converge within "
+                f"max_iter={self.max_iter} iterations (tol={self.tol}). Increase "
+                "max_iter (or tol), try n_init > 1 or another init_params, or check "
+                "the data for degenerate (constant or duplicated) features.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_parameters(params, dtype)
+        self.n_iter_ = n_iter
+        self.lower_bound_ = float(max_lower_bound)
+        self.lower_bounds_ = [float(v) for v in lower_bounds]
+        self.n_features_in_ = n_features
+        self._fit_covariance_type = cov_type
+        return X
+
+    # parameters during fit: dict of float64 arrays
+    def _current_parameters(self):
+        return {
+            "weights": np.asarray(self.weights_, dtype=np.float64),
+            "means": np.asarray(self.means_, dtype=np.float64),
+            "covariances": np.asarray(self.covariances_, dtype=np.float64),
+            "prec_chol": np.asarray(self.precisions_cholesky_, dtype=np.float64),
+        }
+
+    def _operands(self, params, ctx):
+        return estep_operands(params["weights"], params["means"], params["prec_chol"],
+                              ctx["cov_type"], ctx["shift64"], ctx["dtype"])
+
+    def _m_step(self, stats, params, ctx):
+        cov_type = ctx["cov_type"]
+        nk, means, cov, _ = m_step(
+            stats, ctx["shift64"], cov_type, float(self.reg_covar), ctx["eps_reg"],
+            tied_moments=ctx["tied_moments"],
+            previous=(params["means"], params["covariances"]),
+            empty_threshold=ctx["eps_reg"],
+        )
+        return {
+            "weights": nk / nk.sum(),
+            "means": means,
+            "covariances": cov,
+            "prec_chol": compute_precision_cholesky(cov, cov_type, ctx["dtype"]),
+        }
+
+    def _initial_parameters(self, ctx, rng, weights_init, means_init, precisions_init):
+        cov_type = ctx["cov_type"]
+        if weights_init is not None and means_init is not None and precisions_init is not None:
+            return {
+                "weights": weights_init,
+                "means": means_init,
+                "covariances": covariances_from_precisions(precisions_init, cov_type),
+                "prec_chol": precision_cholesky_from_precisions(precisions_init, cov_type),
+            }
+        stats = self._initial_statistics(ctx, rng)
+        nk, means, cov, _ = m_step(stats, ctx["shift64"], cov_type, float(self.reg_covar),
+                                   ctx["eps_reg"], tied_moments=ctx["tied_moments"])
+        # scikit-learn: weights = N_k / n_samples (weighted: / total weight)
+        weights = nk / ctx["total_w"] if weights_init is None else weights_init
+        if means_init is not None:
+            means = means_init
+        if precisions_init is None:
+            prec_chol = compute_precision_cholesky(cov, cov_type, ctx["dtype"])
+        else:
+            prec_chol = precision_cholesky_from_precisions(precisions_init, cov_type)
+            cov = covariances_from_precisions(precisions_init, cov_type)
+        return {"weights": weights, "means": means, "covariances": cov,
+                "prec_chol": prec_chol}
+
+    def _initial_statistics(self, ctx, rng):
+        """Sufficient statistics of the initial responsibilities."""
+        X, sw, eng, shift = ctx["X"], ctx["sw"], ctx["eng"], ctx["shift"]
+        n_samples = X.shape[0]
+        K = self.n_components
+        init = self.init_params
+        if init == "kmeans":
+            labels = _kmeans_labels(X, sw, K, rng, self.n_threads)
+            return eng.run(X, sw, shift, "labels", labels=labels)[1]
+        if init == "random":
+            total = None
+            for start in range(0, n_samples, _RANDOM_INIT_BLOCK):
+                stop = min(start + _RANDOM_INIT_BLOCK, n_samples)
+                resp = rng.uniform(size=(stop - start, K))
+                resp /= resp.sum(axis=1)[:, None]
+                _, st = eng.run(X[start:stop], None if sw is None else sw[start:stop],
+                                shift, "given", resp=resp)
+                total = st if total is None else total + st
+            return total
+        if init == "k-means++":
+            indices = _kmeans_plusplus_indices(X, sw, K, rng, self.n_threads)
+        else:  # random_from_data
+            candidates = n_samples if sw is None else np.flatnonzero(sw > 0)
+            indices = rng.choice(candidates, size=K, replace=False)
+        indices = np.asarray(indices, dtype=np.intp)
+        Xi = np.ascontiguousarray(X[indices])
+        swi = None if sw is None else np.ascontiguousarray(sw[indices])
+        labels = np.arange(K, dtype=np.int32)
+        return eng.run(Xi, swi, shift, "labels", labels=labels)[1]
+
+    def _set_parameters(self, params, dtype):
+        cov_type = self.covariance_type
+        self.weights_ = np.asarray(params["weights"], dtype=dtype)
+        self.means_ = np.asarray(params["means"], dtype=dtype)
+        self.covariances_ = np.asarray(params["covariances"], dtype=dtype)
+        prec_chol = np.asarray(params["prec_chol"], dtype=np.float64)
+        self.precisions_cholesky_ = prec_chol.astype(dtype)
+        self.precisions_ = precisions_from_cholesky(prec_chol, cov_type).astype(dtype)
+
+    # ------------------------------------------------------------------
+    # inference
+
+    def _validate_for_inference(self, X):
+        check_is_fitted(self, "means_")
+        X = check_array(X)
+        check_n_features(X, self.n_features_in_, type(self).__name__)
+        return X
+
+    def _row_pass(self, X, *, lpn=False, resp=False, labels=False, sample_weight=None):
+        """E-step over X writing the requested per-row outputs (chunk by chunk)."""
+        n_samples = X.shape[0]
+        dtype = X.dtype
+        n_threads = effective_n_threads(self.n_threads)
+        out = {}
+        out_lpn = np.empty(n_samples, dtype=dtype) if lpn else None
+        out_resp = np.empty((n_samples, self.n_components), dtype=dtype) if resp else None
+        out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
+        with _blas_single_thread():
+            eng = _Engine(self.covariance_type, self.n_components, X.shape[1], dtype,
+                          n_threads)
+            # shift: the fitted means' centre (the density does not depend on it;
+            # it only keeps float32 arithmetic near the data)
+            shift = np.asarray(self.weights_, np.float64) @ np.asarray(self.means_, np.float64)
+            shift = shift.astype(dtype)
+            operands = estep_operands(self.weights_, self.means_, self.precisions_cholesky_,
+                                      self.covariance_type, shift.astype(np.float64), dtype)
+            ll, _ = eng.run(X, sample_weight, shift, "estep", operands=operands,
+                            stats=False, out_lpn=out_lpn, out_resp=out_resp,
+                            out_labels=out_labels)
+        out["ll"] = ll
+        out["lpn"], out["resp"], out["labels"] = out_lpn, out_resp, out_labels
+        return out
+
+    def predict(self, X):
+        """Most likely component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+            argmax_k of w_k N(x | mu_k, Sigma_k).
+        """
+        X = self._validate_for_inference(X)
+        return self._row_pass(X, labels=True)["labels"]
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Computed chunk by chunk: no memory beyond the returned array.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+            Responsibilities, in X's float dtype; rows sum to 1.
+        """
+        X = self._validate_for_inference(X)
+        return self._row_pass(X, resp=True)["resp"]
+
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x)`` of each sample under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            In X's float dtype.
+        """
+        X = self._validate_for_inference(X)
+        return self._row_pass(X, lpn=True)["lpn"]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Average log-likelihood per sample (weighted by ``sample_weight``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        y : Ignored
+            Present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample.
+
+        Returns
+        -------
+        log_likelihood : float
+            ``sum_n w_n log p(x_n) / sum_n w_n``, accumulated in float64.
+        """
+        X = self._validate_for_inference(X)
+        sw = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        ll = self._row_pass(X, sample_weight=sw)["ll"]
+        total = X.shape[0] if sw is None else float(np.sum(sw, dtype=np.float64))
+        return float(ll / total)
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture.
+
+        Component counts are multinomial with the weights; samples come out
+        grouped by component (as in scikit-learn). ``random_state`` seeds the
+        draws, so the same estimator gives the same samples on every call.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features), float64
+            Samples.
+        y : ndarray of shape (n_samples,), int64
+            Their components.
+        """
+        check_is_fitted(self, "means_")
+        n_samples = check_int(n_samples, "n_samples", min_value=1)
+        rng = check_random_state(self.random_state)
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        means = np.asarray(self.means_, dtype=np.float64)
+        covs = np.asarray(self.covariances_, dtype=np.float64)
+        D = means.shape[1]
+        parts = []
+        for k, count in enumerate(counts):
+            z = rng.standard_normal(size=(int(count), D))
+            if self.covariance_type == "full":
+                parts.append(means[k] + z @ np.linalg.cholesky(covs[k]).T)
+            elif self.covariance_type == "tied":
+                parts.append(means[k] + z @ np.linalg.cholesky(covs).T)
+            elif self.covariance_type == "diag":
+                parts.append(means[k] + z * np.sqrt(covs[k]))
+            else:
+                parts.append(means[k] + z * np.sqrt(covs[k]))
+        X = np.vstack(parts)
+        y = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        return X, y
+
+    def _n_parameters(self):
+        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        bic : float
+            ``-2 log L + n_parameters log(n_samples)``.
+        """
+        X = self._validate_for_inference(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        aic : float
+            ``-2 log L + 2 n_parameters``.
+        """
+        X = self._validate_for_inference(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    # ------------------------------------------------------------------
+    # verbose output (as scikit-learn)
+
+    def _verbose_init_beg(self, n_init):
+        if self.verbose >= 1:
+            print(f"Initialization {n_init}")
+        if self.verbose >= 2:
+            self._init_prev_time = time()
+            self._iter_prev_time = self._init_prev_time
+
+    def _verbose_iter_end(self, n_iter, diff_ll):
+        if n_iter % self.verbose_interval == 0:
+            if self.verbose == 1:
+                print(f"  Iteration {n_iter}")
+            elif self.verbose >= 2:
+                now = time()
+                print(f"  Iteration {n_iter}\t time lapse {now - self._iter_prev_time:.5f}s"
+                      f"\t ll change {diff_ll:.5f}")
+                self._iter_prev_time = now
+
+    def _verbose_init_end(self, lb, converged):
+        msg = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {msg}.")
+        elif self.verbose >= 2:
+            print(f"Initialization {msg}. time lapse {time() - self._init_prev_time:.5f}s"
+                  f"\t lower bound {lb:.5f}.")
+
+
+# ----------------------------------------------------------------------
+# seeding through fastem's KMeans / k-means++ (with a private fallback until
+# those land on main)
+
+def _seed_int(rng):
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def _kmeans_labels(X, sw, K, rng, n_threads):
+    try:
+        from fastem._kmeans import KMeans
+    except ImportError:  # pragma: no cover - temporary, until KMeans lands
+        return _fallback_nearest_labels(X, sw, K, rng, n_threads)
+    km = KMeans(n_clusters=K, n_init=1, random_state=_seed_int(rng), n_threads=n_threads)
+    km.fit(X, sample_weight=sw)
+    return np.ascontiguousarray(km.labels_, dtype=np.int32)
+
+
+def _kmeans_plusplus_indices(X, sw, K, rng, n_threads):
+    try:
+        from fastem._init import kmeans_plusplus
+    except ImportError:  # pragma: no cover - temporary, until k-means++ lands
+        candidates = X.shape[0] if sw is None else np.flatnonzero(sw > 0)
+        return rng.choice(candidates, size=K, replace=False)
+    _, indices = kmeans_plusplus(X, K, sample_weight=sw, random_state=_seed_int(rng),
+                                 n_threads=n_threads)
+    return indices
+
+
+def _fallback_nearest_labels(X, sw, K, rng, n_threads):  # pragma: no cover
+    # TEMPORARY: nearest of K random data points (one assignment step)
+    candidates = X.shape[0] if sw is None else np.flatnonzero(sw > 0)
+    idx = rng.choice(candidates, size=K, replace=False)
+    centers = X[idx].astype(np.float64)
+    gm = GaussianMixture(K, covariance_type="spherical", n_threads=n_threads)
+    gm.weights_ = np.full(K, 1.0 / K, dtype=X.dtype)
+    gm.means_ = centers.astype(X.dtype)
+    gm.precisions_cholesky_ = np.ones(K, dtype=X.dtype)
+    gm.n_features_in_ = X.shape[1]
+    return gm._row_pass(X, labels=True)["labels"].astype(np.int32)

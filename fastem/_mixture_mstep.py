@@ -1,0 +1,318 @@
+"""Gaussian-mixture maths outside the hot loop (K x D x D work, numpy/scipy).
+
+* M-step: parameters from the float64 sufficient statistics that the kernel
+  (``fastem._kernels._gaussian.em_pass``) accumulates on data centred on a
+  global shift ``c``.
+* Cholesky factors of the precisions, exactly as scikit-learn computes them.
+* The E-step operands the kernel takes (stacked factors, shifted means,
+  per-component constants).
+* Checks of user-given initial parameters.
+
+Notation: for component k, ``G_k = sum_n w_n gamma_nk``,
+``S1_k = sum_n w_n gamma_nk (x_n - c)`` and ``S2_k`` the matching second
+moment of ``x_n - c`` (full: all products, diag: squares, spherical: squared
+norms). scikit-learn regularises ``N_k = G_k + 10 eps`` and computes
+``mu_k = sum gamma x / N_k``; with ``d_k = mu_k - c`` that is exactly
+``d_k = (S1_k - 10 eps c) / N_k``, and the covariance formulas below are the
+same exact algebra rewritten in shifted coordinates, so that the large
+``c``-dependent terms never meet in floating point.
+"""
+import math
+
+import numpy as np
+from scipy import linalg
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def singular_covariance_message(dtype=np.float64):
+    msg = (
+        "Fitting the mixture model failed because some components have "
+        "ill-defined (singular) covariance matrices even after adding "
+        "reg_covar to their diagonal, for instance because a component "
+        "collapsed onto a few identical points. Increase reg_covar, use fewer "
+        "components (n_components), or check the data for duplicated points "
+        "and constant or duplicated features (and consider scaling it)."
+    )
+    if np.dtype(dtype) == np.float32:
+        msg += " Passing float64 data instead of float32 can also help."
+    return msg
+
+
+def unpack_vech(packed, n_features):
+    """(K, D(D+1)/2) upper triangles, row by row -> (K, D, D) symmetric."""
+    K = packed.shape[0]
+    iu = np.triu_indices(n_features)
+    out = np.empty((K, n_features, n_features))
+    out[:, iu[0], iu[1]] = packed
+    out[:, iu[1], iu[0]] = packed
+    return out
+
+
+def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
+           previous=None, empty_threshold=None):
+    """Weights, means and covariances from the sufficient statistics.
+
+    Parameters
+    ----------
+    stats : ndarray (K, P), float64
+        Columns: G_k, S1_k (D), S2_k (type dependent; none for tied).
+    shift : ndarray (D,), float64
+        The global centre ``c`` of the statistics.
+    covariance_type : str
+    reg_covar : float
+    eps_reg : float
+        The regulariser added to G_k (scikit-learn: 10 * eps of the dtype).
+    tied_moments : tuple (W, S, T0), for 'tied'
+        Total weight, sum_n w_n (x_n - c) and sum_n w_n (x_n - c)(x_n - c)^T.
+    previous : tuple (means, covariances) or None
+        Parameters kept for components that lost all their points.
+    empty_threshold : float or None
+        A component is empty when G_k <= empty_threshold.
+
+    Returns
+    -------
+    nk : (K,) G_k + eps_reg
+    means : (K, D)
+    covariances : type-shaped, float64
+    empty : (K,) bool
+    """
+    K = stats.shape[0]
+    D = shift.shape[0]
+    G = stats[:, 0]
+    S1 = stats[:, 1:1 + D]
+    nk = G + eps_reg
+    d = (S1 - eps_reg * shift) / nk[:, None]
+    means = shift + d
+    if covariance_type == "full":
+        S2 = unpack_vech(stats[:, 1 + D:], D)
+        # sum_n g (xc - d)(xc - d)^T = S2 - S1 d^T - d S1^T + G d d^T
+        outer_s1d = S1[:, :, None] * d[:, None, :]
+        cov = (S2 - outer_s1d - np.transpose(outer_s1d, (0, 2, 1))
+               + G[:, None, None] * d[:, :, None] * d[:, None, :])
+        cov /= nk[:, None, None]
+        idx = np.arange(D)
+        cov[:, idx, idx] += reg_covar
+    elif covariance_type == "tied":
+        W, S, T0 = tied_moments
+        # scikit-learn: (X^T X - sum_k N_k mu_k mu_k^T) / sum_k N_k, with
+        # x = c + xc and mu_k = c + d_k:
+        #   = T0 - sum_k N_k d_k d_k^T + c e^T + e c^T + (W - sum N_k) c c^T
+        # where e = S - sum_k N_k d_k (both small): no large terms cancel.
+        total = nk.sum()
+        e = S - nk @ d
+        cov = T0 - (nk[:, None] * d).T @ d
+        cov += np.outer(shift, e) + np.outer(e, shift)
+        cov += (W - total) * np.outer(shift, shift)
+        cov /= total
+        cov[np.diag_indices(D)] += reg_covar
+    elif covariance_type == "diag":
+        # sum g x^2 / N_k - mu^2 = S2 / N_k - d^2 + eps_reg c^2 / N_k
+        S2 = stats[:, 1 + D:1 + 2 * D]
+        cov = (S2 + eps_reg * shift ** 2) / nk[:, None] - d ** 2 + reg_covar
+    else:
+        # mean over features of the diagonal variances
+        S2 = stats[:, 1 + D]
+        cov = ((S2 + eps_reg * (shift @ shift)) / nk
+               - np.einsum("kd,kd->k", d, d)) / D + reg_covar
+
+    empty = np.zeros(K, dtype=bool)
+    if previous is not None and empty_threshold is not None:
+        empty = G <= empty_threshold
+        if empty.any() and covariance_type != "tied":
+            prev_means, prev_cov = previous
+            means[empty] = prev_means[empty]
+            cov[empty] = prev_cov[empty]
+        elif empty.any():
+            means[empty] = previous[0][empty]
+    return nk, means, cov, empty
+
+
+def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
+    """Cholesky factors of the precisions, as scikit-learn computes them.
+
+    full/tied: ``cov_chol = cholesky(cov, lower=True)`` and
+    ``prec_chol = solve_triangular(cov_chol, I, lower=True).T`` (upper
+    triangular, ``precision = prec_chol @ prec_chol.T``); diag/spherical:
+    ``1 / sqrt(cov)``. A covariance that is not positive definite raises a
+    ValueError that says what to do.
+    """
+    if covariance_type in ("full", "tied"):
+        covs = covariances[None] if covariance_type == "tied" else covariances
+        D = covs.shape[-1]
+        eye = np.eye(D)
+        out = np.empty_like(covs)
+        for k in range(covs.shape[0]):
+            try:
+                cov_chol = linalg.cholesky(covs[k], lower=True)
+            except (linalg.LinAlgError, ValueError):
+                raise ValueError(singular_covariance_message(dtype)) from None
+            out[k] = linalg.solve_triangular(cov_chol, eye, lower=True).T
+        return out[0] if covariance_type == "tied" else out
+    if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
+        raise ValueError(singular_covariance_message(dtype))
+    return 1.0 / np.sqrt(covariances)
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    """scikit-learn's factor of user-given precisions (upper triangular)."""
+    if covariance_type == "full":
+        return np.stack([_flip(linalg.cholesky(_flip(p), lower=True)) for p in precisions])
+    if covariance_type == "tied":
+        return _flip(linalg.cholesky(_flip(precisions), lower=True))
+    return np.sqrt(precisions)
+
+
+def _flip(a):
+    return a[::-1, ::-1]
+
+
+def precisions_from_cholesky(prec_chol, covariance_type):
+    if covariance_type == "full":
+        return np.matmul(prec_chol, np.transpose(prec_chol, (0, 2, 1)))
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol ** 2
+
+
+def covariances_from_precisions(precisions, covariance_type):
+    if covariance_type in ("full", "tied"):
+        return np.linalg.inv(precisions)
+    return 1.0 / precisions
+
+
+def log_det_cholesky(prec_chol, covariance_type, n_features):
+    """sum_d log L[d, d] per component (= -1/2 log det Sigma_k)."""
+    if covariance_type == "full":
+        return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+    if covariance_type == "tied":
+        return np.sum(np.log(np.diag(prec_chol)))
+    if covariance_type == "diag":
+        return np.sum(np.log(prec_chol), axis=1)
+    return n_features * np.log(prec_chol)
+
+
+def estep_operands(weights, means, prec_chol, covariance_type, shift, dtype):
+    """The kernel's E-step operands for the current parameters.
+
+    Returns ``(A, crow, const_k)``: see ``_gaussian.em_pass``. All are
+    computed in float64 from float64 (or the stored) parameters and cast to
+    the data's dtype at the end (``const_k`` stays float64).
+    """
+    means = np.asarray(means, dtype=np.float64)
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    K, D = means.shape
+    mu = means - shift  # means in shifted coordinates
+    with np.errstate(divide="ignore"):
+        log_w = np.log(np.asarray(weights, dtype=np.float64))
+    const = log_w + log_det_cholesky(prec_chol, covariance_type, D) - 0.5 * D * _LOG_2PI
+    if covariance_type == "full":
+        # column d*K + k of A is column d of L_k
+        A = np.ascontiguousarray(np.transpose(prec_chol, (1, 2, 0)).reshape(D, D * K))
+        crow = np.einsum("kd,kde->ek", mu, prec_chol).reshape(-1)
+    elif covariance_type == "tied":
+        A = prec_chol
+        crow = (mu @ prec_chol).T.reshape(-1)
+    elif covariance_type == "diag":
+        p2 = prec_chol ** 2
+        A = np.vstack([(-2.0 * mu * p2).T, p2.T])
+        const = const - 0.5 * np.sum(mu ** 2 * p2, axis=1)
+        crow = np.zeros(1)
+    else:
+        p2 = prec_chol ** 2
+        A = np.vstack([(-2.0 * mu * p2[:, None]).T, p2[None, :]])
+        const = const - 0.5 * p2 * np.einsum("kd,kd->k", mu, mu)
+        crow = np.zeros(1)
+    return (np.ascontiguousarray(A, dtype=dtype), np.ascontiguousarray(crow, dtype=dtype),
+            np.ascontiguousarray(const, dtype=np.float64))
+
+
+def n_parameters(covariance_type, n_components, n_features):
+    """Free parameters of the model (scikit-learn's count)."""
+    K, D = n_components, n_features
+    if covariance_type == "full":
+        cov_params = K * D * (D + 1) / 2.0
+    elif covariance_type == "diag":
+        cov_params = K * D
+    elif covariance_type == "tied":
+        cov_params = D * (D + 1) / 2.0
+    else:
+        cov_params = K
+    return int(cov_params + D * K + K - 1)
+
+
+# --------------------------------------------------------------------------
+# user-given initial parameters
+
+def _as_float_array(value, name):
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
+    arr = np.array(arr, dtype=np.float64)  # a copy: the caller's array is never touched
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return arr
+
+
+def check_weights_init(weights, n_components, dtype):
+    w = _as_float_array(weights, "weights_init")
+    if w.shape != (n_components,):
+        raise ValueError(
+            f"weights_init should have shape ({n_components},) (one weight per "
+            f"component), but got {w.shape}."
+        )
+    if np.any(w < 0.0) or np.any(w > 1.0):
+        raise ValueError(
+            "weights_init should be in the range [0, 1], but got min "
+            f"{w.min():.5g}, max {w.max():.5g}."
+        )
+    atol = 1e-6 if np.dtype(dtype) == np.float32 else 1e-8
+    if abs(1.0 - w.sum()) > atol:
+        raise ValueError(
+            f"weights_init should sum to 1, but sums to {w.sum():.10g}; "
+            "normalise it (weights_init / weights_init.sum())."
+        )
+    return w
+
+
+def check_means_init(means, n_components, n_features):
+    m = _as_float_array(means, "means_init")
+    if m.shape != (n_components, n_features):
+        raise ValueError(
+            f"means_init should have shape ({n_components}, {n_features}) "
+            f"(n_components, n_features), but got {m.shape}."
+        )
+    return m
+
+
+def check_precisions_init(precisions, covariance_type, n_components, n_features):
+    p = _as_float_array(precisions, "precisions_init")
+    shapes = {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }
+    expected = shapes[covariance_type]
+    if p.shape != expected:
+        raise ValueError(
+            f"precisions_init for covariance_type={covariance_type!r} should "
+            f"have shape {expected}, but got {p.shape}."
+        )
+    if covariance_type in ("full", "tied"):
+        mats = p if covariance_type == "full" else p[None]
+        for k, mat in enumerate(mats):
+            if not np.allclose(mat, mat.T) or not np.all(np.linalg.eigvalsh(mat) > 0.0):
+                where = f" (component {k})" if covariance_type == "full" else ""
+                raise ValueError(
+                    f"precisions_init{where} should be symmetric and positive-"
+                    "definite (all eigenvalues > 0)."
+                )
+    elif np.any(p <= 0.0):
+        raise ValueError(
+            f"precisions_init for covariance_type={covariance_type!r} should be "
+            "positive."
+        )
+    return p
