@@ -16,10 +16,11 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
           a D x (K*D) operand), minus the row ``mu'_k^T L_k``, squared, summed
           over d;
    tied:  Y = Xc @ L, then || y - mu'_k^T L ||^2 for every k;
-   diag:  || (x - mu) * p ||^2 = xc^2 . p^2 - 2 xc . (mu' p^2) + mu'^2 . p^2,
-          the first two terms as ONE GEMM of [xc, xc^2] (B x 2D) with a
-          (2D x K) matrix, the last folded into the per-component constant;
-   spherical: the same with [xc, |xc|^2] (B x (D+1)).
+   diag:  || (x - mu) * p ||^2 = sum_d (xc_d - mu'_d)^2 p_d^2, computed
+          directly in vectorised loops over the chunk's rows (as many flops
+          as the GEMM of the expanded form [xc, xc^2] @ [-2 mu' p^2; p^2],
+          no packing, and no cancellation in float32);
+   spherical: p^2 sum_d (xc_d - mu'_d)^2 likewise.
 3. adds log w_k, takes the log-sum-exp of the row (vectorised exp, see
    _gmm_simd.h), and turns the row into responsibilities gamma_nk; the
    weighted log-likelihood sum_n w_n log p(x_n) is accumulated in float64.
@@ -45,11 +46,30 @@ from fastem._kernels._blas cimport floating, gemm_rowmajor
 from fastem._kernels._openmp cimport omp_get_thread_num
 
 cdef extern from "_gmm_simd.h" nogil:
-    double fe_lse_resp(double *lp, int K)
-    void fe_sqnorm_full_d(const double *y, const double *c, int K, int D, double *acc)
-    void fe_sqnorm_full_f(const float *y, const float *c, int K, int D, float *acc)
-    void fe_sqnorm_tied_d(const double *y, const double *c, int K, int D, double *acc)
-    void fe_sqnorm_tied_f(const float *y, const float *c, int K, int D, float *acc)
+    void fe_lse_cols(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
+                     double *lse)
+    void fe_argmax_cols(const double *lpT, Py_ssize_t nb, int K, double *m,
+                        long long *labels)
+    void fe_center_T_d(const double *x, Py_ssize_t nb, int D, const double *c,
+                       double *xcT)
+    void fe_center_T_f(const float *x, Py_ssize_t nb, int D, const float *c,
+                       float *xcT)
+    void fe_features_T_d(const double *xcT, Py_ssize_t nb, int D, int kind, int quad,
+                         double *FT)
+    void fe_features_T_f(const float *xcT, Py_ssize_t nb, int D, int kind, int quad,
+                         double *FT)
+    void fe_logprob_diag_d(const double *xcT, Py_ssize_t nb, int K, int D,
+                           int spherical, const double *mu, const double *p2,
+                           const double *const_k, double *acc, double *lpT)
+    void fe_logprob_diag_f(const float *xcT, Py_ssize_t nb, int K, int D,
+                           int spherical, const float *mu, const float *p2,
+                           const double *const_k, float *acc, double *lpT)
+    void fe_logprob_chol_d(const double *Y, Py_ssize_t nb, int K, int D, int tied,
+                           const double *crow, const double *const_k, double *acc,
+                           double *lp)
+    void fe_logprob_chol_f(const float *Y, Py_ssize_t nb, int K, int D, int tied,
+                           const float *crow, const double *const_k, float *acc,
+                           double *lp)
 
 # covariance types
 cdef enum:
@@ -95,16 +115,14 @@ def _estep_width(int cov_type, Py_ssize_t K, Py_ssize_t D):
         return K * D
     if cov_type == COV_TIED:
         return D
-    if cov_type == COV_DIAG:
-        return 2 * D
-    return D + 1
+    return 0
 
 
 def chunk_rows(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t itemsize):
     """Rows per chunk: the chunk's K-wide work fits in L2; thread-independent."""
     cdef Py_ssize_t P = n_stat_features(cov_type, D)
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    cdef Py_ssize_t per_row = itemsize * (D + W + K) + 8 * (P + K)
+    cdef Py_ssize_t per_row = itemsize * (D + W + 1) + 8 * (P + K + 3)
     cdef Py_ssize_t B = _CHUNK_BYTES // per_row
     B = (B // 16) * 16
     return int(max(32, min(1024, B)))
@@ -114,40 +132,7 @@ def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
     """(floating elements, float64 elements) of ONE thread's workspace."""
     cdef Py_ssize_t P = n_stat_features(cov_type, D)
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    return int(B * (D + W + K) + K), int(B * (P + K))
-
-
-cdef inline void _build_features(const floating *xc, Py_ssize_t nb, Py_ssize_t D,
-                                 int cov_type, bint quad, double *F,
-                                 Py_ssize_t P) noexcept nogil:
-    """F[b] = [1, xc_b, q(xc_b)] in float64 (q only when ``quad``)."""
-    cdef Py_ssize_t b, i, j, col
-    cdef const floating *x
-    cdef double *f
-    cdef double s, v
-    for b in range(nb):
-        x = xc + b * D
-        f = F + b * P
-        f[0] = 1.0
-        for i in range(D):
-            f[1 + i] = <double>x[i]
-        if not quad:
-            continue
-        if cov_type == COV_FULL:
-            col = 1 + D
-            for i in range(D):
-                v = f[1 + i]
-                for j in range(i, D):
-                    f[col + j - i] = v * f[1 + j]
-                col += D - i
-        elif cov_type == COV_DIAG:
-            for i in range(D):
-                f[1 + D + i] = f[1 + i] * f[1 + i]
-        elif cov_type == COV_SPHERICAL:
-            s = 0.0
-            for i in range(D):
-                s = s + f[1 + i] * f[1 + i]
-            f[1 + D] = s
+    return int(B * (D + W + 1)), int(B * (P + K + 3))
 
 
 cdef double _process_chunk(
@@ -160,135 +145,109 @@ cdef double _process_chunk(
         floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
     """One chunk of ``nb`` rows: E-step, row outputs and statistics.
 
+    Within the chunk, log-densities and responsibilities are stored
+    component-major (``lpT[k * nb + b]``) so that per-row work vectorises
+    over rows. Workspaces: ``fws`` (floating) holds xc (nb x D), the E-step
+    GEMM output YT (W x nb) or float32 operand Z (nb x W), and GT (K x nb) +
+    nb scratch; ``dws`` (float64) holds the features F (nb x P), lpT
+    (K x nb) and three nb-long rows (lse and scratch).
     Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
     """
-    cdef Py_ssize_t W, b, k, i, best
-    cdef floating *xc = fws
+    cdef Py_ssize_t W, b, k
+    cdef floating *xcT = fws
     cdef floating *Y = fws + nb * D
-    cdef floating *facc
-    cdef double *F = dws
-    cdef double *lp = dws + nb * P
-    cdef double *row
-    cdef const floating *xr
-    cdef floating *xcr
-    cdef double ll = 0.0, lse, w, m
-    cdef bint need_F, quad
+    cdef floating *G
+    cdef double *FT = dws
+    cdef double *lpT = dws + nb * P
+    cdef double *lse = lpT + nb * K
+    cdef double *scr1 = lse + nb
+    cdef double *scr2 = scr1 + nb
+    cdef double *r
+    cdef double ll = 0.0
 
     if cov_type == COV_FULL:
         W = K * D
     elif cov_type == COV_TIED:
         W = D
-    elif cov_type == COV_DIAG:
-        W = 2 * D
     else:
-        W = D + 1
-    facc = Y + nb * W  # nb * K floating scratch (+ K), after Y
+        W = 0
+    G = Y + nb * W  # nb scratch
 
-    # 1. centre the chunk on the global shift (in the data's precision)
-    for b in range(nb):
-        xr = X + b * D
-        xcr = xc + b * D
-        for i in range(D):
-            xcr[i] = xr[i] - shift[i]
+    # 1. centre the chunk on the global shift, transposed (D x nb)
+    if floating is double:
+        fe_center_T_d(X, nb, <int>D, shift, xcT)
+    else:
+        fe_center_T_f(X, nb, <int>D, shift, xcT)
 
-    # features: needed for the statistics, and as the E-step GEMM operand
-    # for diag/spherical float64 data
-    quad = do_stats or (mode == RESP_ESTEP and cov_type >= COV_DIAG)
-    need_F = do_stats or (mode == RESP_ESTEP and cov_type >= COV_DIAG
-                          and floating is double)
-    if need_F:
-        _build_features(xc, nb, D, cov_type, quad, F, P)
+    # features [1; xc; q(xc)] (P x nb) in float64 for the statistics
+    if do_stats:
+        if floating is double:
+            fe_features_T_d(xcT, nb, <int>D, cov_type, 1, FT)
+        else:
+            fe_features_T_f(xcT, nb, <int>D, cov_type, 1, FT)
 
     if mode == RESP_ESTEP:
-        # 2. log N(x | k) + log w_k into lp (nb x K)
+        # 2. log w_k + log N(x | k) into lpT (K x nb)
         if cov_type == COV_FULL or cov_type == COV_TIED:
-            gemm_rowmajor(False, False, <int>nb, <int>W, <int>D, <floating>1.0,
-                          xc, <int>D, A, <int>W, <floating>0.0, Y, <int>W)
-            for b in range(nb):
-                row = lp + b * K
-                if floating is double:
-                    if cov_type == COV_FULL:
-                        fe_sqnorm_full_d(Y + b * W, crow, <int>K, <int>D, row)
-                    else:
-                        fe_sqnorm_tied_d(Y + b * W, crow, <int>K, <int>D, row)
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * row[k]
-                else:
-                    if cov_type == COV_FULL:
-                        fe_sqnorm_full_f(Y + b * W, crow, <int>K, <int>D, facc)
-                    else:
-                        fe_sqnorm_tied_f(Y + b * W, crow, <int>K, <int>D, facc)
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * <double>facc[k]
-        else:
-            # diag / spherical: G = [xc, q(xc)] @ A  (A is W x K)
+            # YT (W x nb) = A^T @ xcT: all K factors in ONE GEMM (full)
+            gemm_rowmajor(True, False, <int>W, <int>nb, <int>D, <floating>1.0,
+                          A, <int>W, xcT, <int>nb, <floating>0.0, Y, <int>nb)
             if floating is double:
-                gemm_rowmajor(False, False, <int>nb, <int>K, <int>W, 1.0,
-                              F + 1, <int>P, A, <int>K, 0.0, lp, <int>K)
-                for b in range(nb):
-                    row = lp + b * K
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * row[k]
+                fe_logprob_chol_d(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+                                  crow, const_k, G, lpT)
             else:
-                for b in range(nb):
-                    xcr = xc + b * D
-                    for i in range(D):
-                        Y[b * W + i] = xcr[i]
-                    if cov_type == COV_DIAG:
-                        for i in range(D):
-                            Y[b * W + D + i] = xcr[i] * xcr[i]
-                    else:
-                        Y[b * W + D] = 0
-                        for i in range(D):
-                            Y[b * W + D] = Y[b * W + D] + xcr[i] * xcr[i]
-                gemm_rowmajor(False, False, <int>nb, <int>K, <int>W, <floating>1.0,
-                              Y, <int>W, A, <int>K, <floating>0.0, facc, <int>K)
-                for b in range(nb):
-                    row = lp + b * K
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * <double>facc[b * K + k]
+                fe_logprob_chol_f(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+                                  crow, const_k, G, lpT)
+        else:
+            # diag / spherical: direct, A = shifted means (K x D), crow = p^2
+            if floating is double:
+                fe_logprob_diag_d(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+                                  A, crow, const_k, G, lpT)
+            else:
+                fe_logprob_diag_f(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+                                  A, crow, const_k, G, lpT)
 
-        # 3. labels, log-sum-exp, responsibilities, log-likelihood
-        for b in range(nb):
-            row = lp + b * K
-            if out_labels != NULL:
-                best = 0
-                m = row[0]
-                for k in range(1, K):
-                    if row[k] > m:
-                        m = row[k]
-                        best = k
-                out_labels[b] = best
-            lse = fe_lse_resp(row, <int>K)
-            w = 1.0 if sw == NULL else <double>sw[b]
-            ll += w * lse
-            if out_lpn != NULL:
-                out_lpn[b] = <floating>lse
-            if out_resp != NULL:
-                for k in range(K):
-                    out_resp[b * K + k] = <floating>row[k]
-            if sw != NULL and do_stats:
-                for k in range(K):
-                    row[k] = row[k] * w
+        # 3. labels, log-sum-exp, responsibilities (in place), log-likelihood
+        if out_labels != NULL:
+            fe_argmax_cols(lpT, nb, <int>K, scr1, out_labels)
+        fe_lse_cols(lpT, nb, <int>K, scr1, scr2, lse)
+        if sw == NULL:
+            for b in range(nb):
+                ll += lse[b]
+        else:
+            for b in range(nb):
+                ll += <double>sw[b] * lse[b]
+        if out_lpn != NULL:
+            for b in range(nb):
+                out_lpn[b] = <floating>lse[b]
+        if out_resp != NULL:
+            for k in range(K):
+                r = lpT + k * nb
+                for b in range(nb):
+                    out_resp[b * K + k] = <floating>r[b]
+        if sw != NULL and do_stats:
+            for k in range(K):
+                r = lpT + k * nb
+                for b in range(nb):
+                    r[b] = r[b] * <double>sw[b]
     elif mode == RESP_GIVEN:
-        for b in range(nb):
-            w = 1.0 if sw == NULL else <double>sw[b]
-            for k in range(K):
-                lp[b * K + k] = resp_in[b * K + k] * w
+        for k in range(K):
+            r = lpT + k * nb
+            for b in range(nb):
+                r[b] = resp_in[b * K + k] * (1.0 if sw == NULL else <double>sw[b])
     elif mode == RESP_LABELS:
+        for b in range(nb * K):
+            lpT[b] = 0.0
         for b in range(nb):
-            w = 1.0 if sw == NULL else <double>sw[b]
-            for k in range(K):
-                lp[b * K + k] = 0.0
-            lp[b * K + labels_in[b]] = w
+            lpT[labels_in[b] * nb + b] = 1.0 if sw == NULL else <double>sw[b]
     else:  # RESP_ONE (K == 1)
         for b in range(nb):
-            lp[b] = 1.0 if sw == NULL else <double>sw[b]
+            lpT[b] = 1.0 if sw == NULL else <double>sw[b]
 
-    # 4. statistics: slot (K x P) = (w gamma)^T (K x nb) @ F (nb x P), float64
+    # 4. statistics: slot (K x P) = (w gamma)^T (K x nb) @ FT^T (nb x P), float64
     if do_stats:
-        gemm_rowmajor(True, False, <int>K, <int>P, <int>nb, 1.0,
-                      lp, <int>K, F, <int>P, 0.0, slot, <int>P)
+        gemm_rowmajor(False, True, <int>K, <int>P, <int>nb, 1.0,
+                      lpT, <int>nb, FT, <int>nb, 0.0, slot, <int>P)
     return ll
 
 
@@ -321,12 +280,11 @@ def em_pass(const floating[:, ::1] X,
     shift : (D,) floating; the global centre c
     cov_type, mode : ints from COV_TYPES / RESP_MODES
     A : E-step operand: full (D, K*D) stacked factors, column d*K+k = column
-        d of L_k; tied (D, D) = L; diag (2D, K) = [-2 mu' p^2 ; p^2]^T-stacked;
-        spherical (D+1, K) = [-2 p_k^2 mu'_k ; p_k^2]
+        d of L_k; tied (D, D) = L; diag/spherical (K, D) shifted means mu'
     crow : full (D*K,) row ``mu'_k^T L_k`` laid out d-major (index d*K+k);
-        tied (D*K,) likewise with L; unused otherwise
-    const_k : (K,) log w_k + log det L_k - D/2 log(2 pi) (diag/spherical:
-        minus 1/2 sum_d mu'^2 p^2 as well)
+        tied (D*K,) likewise with L; diag (K*D,) precisions p^2 = 1/var;
+        spherical (K,) precisions
+    const_k : (K,) log w_k + log det L_k - D/2 log(2 pi)
     resp_in : (N, K) float64 for mode "given", else (0, K)
     labels_in : (N,) int32 for mode "labels", else (0,)
     stats : (K, P) float64 output (overwritten) or (0, P) for no statistics
@@ -379,8 +337,7 @@ def em_pass(const floating[:, ::1] X,
     if mode == RESP_ESTEP:
         A_p = &A[0, 0]
         const_p = &const_k[0]
-        if cov_type <= COV_TIED:
-            crow_p = &crow[0]
+        crow_p = &crow[0]
     elif mode == RESP_GIVEN:
         resp_p = &resp_in[0, 0]
     elif mode == RESP_LABELS:
