@@ -8,6 +8,12 @@ kmeans_plusplus
     Greedy k-means++ seeding on its own.
 GaussianMixture
     EM for full, tied, diag and spherical covariances.
+adjusted_rand_score
+    Agreement between two partitions, corrected for chance.
+select_k, SelectKResult
+    Choosing the number of clusters: elbow, BIC/AIC, stability.
+load
+    Load a model saved with ``estimator.save(path)``.
 show_config
     How the compiled core was built (OpenMP, debug) and thread defaults.
 """
@@ -15,12 +21,23 @@ __version__ = "0.1.0"
 
 from fastem._config import build_info, show_config
 from fastem._exceptions import ConvergenceWarning, NotFittedError
+from fastem._init import kmeans_plusplus
+from fastem._kmeans import KMeans
+from fastem._metrics import adjusted_rand_score
 from fastem._mixture import GaussianMixture
+from fastem._persistence import load
+from fastem._select_k import SelectKResult, select_k
 
 __all__ = [
     "ConvergenceWarning",
     "GaussianMixture",
+    "KMeans",
     "NotFittedError",
+    "SelectKResult",
+    "adjusted_rand_score",
     "build_info",
+    "kmeans_plusplus",
+    "load",
+    "select_k",
     "show_config",
 ]

@@ -59,6 +59,33 @@ class BaseEstimator:
             setattr(self, name, value)
         return self
 
+    def save(self, path):
+        """Save this fitted estimator to a model file.
+
+        The file is a NumPy ``.npz`` archive of the fitted arrays plus JSON
+        metadata (fastem version, class, parameters); nothing is pickled.
+        Load it back with :func:`fastem.load`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination, used as given (no extension added; ``.npz`` is
+            customary).
+
+        Returns
+        -------
+        path : str
+            The path written.
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator is not fitted.
+        """
+        from fastem._persistence import save_model
+
+        return save_model(self, path)
+
     def __repr__(self):
         defaults = {
             name: p.default

@@ -12,10 +12,12 @@ def build_info():
     -------
     info : dict
         ``version``, ``openmp`` (kernels compiled with OpenMP), ``debug_build``
-        (bounds checks on), ``openmp_max_threads``, ``available_cpus``,
+        (bounds checks on), ``simd_variant`` (kernel build in use:
+        'x86_64_v3' or 'baseline'), ``openmp_max_threads``, ``available_cpus``,
         ``default_n_threads`` and the numpy/scipy/python versions.
     """
     from fastem import __version__
+    from fastem._kernels import simd_variant
     from fastem._kernels._openmp import debug_build, openmp_enabled, openmp_max_threads
     from fastem._validation import available_cpus, effective_n_threads
 
@@ -23,6 +25,7 @@ def build_info():
         "version": __version__,
         "openmp": openmp_enabled(),
         "debug_build": debug_build(),
+        "simd_variant": simd_variant(),
         "openmp_max_threads": openmp_max_threads(),
         "available_cpus": available_cpus(),
         "default_n_threads": effective_n_threads(None),

@@ -1,0 +1,445 @@
+"""KMeans estimator: validation, seeding, the Lloyd loop and stopping.
+
+Each Lloyd iteration is one compiled pass over X (``lloyd_pass``) that
+assigns every row to its nearest centre and returns, per centre, the weighted
+sum of its rows, their total weight and their squared error. Everything else
+here is O(k * d) work per iteration.
+"""
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from fastem._base import BaseEstimator, check_is_fitted
+from fastem._exceptions import ConvergenceWarning
+from fastem._init import greedy_kmeans_plusplus, random_rows
+from fastem._kernels import load_kernels
+from fastem._parallel import blas_single_threaded, chunk_rows
+from fastem._stats import column_mean_var, frame_shift
+from fastem._validation import (
+    check_array,
+    check_int,
+    check_n_features,
+    check_option,
+    check_random_state,
+    check_real,
+    check_sample_weight,
+    effective_n_threads,
+)
+_k = load_kernels("_kmeans")
+
+
+class KMeans(BaseEstimator):
+    """K-means clustering by Lloyd's algorithm on a parallel compiled core.
+
+    A drop-in for ``sklearn.cluster.KMeans``: same parameters, methods and
+    fitted attributes. Each iteration is a single pass over X in row chunks
+    (distances by GEMM, nearest centre, per-centre sums); float32 data stays
+    float32 in the distance computation while every sum is accumulated in
+    float64. Results are bit-identical for any number of threads.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters.
+    init : {'k-means++', 'random'}, array-like of shape (n_clusters, n_features) or callable, default='k-means++'
+        Seeding. 'k-means++': greedy k-means++ (``2 + log(k)`` candidates per
+        step). 'random': distinct rows drawn with probability proportional to
+        their weight. An array: the initial centres. A callable
+        ``init(X, n_clusters, random_state)`` returning such an array.
+    n_init : 'auto' or int, default='auto'
+        Number of seedings; the run with the lowest inertia is kept. 'auto'
+        means 1 for 'k-means++' or an array, 10 for 'random' or a callable.
+    max_iter : int, default=300
+        Maximum number of Lloyd iterations per run.
+    tol : float, default=1e-4
+        Stop when the squared centre shift summed over all centres is at most
+        ``tol`` times the mean per-feature variance of X (scikit-learn's
+        definition). Iteration also stops, strictly converged, as soon as no
+        label changes.
+    verbose : int, default=0
+        Print one line per iteration to stderr (iteration, inertia, changed
+        labels, centre shift, elapsed time).
+    random_state : int, numpy Generator or RandomState, default=None
+        Seed of the initialisation.
+    copy_x : bool, default=True
+        Accepted for scikit-learn compatibility. fastem never modifies X and
+        never needs a centred copy of it, so this has no effect.
+    algorithm : {'lloyd', 'elkan'}, default='lloyd'
+        Accepted for scikit-learn compatibility; both run exact Lloyd
+        iterations (Elkan's method gives the same iterates).
+    n_threads : int, default=None
+        OpenMP threads; None uses every core allowed by OMP_NUM_THREADS and
+        the CPU affinity mask.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Centres, in X's float dtype.
+    labels_ : ndarray of shape (n_samples,), int32
+        Index of the nearest centre of each training row.
+    inertia_ : float
+        Weighted sum of squared distances of the rows to their centres.
+    n_iter_ : int
+        Lloyd iterations of the best run.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Notes
+    -----
+    Empty clusters are relocated to the rows farthest from their centres, as
+    in scikit-learn. Distances use ``||x||^2 - 2 x.c + ||c||^2`` computed in a
+    frame shifted by the data mean, so that float32 data far from the origin
+    keeps its precision; the inertia is summed from exact per-coordinate
+    differences in float64.
+    """
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto",
+                 max_iter=300, tol=1e-4, verbose=0, random_state=None,
+                 copy_x=True, algorithm="lloyd", n_threads=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Compute k-means clustering.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 and float64 are used as they are; other
+            numeric dtypes are converted to float64 once.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; an integer weight counts as that many
+            repeated rows.
+
+        Returns
+        -------
+        self : KMeans
+        """
+        X = check_array(X)
+        n_samples, n_features = X.shape
+        k = check_int(self.n_clusters, "n_clusters", min_value=1)
+        if k > n_samples:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_clusters={k}: ask for at "
+                "most as many clusters as there are samples."
+            )
+        max_iter = check_int(self.max_iter, "max_iter", min_value=1)
+        tol = check_real(self.tol, "tol", min_value=0.0)
+        check_option(self.algorithm, "algorithm", {"lloyd", "elkan"})
+        sw = check_sample_weight(sample_weight, n_samples, X.dtype)
+        init, n_init = self._check_init(X, k)
+        n_threads = effective_n_threads(self.n_threads)
+        rng = check_random_state(self.random_state)
+
+        mean, var = column_mean_var(X)
+        shift = frame_shift(mean, var, X.dtype)
+        abs_tol = float(np.mean(var)) * tol
+        rows = _lloyd_chunk_rows(k, n_features, X.dtype)
+
+        best = None
+        with blas_single_threaded():
+            for run in range(n_init):
+                centres = self._initial_centres(X, k, init, sw, shift, rng, n_threads)
+                result = lloyd(X, sw, centres, shift, max_iter=max_iter,
+                               tol=abs_tol, chunk=rows, n_threads=n_threads,
+                               verbose=self.verbose)
+                if best is None or result[2] < best[2]:
+                    best = result
+        labels, centres, inertia, n_iter = best
+
+        n_distinct = int(np.count_nonzero(np.bincount(labels, minlength=k)))
+        if n_distinct < k:
+            warnings.warn(
+                f"Number of distinct clusters ({n_distinct}) found smaller than "
+                f"n_clusters ({k}). Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.cluster_centers_ = centres
+        self.labels_ = labels
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        self.n_features_in_ = n_features
+        return self
+
+    def _check_init(self, X, k):
+        init = self.init
+        n_init = self.n_init
+        if isinstance(init, str):
+            check_option(init, "init", {"k-means++", "random"})
+            auto_n_init = 1 if init == "k-means++" else 10
+        elif callable(init):
+            auto_n_init = 10
+        else:
+            init = self._check_init_array(init, X, k)
+            auto_n_init = 1
+        if isinstance(n_init, str):
+            check_option(n_init, "n_init", {"auto"})
+            n_init = auto_n_init
+        else:
+            n_init = check_int(n_init, "n_init", min_value=1)
+        if not isinstance(init, str) and not callable(init) and n_init != 1:
+            warnings.warn(
+                "Explicit initial center position passed: performing only one "
+                f"init in {type(self).__name__} instead of n_init={n_init}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            n_init = 1
+        return init, n_init
+
+    @staticmethod
+    def _check_init_array(init, X, k):
+        centres = check_array(init, name="init", dtype=X.dtype.type)
+        if centres.shape != (k, X.shape[1]):
+            raise ValueError(
+                f"init array has shape {centres.shape}, but n_clusters={k} and X "
+                f"has {X.shape[1]} features: expected shape ({k}, {X.shape[1]})."
+            )
+        return centres
+
+    def _initial_centres(self, X, k, init, sw, shift, rng, n_threads):
+        """Initial centres in X's dtype, in the shifted frame (c - shift)."""
+        if isinstance(init, str) and init == "k-means++":
+            idx = greedy_kmeans_plusplus(X, k, sw, rng, None, n_threads)
+            centres = X[idx]
+        elif isinstance(init, str):  # 'random'
+            centres = X[random_rows(X.shape[0], k, sw, rng)]
+        elif callable(init):
+            legacy = np.random.RandomState(int(rng.integers(2**31 - 1)))
+            centres = self._check_init_array(init(X, k, random_state=legacy), X, k)
+        else:
+            centres = init
+        return (centres - shift).astype(X.dtype)
+
+    # ------------------------------------------------------------ predict
+
+    def _prepare(self, X, sample_weight=None):
+        check_is_fitted(self, "cluster_centers_")
+        X = check_array(X)
+        check_n_features(X, self.n_features_in_, type(self).__name__)
+        sw = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        centres = self.cluster_centers_.astype(X.dtype, copy=False)
+        # the centres' mean and spread stand in for the data's
+        shift = frame_shift(centres.mean(axis=0, dtype=np.float64),
+                            centres.var(axis=0, dtype=np.float64), X.dtype)
+        return X, sw, np.ascontiguousarray(centres - shift), shift
+
+    def _assign(self, X, sample_weight=None):
+        X, sw, centres, shift = self._prepare(X, sample_weight)
+        k, d = centres.shape
+        labels = np.full(X.shape[0], -1, dtype=np.int32)
+        sums = np.empty((k, d))
+        weights = np.empty(k)
+        with blas_single_threaded():
+            _, inertia = _k.lloyd_pass(
+                X, _weights_or_empty(sw, X.dtype), _shift_or_empty(shift),
+                centres, labels, sums, weights,
+                _lloyd_chunk_rows(k, d, X.dtype),
+                effective_n_threads(self.n_threads))
+        return labels, inertia
+
+    def predict(self, X, sample_weight=None):
+        """Index of the nearest centre of each row of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : ignored
+            Accepted for scikit-learn compatibility.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int32
+        """
+        return self._assign(X)[0]
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit and return ``labels_`` (equal to ``fit(X).predict(X)``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int32
+        """
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def transform(self, X):
+        """Euclidean distances from each row of X to every centre.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_clusters), X's float dtype
+        """
+        X, _, centres, shift = self._prepare(X)
+        k, d = centres.shape
+        out = np.empty((X.shape[0], k), dtype=X.dtype)
+        with blas_single_threaded():
+            _k.pairwise_sqdist(X, _shift_or_empty(shift), centres, out,
+                               _lloyd_chunk_rows(k, d, X.dtype),
+                               effective_n_threads(self.n_threads))
+        return np.sqrt(out, out=out)
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Fit, then return distances to the centres (``fit(X).transform(X)``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_clusters)
+        """
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the weighted inertia of X under the fitted centres.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+            ``-sum_i w_i ||x_i - c_{label(i)}||^2`` (higher is better).
+        """
+        return -self._assign(X, sample_weight)[1]
+
+
+def _weights_or_empty(sample_weight, dtype):
+    """Kernels take a length-0 array to mean unit weights."""
+    return sample_weight if sample_weight is not None else np.empty(0, dtype)
+
+
+def _shift_or_empty(shift):
+    """Kernels take a length-0 shift to mean the rows are used as they are."""
+    return shift if shift.any() else shift[:0]
+
+
+def _lloyd_chunk_rows(n_clusters, n_features, dtype):
+    # a chunk holds its shifted rows (d) and its distance block (k) per row
+    return chunk_rows(n_clusters + n_features, np.dtype(dtype).itemsize)
+
+
+def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
+          verbose=0):
+    """Run Lloyd iterations from ``centres`` (shifted frame, X's dtype).
+
+    Stops when no label changes (strict convergence), when the summed squared
+    centre shift is at most ``tol`` (absolute), or after ``max_iter``
+    iterations. Unless strictly converged, one more assignment pass makes the
+    labels and inertia consistent with the returned centres, as scikit-learn
+    does. BLAS must already be single-threaded.
+
+    Returns
+    -------
+    labels : ndarray (n_samples,), int32
+    centres : ndarray (k, d), X's dtype, unshifted
+    inertia : float
+    n_iter : int
+    """
+    n_samples = X.shape[0]
+    k, d = centres.shape
+    sw = _weights_or_empty(sample_weight, X.dtype)
+    shift64 = shift.astype(np.float64)
+    kernel_shift = _shift_or_empty(shift)
+    labels = np.full(n_samples, -1, dtype=np.int32)
+    sums = np.empty((k, d))
+    weights = np.empty(k)
+    centres = np.ascontiguousarray(centres)
+    centres64 = centres.astype(np.float64)
+    strict = False
+    start = time.perf_counter()
+    for it in range(max_iter):
+        n_changed, inertia = _k.lloyd_pass(X, sw, kernel_shift, centres, labels,
+                                           sums, weights, chunk, n_threads)
+        if it > 0 and n_changed == 0:
+            # same labels as last time: the centres would not move
+            strict = True
+        else:
+            if not weights.all():
+                _relocate_empty_clusters(X, sample_weight, centres, shift, shift64,
+                                         labels, sums, weights, n_threads)
+            new64 = _centres_from_sums(sums, weights, centres64)
+            centre_shift = float(np.square(new64 - centres64).sum())
+            centres64 = new64
+            centres = centres64.astype(X.dtype)
+        if verbose:
+            print(f"Iteration {it:4d}: inertia {inertia:.6e}, {n_changed} labels "
+                  f"changed, centre shift {0.0 if strict else centre_shift:.3e}, "
+                  f"{time.perf_counter() - start:.2f} s", file=sys.stderr)
+        if strict:
+            if verbose:
+                print(f"Converged at iteration {it}: strict convergence.", file=sys.stderr)
+            break
+        if centre_shift <= tol:
+            if verbose:
+                print(f"Converged at iteration {it}: center shift "
+                      f"{centre_shift:.3e} within tolerance {tol:.3e}.", file=sys.stderr)
+            break
+    if not strict:
+        _, inertia = _k.lloyd_pass(X, sw, kernel_shift, centres, labels, sums,
+                                   weights, chunk, n_threads)
+    final = (centres64 + shift64).astype(X.dtype)
+    return labels, final, inertia, it + 1
+
+
+def _centres_from_sums(sums, weights, previous):
+    """Weighted means; a centre with no weight at all keeps its old position."""
+    out = previous.copy()
+    has = weights > 0
+    out[has] = sums[has] / weights[has, None]
+    return out
+
+
+def _relocate_empty_clusters(X, sample_weight, centres, shift, shift64, labels,
+                             sums, weights, n_threads):
+    """Move each empty cluster onto one of the rows farthest from its centre.
+
+    Same rule as scikit-learn: the farthest rows (by squared distance to
+    their current centre) seed the empty clusters, and their weight and
+    coordinates are moved from their old cluster's statistics to the new one.
+    Modifies ``sums`` and ``weights`` in place.
+    """
+    empty = np.flatnonzero(weights == 0)
+    n_empty = empty.shape[0]
+    dist = np.empty(X.shape[0])
+    unshifted = np.ascontiguousarray((centres.astype(np.float64) + shift64).astype(X.dtype))
+    _k.assigned_sqdist(X, unshifted, labels, dist, n_threads)
+    far = np.argpartition(dist, -n_empty)[:-n_empty - 1:-1]
+    for new_id, idx in zip(empty, far):
+        w = 1.0 if sample_weight is None else float(sample_weight[idx])
+        old_id = labels[idx]
+        row = X[idx].astype(np.float64) - shift64
+        sums[old_id] -= w * row
+        weights[old_id] -= w
+        sums[new_id] = w * row
+        weights[new_id] = w

@@ -1,0 +1,1 @@
+"""Data shipped with fastem: the Old Faithful geyser eruptions (faithful.csv)."""

@@ -1,0 +1,400 @@
+"""The fastem command line and its data-file reader."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastem
+from fastem import load
+from fastem._cli import main, parse_k_range
+from fastem._io import faithful_path, read_data
+
+FASTEM_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastem.__file__)))
+
+
+def run_cli(*args, cwd, python_prefix=(), env_extra=None):
+    """Run ``python -m fastem ARGS`` in a subprocess importing this fastem."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = FASTEM_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_extra or {})
+    cmd = [sys.executable, *python_prefix, *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def assert_one_line_error(err, *fragments):
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert "error:" in lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture()
+def faithful_csv(tmp_path):
+    path = tmp_path / "faithful.csv"
+    shutil.copy(faithful_path(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def faithful():
+    return read_data(faithful_path())[0]
+
+
+# ----------------------------------------------------------------------------
+# demo
+
+
+def test_demo_subprocess_no_plot(tmp_path):
+    res = run_cli("-m", "fastem", "demo", "--no-plot", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for fragment in ("Old Faithful", "K-means, K=2", "Gaussian mixture, K=2",
+                     "weight", "mean", "covariance", "log-likelihood per point",
+                     "iterations", "converged", " ms"):
+        assert fragment in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_demo_writes_png(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    png = tmp_path / "fastem-demo.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 30_000
+    assert "Figure written to fastem-demo.png" in capsys.readouterr().out
+    assert main(["demo", "-o", str(tmp_path / "other.png")]) == 0
+    assert (tmp_path / "other.png").exists()
+
+
+def test_demo_without_matplotlib_in_process(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert 'pip install "fastem[plot]"' in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_demo_without_matplotlib_fresh_process(tmp_path):
+    # a fresh interpreter where importing matplotlib fails, as on a machine
+    # without it; the demo must still run and say how to get the figure
+    block = ("import sys; sys.modules['matplotlib'] = None; "
+             "from fastem._cli import main; sys.exit(main(['demo']))")
+    res = run_cli("-c", block, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert 'pip install "fastem[plot]"' in res.stdout
+    assert res.stderr == ""
+
+
+@pytest.mark.skipif(shutil.which("fastem") is None, reason="fastem console script not installed")
+def test_console_script(tmp_path):
+    res = subprocess.run(["fastem", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0
+    assert res.stdout.strip() == f"fastem {fastem.__version__}"
+
+
+# ----------------------------------------------------------------------------
+# fit / predict / info
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_fit_predict_info_gmm(tmp_path, faithful_csv, faithful, capsys, covariance_type):
+    model = tmp_path / "gmm.npz"
+    assert main(["fit", str(faithful_csv), "--model", "gmm", "-k", "2",
+                 "--covariance-type", covariance_type, "--random-state", "0",
+                 "--n-init", "2", "-o", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert "fitting GaussianMixture(K=2" in err  # progress on stderr
+    assert "model written to" in out
+    est = load(model)
+    assert type(est).__name__ == "GaussianMixture"
+    assert est.covariance_type == covariance_type and est.n_init == 2
+    assert est.verbose == 0  # progress display not stored in the model
+
+    labels = tmp_path / "labels.npy"
+    assert main(["predict", str(model), str(faithful_csv), "-o", str(labels)]) == 0
+    np.testing.assert_array_equal(np.load(labels), est.predict(faithful))
+
+    proba = tmp_path / "proba.csv"
+    assert main(["predict", str(model), str(faithful_csv), "--proba", "-o", str(proba)]) == 0
+    read = np.loadtxt(proba, delimiter=",", skiprows=1)
+    assert read.shape == (272, 2)
+    np.testing.assert_allclose(read, est.predict_proba(faithful), rtol=1e-5, atol=1e-12)
+    assert proba.read_text().splitlines()[0] == "p0,p1"
+    capsys.readouterr()
+
+    assert main(["info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("GaussianMixture (fastem model format 1")
+    assert f"covariance_type = '{covariance_type}'" in out
+    assert "means_: array(shape=(2, 2)" in out
+
+
+def test_fit_kmeans_quiet_and_predict_stdout(tmp_path, faithful_csv, faithful, capsys):
+    model = tmp_path / "km.npz"
+    assert main(["fit", str(faithful_csv), "--model", "kmeans", "-k", "2", "-q",
+                 "--random-state", "1", "-o", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "objective" in out
+    assert main(["predict", str(model), str(faithful_csv)]) == 0
+    printed = np.array(capsys.readouterr().out.split(), dtype=int)
+    np.testing.assert_array_equal(printed, load(model).predict(faithful))
+    # labels as csv
+    assert main(["predict", str(model), str(faithful_csv), "-o", str(tmp_path / "l.csv")]) == 0
+    lines = (tmp_path / "l.csv").read_text().splitlines()
+    assert lines[0] == "label" and len(lines) == 273
+
+
+def test_fit_float32_npy_and_npz(tmp_path, faithful, capsys):
+    npy = tmp_path / "x.npy"
+    np.save(npy, faithful.astype(np.float32))
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(npy), "--model", "kmeans", "-k", "3", "-q", "-o", str(model)]) == 0
+    assert load(model).cluster_centers_.dtype == np.float32
+    assert main(["fit", str(npy), "--model", "kmeans", "-k", "3", "-q", "--dtype", "float64",
+                 "-o", str(model)]) == 0
+    assert load(model).cluster_centers_.dtype == np.float64
+    npz = tmp_path / "x.npz"
+    np.savez(npz, data=faithful, other=faithful[:10])
+    assert main(["fit", str(npz), "--model", "gmm", "-k", "2", "-q", "--key", "data",
+                 "-o", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(npz), "--model", "gmm", "-k", "2", "-q", "-o", str(model)]) == 1
+    assert_one_line_error(capsys.readouterr().err, "holds 2 arrays", "--key")
+
+
+def test_fit_subprocess_round_trip(tmp_path, faithful_csv, faithful):
+    res = run_cli("-m", "fastem", "fit", "faithful.csv", "--model", "gmm", "-k", "2",
+                  "--random-state", "0", "-o", "m.npz", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "fitting GaussianMixture" in res.stderr
+    res = run_cli("-m", "fastem", "predict", "m.npz", "faithful.csv", "-o", "l.npy",
+                  cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "l.npy"),
+                                  load(tmp_path / "m.npz").predict(faithful))
+
+
+# ----------------------------------------------------------------------------
+# select-k
+
+
+def test_select_k_cli(tmp_path, faithful_csv, capsys):
+    plot = tmp_path / "k.png"
+    args = ["select-k", str(faithful_csv), "-k", "1:5", "--n-runs", "4",
+            "--random-state", "0", "--n-threads", "1"]
+    if _has_matplotlib():
+        args += ["--plot", str(plot)]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "recommended K:" in out
+    assert "BIC 2" in out and "stability 2" in out
+    assert "K=5" in err  # progress
+    if _has_matplotlib():
+        assert plot.stat().st_size > 10_000
+    assert main(["select-k", str(faithful_csv), "--model", "gmm", "-k", "2,3", "-q",
+                 "--n-runs", "3", "--markdown", "--random-state", "0", "--n-threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.startswith("| K | BIC | AIC | stability | ± sd |")
+
+
+def test_select_k_plot_without_matplotlib(faithful_csv, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["select-k", str(faithful_csv), "--plot", "x.png"]) == 1
+    assert_one_line_error(capsys.readouterr().err, 'pip install "fastem[plot]"')
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_parse_k_range():
+    assert parse_k_range("1:10") == list(range(1, 11))
+    assert parse_k_range("2:10:4") == [2, 6, 10]
+    assert parse_k_range("2,3,5") == [2, 3, 5]
+    assert parse_k_range("4") == [4]
+
+
+# ----------------------------------------------------------------------------
+# errors: one line on stderr, non-zero exit, no traceback
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture()
+def bad_files(tmp_path):
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    return {
+        "ragged": _write(tmp_path, "ragged.csv", "a,b\n1,2\n3,4\n5,6,7\n8,9\n"),
+        "text_col": _write(tmp_path, "species.csv",
+                           "length,species,width,colour\n1.0,setosa,2.0,red\n"
+                           "2.0,virginica,3.0,blue\n"),
+        "nan": _write(tmp_path, "nan.csv", "x,y\n1,2\n3,4\n5,nan\n7,8\n"),
+        "empty_cell": _write(tmp_path, "empty.csv", "x,y\n1,2\n3,\n5,6\n"),
+        "binary": str(tmp_path / "binary.csv"),
+        "bad_value": _write(tmp_path, "value.csv", "x,y\n1,2\n3,4\n5,abc\n"),
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["fit", "{tmp}/missing.csv", "--model", "gmm", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["no such file", "missing.csv"]),
+        (["fit", "{ragged}", "--model", "kmeans", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["line 4 has 3 fields", "header (line 1) has 2"]),
+        (["fit", "{text_col}", "--model", "kmeans", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["non-numeric columns 'species', 'colour'"]),
+        (["fit", "{nan}", "--model", "kmeans", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["line 4 (data row 2)", "missing value ('nan')", "column 'y'"]),
+        (["fit", "{empty_cell}", "--model", "kmeans", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["line 3", "empty cell", "column 'y'"]),
+        (["fit", "{bad_value}", "--model", "kmeans", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["line 4, column 'y': 'abc' is not a number"]),
+        (["fit", "{binary}", "--model", "kmeans", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["not a UTF-8 text file"]),
+        (["fit", "{faithful}", "--model", "gmm", "-k", "500", "-o", "{tmp}/m.npz"],
+         ["K=500 is larger than the number of samples (272)"]),
+        (["fit", "{faithful}", "--model", "kmeans", "-k", "2", "--covariance-type", "diag",
+          "-o", "{tmp}/m.npz"], ["--covariance-type applies to --model gmm only"]),
+        (["select-k", "{faithful}", "-k", "1:300"],
+         ["K=300 is larger than the number of samples (272)"]),
+        (["select-k", "{faithful}", "--methods", "elbow,gap"], ["unknown method(s) gap"]),
+        (["predict", "{tmp}/missing.npz", "{faithful}"], ["no such model file"]),
+        (["info", "{faithful}"], ["not a valid fastem model file"]),
+        (["fit", "{tmp}/data.xlsx", "--model", "kmeans", "-k", "2", "-o", "{tmp}/m.npz"],
+         ["unsupported file type '.xlsx'"]),
+    ],
+)
+def test_runtime_errors_one_line(tmp_path, bad_files, capsys, argv, fragments):
+    (tmp_path / "data.xlsx").write_bytes(b"PK")
+    subs = dict(bad_files, tmp=str(tmp_path), faithful=faithful_path())
+    argv = [a.format(**subs) for a in argv]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert_one_line_error(err, *fragments)
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["fit", "x.csv", "--model", "som", "-k", "2", "-o", "m.npz"],
+         "argument --model: invalid choice: 'som'"),
+        (["fit", "x.csv", "--model", "gmm", "-k", "0", "-o", "m.npz"],
+         "expected a positive integer, got '0'"),
+        (["fit", "x.csv", "--model", "gmm", "-k", "2", "--covariance-type", "round",
+          "-o", "m.npz"], "invalid choice: 'round'"),
+        (["fit", "x.csv", "--model", "gmm", "-k", "2", "--dtype", "float16", "-o", "m.npz"],
+         "invalid choice: 'float16'"),
+        (["fit", "x.csv", "--model", "gmm", "-o", "m.npz"], "required: -k/--k"),
+        (["select-k", "x.csv", "-k", "10:1"], "expected K values like 1:10"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_usage_errors_one_line(capsys, argv, fragment):
+    assert main(argv) == 2
+    assert_one_line_error(capsys.readouterr().err, fragment)
+
+
+def test_errors_in_subprocess_and_debug(tmp_path, bad_files):
+    res = run_cli("-m", "fastem", "fit", bad_files["nan"], "--model", "gmm", "-k", "2",
+                  "-o", "m.npz", cwd=tmp_path)
+    assert res.returncode == 1
+    assert_one_line_error(res.stderr, "nan.csv", "line 4")
+    res = run_cli("-m", "fastem", "fit", "x.csv", "--model", "nope", "-k", "2", "-o", "m",
+                  cwd=tmp_path)
+    assert res.returncode == 2
+    assert_one_line_error(res.stderr, "invalid choice")
+    # --debug: the traceback
+    res = run_cli("-m", "fastem", "fit", bad_files["nan"], "--model", "gmm", "-k", "2",
+                  "-o", "m.npz", "--debug", cwd=tmp_path)
+    assert res.returncode == 1
+    assert "Traceback" in res.stderr and "ValueError" in res.stderr
+
+
+def test_no_command_and_help(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "select-k" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"fastem {fastem.__version__}"
+
+
+# ----------------------------------------------------------------------------
+# data-file reader
+
+
+def test_read_faithful_header_detected():
+    X, columns = read_data(faithful_path())
+    assert columns == ["eruptions", "waiting"]
+    assert X.shape == (272, 2) and X.dtype == np.float64
+    np.testing.assert_array_equal(X[0], [3.6, 79])
+
+
+def test_read_text_variants(tmp_path):
+    expected = np.array([[1.0, 2.5], [3.0, -4.0], [5.0, 6e3]])
+    p = _write(tmp_path, "noheader.csv", "1,2.5\n3,-4\n\n# comment\n5,6e3\n")
+    X, columns = read_data(p)
+    np.testing.assert_array_equal(X, expected)
+    assert columns == ["column 1", "column 2"]
+    p = _write(tmp_path, "quoted.csv", '\ufeff"a","b"\n1,2.5\n3,-4\n5,6e3\n')
+    X, columns = read_data(p, dtype="float32")
+    assert columns == ["a", "b"] and X.dtype == np.float32
+    np.testing.assert_array_equal(X, expected.astype(np.float32))
+    p = _write(tmp_path, "tabs.tsv", "a\tb\n1\t2.5\n3\t-4\n5\t6e3\n")
+    X, columns = read_data(p)
+    assert columns == ["a", "b"]
+    np.testing.assert_array_equal(X, expected)
+    p = _write(tmp_path, "spaces.txt", "1  2.5\n 3 -4\n5\t6e3\n")
+    np.testing.assert_array_equal(read_data(p)[0], expected)
+
+
+def test_read_npy_is_memory_mapped(tmp_path):
+    p = tmp_path / "x.npy"
+    np.save(p, np.arange(12, dtype=np.float32).reshape(6, 2))
+    X, _ = read_data(p)
+    assert isinstance(X, np.memmap) or isinstance(X.base, np.memmap)
+    assert X.dtype == np.float32
+    p1 = tmp_path / "one.npy"
+    np.save(p1, np.arange(5.0))
+    assert read_data(p1)[0].shape == (5, 1)
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(ValueError, match="empty: no data rows"):
+        read_data(_write(tmp_path, "empty.csv", "\n# nothing\n"))
+    with pytest.raises(ValueError, match="header but no data rows"):
+        read_data(_write(tmp_path, "header.csv", "a,b\n"))
+    p = tmp_path / "inf.npy"
+    np.save(p, np.array([[1.0, np.inf]]))
+    with pytest.raises(ValueError, match="contains infinity"):
+        read_data(p)
+    p = tmp_path / "trunc.npy"
+    np.save(p, np.zeros((100, 3)))
+    p.write_bytes(p.read_bytes()[:200])
+    with pytest.raises(ValueError, match="trunc.npy"):
+        read_data(p)
+    with pytest.raises(ValueError, match="has no array 'zz'"):
+        np.savez(tmp_path / "a.npz", x=np.zeros((2, 2)))
+        read_data(tmp_path / "a.npz", key="zz")
+    with pytest.raises(ValueError, match="applies to .npz files only"):
+        read_data(_write(tmp_path, "k.csv", "1,2\n"), key="x")
