@@ -30,14 +30,18 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    triangle row by row), xc^2 (diag), |xc|^2 (spherical) or nothing (tied:
    its second moment does not depend on the responsibilities). Column 0 of
    the result is N_k, columns 1..D are S1_k = sum gamma xc, the rest S2_k.
+   Within a chunk, log-densities and responsibilities are held
+   component-major (K x B) so that the per-row work (vectorised exp,
+   log-sum-exp) runs over rows in SIMD lanes.
 
 Nothing of size N x K or N x K x D is allocated: per-thread workspaces hold
 one chunk. Rows are cut into chunks of a fixed size that does not depend on
-the thread count; chunks are processed in rounds of ROUND chunks, each chunk
-writing its partial statistics into its own slot, and the slots are added
-into the totals in slot order after the round. Every floating-point sum is
-therefore done in the same order whatever the number of threads: 1 and N
-threads give bit-identical results.
+the thread count, and the chunks into NPART contiguous partitions (also
+fixed). One parallel region per pass hands out partitions dynamically; a
+partition runs its chunks in order, summing their statistics into its own
+slot, and after the region the slots are added in partition order. Every
+floating-point sum is therefore done in the same order whatever the number
+of threads: 1 and N threads give bit-identical results.
 """
 from cython.parallel cimport prange
 from libc.math cimport log
@@ -90,10 +94,12 @@ COV_TYPES = {"full": COV_FULL, "tied": COV_TIED, "diag": COV_DIAG,
 RESP_MODES = {"estep": RESP_ESTEP, "given": RESP_GIVEN, "labels": RESP_LABELS,
               "one": RESP_ONE}
 
-# chunks per round (fixed: the reduction order must not depend on threads)
+# number of partitions of the chunks (fixed: the reduction order must not
+# depend on the thread count); dynamic scheduling of partitions keeps the
+# threads busy even when some cores are shared with other processes
 cdef enum:
-    _ROUND = 32
-ROUND = _ROUND
+    _NPART = 64
+NPART = _NPART
 # bytes of per-chunk working set aimed at (per-core L2 is 1 MiB here)
 _CHUNK_BYTES = 640 * 1024
 
@@ -140,10 +146,13 @@ cdef double _process_chunk(
         const floating *sw, const floating *shift, int cov_type, int mode,
         const floating *A, const floating *crow, const double *const_k,
         const double *resp_in, const int *labels_in,
-        bint do_stats, double *slot, Py_ssize_t P,
+        bint do_stats, bint accumulate, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
         floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
     """One chunk of ``nb`` rows: E-step, row outputs and statistics.
+
+    The chunk's statistics are written into (or, with ``accumulate``, added
+    to) ``slot``.
 
     Within the chunk, log-densities and responsibilities are stored
     component-major (``lpT[k * nb + b]``) so that per-row work vectorises
@@ -247,7 +256,36 @@ cdef double _process_chunk(
     # 4. statistics: slot (K x P) = (w gamma)^T (K x nb) @ FT^T (nb x P), float64
     if do_stats:
         gemm_rowmajor(False, True, <int>K, <int>P, <int>nb, 1.0,
-                      lpT, <int>nb, FT, <int>nb, 0.0, slot, <int>P)
+                      lpT, <int>nb, FT, <int>nb, 1.0 if accumulate else 0.0,
+                      slot, <int>P)
+    return ll
+
+
+cdef double _process_partition(
+        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t B, Py_ssize_t N,
+        const floating *X, Py_ssize_t D, Py_ssize_t K,
+        const floating *sw, const floating *shift, int cov_type, int mode,
+        const floating *A, const floating *crow, const double *const_k,
+        const double *resp_in, const int *labels_in,
+        bint do_stats, double *slot, Py_ssize_t P,
+        floating *fws, double *dws,
+        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
+    """Chunks c0 .. c1-1 in order, statistics summed into ``slot``."""
+    cdef double ll = 0.0
+    cdef Py_ssize_t ci, r0, nb
+    for ci in range(c0, c1):
+        r0 = ci * B
+        nb = min(B, N - r0)
+        ll += _process_chunk(
+            X + r0 * D, nb, D, K,
+            NULL if sw == NULL else sw + r0,
+            shift, cov_type, mode, A, crow, const_k,
+            NULL if resp_in == NULL else resp_in + r0 * K,
+            NULL if labels_in == NULL else labels_in + r0,
+            do_stats, ci > c0, slot, P, fws, dws,
+            NULL if out_lpn == NULL else out_lpn + r0,
+            NULL if out_resp == NULL else out_resp + r0 * K,
+            NULL if out_labels == NULL else out_labels + r0)
     return ll
 
 
@@ -288,7 +326,7 @@ def em_pass(const floating[:, ::1] X,
     resp_in : (N, K) float64 for mode "given", else (0, K)
     labels_in : (N,) int32 for mode "labels", else (0,)
     stats : (K, P) float64 output (overwritten) or (0, P) for no statistics
-    slots : (ROUND, K*P) float64 scratch
+    slots : (NPART, K*P) float64 scratch
     fws, dws : (n_threads, *) per-thread workspaces (see workspace_sizes)
     out_lpn : (N,) log p(x_n) or (0,)
     out_resp : (N, K) responsibilities or (0, K)
@@ -303,10 +341,10 @@ def em_pass(const floating[:, ::1] X,
     cdef Py_ssize_t n_chunks = (N + B - 1) // B
     cdef Py_ssize_t KP = K * P
     cdef bint do_stats = stats.shape[0] > 0
-    cdef Py_ssize_t first, nr, s, ci, r0, nb, e, t
+    cdef Py_ssize_t npart, p, e
     cdef int tid
     cdef double ll_total = 0.0
-    cdef double[::1] slot_ll = _zeros(_ROUND)
+    cdef double[::1] slot_ll = _zeros(_NPART)
     cdef double *slot_ll_p = &slot_ll[0]
     cdef double *slots_p = &slots[0, 0]
     cdef double *stats_p = NULL
@@ -327,7 +365,7 @@ def em_pass(const floating[:, ::1] X,
 
     if N == 0:
         return 0.0
-    if slots.shape[0] < _ROUND or slots.shape[1] < KP:
+    if slots.shape[0] < _NPART or slots.shape[1] < KP:
         raise ValueError("slots workspace too small")
     if fws.shape[0] < n_threads or dws.shape[0] < n_threads:
         raise ValueError("workspace has fewer rows than threads")
@@ -353,34 +391,28 @@ def em_pass(const floating[:, ::1] X,
     if out_labels.shape[0] > 0:
         lab_out_p = &out_labels[0]
 
+    # fixed partition of the chunks (independent of the thread count):
+    # partition p owns chunks [p * n_chunks // npart, (p+1) * n_chunks // npart)
+    npart = min(<Py_ssize_t>_NPART, n_chunks)
     with nogil:
-        first = 0
-        while first < n_chunks:
-            nr = min(<Py_ssize_t>_ROUND, n_chunks - first)
-            for s in prange(nr, schedule="static", num_threads=n_threads):
-                tid = omp_get_thread_num()
-                ci = first + s
-                r0 = ci * B
-                nb = min(B, N - r0)
-                slot_ll_p[s] = _process_chunk(
-                    X_p + r0 * D, nb, D, K,
-                    NULL if sw_p == NULL else sw_p + r0,
-                    shift_p, cov_type, mode, A_p, crow_p, const_p,
-                    NULL if resp_p == NULL else resp_p + r0 * K,
-                    NULL if lab_p == NULL else lab_p + r0,
-                    do_stats, slots_p + s * KP, P,
-                    fws_p + tid * fstride, dws_p + tid * dstride,
-                    NULL if lpn_p == NULL else lpn_p + r0,
-                    NULL if resp_out_p == NULL else resp_out_p + r0 * K,
-                    NULL if lab_out_p == NULL else lab_out_p + r0)
-            # deterministic reduction: slots added in slot order
-            for s in range(nr):
-                ll_total += slot_ll_p[s]
-            if do_stats:
-                for e in prange(KP, schedule="static", num_threads=n_threads):
-                    for t in range(nr):
-                        stats_p[e] += slots_p[t * KP + e]
-            first += _ROUND
+        for p in prange(npart, schedule="dynamic", chunksize=1,
+                        num_threads=n_threads):
+            tid = omp_get_thread_num()
+            slot_ll_p[p] = _process_partition(
+                p * n_chunks // npart, (p + 1) * n_chunks // npart, B, N,
+                X_p, D, K, sw_p, shift_p, cov_type, mode, A_p, crow_p, const_p,
+                resp_p, lab_p, do_stats, slots_p + p * KP, P,
+                fws_p + tid * fstride, dws_p + tid * dstride,
+                lpn_p, resp_out_p, lab_out_p)
+        # deterministic reduction: partitions added in partition order
+        for p in range(npart):
+            ll_total += slot_ll_p[p]
+        if do_stats:
+            for e in range(KP):
+                stats_p[e] = 0.0
+            for p in range(npart):
+                for e in range(KP):
+                    stats_p[e] += slots_p[p * KP + e]
     return ll_total
 
 
