@@ -128,16 +128,17 @@ def _feature_variance(X, max_rows=200_000, seed=2):
     return np.asarray(X, dtype=np.float64).var(axis=0)
 
 
-def initial_gmm_parameters(X, k, covariance_type, seed=1):
+def initial_gmm_parameters(X, k, covariance_type, seed=1, variance_rows=200_000):
     """weights_init, means_init, precisions_init (sklearn's shapes), float64.
 
     Equal weights, means at ``k`` rows of X, every covariance equal to the
-    diagonal of the feature variances.
+    diagonal of the feature variances (estimated on at most ``variance_rows``
+    rows).
     """
     d = X.shape[1]
     weights = np.full(k, 1.0 / k)
     means = initial_centers(X, k, seed)
-    inv_var = 1.0 / _feature_variance(X)
+    inv_var = 1.0 / _feature_variance(X, max_rows=variance_rows)
     if covariance_type == "full":
         precisions = np.tile(np.diag(inv_var), (k, 1, 1))
     elif covariance_type == "tied":
