@@ -64,10 +64,12 @@ DATASETS = [
 
 @pytest.mark.parametrize("n,d,k,seed,offset", DATASETS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fit_matches_sklearn_lloyd(n, d, k, seed, offset, dtype):
+@pytest.mark.parametrize("algorithm", ["lloyd", "auto"])
+def test_fit_matches_sklearn_lloyd(n, d, k, seed, offset, dtype, algorithm):
     X = blobs(n, d, k, seed=seed, scale=3.0, offset=offset, dtype=dtype)
     init = X[np.random.default_rng(seed).choice(n, k, replace=False)].copy()
-    ours = KMeans(k, init=init, n_init=1, max_iter=100, tol=1e-6).fit(X)
+    ours = KMeans(k, init=init, n_init=1, max_iter=100, tol=1e-6,
+                  algorithm=algorithm).fit(X)
     ref = sklearn_cluster.KMeans(k, init=init, n_init=1, max_iter=100, tol=1e-6,
                                  algorithm="lloyd").fit(X)
     rtol = 1e-10 if dtype == np.float64 else 1e-4
@@ -85,6 +87,33 @@ def test_chunk_boundaries_are_exercised():
     # and one that is a multiple, for the shapes they use
     rows = [(n, _lloyd_chunk_rows(k, d, np.float64)) for n, d, k, *_ in DATASETS]
     assert any(n % r for n, r in rows) and any(n % r == 0 and n > r for n, r in rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bounded_iterations_equal_plain_lloyd_on_overlapping_clusters(dtype):
+    # heavily overlapping clusters: many rows sit near decision boundaries,
+    # where bounds are tested hardest; every iterate must match plain Lloyd
+    X = blobs(6007, 4, 12, seed=40, scale=0.7, dtype=dtype)
+    init = X[:12].copy()
+    for max_iter in (1, 2, 5, 30):
+        a = KMeans(12, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="lloyd").fit(X)
+        b = KMeans(12, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="auto").fit(X)
+        assert_array_equal(a.labels_, b.labels_)
+        assert a.n_iter_ == b.n_iter_
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
+        assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
+
+
+def test_bounded_passes_skip_most_rows(capsys):
+    X = blobs(20000, 5, 8, seed=41, scale=20.0)
+    KMeans(8, init=X[:8], n_init=1, tol=0, verbose=1).fit(X)
+    shares = [float(line.split("all distances for ")[1].split("%")[0])
+              for line in capsys.readouterr().err.splitlines()
+              if "all distances for" in line]
+    assert shares and min(shares) < 5.0
 
 
 def test_empty_cluster_is_relocated_like_sklearn():

@@ -19,6 +19,7 @@ No kernel validates its inputs: the Python layer does (``fastem._validation``).
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, uint16_t
 from libc.stdlib cimport calloc, malloc, free
+from libc.math cimport INFINITY, sqrt
 from libc.string cimport memset
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
@@ -232,6 +233,234 @@ def lloyd_pass(const floating[:, ::1] X,
     # sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 + sum_i w_i best_i; rounding
     # of the float32 expansion can leave a hair below zero for a perfect fit
     return total_changed, max(norms + inertia, 0.0), norms
+
+
+# ---------------------------------------------------------------------------
+# Bounded Lloyd pass (Hamerly's algorithm): the same iterates as Lloyd's,
+# without computing most distances.
+#
+# Every row keeps an upper bound u >= ||x - c_a|| on the distance to its own
+# centre a and a lower bound l <= min_{j != a} ||x - c_j|| on the distance to
+# every other centre. When the centres move by drift_j, the triangle
+# inequality keeps u + drift_a and l - max_{j != a} drift_j valid. If
+# u <= max(l, s_a), where s_a is half the distance from c_a to its nearest
+# other centre, no centre can be closer than c_a and the row is skipped
+# without reading it. Otherwise u is tightened to the exact distance and the
+# test repeated; only rows that still fail get all k distances (one GEMM over
+# the gathered rows). Sums move incrementally: a row that changes cluster
+# takes w x out of its old cluster's sum and into the new one's, so after the
+# first iterations a pass reads little more than the bounds.
+#
+# The bounds must hold for the distances the arithmetic produces: u is taken
+# from an exact float64 difference, and l from the GEMM expansion minus a
+# bound on its rounding error (err_scale (||x||^2 + max ||c||^2)).
+# ---------------------------------------------------------------------------
+
+cdef inline double _frame_sqdist(const floating *x, const floating *shift,
+                                 const floating *c, Py_ssize_t d) noexcept nogil:
+    """||(x - shift) - c||^2 in float64 with exact differences.
+
+    Four accumulators over j mod 4 (combined in a fixed order) keep the
+    additions from waiting on each other. ``shift`` may be NULL.
+    """
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, t0, t1, t2, t3
+    cdef Py_ssize_t j = 0
+    if shift == NULL:
+        while j + 4 <= d:
+            t0 = <double>x[j] - <double>c[j]
+            t1 = <double>x[j + 1] - <double>c[j + 1]
+            t2 = <double>x[j + 2] - <double>c[j + 2]
+            t3 = <double>x[j + 3] - <double>c[j + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            j += 4
+        while j < d:
+            t0 = <double>x[j] - <double>c[j]
+            s0 += t0 * t0
+            j += 1
+    else:
+        while j + 4 <= d:
+            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
+            t1 = (<double>x[j + 1] - <double>shift[j + 1]) - <double>c[j + 1]
+            t2 = (<double>x[j + 2] - <double>shift[j + 2]) - <double>c[j + 2]
+            t3 = (<double>x[j + 3] - <double>shift[j + 3]) - <double>c[j + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            j += 4
+        while j < d:
+            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
+            s0 += t0 * t0
+            j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                         Py_ssize_t k, const floating *sw, const floating *shift,
+                         const floating *centres, const floating *csq,
+                         double csq_max, const double *half_sep,
+                         const double *drift, double drift_max,
+                         double drift_second, Py_ssize_t drift_arg,
+                         bint fresh, double err_scale,
+                         floating *upper, floating *lower, int32_t *labels,
+                         floating *xbuf, floating *dist, int32_t *gathered,
+                         double *dsums, double *dweights,
+                         double *counts) noexcept nogil:
+    """One chunk of a bounded pass; adds sum/weight *changes* into the slot."""
+    cdef Py_ssize_t i, j, g, c, a, n_full = 0, n_changed = 0
+    cdef double u, l, m, w, xsq, second, v, err2
+    # stored bounds are rounded outward past the storage precision
+    cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
+    cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
+    cdef floating best
+    cdef floating *xr
+    for i in range(nb):
+        a = labels[i]
+        if not fresh:
+            u = upper[i] + drift[a]
+            l = lower[i] - (drift_second if a == drift_arg else drift_max)
+            m = l if l > half_sep[a] else half_sep[a]
+            if u <= m:
+                upper[i] = <floating>(u * up)
+                lower[i] = <floating>(l * (down if l > 0.0 else up))
+                continue
+            u = sqrt(_frame_sqdist(x + i * d, shift, centres + a * d, d))
+            if u <= m:
+                upper[i] = <floating>(u * (1.0 + 1e-6))
+                lower[i] = <floating>(l * (down if l > 0.0 else up))
+                continue
+        gathered[n_full] = <int32_t>i
+        n_full += 1
+    if n_full == 0:
+        return
+    for g in range(n_full):
+        i = gathered[g]
+        for j in range(d):
+            xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
+    gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
+                  xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
+    for g in range(n_full):
+        i = gathered[g]
+        xr = xbuf + g * d
+        if floating is float:
+            c = fastem_row_argmin_f32(dist + g * k, csq, k, &best)
+        else:
+            c = fastem_row_argmin_f64(dist + g * k, csq, k, &best)
+        second = INFINITY
+        for j in range(k):
+            v = <double>dist[g * k + j] + csq[j]
+            if j != c and v < second:
+                second = v
+        xsq = _sqnorm(xr, d)
+        err2 = err_scale * (xsq + csq_max)
+        # the upper bound rounds up and the lower one down when stored
+        upper[i] = <floating>(sqrt(_frame_sqdist(xr, <const floating *>NULL,
+                                                 centres + c * d, d)) * (1.0 + 1e-6))
+        v = second + xsq - err2
+        lower[i] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
+        a = labels[i]
+        if fresh or c != a:
+            w = sw[i] if sw != NULL else 1.0
+            for j in range(d):
+                dsums[c * d + j] += w * xr[j]
+            dweights[c] += w
+            if not fresh:
+                for j in range(d):
+                    dsums[a * d + j] -= w * xr[j]
+                dweights[a] -= w
+        if c != a:
+            n_changed += 1
+            labels[i] = <int32_t>c
+    counts[0] += n_changed
+    counts[1] += n_full
+
+
+def bounded_pass(const floating[:, ::1] X,
+                 const floating[::1] sample_weight,
+                 const floating[::1] shift,
+                 const floating[:, ::1] centres,
+                 const double[::1] half_sep,
+                 const double[::1] drift,
+                 floating[::1] upper,
+                 floating[::1] lower,
+                 int32_t[::1] labels,
+                 double[:, ::1] sums,
+                 double[::1] weights,
+                 bint fresh,
+                 Py_ssize_t chunk_rows,
+                 int n_threads):
+    """One bounded Lloyd pass (see the note above); returns (n_changed, n_full).
+
+    With ``fresh`` every row is assigned from scratch and ``sums``/``weights``
+    are recomputed; otherwise they are updated by the rows that change
+    cluster. ``drift[j]`` is how far centre j moved since the bounds were
+    last valid, ``half_sep[j]`` half its distance to the nearest other
+    centre (both in float64, rounded outward by the caller). Frames and
+    weights as in ``lloyd_pass``.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
+    cdef Py_ssize_t nbmax = chunk_rows
+    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
+    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax + nbmax
+    cdef Py_ssize_t slot_len = k * d + k + 2
+    cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
+    cdef Py_ssize_t p, c, j, tid, start, e, drift_arg = 0
+    cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0
+    cdef double n_changed = 0.0, n_full = 0.0
+    cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
+    cdef floating *work = <floating *>malloc(n_threads * per_thread * sizeof(floating) + k * sizeof(floating))
+    cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
+    cdef floating *csq
+    cdef floating *tw
+    cdef double *slot
+    if work == NULL or slots == NULL:
+        free(work); free(slots)
+        raise MemoryError("fastem: could not allocate the bounded pass workspace")
+    csq = work + n_threads * per_thread
+    with nogil:
+        _centre_sqnorms(&centres[0, 0], k, d, csq)
+        for j in range(k):
+            if csq[j] > csq_max:
+                csq_max = csq[j]
+            if drift[j] > drift_max:
+                drift_second = drift_max
+                drift_max = drift[j]
+                drift_arg = j
+            elif drift[j] > drift_second:
+                drift_second = drift[j]
+        for p in prange(n_parts, schedule='dynamic', num_threads=n_threads):
+            tid = omp_get_thread_num()
+            tw = work + tid * per_thread
+            slot = slots + p * slot_len
+            for c in range(partition_start(p, n_parts, n_chunks),
+                           partition_start(p + 1, n_parts, n_chunks)):
+                start = c * nbmax
+                _bounded_chunk(&X[start, 0], min(nbmax, n - start), d, k,
+                               swp + start if swp != NULL else NULL, shp,
+                               &centres[0, 0], csq, csq_max, &half_sep[0],
+                               &drift[0], drift_max, drift_second, drift_arg,
+                               fresh, err_scale, &upper[start], &lower[start],
+                               &labels[start], tw, tw + nbmax * d,
+                               <int32_t *>(tw + nbmax * d + k * nbmax),
+                               slot, slot + k * d, slot + k * d + k)
+        if fresh:
+            memset(&sums[0, 0], 0, k * d * sizeof(double))
+            memset(&weights[0], 0, k * sizeof(double))
+        for p in range(n_parts):
+            slot = slots + p * slot_len
+            for e in range(k * d):
+                (&sums[0, 0])[e] += slot[e]
+            for e in range(k):
+                weights[e] += slot[k * d + e]
+            n_changed += slot[k * d + k]
+            n_full += slot[k * d + k + 1]
+    free(work); free(slots)
+    return <Py_ssize_t>n_changed, <Py_ssize_t>n_full
 
 
 def assigned_sqdist(const floating[:, ::1] X,
