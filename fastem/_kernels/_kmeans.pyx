@@ -59,6 +59,22 @@ cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
         return fastem_sqnorm_f64(a, n)
 
 
+cdef extern from * nogil:
+    void __builtin_prefetch(const void *addr)
+
+# rows of lookahead when prefetching rows gathered after pruning: they no
+# longer form the sequential stream the hardware prefetcher follows
+cdef enum:
+    PREFETCH_ROWS = 6
+
+
+cdef inline void _prefetch(const void *row, Py_ssize_t nbytes) noexcept nogil:
+    cdef Py_ssize_t off = 0
+    while off < nbytes:
+        __builtin_prefetch(<const char *>row + off)
+        off += 64
+
+
 cdef inline void _shift_rows(const floating *x, const floating *shift,
                              Py_ssize_t nb, Py_ssize_t d,
                              floating *out) noexcept nogil:
@@ -317,23 +333,38 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
     cdef floating best
     cdef floating *xr
-    for i in range(nb):
-        a = labels[i]
-        if not fresh:
+    cdef Py_ssize_t t, n_todo = 0
+    # per-row max(l, s_a), kept in the distance buffer (k >= 2 floats per
+    # row there: bounded passes are only used with two or more centres)
+    cdef double *mrow = <double *>dist
+    if fresh:
+        for i in range(nb):
+            gathered[i] = <int32_t>i
+        n_full = nb
+    else:
+        # 1. bounds only: most rows stop here without their data being read
+        for i in range(nb):
+            a = labels[i]
             u = upper[i] + drift[a]
             l = lower[i] - (drift_second if a == drift_arg else drift_max)
             m = l if l > half_sep[a] else half_sep[a]
+            lower[i] = <floating>(l * (down if l > 0.0 else up))
             if u <= m:
                 upper[i] = <floating>(u * up)
-                lower[i] = <floating>(l * (down if l > 0.0 else up))
-                continue
-            u = sqrt(_frame_sqdist(x + i * d, shift, centres + a * d, d))
-            if u <= m:
-                upper[i] = <floating>(u * (1.0 + 1e-6))
-                lower[i] = <floating>(l * (down if l > 0.0 else up))
-                continue
-        gathered[n_full] = <int32_t>i
-        n_full += 1
+            else:
+                gathered[n_todo] = <int32_t>i
+                mrow[n_todo] = m
+                n_todo += 1
+        # 2. tighten u to the exact distance for the others (prefetched)
+        for t in range(n_todo):
+            if t + PREFETCH_ROWS < n_todo:
+                _prefetch(x + gathered[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+            i = gathered[t]
+            u = sqrt(_frame_sqdist(x + i * d, shift, centres + labels[i] * d, d))
+            upper[i] = <floating>(u * (1.0 + 1e-6))
+            if u > mrow[t]:
+                gathered[n_full] = <int32_t>i
+                n_full += 1
     if n_full == 0:
         return
     for g in range(n_full):
@@ -653,8 +684,9 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     # in chunk order whatever the thread count
     cdef double *slots = <double *>malloc(n_chunks * L * sizeof(double))
     cdef floating *d2 = <floating *>malloc(n_threads * lp * sizeof(floating))
-    if slots == NULL or d2 == NULL:
-        free(slots); free(d2)
+    cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
+    if slots == NULL or d2 == NULL or todo == NULL:
+        free(slots); free(d2); free(todo)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         for c in prange(n_chunks, schedule='dynamic', chunksize=4,
@@ -666,13 +698,14 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                                   &candidates_t[0, 0], L, lp,
                                   &quarter_sqdist[0, 0], &closest[start],
                                   &nearest[start], &improves[start],
-                                  d2 + tid * lp, slots + c * L)
+                                  d2 + tid * lp, todo + tid * nbmax,
+                                  slots + c * L)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
             for l in range(L):
                 potentials[l] += slots[c * L + l]
-    free(slots); free(d2)
+    free(slots); free(d2); free(todo)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
@@ -680,38 +713,48 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 Py_ssize_t L, Py_ssize_t lp, const double *qd,
                                 const floating *closest, const int32_t *nearest,
                                 uint16_t *improves, floating *d2,
-                                double *pot) noexcept nogil:
-    """One chunk of the candidate pass (see kpp_candidate_potentials)."""
-    cdef Py_ssize_t i, l
-    cdef double w, cur, bound
+                                int32_t *todo, double *pot) noexcept nogil:
+    """One chunk of the candidate pass (see kpp_candidate_potentials).
+
+    First every row is tested against the pruning bounds (this reads only
+    closest and nearest); pruned rows contribute closest_i to every
+    potential. Then the rows that need distances are visited with their
+    data prefetched a few rows ahead, since after pruning they no longer
+    form the sequential stream the hardware prefetcher follows.
+    """
+    cdef Py_ssize_t i, l, t, n_todo = 0
+    cdef double w, cur, bound, pruned = 0.0
     cdef const double *qrow
-    cdef bint needed
     cdef uint16_t mask
-    for l in range(L):
-        pot[l] = 0.0
     for i in range(nb):
-        w = sw[i] if sw != NULL else 1.0
         cur = closest[i]
         bound = cur * PRUNE_MARGIN
         qrow = qd + nearest[i] * L
-        needed = False
+        improves[i] = 0
         for l in range(L):
             if qrow[l] < bound:
-                needed = True
+                todo[n_todo] = <int32_t>i
+                n_todo += 1
                 break
-        mask = 0
-        if needed:
-            if floating is float:
-                fastem_sqdist_many_f32(x + i * d, qt, d, lp, d2)
-            else:
-                fastem_sqdist_many_f64(x + i * d, qt, d, lp, d2)
-            for l in range(L):
-                if d2[l] < cur:
-                    mask |= _cand_bit(l)
-                    pot[l] += w * d2[l]
-                else:
-                    pot[l] += w * cur
         else:
-            for l in range(L):
+            pruned += (sw[i] if sw != NULL else 1.0) * cur
+    for l in range(L):
+        pot[l] = pruned
+    for t in range(n_todo):
+        if t + PREFETCH_ROWS < n_todo:
+            _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+        i = todo[t]
+        w = sw[i] if sw != NULL else 1.0
+        cur = closest[i]
+        if floating is float:
+            fastem_sqdist_many_f32(x + i * d, qt, d, lp, d2)
+        else:
+            fastem_sqdist_many_f64(x + i * d, qt, d, lp, d2)
+        mask = 0
+        for l in range(L):
+            if d2[l] < cur:
+                mask |= _cand_bit(l)
+                pot[l] += w * d2[l]
+            else:
                 pot[l] += w * cur
         improves[i] = mask
