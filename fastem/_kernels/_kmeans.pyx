@@ -39,6 +39,10 @@ cdef extern from "_simd.h" nogil:
                                      Py_ssize_t k, float *best)
     Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
                                      Py_ssize_t k, double *best)
+    Py_ssize_t fastem_row_argmin2_f32(const float *dist, const float *csq,
+                                      Py_ssize_t k, float *best, float *second)
+    Py_ssize_t fastem_row_argmin2_f64(const double *dist, const double *csq,
+                                      Py_ssize_t k, double *best, double *second)
 
 
 
@@ -331,7 +335,7 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     # stored bounds are rounded outward past the storage precision
     cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
     cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
-    cdef floating best
+    cdef floating best, second_f
     cdef floating *xr
     cdef Py_ssize_t t, n_todo = 0
     # per-row max(l, s_a), kept in the distance buffer (k >= 2 floats per
@@ -377,14 +381,10 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         i = gathered[g]
         xr = xbuf + g * d
         if floating is float:
-            c = fastem_row_argmin_f32(dist + g * k, csq, k, &best)
+            c = fastem_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
         else:
-            c = fastem_row_argmin_f64(dist + g * k, csq, k, &best)
-        second = INFINITY
-        for j in range(k):
-            v = <double>dist[g * k + j] + csq[j]
-            if j != c and v < second:
-                second = v
+            c = fastem_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
+        second = second_f
         xsq = _sqnorm(xr, d)
         err2 = err_scale * (xsq + csq_max)
         # the upper bound rounds up and the lower one down when stored
