@@ -685,10 +685,17 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef double *slots = <double *>malloc(n_chunks * L * sizeof(double))
     cdef floating *d2 = <floating *>malloc(n_threads * lp * sizeof(floating))
     cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
-    if slots == NULL or d2 == NULL or todo == NULL:
-        free(slots); free(d2); free(todo)
+    cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
+    cdef double *qmin = <double *>malloc(n_centres * sizeof(double))
+    if slots == NULL or d2 == NULL or todo == NULL or qmin == NULL:
+        free(slots); free(d2); free(todo); free(qmin)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
+        for a in range(n_centres):
+            qmin[a] = quarter_sqdist[a, 0]
+            for l in range(1, L):
+                if quarter_sqdist[a, l] < qmin[a]:
+                    qmin[a] = quarter_sqdist[a, l]
         for c in prange(n_chunks, schedule='dynamic', chunksize=4,
                         num_threads=n_threads):
             tid = omp_get_thread_num()
@@ -696,7 +703,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
                                   swp + start if swp != NULL else NULL,
                                   &candidates_t[0, 0], L, lp,
-                                  &quarter_sqdist[0, 0], &closest[start],
+                                  qmin, &closest[start],
                                   &nearest[start], &improves[start],
                                   d2 + tid * lp, todo + tid * nbmax,
                                   slots + c * L)
@@ -705,37 +712,34 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
         for c in range(n_chunks):
             for l in range(L):
                 potentials[l] += slots[c * L + l]
-    free(slots); free(d2); free(todo)
+    free(slots); free(d2); free(todo); free(qmin)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const floating *sw, const floating *qt,
-                                Py_ssize_t L, Py_ssize_t lp, const double *qd,
+                                Py_ssize_t L, Py_ssize_t lp, const double *qmin,
                                 const floating *closest, const int32_t *nearest,
                                 uint16_t *improves, floating *d2,
                                 int32_t *todo, double *pot) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
 
     First every row is tested against the pruning bounds (this reads only
-    closest and nearest); pruned rows contribute closest_i to every
-    potential. Then the rows that need distances are visited with their
+    closest and nearest): ``qmin[a]`` is the smallest bound of centre a over
+    the candidates, so one comparison tells whether any candidate could beat
+    a. Pruned rows contribute closest_i to every potential. Then the rows that need distances are visited with their
     data prefetched a few rows ahead, since after pruning they no longer
     form the sequential stream the hardware prefetcher follows.
     """
     cdef Py_ssize_t i, l, t, n_todo = 0
-    cdef double w, cur, bound, pruned = 0.0
-    cdef const double *qrow
+    cdef double w, cur, v, pruned = 0.0
     cdef uint16_t mask
+    cdef int better
     for i in range(nb):
         cur = closest[i]
-        bound = cur * PRUNE_MARGIN
-        qrow = qd + nearest[i] * L
         improves[i] = 0
-        for l in range(L):
-            if qrow[l] < bound:
-                todo[n_todo] = <int32_t>i
-                n_todo += 1
-                break
+        if qmin[nearest[i]] < cur * PRUNE_MARGIN:
+            todo[n_todo] = <int32_t>i
+            n_todo += 1
         else:
             pruned += (sw[i] if sw != NULL else 1.0) * cur
     for l in range(L):
@@ -750,11 +754,12 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             fastem_sqdist_many_f32(x + i * d, qt, d, lp, d2)
         else:
             fastem_sqdist_many_f64(x + i * d, qt, d, lp, d2)
+        # branch-free: whether a candidate beats the current centre is
+        # data-dependent and would mispredict about half the time
         mask = 0
         for l in range(L):
-            if d2[l] < cur:
-                mask |= _cand_bit(l)
-                pot[l] += w * d2[l]
-            else:
-                pot[l] += w * cur
+            v = d2[l]
+            better = v < cur
+            mask |= <uint16_t>(better << (l if l < 15 else 15))
+            pot[l] += w * (v if better else cur)
         improves[i] = mask
