@@ -75,7 +75,7 @@ class _Engine:
                                            self.chunk)
         self.fws = np.empty((n_threads, nf), dtype=self.dtype)
         self.dws = np.empty((n_threads, nd))
-        self.slots = np.empty((_gaussian.ROUND, n_components * self.P))
+        self.slots = np.empty((_gaussian.NPART, n_components * self.P))
         self._empty_f1 = np.empty(0, dtype=self.dtype)
         self._empty_f2 = np.empty((0, n_components), dtype=self.dtype)
         self._empty_d1 = np.empty(0)
@@ -134,7 +134,7 @@ class _Engine:
             P = _gaussian.n_stat_features(cov_code, self.D)
             cache[key] = (np.empty((self.n_threads, nf), dtype=self.dtype),
                           np.empty((self.n_threads, nd)),
-                          np.empty((_gaussian.ROUND, K * P)), chunk)
+                          np.empty((_gaussian.NPART, K * P)), chunk)
         return cache[key]
 
 
@@ -773,42 +773,23 @@ class GaussianMixture(BaseEstimator):
 
 
 # ----------------------------------------------------------------------
-# seeding through fastem's KMeans / k-means++ (with a private fallback until
-# those land on main)
+# seeding through fastem's KMeans and k-means++
 
 def _seed_int(rng):
     return int(rng.integers(0, 2**31 - 1))
 
 
 def _kmeans_labels(X, sw, K, rng, n_threads):
-    try:
-        from fastem._kmeans import KMeans
-    except ImportError:  # pragma: no cover - temporary, until KMeans lands
-        return _fallback_nearest_labels(X, sw, K, rng, n_threads)
+    from fastem._kmeans import KMeans
+
     km = KMeans(n_clusters=K, n_init=1, random_state=_seed_int(rng), n_threads=n_threads)
     km.fit(X, sample_weight=sw)
     return np.ascontiguousarray(km.labels_, dtype=np.int32)
 
 
 def _kmeans_plusplus_indices(X, sw, K, rng, n_threads):
-    try:
-        from fastem._init import kmeans_plusplus
-    except ImportError:  # pragma: no cover - temporary, until k-means++ lands
-        candidates = X.shape[0] if sw is None else np.flatnonzero(sw > 0)
-        return rng.choice(candidates, size=K, replace=False)
+    from fastem._init import kmeans_plusplus
+
     _, indices = kmeans_plusplus(X, K, sample_weight=sw, random_state=_seed_int(rng),
                                  n_threads=n_threads)
     return indices
-
-
-def _fallback_nearest_labels(X, sw, K, rng, n_threads):  # pragma: no cover
-    # TEMPORARY: nearest of K random data points (one assignment step)
-    candidates = X.shape[0] if sw is None else np.flatnonzero(sw > 0)
-    idx = rng.choice(candidates, size=K, replace=False)
-    centers = X[idx].astype(np.float64)
-    gm = GaussianMixture(K, covariance_type="spherical", n_threads=n_threads)
-    gm.weights_ = np.full(K, 1.0 / K, dtype=X.dtype)
-    gm.means_ = centers.astype(X.dtype)
-    gm.precisions_cholesky_ = np.ones(K, dtype=X.dtype)
-    gm.n_features_in_ = X.shape[1]
-    return gm._row_pass(X, labels=True)["labels"].astype(np.int32)

@@ -16,6 +16,15 @@ norms). scikit-learn regularises ``N_k = G_k + 10 eps`` and computes
 ``d_k = (S1_k - 10 eps c) / N_k``, and the covariance formulas below are the
 same exact algebra rewritten in shifted coordinates, so that the large
 ``c``-dependent terms never meet in floating point.
+
+Covariances are the responsibility-weighted scatter about the new means,
+``sum_n g_nk (x_n - mu_k)(x_n - mu_k)^T / N_k`` (+ reg_covar), for every
+covariance type. That is scikit-learn's formula for 'full'; for 'diag',
+'spherical' and 'tied' scikit-learn uses ``E[x x^T] - mu mu^T`` instead,
+which in exact arithmetic differs by ``mu^2 * 10 eps / N_k``: negligible in
+float64 (the two agree to ~1e-13 relative on ordinary data), but in float32
+(eps = 1.2e-7) it turns a component with a large mean into a wrong, even
+negative, variance (scikit-learn issue 30382). fastem avoids it.
 """
 import math
 
@@ -96,27 +105,24 @@ def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
         idx = np.arange(D)
         cov[:, idx, idx] += reg_covar
     elif covariance_type == "tied":
-        W, S, T0 = tied_moments
-        # scikit-learn: (X^T X - sum_k N_k mu_k mu_k^T) / sum_k N_k, with
-        # x = c + xc and mu_k = c + d_k:
-        #   = T0 - sum_k N_k d_k d_k^T + c e^T + e c^T + (W - sum N_k) c c^T
-        # where e = S - sum_k N_k d_k (both small): no large terms cancel.
+        # sum_k sum_n g (xc - d_k)(xc - d_k)^T / sum_k N_k, using
+        # sum_k S2_k = T0 (the responsibilities of a sample sum to 1):
+        #   T0 - sum_k (S1_k d_k^T + d_k S1_k^T - G_k d_k d_k^T)
+        _, _, T0 = tied_moments
         total = nk.sum()
-        e = S - nk @ d
-        cov = T0 - (nk[:, None] * d).T @ d
-        cov += np.outer(shift, e) + np.outer(e, shift)
-        cov += (W - total) * np.outer(shift, shift)
+        outer_s1d = S1.T @ d
+        cov = T0 - outer_s1d - outer_s1d.T + (G[:, None] * d).T @ d
         cov /= total
         cov[np.diag_indices(D)] += reg_covar
     elif covariance_type == "diag":
-        # sum g x^2 / N_k - mu^2 = S2 / N_k - d^2 + eps_reg c^2 / N_k
+        # sum_n g (xc - d)^2 / N_k = (S2 - 2 d S1 + G d^2) / N_k
         S2 = stats[:, 1 + D:1 + 2 * D]
-        cov = (S2 + eps_reg * shift ** 2) / nk[:, None] - d ** 2 + reg_covar
+        cov = (S2 - 2.0 * d * S1 + G[:, None] * d ** 2) / nk[:, None] + reg_covar
     else:
         # mean over features of the diagonal variances
         S2 = stats[:, 1 + D]
-        cov = ((S2 + eps_reg * (shift @ shift)) / nk
-               - np.einsum("kd,kd->k", d, d)) / D + reg_covar
+        cov = ((S2 - 2.0 * np.einsum("kd,kd->k", d, S1) + G * np.einsum("kd,kd->k", d, d))
+               / nk) / D + reg_covar
 
     empty = np.zeros(K, dtype=bool)
     if previous is not None and empty_threshold is not None:
@@ -215,16 +221,10 @@ def estep_operands(weights, means, prec_chol, covariance_type, shift, dtype):
     elif covariance_type == "tied":
         A = prec_chol
         crow = (mu @ prec_chol).T.reshape(-1)
-    elif covariance_type == "diag":
-        p2 = prec_chol ** 2
-        A = np.vstack([(-2.0 * mu * p2).T, p2.T])
-        const = const - 0.5 * np.sum(mu ** 2 * p2, axis=1)
-        crow = np.zeros(1)
     else:
-        p2 = prec_chol ** 2
-        A = np.vstack([(-2.0 * mu * p2[:, None]).T, p2[None, :]])
-        const = const - 0.5 * p2 * np.einsum("kd,kd->k", mu, mu)
-        crow = np.zeros(1)
+        # diag / spherical: direct distances in the kernel
+        A = mu
+        crow = (prec_chol ** 2).reshape(-1)
     return (np.ascontiguousarray(A, dtype=dtype), np.ascontiguousarray(crow, dtype=dtype),
             np.ascontiguousarray(const, dtype=np.float64))
 

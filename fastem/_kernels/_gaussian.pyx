@@ -16,10 +16,11 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
           a D x (K*D) operand), minus the row ``mu'_k^T L_k``, squared, summed
           over d;
    tied:  Y = Xc @ L, then || y - mu'_k^T L ||^2 for every k;
-   diag:  || (x - mu) * p ||^2 = xc^2 . p^2 - 2 xc . (mu' p^2) + mu'^2 . p^2,
-          the first two terms as ONE GEMM of [xc, xc^2] (B x 2D) with a
-          (2D x K) matrix, the last folded into the per-component constant;
-   spherical: the same with [xc, |xc|^2] (B x (D+1)).
+   diag:  || (x - mu) * p ||^2 = sum_d (xc_d - mu'_d)^2 p_d^2, computed
+          directly in vectorised loops over the chunk's rows (as many flops
+          as the GEMM of the expanded form [xc, xc^2] @ [-2 mu' p^2; p^2],
+          no packing, and no cancellation in float32);
+   spherical: p^2 sum_d (xc_d - mu'_d)^2 likewise.
 3. adds log w_k, takes the log-sum-exp of the row (vectorised exp, see
    _gmm_simd.h), and turns the row into responsibilities gamma_nk; the
    weighted log-likelihood sum_n w_n log p(x_n) is accumulated in float64.
@@ -29,14 +30,18 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    triangle row by row), xc^2 (diag), |xc|^2 (spherical) or nothing (tied:
    its second moment does not depend on the responsibilities). Column 0 of
    the result is N_k, columns 1..D are S1_k = sum gamma xc, the rest S2_k.
+   Within a chunk, log-densities and responsibilities are held
+   component-major (K x B) so that the per-row work (vectorised exp,
+   log-sum-exp) runs over rows in SIMD lanes.
 
 Nothing of size N x K or N x K x D is allocated: per-thread workspaces hold
 one chunk. Rows are cut into chunks of a fixed size that does not depend on
-the thread count; chunks are processed in rounds of ROUND chunks, each chunk
-writing its partial statistics into its own slot, and the slots are added
-into the totals in slot order after the round. Every floating-point sum is
-therefore done in the same order whatever the number of threads: 1 and N
-threads give bit-identical results.
+the thread count, and the chunks into NPART contiguous partitions (also
+fixed). One parallel region per pass hands out partitions dynamically; a
+partition runs its chunks in order, summing their statistics into its own
+slot, and after the region the slots are added in partition order. Every
+floating-point sum is therefore done in the same order whatever the number
+of threads: 1 and N threads give bit-identical results.
 """
 from cython.parallel cimport prange
 from libc.math cimport log
@@ -45,11 +50,30 @@ from fastem._kernels._blas cimport floating, gemm_rowmajor
 from fastem._kernels._openmp cimport omp_get_thread_num
 
 cdef extern from "_gmm_simd.h" nogil:
-    double fe_lse_resp(double *lp, int K)
-    void fe_sqnorm_full_d(const double *y, const double *c, int K, int D, double *acc)
-    void fe_sqnorm_full_f(const float *y, const float *c, int K, int D, float *acc)
-    void fe_sqnorm_tied_d(const double *y, const double *c, int K, int D, double *acc)
-    void fe_sqnorm_tied_f(const float *y, const float *c, int K, int D, float *acc)
+    void fe_lse_cols(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
+                     double *lse)
+    void fe_argmax_cols(const double *lpT, Py_ssize_t nb, int K, double *m,
+                        long long *labels)
+    void fe_center_T_d(const double *x, Py_ssize_t nb, int D, const double *c,
+                       double *xcT)
+    void fe_center_T_f(const float *x, Py_ssize_t nb, int D, const float *c,
+                       float *xcT)
+    void fe_features_T_d(const double *xcT, Py_ssize_t nb, int D, int kind, int quad,
+                         double *FT)
+    void fe_features_T_f(const float *xcT, Py_ssize_t nb, int D, int kind, int quad,
+                         double *FT)
+    void fe_logprob_diag_d(const double *xcT, Py_ssize_t nb, int K, int D,
+                           int spherical, const double *mu, const double *p2,
+                           const double *const_k, double *acc, double *lpT)
+    void fe_logprob_diag_f(const float *xcT, Py_ssize_t nb, int K, int D,
+                           int spherical, const float *mu, const float *p2,
+                           const double *const_k, float *acc, double *lpT)
+    void fe_logprob_chol_d(const double *Y, Py_ssize_t nb, int K, int D, int tied,
+                           const double *crow, const double *const_k, double *acc,
+                           double *lp)
+    void fe_logprob_chol_f(const float *Y, Py_ssize_t nb, int K, int D, int tied,
+                           const float *crow, const double *const_k, float *acc,
+                           double *lp)
 
 # covariance types
 cdef enum:
@@ -70,10 +94,12 @@ COV_TYPES = {"full": COV_FULL, "tied": COV_TIED, "diag": COV_DIAG,
 RESP_MODES = {"estep": RESP_ESTEP, "given": RESP_GIVEN, "labels": RESP_LABELS,
               "one": RESP_ONE}
 
-# chunks per round (fixed: the reduction order must not depend on threads)
+# number of partitions of the chunks (fixed: the reduction order must not
+# depend on the thread count); dynamic scheduling of partitions keeps the
+# threads busy even when some cores are shared with other processes
 cdef enum:
-    _ROUND = 32
-ROUND = _ROUND
+    _NPART = 64
+NPART = _NPART
 # bytes of per-chunk working set aimed at (per-core L2 is 1 MiB here)
 _CHUNK_BYTES = 640 * 1024
 
@@ -95,16 +121,14 @@ def _estep_width(int cov_type, Py_ssize_t K, Py_ssize_t D):
         return K * D
     if cov_type == COV_TIED:
         return D
-    if cov_type == COV_DIAG:
-        return 2 * D
-    return D + 1
+    return 0
 
 
 def chunk_rows(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t itemsize):
     """Rows per chunk: the chunk's K-wide work fits in L2; thread-independent."""
     cdef Py_ssize_t P = n_stat_features(cov_type, D)
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    cdef Py_ssize_t per_row = itemsize * (D + W + K) + 8 * (P + K)
+    cdef Py_ssize_t per_row = itemsize * (D + W + 1) + 8 * (P + K + 3)
     cdef Py_ssize_t B = _CHUNK_BYTES // per_row
     B = (B // 16) * 16
     return int(max(32, min(1024, B)))
@@ -114,40 +138,7 @@ def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
     """(floating elements, float64 elements) of ONE thread's workspace."""
     cdef Py_ssize_t P = n_stat_features(cov_type, D)
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    return int(B * (D + W + K) + K), int(B * (P + K))
-
-
-cdef inline void _build_features(const floating *xc, Py_ssize_t nb, Py_ssize_t D,
-                                 int cov_type, bint quad, double *F,
-                                 Py_ssize_t P) noexcept nogil:
-    """F[b] = [1, xc_b, q(xc_b)] in float64 (q only when ``quad``)."""
-    cdef Py_ssize_t b, i, j, col
-    cdef const floating *x
-    cdef double *f
-    cdef double s, v
-    for b in range(nb):
-        x = xc + b * D
-        f = F + b * P
-        f[0] = 1.0
-        for i in range(D):
-            f[1 + i] = <double>x[i]
-        if not quad:
-            continue
-        if cov_type == COV_FULL:
-            col = 1 + D
-            for i in range(D):
-                v = f[1 + i]
-                for j in range(i, D):
-                    f[col + j - i] = v * f[1 + j]
-                col += D - i
-        elif cov_type == COV_DIAG:
-            for i in range(D):
-                f[1 + D + i] = f[1 + i] * f[1 + i]
-        elif cov_type == COV_SPHERICAL:
-            s = 0.0
-            for i in range(D):
-                s = s + f[1 + i] * f[1 + i]
-            f[1 + D] = s
+    return int(B * (D + W + 1)), int(B * (P + K + 3))
 
 
 cdef double _process_chunk(
@@ -155,140 +146,146 @@ cdef double _process_chunk(
         const floating *sw, const floating *shift, int cov_type, int mode,
         const floating *A, const floating *crow, const double *const_k,
         const double *resp_in, const int *labels_in,
-        bint do_stats, double *slot, Py_ssize_t P,
+        bint do_stats, bint accumulate, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
         floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
     """One chunk of ``nb`` rows: E-step, row outputs and statistics.
 
+    The chunk's statistics are written into (or, with ``accumulate``, added
+    to) ``slot``.
+
+    Within the chunk, log-densities and responsibilities are stored
+    component-major (``lpT[k * nb + b]``) so that per-row work vectorises
+    over rows. Workspaces: ``fws`` (floating) holds xc (nb x D), the E-step
+    GEMM output YT (W x nb) or float32 operand Z (nb x W), and GT (K x nb) +
+    nb scratch; ``dws`` (float64) holds the features F (nb x P), lpT
+    (K x nb) and three nb-long rows (lse and scratch).
     Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
     """
-    cdef Py_ssize_t W, b, k, i, best
-    cdef floating *xc = fws
+    cdef Py_ssize_t W, b, k
+    cdef floating *xcT = fws
     cdef floating *Y = fws + nb * D
-    cdef floating *facc
-    cdef double *F = dws
-    cdef double *lp = dws + nb * P
-    cdef double *row
-    cdef const floating *xr
-    cdef floating *xcr
-    cdef double ll = 0.0, lse, w, m
-    cdef bint need_F, quad
+    cdef floating *G
+    cdef double *FT = dws
+    cdef double *lpT = dws + nb * P
+    cdef double *lse = lpT + nb * K
+    cdef double *scr1 = lse + nb
+    cdef double *scr2 = scr1 + nb
+    cdef double *r
+    cdef double ll = 0.0
 
     if cov_type == COV_FULL:
         W = K * D
     elif cov_type == COV_TIED:
         W = D
-    elif cov_type == COV_DIAG:
-        W = 2 * D
     else:
-        W = D + 1
-    facc = Y + nb * W  # nb * K floating scratch (+ K), after Y
+        W = 0
+    G = Y + nb * W  # nb scratch
 
-    # 1. centre the chunk on the global shift (in the data's precision)
-    for b in range(nb):
-        xr = X + b * D
-        xcr = xc + b * D
-        for i in range(D):
-            xcr[i] = xr[i] - shift[i]
+    # 1. centre the chunk on the global shift, transposed (D x nb)
+    if floating is double:
+        fe_center_T_d(X, nb, <int>D, shift, xcT)
+    else:
+        fe_center_T_f(X, nb, <int>D, shift, xcT)
 
-    # features: needed for the statistics, and as the E-step GEMM operand
-    # for diag/spherical float64 data
-    quad = do_stats or (mode == RESP_ESTEP and cov_type >= COV_DIAG)
-    need_F = do_stats or (mode == RESP_ESTEP and cov_type >= COV_DIAG
-                          and floating is double)
-    if need_F:
-        _build_features(xc, nb, D, cov_type, quad, F, P)
+    # features [1; xc; q(xc)] (P x nb) in float64 for the statistics
+    if do_stats:
+        if floating is double:
+            fe_features_T_d(xcT, nb, <int>D, cov_type, 1, FT)
+        else:
+            fe_features_T_f(xcT, nb, <int>D, cov_type, 1, FT)
 
     if mode == RESP_ESTEP:
-        # 2. log N(x | k) + log w_k into lp (nb x K)
+        # 2. log w_k + log N(x | k) into lpT (K x nb)
         if cov_type == COV_FULL or cov_type == COV_TIED:
-            gemm_rowmajor(False, False, <int>nb, <int>W, <int>D, <floating>1.0,
-                          xc, <int>D, A, <int>W, <floating>0.0, Y, <int>W)
-            for b in range(nb):
-                row = lp + b * K
-                if floating is double:
-                    if cov_type == COV_FULL:
-                        fe_sqnorm_full_d(Y + b * W, crow, <int>K, <int>D, row)
-                    else:
-                        fe_sqnorm_tied_d(Y + b * W, crow, <int>K, <int>D, row)
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * row[k]
-                else:
-                    if cov_type == COV_FULL:
-                        fe_sqnorm_full_f(Y + b * W, crow, <int>K, <int>D, facc)
-                    else:
-                        fe_sqnorm_tied_f(Y + b * W, crow, <int>K, <int>D, facc)
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * <double>facc[k]
-        else:
-            # diag / spherical: G = [xc, q(xc)] @ A  (A is W x K)
+            # YT (W x nb) = A^T @ xcT: all K factors in ONE GEMM (full)
+            gemm_rowmajor(True, False, <int>W, <int>nb, <int>D, <floating>1.0,
+                          A, <int>W, xcT, <int>nb, <floating>0.0, Y, <int>nb)
             if floating is double:
-                gemm_rowmajor(False, False, <int>nb, <int>K, <int>W, 1.0,
-                              F + 1, <int>P, A, <int>K, 0.0, lp, <int>K)
-                for b in range(nb):
-                    row = lp + b * K
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * row[k]
+                fe_logprob_chol_d(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+                                  crow, const_k, G, lpT)
             else:
-                for b in range(nb):
-                    xcr = xc + b * D
-                    for i in range(D):
-                        Y[b * W + i] = xcr[i]
-                    if cov_type == COV_DIAG:
-                        for i in range(D):
-                            Y[b * W + D + i] = xcr[i] * xcr[i]
-                    else:
-                        Y[b * W + D] = 0
-                        for i in range(D):
-                            Y[b * W + D] = Y[b * W + D] + xcr[i] * xcr[i]
-                gemm_rowmajor(False, False, <int>nb, <int>K, <int>W, <floating>1.0,
-                              Y, <int>W, A, <int>K, <floating>0.0, facc, <int>K)
-                for b in range(nb):
-                    row = lp + b * K
-                    for k in range(K):
-                        row[k] = const_k[k] - 0.5 * <double>facc[b * K + k]
+                fe_logprob_chol_f(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+                                  crow, const_k, G, lpT)
+        else:
+            # diag / spherical: direct, A = shifted means (K x D), crow = p^2
+            if floating is double:
+                fe_logprob_diag_d(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+                                  A, crow, const_k, G, lpT)
+            else:
+                fe_logprob_diag_f(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+                                  A, crow, const_k, G, lpT)
 
-        # 3. labels, log-sum-exp, responsibilities, log-likelihood
-        for b in range(nb):
-            row = lp + b * K
-            if out_labels != NULL:
-                best = 0
-                m = row[0]
-                for k in range(1, K):
-                    if row[k] > m:
-                        m = row[k]
-                        best = k
-                out_labels[b] = best
-            lse = fe_lse_resp(row, <int>K)
-            w = 1.0 if sw == NULL else <double>sw[b]
-            ll += w * lse
-            if out_lpn != NULL:
-                out_lpn[b] = <floating>lse
-            if out_resp != NULL:
-                for k in range(K):
-                    out_resp[b * K + k] = <floating>row[k]
-            if sw != NULL and do_stats:
-                for k in range(K):
-                    row[k] = row[k] * w
+        # 3. labels, log-sum-exp, responsibilities (in place), log-likelihood
+        if out_labels != NULL:
+            fe_argmax_cols(lpT, nb, <int>K, scr1, out_labels)
+        fe_lse_cols(lpT, nb, <int>K, scr1, scr2, lse)
+        if sw == NULL:
+            for b in range(nb):
+                ll += lse[b]
+        else:
+            for b in range(nb):
+                ll += <double>sw[b] * lse[b]
+        if out_lpn != NULL:
+            for b in range(nb):
+                out_lpn[b] = <floating>lse[b]
+        if out_resp != NULL:
+            for k in range(K):
+                r = lpT + k * nb
+                for b in range(nb):
+                    out_resp[b * K + k] = <floating>r[b]
+        if sw != NULL and do_stats:
+            for k in range(K):
+                r = lpT + k * nb
+                for b in range(nb):
+                    r[b] = r[b] * <double>sw[b]
     elif mode == RESP_GIVEN:
-        for b in range(nb):
-            w = 1.0 if sw == NULL else <double>sw[b]
-            for k in range(K):
-                lp[b * K + k] = resp_in[b * K + k] * w
+        for k in range(K):
+            r = lpT + k * nb
+            for b in range(nb):
+                r[b] = resp_in[b * K + k] * (1.0 if sw == NULL else <double>sw[b])
     elif mode == RESP_LABELS:
+        for b in range(nb * K):
+            lpT[b] = 0.0
         for b in range(nb):
-            w = 1.0 if sw == NULL else <double>sw[b]
-            for k in range(K):
-                lp[b * K + k] = 0.0
-            lp[b * K + labels_in[b]] = w
+            lpT[labels_in[b] * nb + b] = 1.0 if sw == NULL else <double>sw[b]
     else:  # RESP_ONE (K == 1)
         for b in range(nb):
-            lp[b] = 1.0 if sw == NULL else <double>sw[b]
+            lpT[b] = 1.0 if sw == NULL else <double>sw[b]
 
-    # 4. statistics: slot (K x P) = (w gamma)^T (K x nb) @ F (nb x P), float64
+    # 4. statistics: slot (K x P) = (w gamma)^T (K x nb) @ FT^T (nb x P), float64
     if do_stats:
-        gemm_rowmajor(True, False, <int>K, <int>P, <int>nb, 1.0,
-                      lp, <int>K, F, <int>P, 0.0, slot, <int>P)
+        gemm_rowmajor(False, True, <int>K, <int>P, <int>nb, 1.0,
+                      lpT, <int>nb, FT, <int>nb, 1.0 if accumulate else 0.0,
+                      slot, <int>P)
+    return ll
+
+
+cdef double _process_partition(
+        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t B, Py_ssize_t N,
+        const floating *X, Py_ssize_t D, Py_ssize_t K,
+        const floating *sw, const floating *shift, int cov_type, int mode,
+        const floating *A, const floating *crow, const double *const_k,
+        const double *resp_in, const int *labels_in,
+        bint do_stats, double *slot, Py_ssize_t P,
+        floating *fws, double *dws,
+        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
+    """Chunks c0 .. c1-1 in order, statistics summed into ``slot``."""
+    cdef double ll = 0.0
+    cdef Py_ssize_t ci, r0, nb
+    for ci in range(c0, c1):
+        r0 = ci * B
+        nb = min(B, N - r0)
+        ll += _process_chunk(
+            X + r0 * D, nb, D, K,
+            NULL if sw == NULL else sw + r0,
+            shift, cov_type, mode, A, crow, const_k,
+            NULL if resp_in == NULL else resp_in + r0 * K,
+            NULL if labels_in == NULL else labels_in + r0,
+            do_stats, ci > c0, slot, P, fws, dws,
+            NULL if out_lpn == NULL else out_lpn + r0,
+            NULL if out_resp == NULL else out_resp + r0 * K,
+            NULL if out_labels == NULL else out_labels + r0)
     return ll
 
 
@@ -321,16 +318,15 @@ def em_pass(const floating[:, ::1] X,
     shift : (D,) floating; the global centre c
     cov_type, mode : ints from COV_TYPES / RESP_MODES
     A : E-step operand: full (D, K*D) stacked factors, column d*K+k = column
-        d of L_k; tied (D, D) = L; diag (2D, K) = [-2 mu' p^2 ; p^2]^T-stacked;
-        spherical (D+1, K) = [-2 p_k^2 mu'_k ; p_k^2]
+        d of L_k; tied (D, D) = L; diag/spherical (K, D) shifted means mu'
     crow : full (D*K,) row ``mu'_k^T L_k`` laid out d-major (index d*K+k);
-        tied (D*K,) likewise with L; unused otherwise
-    const_k : (K,) log w_k + log det L_k - D/2 log(2 pi) (diag/spherical:
-        minus 1/2 sum_d mu'^2 p^2 as well)
+        tied (D*K,) likewise with L; diag (K*D,) precisions p^2 = 1/var;
+        spherical (K,) precisions
+    const_k : (K,) log w_k + log det L_k - D/2 log(2 pi)
     resp_in : (N, K) float64 for mode "given", else (0, K)
     labels_in : (N,) int32 for mode "labels", else (0,)
     stats : (K, P) float64 output (overwritten) or (0, P) for no statistics
-    slots : (ROUND, K*P) float64 scratch
+    slots : (NPART, K*P) float64 scratch
     fws, dws : (n_threads, *) per-thread workspaces (see workspace_sizes)
     out_lpn : (N,) log p(x_n) or (0,)
     out_resp : (N, K) responsibilities or (0, K)
@@ -345,10 +341,10 @@ def em_pass(const floating[:, ::1] X,
     cdef Py_ssize_t n_chunks = (N + B - 1) // B
     cdef Py_ssize_t KP = K * P
     cdef bint do_stats = stats.shape[0] > 0
-    cdef Py_ssize_t first, nr, s, ci, r0, nb, e, t
+    cdef Py_ssize_t npart, p, e
     cdef int tid
     cdef double ll_total = 0.0
-    cdef double[::1] slot_ll = _zeros(_ROUND)
+    cdef double[::1] slot_ll = _zeros(_NPART)
     cdef double *slot_ll_p = &slot_ll[0]
     cdef double *slots_p = &slots[0, 0]
     cdef double *stats_p = NULL
@@ -369,7 +365,7 @@ def em_pass(const floating[:, ::1] X,
 
     if N == 0:
         return 0.0
-    if slots.shape[0] < _ROUND or slots.shape[1] < KP:
+    if slots.shape[0] < _NPART or slots.shape[1] < KP:
         raise ValueError("slots workspace too small")
     if fws.shape[0] < n_threads or dws.shape[0] < n_threads:
         raise ValueError("workspace has fewer rows than threads")
@@ -379,8 +375,7 @@ def em_pass(const floating[:, ::1] X,
     if mode == RESP_ESTEP:
         A_p = &A[0, 0]
         const_p = &const_k[0]
-        if cov_type <= COV_TIED:
-            crow_p = &crow[0]
+        crow_p = &crow[0]
     elif mode == RESP_GIVEN:
         resp_p = &resp_in[0, 0]
     elif mode == RESP_LABELS:
@@ -396,34 +391,28 @@ def em_pass(const floating[:, ::1] X,
     if out_labels.shape[0] > 0:
         lab_out_p = &out_labels[0]
 
+    # fixed partition of the chunks (independent of the thread count):
+    # partition p owns chunks [p * n_chunks // npart, (p+1) * n_chunks // npart)
+    npart = min(<Py_ssize_t>_NPART, n_chunks)
     with nogil:
-        first = 0
-        while first < n_chunks:
-            nr = min(<Py_ssize_t>_ROUND, n_chunks - first)
-            for s in prange(nr, schedule="static", num_threads=n_threads):
-                tid = omp_get_thread_num()
-                ci = first + s
-                r0 = ci * B
-                nb = min(B, N - r0)
-                slot_ll_p[s] = _process_chunk(
-                    X_p + r0 * D, nb, D, K,
-                    NULL if sw_p == NULL else sw_p + r0,
-                    shift_p, cov_type, mode, A_p, crow_p, const_p,
-                    NULL if resp_p == NULL else resp_p + r0 * K,
-                    NULL if lab_p == NULL else lab_p + r0,
-                    do_stats, slots_p + s * KP, P,
-                    fws_p + tid * fstride, dws_p + tid * dstride,
-                    NULL if lpn_p == NULL else lpn_p + r0,
-                    NULL if resp_out_p == NULL else resp_out_p + r0 * K,
-                    NULL if lab_out_p == NULL else lab_out_p + r0)
-            # deterministic reduction: slots added in slot order
-            for s in range(nr):
-                ll_total += slot_ll_p[s]
-            if do_stats:
-                for e in prange(KP, schedule="static", num_threads=n_threads):
-                    for t in range(nr):
-                        stats_p[e] += slots_p[t * KP + e]
-            first += _ROUND
+        for p in prange(npart, schedule="dynamic", chunksize=1,
+                        num_threads=n_threads):
+            tid = omp_get_thread_num()
+            slot_ll_p[p] = _process_partition(
+                p * n_chunks // npart, (p + 1) * n_chunks // npart, B, N,
+                X_p, D, K, sw_p, shift_p, cov_type, mode, A_p, crow_p, const_p,
+                resp_p, lab_p, do_stats, slots_p + p * KP, P,
+                fws_p + tid * fstride, dws_p + tid * dstride,
+                lpn_p, resp_out_p, lab_out_p)
+        # deterministic reduction: partitions added in partition order
+        for p in range(npart):
+            ll_total += slot_ll_p[p]
+        if do_stats:
+            for e in range(KP):
+                stats_p[e] = 0.0
+            for p in range(npart):
+                for e in range(KP):
+                    stats_p[e] += slots_p[p * KP + e]
     return ll_total
 
 
