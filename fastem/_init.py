@@ -82,7 +82,8 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     n_chunks = -(-n_samples // rows)
     sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
 
-    closest = np.empty(n_samples, dtype=X.dtype)
+    # float32 whatever X's dtype: enough for sampling, half the memory
+    closest = np.empty(n_samples, dtype=np.float32)
     nearest = np.empty(n_samples, dtype=np.int32)
     improves = np.zeros(n_samples, dtype=np.uint16)
     chunk_pot = np.empty(n_chunks)

@@ -782,7 +782,10 @@ def _seed_int(rng):
 def _kmeans_labels(X, sw, K, rng, n_threads):
     from fastem._kmeans import KMeans
 
-    km = KMeans(n_clusters=K, n_init=1, random_state=_seed_int(rng), n_threads=n_threads)
+    # plain Lloyd: the bounded passes would keep two more floats per row,
+    # and the initialisation must stay within fit's small memory budget
+    km = KMeans(n_clusters=K, n_init=1, random_state=_seed_int(rng),
+                algorithm="lloyd", n_threads=n_threads)
     km.fit(X, sample_weight=sw)
     return np.ascontiguousarray(km.labels_, dtype=np.int32)
 

@@ -139,14 +139,18 @@ def test_tolerance_is_relative_to_mean_variance_as_in_sklearn():
 # --------------------------------------------------------------- k-means++
 
 def numpy_greedy_kmeans_plusplus(X, k, w, rng):
-    """Greedy k-means++ with exactly fastem's sequence of random draws."""
+    """Greedy k-means++ with exactly fastem's sequence of random draws.
+
+    Like fastem, the closest squared distances are kept in float32.
+    """
     n = len(X)
     X = X.astype(np.float64)
     L = 2 + int(np.log(k))
     first = int(rng.integers(n)) if w is None else int(rng.choice(n, p=w / w.sum()))
     w = np.ones(n) if w is None else w
     idx = [first]
-    closest = ((X - X[first]) ** 2).sum(1)
+    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+    closest = f32(((X - X[first]) ** 2).sum(1))
     for _ in range(1, k):
         targets = rng.uniform(size=L) * (w * closest).sum()
         cand = np.minimum(np.searchsorted(np.cumsum(w * closest), targets), n - 1)
@@ -154,7 +158,7 @@ def numpy_greedy_kmeans_plusplus(X, k, w, rng):
         pots = (w * np.minimum(closest, d2)).sum(1)
         best = cand[np.argmin(pots)]
         idx.append(best)
-        closest = np.minimum(closest, ((X - X[best]) ** 2).sum(1))
+        closest = np.minimum(closest, f32(((X - X[best]) ** 2).sum(1)))
     return np.array(idx)
 
 

@@ -19,6 +19,7 @@ No kernel validates its inputs: the Python layer does (``fastem._validation``).
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, uint16_t
 from libc.stdlib cimport calloc, malloc, free
+from libc.float cimport FLT_MAX
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memset
 
@@ -581,6 +582,11 @@ def pairwise_sqdist(const floating[:, ::1] X,
 
 cdef double PRUNE_MARGIN = 1.0 + 1e-4
 
+
+cdef inline float _to_float32(double v) noexcept nogil:
+    """Round a squared distance to float32, saturating instead of overflowing."""
+    return <float>(v if v < FLT_MAX else FLT_MAX)
+
 # bit of candidate l in the uint16 improvement mask; candidates 15 and up
 # share the last bit (their rows are simply recomputed when one is chosen)
 cdef inline uint16_t _cand_bit(Py_ssize_t l) noexcept nogil:
@@ -592,7 +598,7 @@ def kpp_update_closest(const floating[:, ::1] X,
                        const floating[::1] centre,
                        int32_t centre_index,
                        Py_ssize_t candidate,
-                       floating[::1] closest,
+                       float[::1] closest,
                        int32_t[::1] nearest,
                        const uint16_t[::1] improves,
                        double[::1] chunk_pot,
@@ -609,7 +615,9 @@ def kpp_update_closest(const floating[:, ::1] X,
         ``closest`` and ``nearest`` are initialised rather than updated
     candidate : which candidate of the last candidate pass it was (selects
         the bit of ``improves``); ignored for the first centre
-    closest : (n,) in/out, squared distance to the closest chosen centre
+    closest : (n,) float32 in/out, squared distance to the closest chosen
+        centre (float32 whatever X's dtype: seeding needs no more, and it
+        halves this array's memory for float64 data)
     nearest : (n,) int32 in/out, index of that centre
     improves : (n,) uint16, the candidate pass's improvement masks
     chunk_pot : (n_chunks,) out, sum_{i in chunk} w_i closest_i
@@ -634,19 +642,19 @@ def kpp_update_closest(const floating[:, ::1] X,
 cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                               const floating *sw, const floating *centre,
                               int32_t index, uint16_t bit,
-                              const uint16_t *improves, floating *closest,
+                              const uint16_t *improves, float *closest,
                               int32_t *nearest) noexcept nogil:
     """Update one chunk's closest distances; return its weighted potential."""
     cdef Py_ssize_t i
     cdef double dist, pot = 0.0
     for i in range(nb):
         if index == 0:
-            closest[i] = <floating>_sqdist(x + i * d, centre, d)
+            closest[i] = _to_float32(_sqdist(x + i * d, centre, d))
             nearest[i] = 0
         elif improves[i] & bit:
-            dist = _sqdist(x + i * d, centre, d)
+            dist = _to_float32(_sqdist(x + i * d, centre, d))
             if dist < closest[i]:
-                closest[i] = <floating>dist
+                closest[i] = <float>dist
                 nearest[i] = index
         pot += (sw[i] if sw != NULL else 1.0) * <double>closest[i]
     return pot
@@ -656,7 +664,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                              const floating[::1] sample_weight,
                              const floating[:, ::1] candidates_t,
                              const double[:, ::1] quarter_sqdist,
-                             const floating[::1] closest,
+                             const float[::1] closest,
                              const int32_t[::1] nearest,
                              uint16_t[::1] improves,
                              double[::1] potentials,
@@ -718,7 +726,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const floating *sw, const floating *qt,
                                 Py_ssize_t L, Py_ssize_t lp, const double *qmin,
-                                const floating *closest, const int32_t *nearest,
+                                const float *closest, const int32_t *nearest,
                                 uint16_t *improves, floating *d2,
                                 int32_t *todo, double *pot) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
