@@ -172,6 +172,16 @@ def test_kmeans_plusplus_equals_numpy_reference(weighted):
     assert_array_equal(centres, X[expected])
 
 
+def test_kmeans_plusplus_32_bit_centre_indices(monkeypatch):
+    # more than 65535 centres switch the per-row index to int32: force it
+    import fastem._init
+
+    X = blobs(2000, 3, 6, seed=42)
+    expected = fastem.kmeans_plusplus(X, 7, random_state=5)[1]
+    monkeypatch.setattr(fastem._init, "_UINT16_CENTRES", 0)
+    assert_array_equal(fastem.kmeans_plusplus(X, 7, random_state=5)[1], expected)
+
+
 def test_kmeans_plusplus_beats_random_seeding():
     X = blobs(4000, 2, 10, seed=9, scale=10.0)
 

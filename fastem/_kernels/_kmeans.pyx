@@ -582,6 +582,12 @@ def pairwise_sqdist(const floating[:, ::1] X,
 
 cdef double PRUNE_MARGIN = 1.0 + 1e-4
 
+# index of a row's nearest chosen centre: 16 bits when k <= 65535 (the usual
+# case; it saves memory on large data), else 32
+ctypedef fused centre_index:
+    uint16_t
+    int32_t
+
 
 cdef inline float _to_float32(double v) noexcept nogil:
     """Round a squared distance to float32, saturating instead of overflowing."""
@@ -599,7 +605,7 @@ def kpp_update_closest(const floating[:, ::1] X,
                        int32_t centre_index,
                        Py_ssize_t candidate,
                        float[::1] closest,
-                       int32_t[::1] nearest,
+                       centre_index[::1] nearest,
                        const uint16_t[::1] improves,
                        double[::1] chunk_pot,
                        Py_ssize_t chunk_rows,
@@ -618,7 +624,7 @@ def kpp_update_closest(const floating[:, ::1] X,
     closest : (n,) float32 in/out, squared distance to the closest chosen
         centre (float32 whatever X's dtype: seeding needs no more, and it
         halves this array's memory for float64 data)
-    nearest : (n,) int32 in/out, index of that centre
+    nearest : (n,) uint16 or int32 in/out, index of that centre
     improves : (n,) uint16, the candidate pass's improvement masks
     chunk_pot : (n_chunks,) out, sum_{i in chunk} w_i closest_i
     """
@@ -643,7 +649,7 @@ cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                               const floating *sw, const floating *centre,
                               int32_t index, uint16_t bit,
                               const uint16_t *improves, float *closest,
-                              int32_t *nearest) noexcept nogil:
+                              centre_index *nearest) noexcept nogil:
     """Update one chunk's closest distances; return its weighted potential."""
     cdef Py_ssize_t i
     cdef double dist, pot = 0.0
@@ -655,7 +661,7 @@ cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             dist = _to_float32(_sqdist(x + i * d, centre, d))
             if dist < closest[i]:
                 closest[i] = <float>dist
-                nearest[i] = index
+                nearest[i] = <centre_index>index
         pot += (sw[i] if sw != NULL else 1.0) * <double>closest[i]
     return pot
 
@@ -665,7 +671,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                              const floating[:, ::1] candidates_t,
                              const double[:, ::1] quarter_sqdist,
                              const float[::1] closest,
-                             const int32_t[::1] nearest,
+                             const centre_index[::1] nearest,
                              uint16_t[::1] improves,
                              double[::1] potentials,
                              Py_ssize_t chunk_rows,
@@ -726,7 +732,8 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const floating *sw, const floating *qt,
                                 Py_ssize_t L, Py_ssize_t lp, const double *qmin,
-                                const float *closest, const int32_t *nearest,
+                                const float *closest,
+                                const centre_index *nearest,
                                 uint16_t *improves, floating *d2,
                                 int32_t *todo, double *pot) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
