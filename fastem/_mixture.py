@@ -700,9 +700,7 @@ class GaussianMixture(BaseEstimator):
                 parts.append(means[k] + z @ np.linalg.cholesky(covs[k]).T)
             elif self.covariance_type == "tied":
                 parts.append(means[k] + z @ np.linalg.cholesky(covs).T)
-            elif self.covariance_type == "diag":
-                parts.append(means[k] + z * np.sqrt(covs[k]))
-            else:
+            else:  # diag: a variance per feature; spherical: one per component
                 parts.append(means[k] + z * np.sqrt(covs[k]))
         X = np.vstack(parts)
         y = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
