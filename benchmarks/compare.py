@@ -1,0 +1,871 @@
+#!/usr/bin/env python
+"""Side-by-side comparison of fastem with its peers on the same data.
+
+Each workload runs in a fresh subprocess that generates the data once
+(deterministically, see ``_data.py``) and fits every library on it from the
+same initial parameters; the parent prints one Markdown table (and writes JSON
+with ``--json``). Columns: wall time (best of ``--repeat`` runs), ratio to
+fastem's time, iterations run, the quality reached -- recomputed here in
+float64 from each library's final parameters (K-means inertia; mean
+log-likelihood of a GMM) so it does not depend on the library's own
+bookkeeping -- and, for the memory workload, peak RSS beyond the data.
+
+Peers: scikit-learn (always); faiss-cpu, scikit-learn-intelex and daal4py when
+installed (reported as "not installed" otherwise).
+
+Workloads (defaults; override sizes as ``NAME:key=value,...``)::
+
+    kmeans       N=1e6 D=32 K=64 float32, 20 Lloyd iterations from one init
+    kmeans++     N=1e6 D=32 K=64 float32, k-means++ seeding (time + potential)
+    gmm          N=2e5 D=16 K=16 float64, 20 EM iterations, cov=full/tied/diag/spherical
+    gmm32        the same in float32
+    gmm-memory   N=1e7 D=16 K=16 float64, 5 EM iterations, cov=full: peak RSS of
+                 a fresh subprocess per library, beyond the data
+
+Examples::
+
+    python benchmarks/compare.py                       # all default workloads
+    python benchmarks/compare.py kmeans gmm:cov=full   # a selection
+    python benchmarks/compare.py --skip-memory --json out.json
+    python benchmarks/compare.py gmm:n=1e6,k=32,iter=10 --repeat 1
+    python benchmarks/compare.py --tiny                # seconds; what CI runs
+
+Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list).
+"""
+import argparse
+import collections
+import datetime
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# --------------------------------------------------------------------------
+# workloads
+# --------------------------------------------------------------------------
+
+COV_ALL = ["full", "tied", "diag", "spherical"]
+
+WORKLOADS = {
+    "kmeans": dict(kind="kmeans", n=1_000_000, d=32, k=64, dtype="float32", iter=20),
+    "kmeans++": dict(kind="kmeans++", n=1_000_000, d=32, k=64, dtype="float32"),
+    "gmm": dict(kind="gmm", n=200_000, d=16, k=16, dtype="float64", iter=20, cov=COV_ALL),
+    "gmm32": dict(kind="gmm", n=200_000, d=16, k=16, dtype="float32", iter=20, cov=COV_ALL),
+    "gmm-memory": dict(kind="gmm-memory", n=10_000_000, d=16, k=16, dtype="float64",
+                       iter=5, cov=["full"]),
+}
+DEFAULT_WORKLOADS = ["kmeans", "kmeans++", "gmm", "gmm32", "gmm-memory"]
+
+# --tiny: every workload at toy size (CI smoke test; seconds in all)
+TINY = {
+    "kmeans": dict(n=20_000, d=8, k=8),
+    "kmeans++": dict(n=20_000, d=8, k=8),
+    "gmm": dict(n=5_000, d=4, k=4),
+    "gmm32": dict(n=5_000, d=4, k=4),
+    "gmm-memory": dict(n=100_000, d=4, k=4, iter=2),
+}
+
+LIBRARIES = {
+    "kmeans": ["fastem", "sklearn-lloyd", "sklearn-elkan", "sklearnex", "daal4py", "faiss"],
+    "kmeans++": ["fastem", "sklearn", "daal4py"],
+    "gmm": ["fastem", "sklearn", "daal4py"],
+    "gmm-memory": ["fastem", "sklearn", "daal4py"],
+}
+# libraries whose failure fails the script (the optional peers only report)
+REQUIRED = {"fastem", "sklearn", "sklearn-lloyd", "sklearn-elkan"}
+
+LABELS = {
+    "fastem": "fastem",
+    "sklearn": "scikit-learn",
+    "sklearn-lloyd": "scikit-learn (lloyd)",
+    "sklearn-elkan": "scikit-learn (elkan)",
+    "sklearnex": "scikit-learn-intelex",
+    "daal4py": "daal4py",
+    "faiss": "faiss-cpu",
+}
+PEER_MODULES = {"faiss": "faiss", "sklearnex": "sklearnex", "daal4py": "daal4py"}
+
+
+def parse_workload(text, tiny=False):
+    name, _, rest = text.partition(":")
+    if name not in WORKLOADS:
+        raise SystemExit(f"unknown workload {name!r}; expected one of {list(WORKLOADS)}")
+    spec = dict(WORKLOADS[name], name=name)
+    if tiny:
+        spec.update(TINY[name])
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in ("n", "d", "k", "dtype", "iter", "cov"):
+            raise SystemExit(f"bad workload option {item!r} in {text!r} "
+                             "(keys: n, d, k, dtype, iter, cov)")
+        if key in ("n", "d", "k", "iter"):
+            spec[key] = int(float(value))
+        elif key == "dtype":
+            if value not in ("float32", "float64"):
+                raise SystemExit(f"dtype must be float32 or float64, not {value!r}")
+            spec[key] = value
+        else:
+            covs = value.split("/")
+            bad = [c for c in covs if c not in COV_ALL]
+            if bad:
+                raise SystemExit(f"unknown covariance type(s) {bad}")
+            spec[key] = covs
+    return spec
+
+
+def _num(v):
+    """1000000 -> '1e6', 200000 -> '2e5', 12345 -> '12345'."""
+    if v >= 10_000:
+        exp = int(math.log10(v))
+        if v % 10**exp == 0:
+            return f"{v // 10**exp}e{exp}"
+    return str(v)
+
+
+def describe(spec, cov=None):
+    parts = [spec["name"]]
+    if cov:
+        parts.append(cov)
+    parts.append(f"N={_num(spec['n'])} D={spec['d']} K={spec['k']} {spec['dtype']}")
+    if "iter" in spec:
+        parts.append(f"{spec['iter']} it")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------
+# worker side: runs inside the subprocess
+# --------------------------------------------------------------------------
+
+
+def _sibling(name):
+    """A helper module next to this file, whether run as a script or imported."""
+    import importlib
+
+    if __package__:
+        return importlib.import_module(f"{__package__}.{name}")
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    return importlib.import_module(name)
+
+
+def _import_data_module():
+    return _sibling("_data")
+
+
+def _fastem():
+    """fastem's estimators (through _estimators.py, the suite's single import point)."""
+    return _sibling("_estimators")
+
+
+def _peer_available(lib):
+    import importlib.util
+
+    module = PEER_MODULES.get(lib)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def _best_time(fn, repeat):
+    best, result = math.inf, None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def _rss_now_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _malloc_trim():
+    """glibc: return freed heap memory to the OS (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak_rss():
+    """Linux: reset the peak RSS (VmHWM) to the current RSS; False elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM")
+
+
+def _maxrss_bytes():
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def _set_peer_threads(lib, threads):
+    if lib in ("daal4py", "sklearnex"):
+        import daal4py
+
+        daal4py.daalinit(threads)
+    elif lib == "faiss":
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+
+
+class _SklearnexLog:
+    """Catches sklearnex's per-call log line: accelerated or fallback."""
+
+    def __enter__(self):
+        import logging
+
+        self.records = []
+        self.logger = logging.getLogger("sklearnex")
+        self.old_level = self.logger.level
+        handler = logging.Handler()
+        handler.emit = lambda record: self.records.append(record.getMessage())
+        self.handler = handler
+        self.logger.addHandler(handler)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.old_level)
+
+    def note(self):
+        text = " ".join(self.records).lower()
+        if "fallback" in text:
+            return "fell back to scikit-learn"
+        if "accelerated" in text or "onedal" in text:
+            return "oneDAL"
+        return ""
+
+
+# -- K-means ---------------------------------------------------------------
+
+
+def _kmeans_runner(lib, X, init, k, n_iter, threads):
+    """A zero-argument callable fitting ``lib`` and returning
+    ``(centers, n_iter_run, note)``."""
+    import numpy as np
+
+    dtype = X.dtype
+    if lib == "fastem":
+        KMeans = _fastem().KMeans
+
+        def run():
+            km = KMeans(n_clusters=k, init=init.astype(dtype), n_init=1, max_iter=n_iter,
+                        tol=0.0, n_threads=threads).fit(X)
+            return km.cluster_centers_, km.n_iter_, ""
+
+    elif lib.startswith("sklearn-"):
+        from sklearn.cluster import KMeans
+
+        algorithm = lib.split("-", 1)[1]
+
+        def run():
+            km = KMeans(n_clusters=k, init=init.astype(dtype), n_init=1, max_iter=n_iter,
+                        tol=0.0, algorithm=algorithm).fit(X)
+            return km.cluster_centers_, km.n_iter_, ""
+
+    elif lib == "sklearnex":
+        from sklearnex.cluster import KMeans
+
+        def run():
+            with _SklearnexLog() as log:
+                km = KMeans(n_clusters=k, init=init.astype(dtype), n_init=1,
+                            max_iter=n_iter, tol=0.0, algorithm="lloyd").fit(X)
+            return km.cluster_centers_, km.n_iter_, log.note()
+
+    elif lib == "daal4py":
+        import daal4py
+
+        fptype = "float" if dtype == np.float32 else "double"
+
+        def run():
+            algo = daal4py.kmeans(nClusters=k, maxIterations=n_iter, accuracyThreshold=0.0,
+                                  fptype=fptype)
+            res = algo.compute(X, init.astype(dtype))
+            return res.centroids, int(np.asarray(res.nIterations).ravel()[0]), ""
+
+    elif lib == "faiss":
+        import faiss
+
+        if dtype != np.float32:
+            return None
+        n = X.shape[0]
+
+        def run():
+            km = faiss.Kmeans(X.shape[1], k, niter=n_iter, seed=0, nredo=1, verbose=False,
+                              max_points_per_centroid=n // k + 1, min_points_per_centroid=1)
+            km.train(X, init_centroids=init.astype(np.float32))
+            return km.centroids, n_iter, "all points (no subsampling)"
+
+    else:
+        raise ValueError(lib)
+    return run
+
+
+def _kmeanspp_runner(lib, X, k, threads):
+    """A zero-argument callable returning ``(centers, None, note)``."""
+    import numpy as np
+
+    n_local_trials = 2 + int(np.log(k))
+    if lib == "fastem":
+        kmeans_plusplus = _fastem().kmeans_plusplus
+
+        def run():
+            centers, _ = kmeans_plusplus(X, k, random_state=0, n_threads=threads)
+            return centers, None, ""
+
+    elif lib == "sklearn":
+        from sklearn.cluster import kmeans_plusplus
+
+        def run():
+            centers, _ = kmeans_plusplus(X, k, random_state=0)
+            return centers, None, ""
+
+    elif lib == "daal4py":
+        import daal4py
+
+        fptype = "float" if X.dtype == np.float32 else "double"
+
+        def run():
+            algo = daal4py.kmeans_init(nClusters=k, method="plusPlusDense", fptype=fptype,
+                                       nTrials=n_local_trials,
+                                       engine=daal4py.engines_mt19937(seed=0))
+            return algo.compute(X).centroids, None, f"plusPlusDense, nTrials={n_local_trials}"
+
+    else:
+        return None
+    return run
+
+
+# -- Gaussian mixtures ------------------------------------------------------
+
+
+def _daal_covariances(params, cov):
+    """daal4py's input covariances from sklearn-layout precisions_init."""
+    import numpy as np
+
+    _, _, prec = params
+    if cov == "full":
+        return [np.ascontiguousarray(np.linalg.inv(p)) for p in prec]
+    return [np.ascontiguousarray(1.0 / p[None, :]) for p in prec]
+
+
+def _gmm_runner(lib, X, params, k, cov, n_iter, threads):
+    """A zero-argument callable returning
+    ``((weights, means, covariances), n_iter_run, note)`` in sklearn's layout
+    for ``cov``; ``None`` when the library does not support ``cov``."""
+    import numpy as np
+
+    weights, means, precisions = params
+    dtype = X.dtype
+    if lib in ("fastem", "sklearn"):
+        if lib == "fastem":
+            GaussianMixture = _fastem().GaussianMixture
+            extra = dict(n_threads=threads)
+        else:
+            from sklearn.mixture import GaussianMixture
+
+            extra = {}
+
+        def run():
+            gm = GaussianMixture(
+                n_components=k, covariance_type=cov, tol=0.0, max_iter=n_iter, n_init=1,
+                init_params="random_from_data", weights_init=weights, means_init=means,
+                precisions_init=precisions, random_state=0, **extra,
+            ).fit(X)
+            return (gm.weights_, gm.means_, gm.covariances_), gm.n_iter_, ""
+
+    elif lib == "daal4py":
+        import daal4py
+
+        if cov not in ("full", "diag"):
+            return None
+        fptype = "float" if dtype == np.float32 else "double"
+        storage = "full" if cov == "full" else "diagonal"
+        covs = [c.astype(dtype) for c in _daal_covariances(params, cov)]
+        w0 = weights.reshape(1, -1).astype(dtype)
+        m0 = means.astype(dtype)
+
+        def run():
+            algo = daal4py.em_gmm(nComponents=k, maxIterations=n_iter, accuracyThreshold=0.0,
+                                  covarianceStorage=storage, fptype=fptype)
+            res = algo.compute(X, w0, m0, covs)
+            c = np.array([np.asarray(ci, dtype=np.float64) for ci in res.covariances])
+            c = c.reshape(k, X.shape[1], X.shape[1]) if cov == "full" else c.reshape(k, -1)
+            n_run = int(np.asarray(res.nIterations).ravel()[0])
+            return (np.asarray(res.weights).ravel(), np.asarray(res.means), c), n_run, ""
+
+    else:
+        return None
+    return run
+
+
+# -- the worker's entry points --------------------------------------------------
+
+
+def _row(spec, lib, cov=None, **fields):
+    row = dict(workload=spec["name"], description=describe(spec, cov), library=lib,
+               label=LABELS.get(lib, lib), covariance_type=cov, status="ok", time_s=None,
+               n_iter=None, quality=None, quality_name=None, note="")
+    row.update(fields)
+    return row
+
+
+def _failure(spec, lib, cov, exc):
+    tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return _row(spec, lib, cov, status="error", note=tb[:300])
+
+
+def run_fit_workload(spec, repeat, threads, libraries):
+    """Workloads kmeans, kmeans++, gmm: one process, data generated once."""
+    import numpy as np
+
+    data = _import_data_module()
+    kind = spec["kind"]
+    n, d, k = spec["n"], spec["d"], spec["k"]
+    X = data.make_mixture(n, d, k, dtype=spec["dtype"], seed=0)
+    rows = []
+    covs = spec.get("cov", [None]) if kind == "gmm" else [None]
+    for cov in covs:
+        if kind == "kmeans":
+            init = data.initial_centers(X, k, seed=1)
+        elif kind == "gmm":
+            params = data.initial_gmm_parameters(X, k, cov, seed=1)
+        for lib in libraries:
+            if not _peer_available(lib):
+                rows.append(_row(spec, lib, cov, status="not installed"))
+                continue
+            try:
+                _set_peer_threads(lib, threads)
+                if kind == "kmeans":
+                    run = _kmeans_runner(lib, X, init, k, spec["iter"], threads)
+                elif kind == "kmeans++":
+                    run = _kmeanspp_runner(lib, X, k, threads)
+                else:
+                    run = _gmm_runner(lib, X, params, k, cov, spec["iter"], threads)
+                if run is None:
+                    rows.append(_row(spec, lib, cov, status="unsupported"))
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    best, (result, n_run, note) = _best_time(run, repeat)
+                if kind == "gmm":
+                    w, m, c = result
+                    quality = data.mean_log_likelihood(X, w, m, c, cov)
+                    qname = "mean log-lik"
+                else:
+                    quality = data.inertia(X, np.asarray(result))
+                    qname = "inertia" if kind == "kmeans" else "potential"
+                rows.append(_row(spec, lib, cov, time_s=best,
+                                 n_iter=None if n_run is None else int(n_run),
+                                 quality=quality, quality_name=qname, note=note))
+            except Exception as exc:  # reported in the table, never fatal here
+                rows.append(_failure(spec, lib, cov, exc))
+            print(f"    {describe(spec, cov)} | {lib}: {rows[-1]['status']}"
+                  + (f" {rows[-1]['time_s']:.3f}s" if rows[-1]["time_s"] else ""),
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+def run_memory_workload(spec, threads, lib):
+    """One library, one fresh process: peak RSS beyond the data."""
+    import numpy as np
+
+    data = _import_data_module()
+    n, d, k, cov = spec["n"], spec["d"], spec["k"], spec["cov"][0]
+    if not _peer_available(lib):
+        return [_row(spec, lib, cov, status="not installed")]
+    try:
+        _set_peer_threads(lib, threads)
+        # import and warm the library up on toy data first, so lazily loaded
+        # code is part of the baseline, not of "beyond X"
+        toy = data.make_mixture(2_000, d, k, dtype=spec["dtype"], seed=3)
+        toy_params = data.initial_gmm_parameters(toy, k, cov, seed=1)
+        warm = _gmm_runner(lib, toy, toy_params, k, cov, 1, threads)
+        if warm is None:
+            return [_row(spec, lib, cov, status="unsupported")]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warm()
+        del toy, warm
+        X = data.make_mixture(n, d, k, dtype=spec["dtype"], seed=0)
+        # small setup temporaries, handed back to the OS before the baseline
+        params = data.initial_gmm_parameters(X, k, cov, seed=1, variance_rows=20_000)
+        run = _gmm_runner(lib, X, params, k, cov, spec["iter"], threads)
+        _malloc_trim()
+        rss_data = _rss_now_bytes()
+        peak_before = _maxrss_bytes()
+        # the setup's transient temporaries must not count: reset the
+        # high-water mark to the current RSS where the OS allows it
+        hwm = _reset_peak_rss()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t, (result, n_run, note) = _best_time(run, 1)
+        peak = _vm_hwm_bytes() if hwm else _maxrss_bytes()
+        maxrss = _maxrss_bytes()
+        w, m, c = result
+        quality = data.mean_log_likelihood(X, w, m, c, cov)
+        return [_row(spec, lib, cov, time_s=t, n_iter=int(n_run), quality=quality,
+                     quality_name="mean log-lik", note=note, x_bytes=int(X.nbytes),
+                     rss_after_data_bytes=int(rss_data), peak_rss_bytes=int(peak),
+                     peak_before_fit_bytes=int(peak_before), ru_maxrss_bytes=int(maxrss),
+                     peak_method="VmHWM after clear_refs" if hwm else "ru_maxrss",
+                     beyond_x_bytes=int(peak - rss_data))]
+    except Exception as exc:
+        return [_failure(spec, lib, cov, exc)]
+
+
+def environment_info(threads):
+    """Machine and library versions, as seen from a worker process."""
+    import importlib.metadata as md
+
+    import numpy as np
+    import scipy
+
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "avx512f": _cpu_has("avx512f"),
+        "available_cpus": _import_data_module().available_cpus(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "threads": threads,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "env": {key: os.environ.get(key) for key in
+                ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "MKL_NUM_THREADS")},
+    }
+    for dist in ("fastem", "scikit-learn", "faiss-cpu", "scikit-learn-intelex", "daal"):
+        try:
+            info[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            info[dist] = None
+    try:
+        import fastem
+
+        info["fastem_build"] = fastem.build_info()
+    except Exception as exc:
+        info["fastem_build"] = f"unavailable: {exc}"
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = sorted({f"{p.get('internal_api')} {p.get('version')} "
+                               f"({p.get('architecture')})"
+                               for p in threadpool_info() if p.get("user_api") == "blas"})
+    except Exception:
+        info["blas"] = []
+    return info
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_has(flag):
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return flag in line.split()
+    except OSError:
+        pass
+    return None
+
+
+def worker_main(task_path, out_path):
+    with open(task_path) as f:
+        task = json.load(f)
+    if task["what"] == "environment":
+        result = environment_info(task["threads"])
+    elif task["what"] == "fit":
+        result = run_fit_workload(task["spec"], task["repeat"], task["threads"],
+                                  task["libraries"])
+    else:
+        result = run_memory_workload(task["spec"], task["threads"], task["library"])
+    with open(out_path, "w") as f:
+        json.dump(result, f)
+
+
+# --------------------------------------------------------------------------
+# parent side
+# --------------------------------------------------------------------------
+
+
+def worker_env(threads):
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_CORETYPE", "Haswell")  # the reference environment's setting
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[key] = str(threads)
+    return env
+
+
+def run_worker(task, threads, timeout):
+    """Run one task in a fresh interpreter; returns (result, error_message)."""
+    with tempfile.TemporaryDirectory(prefix="fastem-compare-") as tmp:
+        task_path = os.path.join(tmp, "task.json")
+        out_path = os.path.join(tmp, "result.json")
+        with open(task_path, "w") as f:
+            json.dump(task, f)
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", task_path, out_path]
+        proc = subprocess.Popen(cmd, env=worker_env(threads), cwd=tmp, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        killed = threading.Event()
+
+        def kill():
+            killed.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        tail = collections.deque(maxlen=20)
+        try:
+            for line in proc.stdout:  # progress lines are echoed as they come
+                line = line.rstrip("\n")
+                tail.append(line)
+                if line.startswith("    "):
+                    print(line, file=sys.stderr, flush=True)
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+        if killed.is_set():
+            return None, f"killed after the {timeout:g} s timeout"
+        if returncode != 0 or not os.path.exists(out_path):
+            for line in tail:
+                print(f"      | {line}", file=sys.stderr)
+            last = " / ".join(line.strip() for line in list(tail)[-2:])
+            return None, f"worker exited with status {returncode}: {last[-300:]}"
+        with open(out_path) as f:
+            return json.load(f), None
+
+
+def _fmt_time(row):
+    return "" if row["time_s"] is None else f"{row['time_s']:.3f}"
+
+
+def _fmt_bytes(b):
+    if b is None:
+        return ""
+    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.0f} MiB"
+
+
+def add_ratios(rows):
+    """ratio = library time / fastem time; delta = quality - fastem's quality."""
+    ref = {}
+    for r in rows:
+        if r["library"] == "fastem" and r["status"] == "ok":
+            ref[(r["description"])] = r
+    for r in rows:
+        base = ref.get(r["description"])
+        r["ratio_to_fastem"] = None
+        r["quality_delta"] = None
+        if base is None or r["status"] != "ok":
+            continue
+        if base["time_s"] and r["time_s"] is not None:
+            r["ratio_to_fastem"] = r["time_s"] / base["time_s"]
+        if r["quality"] is not None and base["quality"] is not None:
+            if r["quality_name"] == "mean log-lik":
+                r["quality_delta"] = r["quality"] - base["quality"]  # higher is better
+            elif base["quality"]:
+                r["quality_delta"] = r["quality"] / base["quality"] - 1.0  # lower is better
+
+
+def _fmt_quality(r):
+    if r["quality"] is None:
+        return ""
+    if r["quality_name"] == "mean log-lik":
+        return f"{r['quality']:.5f}"
+    return f"{r['quality']:.7g}"
+
+
+def _fmt_delta(r):
+    if r["quality_delta"] is None:
+        return ""
+    if r["quality_name"] == "mean log-lik":
+        return f"{r['quality_delta']:+.5f}"
+    return f"{100 * r['quality_delta']:+.3f}%"
+
+
+def markdown_table(rows):
+    head = ("| workload | library | time (s) | × fastem | iter | quality | Δ vs fastem "
+            "| peak RSS beyond X | note |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        if r["status"] == "ok":
+            ratio = "" if r["ratio_to_fastem"] is None else f"{r['ratio_to_fastem']:.2f}"
+            quality = _fmt_quality(r)
+            if quality:
+                quality = f"{r['quality_name']} {quality}"
+            mem = ""
+            if r.get("beyond_x_bytes") is not None:
+                mem = f"{_fmt_bytes(r['beyond_x_bytes'])} (X: {_fmt_bytes(r['x_bytes'])})"
+            cells = [r["description"], r["label"], _fmt_time(r), ratio,
+                     "" if r["n_iter"] is None else str(r["n_iter"]), quality,
+                     _fmt_delta(r), mem, r["note"]]
+        else:
+            cells = [r["description"], r["label"], r["status"], "", "", "", "", "",
+                     r["note"]]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_environment(env, command):
+    build = env.get("fastem_build")
+    openmp = build.get("openmp") if isinstance(build, dict) else None
+    peers = ", ".join(f"{name} {env.get(name) or 'not installed'}"
+                      for name in ("faiss-cpu", "scikit-learn-intelex"))
+    if env.get("daal"):
+        peers += f" (daal4py with oneDAL {env['daal']})"
+    lines = [
+        f"- command: `{command}`",
+        f"- machine: {env['cpu']}, {env['available_cpus']} cores"
+        f"{' (AVX-512)' if env.get('avx512f') else ''}, {env['memory_gib']} GiB; "
+        f"{env['platform']}",
+        f"- threads: {env['threads']} (OMP/OPENBLAS/MKL_NUM_THREADS, fastem n_threads); "
+        f"OPENBLAS_CORETYPE={env['env'].get('OPENBLAS_CORETYPE')}; "
+        f"BLAS: {', '.join(env.get('blas') or []) or 'unknown'}",
+        f"- fastem {env.get('fastem')} (OpenMP: {openmp}), scikit-learn "
+        f"{env.get('scikit-learn')}, numpy {env['numpy']}, scipy {env['scipy']}, "
+        f"Python {env['python']}; {peers}",
+        f"- {env['date']}; load average before the run "
+        f"{'/'.join(str(x) for x in env['load_average'])} (1/5/15 min)"
+        + (f", after {'/'.join(str(x) for x in env['load_average_after'])}"
+           if env.get("load_average_after") else ""),
+    ]
+    busy = max(env["load_average"][0], (env.get("load_average_after") or [0])[0])
+    if busy > 0.5:
+        lines.append(f"- note: other processes were using the CPUs (load average up to "
+                     f"{busy}); timings are noisier and slower than on an idle machine")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Compare fastem with scikit-learn and optional peers on the same data.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("workloads", nargs="*", metavar="WORKLOAD[:key=value,...]",
+                        help=f"default: {' '.join(DEFAULT_WORKLOADS)}")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed runs per library; the best is reported (default 3)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every library (default: all cores)")
+    parser.add_argument("--libraries", default=None,
+                        help="comma-separated subset, e.g. fastem,sklearn-lloyd,faiss")
+    parser.add_argument("--skip-memory", action="store_true",
+                        help="leave out the gmm-memory workload")
+    parser.add_argument("--tiny", action="store_true",
+                        help="toy sizes and --repeat 1 (smoke test)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown output")
+    parser.add_argument("--timeout", type=float, default=3600,
+                        help="seconds per worker process (default 3600)")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        worker_main(*args.worker)
+        return 0
+
+    data = _import_data_module()
+    threads = args.threads or data.available_cpus()
+    repeat = 1 if args.tiny and args.repeat == 3 else args.repeat
+    names = args.workloads or DEFAULT_WORKLOADS
+    specs = [parse_workload(w, tiny=args.tiny) for w in names]
+    if args.skip_memory:
+        specs = [s for s in specs if s["kind"] != "gmm-memory"]
+    wanted = None if args.libraries is None else set(args.libraries.split(","))
+    command = " ".join(shlex.quote(a) for a in
+                       ["python", os.path.relpath(__file__)] + list(sys.argv[1:] if argv is None
+                                                                    else argv))
+
+    env, err = run_worker({"what": "environment", "threads": threads}, threads, 600)
+    if err:
+        print(f"cannot start a worker: {err}", file=sys.stderr)
+        return 1
+    header = markdown_environment(env, command)
+    print(header, file=sys.stderr)
+
+    rows = []
+    for spec in specs:
+        libs = [lib for lib in LIBRARIES[spec["kind"]] if wanted is None or lib in wanted]
+        print(f"== {describe(spec)}", file=sys.stderr, flush=True)
+        if spec["kind"] == "gmm-memory":
+            for lib in libs:  # a fresh process per library, one after the other
+                res, err = run_worker({"what": "memory", "spec": spec, "threads": threads,
+                                       "library": lib}, threads, args.timeout)
+                rows.extend(res if res is not None else
+                            [_row(spec, lib, spec["cov"][0], status="error", note=err)])
+                r = rows[-1]
+                print(f"    {r['description']} | {lib}: {r['status']}"
+                      + (f" {r['time_s']:.2f}s, beyond X {_fmt_bytes(r.get('beyond_x_bytes'))}"
+                         if r["status"] == "ok" else f" {r['note']}"),
+                      file=sys.stderr, flush=True)
+        else:
+            res, err = run_worker({"what": "fit", "spec": spec, "threads": threads,
+                                   "repeat": repeat, "libraries": libs}, threads, args.timeout)
+            if res is None:
+                covs = spec.get("cov", [None]) if spec["kind"] == "gmm" else [None]
+                res = [_row(spec, lib, cov, status="error", note=err)
+                       for cov in covs for lib in libs]
+            rows.extend(res)
+
+    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    header = markdown_environment(env, command)
+    add_ratios(rows)
+    table = markdown_table(rows)
+    text = f"{header}\n\n{table}\n"
+    print()
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": command, "environment": env, "repeat": repeat,
+                       "workloads": specs, "rows": rows}, f, indent=1)
+    failed = [r for r in rows if r["status"] == "error" and r["library"] in REQUIRED]
+    if failed:
+        print(f"{len(failed)} required run(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

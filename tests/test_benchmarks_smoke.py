@@ -1,0 +1,166 @@
+"""Smoke tests of the benchmarks: every asv benchmark runs on toy data and
+returns what asv expects, and compare.py prints its table. No timing is
+asserted; this only catches a benchmark that breaks.
+
+The benchmark package is loaded from its file path (as asv does), so the
+repository root never lands on sys.path and ``fastem`` stays the installed
+package.
+"""
+import importlib
+import importlib.util
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.join(ROOT, "benchmarks")
+BENCH_MODULES = sorted(
+    name[:-3] for name in os.listdir(BENCH_DIR) if name.startswith("bench_") and name.endswith(".py")
+)
+PREFIXES = ("time_", "peakmem_", "track_", "mem_", "timeraw_")
+
+
+def _benchmarks_package():
+    name = "_fastem_benchmarks"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(BENCH_DIR, "__init__.py"), submodule_search_locations=[BENCH_DIR]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return name
+
+
+def _load(module_name):
+    return importlib.import_module(f"{_benchmarks_package()}.{module_name}")
+
+
+def _cases():
+    cases = []
+    for module_name in BENCH_MODULES:
+        module = _load(module_name)
+        for cls_name, cls in sorted(vars(module).items()):
+            if not isinstance(cls, type) or cls_name.startswith("_"):
+                continue
+            methods = [m for m in dir(cls) if m.startswith(PREFIXES)]
+            if methods:
+                cases.append(pytest.param(module_name, cls_name, methods,
+                                          id=f"{module_name}.{cls_name}"))
+    return cases
+
+
+def test_suite_is_not_empty():
+    assert BENCH_MODULES
+    assert len(_cases()) >= 4
+
+
+def test_asv_conf_points_at_the_suite():
+    with open(os.path.join(ROOT, "asv.conf.json")) as f:
+        text = "\n".join(line for line in f if not line.lstrip().startswith("//"))
+    conf = json.loads(text)
+    assert conf["benchmark_dir"] == "benchmarks"
+    assert conf["repo"] == "."
+
+
+@pytest.mark.parametrize("module_name, cls_name, methods", _cases())
+def test_benchmark_class_runs(module_name, cls_name, methods, monkeypatch):
+    monkeypatch.setenv("FASTEM_BENCH_PROFILE", "tiny")
+    cls = getattr(_load(module_name), cls_name)
+    params = cls.params if isinstance(cls.params[0], (list, tuple)) else [cls.params]
+    assert len(params) == len(cls.param_names)
+    for combo in itertools.product(*params):
+        bench = cls()
+        bench.setup(*combo)
+        try:
+            for method in methods:
+                result = getattr(bench, method)(*combo)
+                if method.startswith("track_"):
+                    assert isinstance(result, (int, float)), (method, combo, result)
+                    assert math.isfinite(result), (method, combo, result)
+                    assert getattr(cls, method).unit
+        finally:
+            bench.teardown(*combo)
+
+
+def test_threads_and_dtypes_are_parameters():
+    for module_name in BENCH_MODULES:
+        module = _load(module_name)
+        for cls in vars(module).values():
+            if isinstance(cls, type) and hasattr(cls, "param_names"):
+                assert cls.param_names[:2] == ["dtype", "n_threads"]
+                assert list(cls.params[0]) == ["float32", "float64"]
+                assert 1 in cls.params[1]
+
+
+def test_profiles(monkeypatch):
+    data = _load("_data")
+    for profile in ("default", "large", "tiny"):
+        monkeypatch.setenv("FASTEM_BENCH_PROFILE", profile)
+        assert all(v > 0 for v in data.sizes("kmeans") + data.sizes("gmm"))
+    monkeypatch.setenv("FASTEM_BENCH_PROFILE", "nonsense")
+    with pytest.raises(ValueError):
+        data.sizes("kmeans")
+
+
+def test_data_is_deterministic_and_blockwise():
+    data = _load("_data")
+    a = data.make_mixture(5_000, 3, 4, dtype="float32", seed=0, block_rows=1_000)
+    b = data.make_mixture(5_000, 3, 4, dtype="float32", seed=0, block_rows=1_000)
+    assert a.dtype.name == "float32" and a.flags.c_contiguous
+    assert (a == b).all()
+    assert not (a == data.make_mixture(5_000, 3, 4, dtype="float32", seed=1,
+                                       block_rows=1_000)).all()
+
+
+def test_reference_metrics_agree_with_scikit_learn():
+    np = pytest.importorskip("numpy")
+    mixture = pytest.importorskip("sklearn.mixture")
+    data = _load("_data")
+    X = data.make_mixture(3_000, 3, 4, seed=0)
+    centers = data.initial_centers(X, 4)
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1).min(1).sum()
+    assert data.inertia(X, centers) == pytest.approx(d2, rel=1e-12)
+    for cov in ("full", "tied", "diag", "spherical"):
+        gm = mixture.GaussianMixture(4, covariance_type=cov, max_iter=5, random_state=0).fit(X)
+        ref = data.mean_log_likelihood(X, gm.weights_, gm.means_, gm.covariances_, cov)
+        assert ref == pytest.approx(gm.score(X), rel=1e-10)
+        w, m, p = data.initial_gmm_parameters(X, 4, cov)
+        assert np.isclose(w.sum(), 1.0) and m.shape == (4, 3)
+
+
+def test_compare_prints_the_table(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "compare.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH_DIR, "compare.py"), "--tiny",
+         "kmeans", "kmeans++", "gmm:cov=full/spherical", "gmm-memory:n=20000",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| workload | library |" in proc.stdout
+    assert "scikit-learn (lloyd)" in proc.stdout
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    for lib in ("fastem", "sklearn-lloyd", "sklearn-elkan", "sklearn"):
+        mine = [r for r in rows if r["library"] == lib]
+        assert mine and all(r["status"] == "ok" for r in mine), mine
+    # optional peers: either measured or reported as not installed, never a crash
+    for r in rows:
+        assert r["status"] in {"ok", "not installed", "unsupported", "error"}
+        if r["library"] in ("fastem", "sklearn") and r["quality_name"] == "mean log-lik":
+            assert math.isfinite(r["quality"])
+    memory = [r for r in rows if r["workload"] == "gmm-memory" and r["status"] == "ok"]
+    assert memory and all(r["beyond_x_bytes"] is not None for r in memory)
+    # same data, same initial parameters: scikit-learn reaches fastem's answer
+    by = {(r["description"], r["library"]): r for r in rows if r["status"] == "ok"}
+    for (desc, lib), r in by.items():
+        if lib in ("sklearn", "sklearn-lloyd") and r["workload"] in ("kmeans", "gmm"):
+            ref = by[(desc, "fastem")]
+            assert r["quality"] == pytest.approx(ref["quality"], rel=1e-3, abs=1e-3)
