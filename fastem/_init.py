@@ -20,6 +20,10 @@ from fastem._validation import (
 _k = load_kernels("_kmeans")
 
 
+# up to this many centres, each row's nearest-centre index is kept in 16 bits
+_UINT16_CENTRES = 65535
+
+
 def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
                     random_state=None, n_local_trials=None, n_threads=None):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007).
@@ -82,8 +86,10 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     n_chunks = -(-n_samples // rows)
     sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
 
-    closest = np.empty(n_samples, dtype=X.dtype)
-    nearest = np.empty(n_samples, dtype=np.int32)
+    # float32 whatever X's dtype: enough for sampling, half the memory
+    closest = np.empty(n_samples, dtype=np.float32)
+    nearest = np.empty(n_samples, dtype=np.uint16 if n_clusters <= _UINT16_CENTRES
+                       else np.int32)
     improves = np.zeros(n_samples, dtype=np.uint16)
     chunk_pot = np.empty(n_chunks)
     potentials = np.empty(n_local_trials)

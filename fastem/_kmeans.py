@@ -10,6 +10,7 @@ import time
 import warnings
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from fastem._base import BaseEstimator, check_is_fitted
 from fastem._exceptions import ConvergenceWarning
@@ -66,9 +67,13 @@ class KMeans(BaseEstimator):
     copy_x : bool, default=True
         Accepted for scikit-learn compatibility. fastem never modifies X and
         never needs a centred copy of it, so this has no effect.
-    algorithm : {'lloyd', 'elkan'}, default='lloyd'
-        Accepted for scikit-learn compatibility; both run exact Lloyd
-        iterations (Elkan's method gives the same iterates).
+    algorithm : {'auto', 'lloyd', 'elkan'}, default='auto'
+        'lloyd': every iteration computes all n x k distances. 'auto' and
+        'elkan': the same Lloyd iterates with distance bounds (Hamerly's
+        method): a row whose centre provably stays the nearest is skipped
+        without being read, so after the first iterations a pass touches
+        little more than two floats per row. Both give the same labels and
+        centres up to floating-point ties.
     n_threads : int, default=None
         OpenMP threads; None uses every core allowed by OMP_NUM_THREADS and
         the CPU affinity mask.
@@ -97,7 +102,7 @@ class KMeans(BaseEstimator):
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto",
                  max_iter=300, tol=1e-4, verbose=0, random_state=None,
-                 copy_x=True, algorithm="lloyd", n_threads=None):
+                 copy_x=True, algorithm="auto", n_threads=None):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -138,7 +143,7 @@ class KMeans(BaseEstimator):
             )
         max_iter = check_int(self.max_iter, "max_iter", min_value=1)
         tol = check_real(self.tol, "tol", min_value=0.0)
-        check_option(self.algorithm, "algorithm", {"lloyd", "elkan"})
+        algorithm = check_option(self.algorithm, "algorithm", {"auto", "lloyd", "elkan"})
         sw = check_sample_weight(sample_weight, n_samples, X.dtype)
         init, n_init = self._check_init(X, k)
         n_threads = effective_n_threads(self.n_threads)
@@ -155,7 +160,8 @@ class KMeans(BaseEstimator):
                 centres = self._initial_centres(X, k, init, sw, shift, rng, n_threads)
                 result = lloyd(X, sw, centres, shift, max_iter=max_iter,
                                tol=abs_tol, chunk=rows, n_threads=n_threads,
-                               verbose=self.verbose)
+                               verbose=self.verbose,
+                               bounded=algorithm != "lloyd" and k > 1)
                 if best is None or result[2] < best[2]:
                     best = result
         labels, centres, inertia, n_iter = best
@@ -350,12 +356,13 @@ def _lloyd_chunk_rows(n_clusters, n_features, dtype):
 
 
 def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
-          verbose=0):
+          verbose=0, bounded=False):
     """Run Lloyd iterations from ``centres`` (shifted frame, X's dtype).
 
     Stops when no label changes (strict convergence), when the summed squared
     centre shift is at most ``tol`` (absolute), or after ``max_iter``
-    iterations. Unless strictly converged, one more assignment pass makes the
+    iterations. With ``bounded``, passes skip rows whose nearest centre is
+    certain (Hamerly's bounds; same iterates). A last plain pass makes the
     labels and inertia consistent with the returned centres, as scikit-learn
     does. BLAS must already be single-threaded.
 
@@ -376,13 +383,27 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     weights = np.empty(k)
     centres = np.ascontiguousarray(centres)
     centres64 = centres.astype(np.float64)
+    if bounded:
+        upper = np.empty(n_samples, dtype=X.dtype)
+        lower = np.empty(n_samples, dtype=X.dtype)
+        previous = None
+        fresh = True
     strict = False
-    norms = np.nan  # sum_i w_i ||x_i - shift||^2, from the first pass
+    norms = np.nan  # sum_i w_i ||x_i - shift||^2, from the first plain pass
+    inertia = np.nan
     start = time.perf_counter()
     for it in range(max_iter):
-        n_changed, inertia, norms = _k.lloyd_pass(
-            X, sw, kernel_shift, centres, labels, sums, weights, norms, chunk,
-            n_threads)
+        if bounded:
+            drift, half_sep = _bound_updates(previous, centres)
+            n_changed, n_full = _k.bounded_pass(
+                X, sw, kernel_shift, centres, half_sep, drift, upper, lower,
+                labels, sums, weights, fresh, chunk, n_threads)
+            fresh = False
+            previous = centres
+        else:
+            n_changed, inertia, norms = _k.lloyd_pass(
+                X, sw, kernel_shift, centres, labels, sums, weights, norms, chunk,
+                n_threads)
         if it > 0 and n_changed == 0:
             # same labels as last time: the centres would not move
             strict = True
@@ -390,13 +411,19 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
             if not weights.all():
                 _relocate_empty_clusters(X, sample_weight, centres, shift, shift64,
                                          labels, sums, weights, n_threads)
+                fresh = True  # bounds and incremental sums start over
             new64 = _centres_from_sums(sums, weights, centres64)
             centre_shift = float(np.square(new64 - centres64).sum())
             centres64 = new64
             centres = centres64.astype(X.dtype)
         if verbose:
-            print(f"Iteration {it:4d}: inertia {inertia:.6e}, {n_changed} labels "
-                  f"changed, centre shift {0.0 if strict else centre_shift:.3e}, "
+            if bounded:
+                objective = (f"all distances for {n_full / n_samples:.1%} of rows"
+                             if it else "initial assignment")
+            else:
+                objective = f"inertia {inertia:.6e}"
+            print(f"Iteration {it:4d}: {objective}, {n_changed} labels changed, "
+                  f"centre shift {0.0 if strict else centre_shift:.3e}, "
                   f"{time.perf_counter() - start:.2f} s", file=sys.stderr)
         if strict:
             if verbose:
@@ -407,11 +434,27 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
                 print(f"Converged at iteration {it}: center shift "
                       f"{centre_shift:.3e} within tolerance {tol:.3e}.", file=sys.stderr)
             break
-    if not strict:
+    if bounded or not strict:
         _, inertia, _ = _k.lloyd_pass(X, sw, kernel_shift, centres, labels,
                                       sums, weights, norms, chunk, n_threads)
+        if verbose:
+            print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
     final = (centres64 + shift64).astype(X.dtype)
     return labels, final, inertia, it + 1
+
+
+def _bound_updates(previous, centres):
+    """Centre drifts since ``previous`` and half distances to the nearest
+    other centre, in float64, rounded outward for the bounds."""
+    now = centres.astype(np.float64)
+    if previous is None:
+        drift = np.zeros(centres.shape[0])
+    else:
+        drift = np.sqrt(np.square(now - previous).sum(axis=1)) * (1 + 1e-12)
+    between = cdist(now, now)
+    np.fill_diagonal(between, np.inf)
+    half_sep = 0.5 * between.min(axis=1) * (1 - 1e-12)
+    return drift, half_sep
 
 
 def _centres_from_sums(sums, weights, previous):

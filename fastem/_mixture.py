@@ -700,9 +700,7 @@ class GaussianMixture(BaseEstimator):
                 parts.append(means[k] + z @ np.linalg.cholesky(covs[k]).T)
             elif self.covariance_type == "tied":
                 parts.append(means[k] + z @ np.linalg.cholesky(covs).T)
-            elif self.covariance_type == "diag":
-                parts.append(means[k] + z * np.sqrt(covs[k]))
-            else:
+            else:  # diag: a variance per feature; spherical: one per component
                 parts.append(means[k] + z * np.sqrt(covs[k]))
         X = np.vstack(parts)
         y = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
@@ -782,7 +780,10 @@ def _seed_int(rng):
 def _kmeans_labels(X, sw, K, rng, n_threads):
     from fastem._kmeans import KMeans
 
-    km = KMeans(n_clusters=K, n_init=1, random_state=_seed_int(rng), n_threads=n_threads)
+    # plain Lloyd: the bounded passes would keep two more floats per row,
+    # and the initialisation must stay within fit's small memory budget
+    km = KMeans(n_clusters=K, n_init=1, random_state=_seed_int(rng),
+                algorithm="lloyd", n_threads=n_threads)
     km.fit(X, sample_weight=sw)
     return np.ascontiguousarray(km.labels_, dtype=np.int32)
 

@@ -64,10 +64,12 @@ DATASETS = [
 
 @pytest.mark.parametrize("n,d,k,seed,offset", DATASETS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fit_matches_sklearn_lloyd(n, d, k, seed, offset, dtype):
+@pytest.mark.parametrize("algorithm", ["lloyd", "auto"])
+def test_fit_matches_sklearn_lloyd(n, d, k, seed, offset, dtype, algorithm):
     X = blobs(n, d, k, seed=seed, scale=3.0, offset=offset, dtype=dtype)
     init = X[np.random.default_rng(seed).choice(n, k, replace=False)].copy()
-    ours = KMeans(k, init=init, n_init=1, max_iter=100, tol=1e-6).fit(X)
+    ours = KMeans(k, init=init, n_init=1, max_iter=100, tol=1e-6,
+                  algorithm=algorithm).fit(X)
     ref = sklearn_cluster.KMeans(k, init=init, n_init=1, max_iter=100, tol=1e-6,
                                  algorithm="lloyd").fit(X)
     rtol = 1e-10 if dtype == np.float64 else 1e-4
@@ -85,6 +87,33 @@ def test_chunk_boundaries_are_exercised():
     # and one that is a multiple, for the shapes they use
     rows = [(n, _lloyd_chunk_rows(k, d, np.float64)) for n, d, k, *_ in DATASETS]
     assert any(n % r for n, r in rows) and any(n % r == 0 and n > r for n, r in rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bounded_iterations_equal_plain_lloyd_on_overlapping_clusters(dtype):
+    # heavily overlapping clusters: many rows sit near decision boundaries,
+    # where bounds are tested hardest; every iterate must match plain Lloyd
+    X = blobs(6007, 4, 12, seed=40, scale=0.7, dtype=dtype)
+    init = X[:12].copy()
+    for max_iter in (1, 2, 5, 30):
+        a = KMeans(12, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="lloyd").fit(X)
+        b = KMeans(12, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="auto").fit(X)
+        assert_array_equal(a.labels_, b.labels_)
+        assert a.n_iter_ == b.n_iter_
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
+        assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
+
+
+def test_bounded_passes_skip_most_rows(capsys):
+    X = blobs(20000, 5, 8, seed=41, scale=20.0)
+    KMeans(8, init=X[:8], n_init=1, tol=0, verbose=1).fit(X)
+    shares = [float(line.split("all distances for ")[1].split("%")[0])
+              for line in capsys.readouterr().err.splitlines()
+              if "all distances for" in line]
+    assert shares and min(shares) < 5.0
 
 
 def test_empty_cluster_is_relocated_like_sklearn():
@@ -110,14 +139,18 @@ def test_tolerance_is_relative_to_mean_variance_as_in_sklearn():
 # --------------------------------------------------------------- k-means++
 
 def numpy_greedy_kmeans_plusplus(X, k, w, rng):
-    """Greedy k-means++ with exactly fastem's sequence of random draws."""
+    """Greedy k-means++ with exactly fastem's sequence of random draws.
+
+    Like fastem, the closest squared distances are kept in float32.
+    """
     n = len(X)
     X = X.astype(np.float64)
     L = 2 + int(np.log(k))
     first = int(rng.integers(n)) if w is None else int(rng.choice(n, p=w / w.sum()))
     w = np.ones(n) if w is None else w
     idx = [first]
-    closest = ((X - X[first]) ** 2).sum(1)
+    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+    closest = f32(((X - X[first]) ** 2).sum(1))
     for _ in range(1, k):
         targets = rng.uniform(size=L) * (w * closest).sum()
         cand = np.minimum(np.searchsorted(np.cumsum(w * closest), targets), n - 1)
@@ -125,7 +158,7 @@ def numpy_greedy_kmeans_plusplus(X, k, w, rng):
         pots = (w * np.minimum(closest, d2)).sum(1)
         best = cand[np.argmin(pots)]
         idx.append(best)
-        closest = np.minimum(closest, ((X - X[best]) ** 2).sum(1))
+        closest = np.minimum(closest, f32(((X - X[best]) ** 2).sum(1)))
     return np.array(idx)
 
 
@@ -137,6 +170,16 @@ def test_kmeans_plusplus_equals_numpy_reference(weighted):
     expected = numpy_greedy_kmeans_plusplus(X, 9, w, np.random.default_rng(11))
     assert_array_equal(idx, expected)
     assert_array_equal(centres, X[expected])
+
+
+def test_kmeans_plusplus_32_bit_centre_indices(monkeypatch):
+    # more than 65535 centres switch the per-row index to int32: force it
+    import fastem._init
+
+    X = blobs(2000, 3, 6, seed=42)
+    expected = fastem.kmeans_plusplus(X, 7, random_state=5)[1]
+    monkeypatch.setattr(fastem._init, "_UINT16_CENTRES", 0)
+    assert_array_equal(fastem.kmeans_plusplus(X, 7, random_state=5)[1], expected)
 
 
 def test_kmeans_plusplus_beats_random_seeding():

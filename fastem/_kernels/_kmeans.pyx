@@ -19,6 +19,8 @@ No kernel validates its inputs: the Python layer does (``fastem._validation``).
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, uint16_t
 from libc.stdlib cimport calloc, malloc, free
+from libc.float cimport FLT_MAX
+from libc.math cimport INFINITY, sqrt
 from libc.string cimport memset
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
@@ -38,6 +40,10 @@ cdef extern from "_simd.h" nogil:
                                      Py_ssize_t k, float *best)
     Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
                                      Py_ssize_t k, double *best)
+    Py_ssize_t fastem_row_argmin2_f32(const float *dist, const float *csq,
+                                      Py_ssize_t k, float *best, float *second)
+    Py_ssize_t fastem_row_argmin2_f64(const double *dist, const double *csq,
+                                      Py_ssize_t k, double *best, double *second)
 
 
 
@@ -56,6 +62,22 @@ cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
         return fastem_sqnorm_f32(a, n)
     else:
         return fastem_sqnorm_f64(a, n)
+
+
+cdef extern from * nogil:
+    void __builtin_prefetch(const void *addr)
+
+# rows of lookahead when prefetching rows gathered after pruning: they no
+# longer form the sequential stream the hardware prefetcher follows
+cdef enum:
+    PREFETCH_ROWS = 6
+
+
+cdef inline void _prefetch(const void *row, Py_ssize_t nbytes) noexcept nogil:
+    cdef Py_ssize_t off = 0
+    while off < nbytes:
+        __builtin_prefetch(<const char *>row + off)
+        off += 64
 
 
 cdef inline void _shift_rows(const floating *x, const floating *shift,
@@ -234,6 +256,245 @@ def lloyd_pass(const floating[:, ::1] X,
     return total_changed, max(norms + inertia, 0.0), norms
 
 
+# ---------------------------------------------------------------------------
+# Bounded Lloyd pass (Hamerly's algorithm): the same iterates as Lloyd's,
+# without computing most distances.
+#
+# Every row keeps an upper bound u >= ||x - c_a|| on the distance to its own
+# centre a and a lower bound l <= min_{j != a} ||x - c_j|| on the distance to
+# every other centre. When the centres move by drift_j, the triangle
+# inequality keeps u + drift_a and l - max_{j != a} drift_j valid. If
+# u <= max(l, s_a), where s_a is half the distance from c_a to its nearest
+# other centre, no centre can be closer than c_a and the row is skipped
+# without reading it. Otherwise u is tightened to the exact distance and the
+# test repeated; only rows that still fail get all k distances (one GEMM over
+# the gathered rows). Sums move incrementally: a row that changes cluster
+# takes w x out of its old cluster's sum and into the new one's, so after the
+# first iterations a pass reads little more than the bounds.
+#
+# The bounds must hold for the distances the arithmetic produces: u is taken
+# from an exact float64 difference, and l from the GEMM expansion minus a
+# bound on its rounding error (err_scale (||x||^2 + max ||c||^2)).
+# ---------------------------------------------------------------------------
+
+cdef inline double _frame_sqdist(const floating *x, const floating *shift,
+                                 const floating *c, Py_ssize_t d) noexcept nogil:
+    """||(x - shift) - c||^2 in float64 with exact differences.
+
+    Four accumulators over j mod 4 (combined in a fixed order) keep the
+    additions from waiting on each other. ``shift`` may be NULL.
+    """
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, t0, t1, t2, t3
+    cdef Py_ssize_t j = 0
+    if shift == NULL:
+        while j + 4 <= d:
+            t0 = <double>x[j] - <double>c[j]
+            t1 = <double>x[j + 1] - <double>c[j + 1]
+            t2 = <double>x[j + 2] - <double>c[j + 2]
+            t3 = <double>x[j + 3] - <double>c[j + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            j += 4
+        while j < d:
+            t0 = <double>x[j] - <double>c[j]
+            s0 += t0 * t0
+            j += 1
+    else:
+        while j + 4 <= d:
+            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
+            t1 = (<double>x[j + 1] - <double>shift[j + 1]) - <double>c[j + 1]
+            t2 = (<double>x[j + 2] - <double>shift[j + 2]) - <double>c[j + 2]
+            t3 = (<double>x[j + 3] - <double>shift[j + 3]) - <double>c[j + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            j += 4
+        while j < d:
+            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
+            s0 += t0 * t0
+            j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                         Py_ssize_t k, const floating *sw, const floating *shift,
+                         const floating *centres, const floating *csq,
+                         double csq_max, const double *half_sep,
+                         const double *drift, double drift_max,
+                         double drift_second, Py_ssize_t drift_arg,
+                         bint fresh, double err_scale,
+                         floating *upper, floating *lower, int32_t *labels,
+                         floating *xbuf, floating *dist, int32_t *gathered,
+                         double *dsums, double *dweights,
+                         double *counts) noexcept nogil:
+    """One chunk of a bounded pass; adds sum/weight *changes* into the slot."""
+    cdef Py_ssize_t i, j, g, c, a, n_full = 0, n_changed = 0
+    cdef double u, l, m, w, xsq, second, v, err2
+    # stored bounds are rounded outward past the storage precision
+    cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
+    cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
+    cdef floating best, second_f
+    cdef floating *xr
+    cdef Py_ssize_t t, n_todo = 0
+    # per-row max(l, s_a), kept in the distance buffer (k >= 2 floats per
+    # row there: bounded passes are only used with two or more centres)
+    cdef double *mrow = <double *>dist
+    if fresh:
+        for i in range(nb):
+            gathered[i] = <int32_t>i
+        n_full = nb
+    else:
+        # 1. bounds only: most rows stop here without their data being read
+        for i in range(nb):
+            a = labels[i]
+            u = upper[i] + drift[a]
+            l = lower[i] - (drift_second if a == drift_arg else drift_max)
+            m = l if l > half_sep[a] else half_sep[a]
+            lower[i] = <floating>(l * (down if l > 0.0 else up))
+            if u <= m:
+                upper[i] = <floating>(u * up)
+            else:
+                gathered[n_todo] = <int32_t>i
+                mrow[n_todo] = m
+                n_todo += 1
+        # 2. tighten u to the exact distance for the others (prefetched)
+        for t in range(n_todo):
+            if t + PREFETCH_ROWS < n_todo:
+                _prefetch(x + gathered[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+            i = gathered[t]
+            u = sqrt(_frame_sqdist(x + i * d, shift, centres + labels[i] * d, d))
+            upper[i] = <floating>(u * (1.0 + 1e-6))
+            if u > mrow[t]:
+                gathered[n_full] = <int32_t>i
+                n_full += 1
+    if n_full == 0:
+        return
+    for g in range(n_full):
+        i = gathered[g]
+        for j in range(d):
+            xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
+    gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
+                  xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
+    for g in range(n_full):
+        i = gathered[g]
+        xr = xbuf + g * d
+        if floating is float:
+            c = fastem_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
+        else:
+            c = fastem_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
+        second = second_f
+        xsq = _sqnorm(xr, d)
+        err2 = err_scale * (xsq + csq_max)
+        # the upper bound rounds up and the lower one down when stored
+        upper[i] = <floating>(sqrt(_frame_sqdist(xr, <const floating *>NULL,
+                                                 centres + c * d, d)) * (1.0 + 1e-6))
+        v = second + xsq - err2
+        lower[i] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
+        a = labels[i]
+        if fresh or c != a:
+            w = sw[i] if sw != NULL else 1.0
+            for j in range(d):
+                dsums[c * d + j] += w * xr[j]
+            dweights[c] += w
+            if not fresh:
+                for j in range(d):
+                    dsums[a * d + j] -= w * xr[j]
+                dweights[a] -= w
+        if c != a:
+            n_changed += 1
+            labels[i] = <int32_t>c
+    counts[0] += n_changed
+    counts[1] += n_full
+
+
+def bounded_pass(const floating[:, ::1] X,
+                 const floating[::1] sample_weight,
+                 const floating[::1] shift,
+                 const floating[:, ::1] centres,
+                 const double[::1] half_sep,
+                 const double[::1] drift,
+                 floating[::1] upper,
+                 floating[::1] lower,
+                 int32_t[::1] labels,
+                 double[:, ::1] sums,
+                 double[::1] weights,
+                 bint fresh,
+                 Py_ssize_t chunk_rows,
+                 int n_threads):
+    """One bounded Lloyd pass (see the note above); returns (n_changed, n_full).
+
+    With ``fresh`` every row is assigned from scratch and ``sums``/``weights``
+    are recomputed; otherwise they are updated by the rows that change
+    cluster. ``drift[j]`` is how far centre j moved since the bounds were
+    last valid, ``half_sep[j]`` half its distance to the nearest other
+    centre (both in float64, rounded outward by the caller). Frames and
+    weights as in ``lloyd_pass``.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
+    cdef Py_ssize_t nbmax = chunk_rows
+    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
+    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax + nbmax
+    cdef Py_ssize_t slot_len = k * d + k + 2
+    cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
+    cdef Py_ssize_t p, c, j, tid, start, e, drift_arg = 0
+    cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0
+    cdef double n_changed = 0.0, n_full = 0.0
+    cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
+    cdef floating *work = <floating *>malloc(n_threads * per_thread * sizeof(floating) + k * sizeof(floating))
+    cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
+    cdef floating *csq
+    cdef floating *tw
+    cdef double *slot
+    if work == NULL or slots == NULL:
+        free(work); free(slots)
+        raise MemoryError("fastem: could not allocate the bounded pass workspace")
+    csq = work + n_threads * per_thread
+    with nogil:
+        _centre_sqnorms(&centres[0, 0], k, d, csq)
+        for j in range(k):
+            if csq[j] > csq_max:
+                csq_max = csq[j]
+            if drift[j] > drift_max:
+                drift_second = drift_max
+                drift_max = drift[j]
+                drift_arg = j
+            elif drift[j] > drift_second:
+                drift_second = drift[j]
+        for p in prange(n_parts, schedule='dynamic', num_threads=n_threads):
+            tid = omp_get_thread_num()
+            tw = work + tid * per_thread
+            slot = slots + p * slot_len
+            for c in range(partition_start(p, n_parts, n_chunks),
+                           partition_start(p + 1, n_parts, n_chunks)):
+                start = c * nbmax
+                _bounded_chunk(&X[start, 0], min(nbmax, n - start), d, k,
+                               swp + start if swp != NULL else NULL, shp,
+                               &centres[0, 0], csq, csq_max, &half_sep[0],
+                               &drift[0], drift_max, drift_second, drift_arg,
+                               fresh, err_scale, &upper[start], &lower[start],
+                               &labels[start], tw, tw + nbmax * d,
+                               <int32_t *>(tw + nbmax * d + k * nbmax),
+                               slot, slot + k * d, slot + k * d + k)
+        if fresh:
+            memset(&sums[0, 0], 0, k * d * sizeof(double))
+            memset(&weights[0], 0, k * sizeof(double))
+        for p in range(n_parts):
+            slot = slots + p * slot_len
+            for e in range(k * d):
+                (&sums[0, 0])[e] += slot[e]
+            for e in range(k):
+                weights[e] += slot[k * d + e]
+            n_changed += slot[k * d + k]
+            n_full += slot[k * d + k + 1]
+    free(work); free(slots)
+    return <Py_ssize_t>n_changed, <Py_ssize_t>n_full
+
+
 def assigned_sqdist(const floating[:, ::1] X,
                     const floating[:, ::1] centres,
                     const int32_t[::1] labels,
@@ -321,6 +582,17 @@ def pairwise_sqdist(const floating[:, ::1] X,
 
 cdef double PRUNE_MARGIN = 1.0 + 1e-4
 
+# index of a row's nearest chosen centre: 16 bits when k <= 65535 (the usual
+# case; it saves memory on large data), else 32
+ctypedef fused centre_index:
+    uint16_t
+    int32_t
+
+
+cdef inline float _to_float32(double v) noexcept nogil:
+    """Round a squared distance to float32, saturating instead of overflowing."""
+    return <float>(v if v < FLT_MAX else FLT_MAX)
+
 # bit of candidate l in the uint16 improvement mask; candidates 15 and up
 # share the last bit (their rows are simply recomputed when one is chosen)
 cdef inline uint16_t _cand_bit(Py_ssize_t l) noexcept nogil:
@@ -332,8 +604,8 @@ def kpp_update_closest(const floating[:, ::1] X,
                        const floating[::1] centre,
                        int32_t centre_index,
                        Py_ssize_t candidate,
-                       floating[::1] closest,
-                       int32_t[::1] nearest,
+                       float[::1] closest,
+                       centre_index[::1] nearest,
                        const uint16_t[::1] improves,
                        double[::1] chunk_pot,
                        Py_ssize_t chunk_rows,
@@ -349,8 +621,10 @@ def kpp_update_closest(const floating[:, ::1] X,
         ``closest`` and ``nearest`` are initialised rather than updated
     candidate : which candidate of the last candidate pass it was (selects
         the bit of ``improves``); ignored for the first centre
-    closest : (n,) in/out, squared distance to the closest chosen centre
-    nearest : (n,) int32 in/out, index of that centre
+    closest : (n,) float32 in/out, squared distance to the closest chosen
+        centre (float32 whatever X's dtype: seeding needs no more, and it
+        halves this array's memory for float64 data)
+    nearest : (n,) uint16 or int32 in/out, index of that centre
     improves : (n,) uint16, the candidate pass's improvement masks
     chunk_pot : (n_chunks,) out, sum_{i in chunk} w_i closest_i
     """
@@ -374,20 +648,20 @@ def kpp_update_closest(const floating[:, ::1] X,
 cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                               const floating *sw, const floating *centre,
                               int32_t index, uint16_t bit,
-                              const uint16_t *improves, floating *closest,
-                              int32_t *nearest) noexcept nogil:
+                              const uint16_t *improves, float *closest,
+                              centre_index *nearest) noexcept nogil:
     """Update one chunk's closest distances; return its weighted potential."""
     cdef Py_ssize_t i
     cdef double dist, pot = 0.0
     for i in range(nb):
         if index == 0:
-            closest[i] = <floating>_sqdist(x + i * d, centre, d)
+            closest[i] = _to_float32(_sqdist(x + i * d, centre, d))
             nearest[i] = 0
         elif improves[i] & bit:
-            dist = _sqdist(x + i * d, centre, d)
+            dist = _to_float32(_sqdist(x + i * d, centre, d))
             if dist < closest[i]:
-                closest[i] = <floating>dist
-                nearest[i] = index
+                closest[i] = <float>dist
+                nearest[i] = <centre_index>index
         pot += (sw[i] if sw != NULL else 1.0) * <double>closest[i]
     return pot
 
@@ -396,8 +670,8 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                              const floating[::1] sample_weight,
                              const floating[:, ::1] candidates_t,
                              const double[:, ::1] quarter_sqdist,
-                             const floating[::1] closest,
-                             const int32_t[::1] nearest,
+                             const float[::1] closest,
+                             const centre_index[::1] nearest,
                              uint16_t[::1] improves,
                              double[::1] potentials,
                              Py_ssize_t chunk_rows,
@@ -424,10 +698,18 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     # in chunk order whatever the thread count
     cdef double *slots = <double *>malloc(n_chunks * L * sizeof(double))
     cdef floating *d2 = <floating *>malloc(n_threads * lp * sizeof(floating))
-    if slots == NULL or d2 == NULL:
-        free(slots); free(d2)
+    cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
+    cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
+    cdef double *qmin = <double *>malloc(n_centres * sizeof(double))
+    if slots == NULL or d2 == NULL or todo == NULL or qmin == NULL:
+        free(slots); free(d2); free(todo); free(qmin)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
+        for a in range(n_centres):
+            qmin[a] = quarter_sqdist[a, 0]
+            for l in range(1, L):
+                if quarter_sqdist[a, l] < qmin[a]:
+                    qmin[a] = quarter_sqdist[a, l]
         for c in prange(n_chunks, schedule='dynamic', chunksize=4,
                         num_threads=n_threads):
             tid = omp_get_thread_num()
@@ -435,54 +717,64 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
                                   swp + start if swp != NULL else NULL,
                                   &candidates_t[0, 0], L, lp,
-                                  &quarter_sqdist[0, 0], &closest[start],
+                                  qmin, &closest[start],
                                   &nearest[start], &improves[start],
-                                  d2 + tid * lp, slots + c * L)
+                                  d2 + tid * lp, todo + tid * nbmax,
+                                  slots + c * L)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
             for l in range(L):
                 potentials[l] += slots[c * L + l]
-    free(slots); free(d2)
+    free(slots); free(d2); free(todo); free(qmin)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const floating *sw, const floating *qt,
-                                Py_ssize_t L, Py_ssize_t lp, const double *qd,
-                                const floating *closest, const int32_t *nearest,
+                                Py_ssize_t L, Py_ssize_t lp, const double *qmin,
+                                const float *closest,
+                                const centre_index *nearest,
                                 uint16_t *improves, floating *d2,
-                                double *pot) noexcept nogil:
-    """One chunk of the candidate pass (see kpp_candidate_potentials)."""
-    cdef Py_ssize_t i, l
-    cdef double w, cur, bound
-    cdef const double *qrow
-    cdef bint needed
+                                int32_t *todo, double *pot) noexcept nogil:
+    """One chunk of the candidate pass (see kpp_candidate_potentials).
+
+    First every row is tested against the pruning bounds (this reads only
+    closest and nearest): ``qmin[a]`` is the smallest bound of centre a over
+    the candidates, so one comparison tells whether any candidate could beat
+    a. Pruned rows contribute closest_i to every potential. Then the rows that need distances are visited with their
+    data prefetched a few rows ahead, since after pruning they no longer
+    form the sequential stream the hardware prefetcher follows.
+    """
+    cdef Py_ssize_t i, l, t, n_todo = 0
+    cdef double w, cur, v, pruned = 0.0
     cdef uint16_t mask
-    for l in range(L):
-        pot[l] = 0.0
+    cdef int better
     for i in range(nb):
+        cur = closest[i]
+        improves[i] = 0
+        if qmin[nearest[i]] < cur * PRUNE_MARGIN:
+            todo[n_todo] = <int32_t>i
+            n_todo += 1
+        else:
+            pruned += (sw[i] if sw != NULL else 1.0) * cur
+    for l in range(L):
+        pot[l] = pruned
+    for t in range(n_todo):
+        if t + PREFETCH_ROWS < n_todo:
+            _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+        i = todo[t]
         w = sw[i] if sw != NULL else 1.0
         cur = closest[i]
-        bound = cur * PRUNE_MARGIN
-        qrow = qd + nearest[i] * L
-        needed = False
-        for l in range(L):
-            if qrow[l] < bound:
-                needed = True
-                break
-        mask = 0
-        if needed:
-            if floating is float:
-                fastem_sqdist_many_f32(x + i * d, qt, d, lp, d2)
-            else:
-                fastem_sqdist_many_f64(x + i * d, qt, d, lp, d2)
-            for l in range(L):
-                if d2[l] < cur:
-                    mask |= _cand_bit(l)
-                    pot[l] += w * d2[l]
-                else:
-                    pot[l] += w * cur
+        if floating is float:
+            fastem_sqdist_many_f32(x + i * d, qt, d, lp, d2)
         else:
-            for l in range(L):
-                pot[l] += w * cur
+            fastem_sqdist_many_f64(x + i * d, qt, d, lp, d2)
+        # branch-free: whether a candidate beats the current centre is
+        # data-dependent and would mispredict about half the time
+        mask = 0
+        for l in range(L):
+            v = d2[l]
+            better = v < cur
+            mask |= <uint16_t>(better << (l if l < 15 else 15))
+            pot[l] += w * (v if better else cur)
         improves[i] = mask

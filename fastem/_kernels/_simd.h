@@ -14,6 +14,7 @@
  */
 #ifndef FASTEM_SIMD_H
 #define FASTEM_SIMD_H
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -217,5 +218,59 @@ static inline Py_ssize_t fastem_row_argmin_f64(const double *dist, const double 
     }
     *best = m;
     return arg;
+}
+
+/* Like fastem_row_argmin_*, and also the second smallest value (a tie with
+ * the smallest counts: then *second == *best). Used for the lower bounds of
+ * the bounded Lloyd passes. */
+#define FASTEM_ROW_ARGMIN2_SCALAR(T)                                        \
+    T m1 = dist[0] + csq[0], m2 = INFINITY;                                 \
+    Py_ssize_t j, arg = 0;                                                  \
+    for (j = 1; j < k; j++) {                                               \
+        T v = dist[j] + csq[j];                                             \
+        if (v < m1) { m2 = m1; m1 = v; arg = j; }                           \
+        else if (v < m2) m2 = v;                                            \
+    }                                                                       \
+    *best = m1; *second = m2; return arg;
+
+static inline Py_ssize_t fastem_row_argmin2_f32(const float *dist, const float *csq,
+                                                Py_ssize_t k, float *best, float *second)
+{
+#if defined(__AVX2__)
+    if (k >= 8) {
+        Py_ssize_t j, k8 = k & ~(Py_ssize_t)7;
+        __m256 v1 = _mm256_set1_ps(INFINITY), v2 = v1;
+        for (j = 0; j < k8; j += 8) {
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(dist + j), _mm256_loadu_ps(csq + j));
+            v2 = _mm256_min_ps(v2, _mm256_max_ps(v1, v));
+            v1 = _mm256_min_ps(v1, v);
+        }
+        float m1 = fastem_hmin_ps(v1);
+        /* second: the lanes' runners-up, and the other lanes' minima */
+        int lane = __builtin_ctz(_mm256_movemask_ps(
+            _mm256_cmp_ps(v1, _mm256_set1_ps(m1), _CMP_EQ_OQ)));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, v1);
+        lanes[lane] = INFINITY;
+        float m2 = fminf(fastem_hmin_ps(v2), fastem_hmin_ps(_mm256_loadu_ps(lanes)));
+        for (j = k8; j < k; j++) {
+            float v = dist[j] + csq[j];
+            if (v < m1) { m2 = m1; m1 = v; }
+            else if (v < m2) m2 = v;
+        }
+        *second = m2;
+        float ignored;
+        Py_ssize_t arg = fastem_row_argmin_f32(dist, csq, k, &ignored);
+        *best = m1;
+        return arg;
+    }
+#endif
+    FASTEM_ROW_ARGMIN2_SCALAR(float)
+}
+
+static inline Py_ssize_t fastem_row_argmin2_f64(const double *dist, const double *csq,
+                                                Py_ssize_t k, double *best, double *second)
+{
+    FASTEM_ROW_ARGMIN2_SCALAR(double)
 }
 #endif
