@@ -95,9 +95,6 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     potentials = np.empty(n_local_trials)
     indices = np.empty(n_clusters, dtype=np.intp)
     chosen = np.empty((n_clusters, n_features))  # float64 copies of the centres
-    # candidates transposed and padded to a whole number of SIMD lanes
-    padded = -(-n_local_trials // 8) * 8
-    cand_t = np.zeros((n_features, padded), dtype=X.dtype)
 
     if sample_weight is None:
         first = int(rng.integers(n_samples))
@@ -112,9 +109,8 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
         chunk_cum = np.cumsum(chunk_pot)
         targets = rng.uniform(size=n_local_trials) * chunk_cum[-1]
         candidates = _draw_rows(targets, chunk_cum, closest, sample_weight, rows)
-        cand_t[:, :n_local_trials] = X[candidates].T
-        _k.kpp_candidate_potentials(X, sw, cand_t,
-                                    _quarter_sqdist(chosen[:c], X[candidates]),
+        cand = X[candidates]
+        _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(chosen[:c], cand),
                                     closest, nearest, improves, potentials,
                                     rows, n_threads)
         pick = int(np.argmin(potentials))

@@ -32,10 +32,6 @@ cdef extern from "_simd.h" nogil:
     double fastem_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
     float fastem_sqnorm_f32(const float *a, Py_ssize_t n)
     double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
-    void fastem_sqdist_many_f32(const float *x, const float *qt, Py_ssize_t d,
-                                Py_ssize_t lp, float *d2)
-    void fastem_sqdist_many_f64(const double *x, const double *qt, Py_ssize_t d,
-                                Py_ssize_t lp, double *d2)
     Py_ssize_t fastem_row_argmin_f32(const float *dist, const float *csq,
                                      Py_ssize_t k, float *best)
     Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
@@ -668,7 +664,7 @@ cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
 
 def kpp_candidate_potentials(const floating[:, ::1] X,
                              const floating[::1] sample_weight,
-                             const floating[:, ::1] candidates_t,
+                             const floating[:, ::1] candidates,
                              const double[:, ::1] quarter_sqdist,
                              const float[::1] closest,
                              const centre_index[::1] nearest,
@@ -680,8 +676,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
 
     Parameters
     ----------
-    candidates_t : (d, lp) the L candidates transposed, zero-padded to lp
-        columns (lp >= L, a multiple of the SIMD width)
+    candidates : (L, d) the candidate rows
     quarter_sqdist : (n_centres, L) ||c_a - q_l||^2 / 4 for every chosen
         centre a (the pruning bounds)
     improves : (n,) uint16 out, bit l set where candidate l is closer than
@@ -689,7 +684,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     potentials : (L,) out
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    cdef Py_ssize_t L = quarter_sqdist.shape[1], lp = candidates_t.shape[1]
+    cdef Py_ssize_t L = quarter_sqdist.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, l, tid
@@ -697,12 +692,11 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     # one slot of L potentials per chunk: small, and the reduction below runs
     # in chunk order whatever the thread count
     cdef double *slots = <double *>malloc(n_chunks * L * sizeof(double))
-    cdef floating *d2 = <floating *>malloc(n_threads * lp * sizeof(floating))
     cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
     cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
     cdef double *qmin = <double *>malloc(n_centres * sizeof(double))
-    if slots == NULL or d2 == NULL or todo == NULL or qmin == NULL:
-        free(slots); free(d2); free(todo); free(qmin)
+    if slots == NULL or todo == NULL or qmin == NULL:
+        free(slots); free(todo); free(qmin)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         for a in range(n_centres):
@@ -716,39 +710,40 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             start = c * nbmax
             _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
                                   swp + start if swp != NULL else NULL,
-                                  &candidates_t[0, 0], L, lp,
+                                  &candidates[0, 0], L, &quarter_sqdist[0, 0],
                                   qmin, &closest[start],
                                   &nearest[start], &improves[start],
-                                  d2 + tid * lp, todo + tid * nbmax,
-                                  slots + c * L)
+                                  todo + tid * nbmax, slots + c * L)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
             for l in range(L):
                 potentials[l] += slots[c * L + l]
-    free(slots); free(d2); free(todo); free(qmin)
+    free(slots); free(todo); free(qmin)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
-                                const floating *sw, const floating *qt,
-                                Py_ssize_t L, Py_ssize_t lp, const double *qmin,
+                                const floating *sw, const floating *cand,
+                                Py_ssize_t L, const double *qd, const double *qmin,
                                 const float *closest,
                                 const centre_index *nearest,
-                                uint16_t *improves, floating *d2,
+                                uint16_t *improves,
                                 int32_t *todo, double *pot) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
 
     First every row is tested against the pruning bounds (this reads only
-    closest and nearest): ``qmin[a]`` is the smallest bound of centre a over
-    the candidates, so one comparison tells whether any candidate could beat
-    a. Pruned rows contribute closest_i to every potential. Then the rows that need distances are visited with their
-    data prefetched a few rows ahead, since after pruning they no longer
-    form the sequential stream the hardware prefetcher follows.
+    closest and nearest): ``qmin[a]`` is the smallest bound ``qd[a, l]`` of
+    centre a over the candidates, so one comparison tells whether any
+    candidate could beat a. Fully pruned rows contribute closest_i to every
+    potential. The other rows are then visited with their data prefetched a
+    few rows ahead (after pruning they no longer form the sequential stream
+    the hardware prefetcher follows), and only the candidates that their own
+    bound does not rule out are measured.
     """
     cdef Py_ssize_t i, l, t, n_todo = 0
-    cdef double w, cur, v, pruned = 0.0
+    cdef double w, cur, v, bound, pruned = 0.0
+    cdef const double *qrow
     cdef uint16_t mask
-    cdef int better
     for i in range(nb):
         cur = closest[i]
         improves[i] = 0
@@ -765,16 +760,17 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         i = todo[t]
         w = sw[i] if sw != NULL else 1.0
         cur = closest[i]
-        if floating is float:
-            fastem_sqdist_many_f32(x + i * d, qt, d, lp, d2)
-        else:
-            fastem_sqdist_many_f64(x + i * d, qt, d, lp, d2)
-        # branch-free: whether a candidate beats the current centre is
-        # data-dependent and would mispredict about half the time
+        bound = cur * PRUNE_MARGIN
+        qrow = qd + nearest[i] * L
+        # only the candidates that the bound cannot rule out are measured
         mask = 0
         for l in range(L):
-            v = d2[l]
-            better = v < cur
-            mask |= <uint16_t>(better << (l if l < 15 else 15))
-            pot[l] += w * (v if better else cur)
+            v = cur
+            if qrow[l] < bound:
+                v = _sqdist(x + i * d, cand + l * d, d)
+                if v < cur:
+                    mask |= _cand_bit(l)
+                else:
+                    v = cur
+            pot[l] += w * v
         improves[i] = mask

@@ -7,9 +7,7 @@
  *    (no -ffast-math); the association is fixed by the binary, so results
  *    stay deterministic. Sums run in the data's precision.
  *
- * 2. Distances from one point to a few candidates at once (k-means++).
- *
- * 3. Argmin over one row of a distance block, with AVX2 intrinsics in the
+ * 2. Argmin over one row of a distance block, with AVX2 intrinsics in the
  *    x86-64-v3 build (GCC does not vectorise an argmin by itself).
  */
 #ifndef FASTEM_SIMD_H
@@ -61,50 +59,6 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
         s += a[j] * a[j];
     return s;
 }
-
-/* d2[l] = ||x - q_l||^2 for all candidates q_l at once. The candidates are
- * stored transposed, qt[j * lp + l], with lp a multiple of 8, so the inner
- * loop runs across 8 candidates: one broadcast of x_j and one vector update,
- * no horizontal reduction per distance. Four accumulators (for j mod 4)
- * break the add-latency chain; they are combined in a fixed order. */
-#define FASTEM_SQDIST_MANY(NAME, T)                                          \
-static inline void NAME(const T *x, const T *qt, Py_ssize_t d,              \
-                        Py_ssize_t lp, T *d2)                               \
-{                                                                           \
-    Py_ssize_t j, l, l0;                                                    \
-    for (l0 = 0; l0 < lp; l0 += 8) {                                       \
-        T a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};               \
-        const T *q = qt + l0;                                               \
-        for (j = 0; j + 4 <= d; j += 4) {                                   \
-            const T x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], x3 = x[j + 3]; \
-            const T *r0 = q + j * lp, *r1 = r0 + lp, *r2 = r1 + lp,         \
-                    *r3 = r2 + lp;                                          \
-            _Pragma("omp simd")                                             \
-            for (l = 0; l < 8; l++) {                                       \
-                T t0 = x0 - r0[l], t1 = x1 - r1[l];                         \
-                T t2 = x2 - r2[l], t3 = x3 - r3[l];                         \
-                a0[l] += t0 * t0;                                           \
-                a1[l] += t1 * t1;                                           \
-                a2[l] += t2 * t2;                                           \
-                a3[l] += t3 * t3;                                           \
-            }                                                               \
-        }                                                                   \
-        for (; j < d; j++) {                                                \
-            const T xj = x[j];                                              \
-            const T *r = q + j * lp;                                        \
-            _Pragma("omp simd")                                             \
-            for (l = 0; l < 8; l++) {                                       \
-                T t = xj - r[l];                                            \
-                a0[l] += t * t;                                             \
-            }                                                               \
-        }                                                                   \
-        for (l = 0; l < 8; l++)                                             \
-            d2[l0 + l] = (a0[l] + a1[l]) + (a2[l] + a3[l]);                 \
-    }                                                                       \
-}
-
-FASTEM_SQDIST_MANY(fastem_sqdist_many_f32, float)
-FASTEM_SQDIST_MANY(fastem_sqdist_many_f64, double)
 
 /* Index of the smallest dist[j] + csq[j] over one row (first one on ties,
  * as a plain scan with a strict '<' would give); *best receives the value.
