@@ -418,8 +418,11 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
             centres = centres64.astype(X.dtype)
         if verbose:
             if bounded:
-                objective = (f"all distances for {n_full / n_samples:.1%} of rows"
-                             if it else "initial assignment")
+                # the upper bounds give an upper bound on the inertia for free
+                bound = (float(np.dot(upper, upper)) if sample_weight is None
+                         else float(np.einsum("i,i,i->", sample_weight, upper, upper)))
+                objective = (f"inertia <= {bound:.6e}, all distances for "
+                             f"{n_full / n_samples:.1%} of rows")
             else:
                 objective = f"inertia {inertia:.6e}"
             print(f"Iteration {it:4d}: {objective}, {n_changed} labels changed, "
