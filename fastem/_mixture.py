@@ -59,6 +59,23 @@ def _blas_single_thread():
     return _controller.limit(limits=1, user_api="blas")
 
 
+def _factor_triangle(A, n_features):
+    """TRI_UPPER / TRI_LOWER if every stacked factor of A is triangular.
+
+    A is the kernel's (D, D*K) operand, A[i, d*K + k] = L_k[i, d] ('full'),
+    or the tied factor itself (D, D). Factors
+    from the M-step are upper triangular (as scikit-learn's); user-given
+    precisions give lower Cholesky factors in the first iteration.
+    """
+    L = A.reshape(n_features, n_features, -1)  # [i, d, k]
+    below = np.tril(np.ones((n_features, n_features), dtype=bool), -1)
+    if not L[below].any():
+        return _gaussian.TRIANGLES["upper"]
+    if not L[below.T].any():
+        return _gaussian.TRIANGLES["lower"]
+    return _gaussian.TRIANGLES["general"]
+
+
 class _Engine:
     """Workspaces and buffers for the kernel, allocated once per fit/predict."""
 
@@ -84,10 +101,14 @@ class _Engine:
         self._empty_l = np.empty(0, dtype=np.int64)
         self._dummy_A = np.zeros((1, 1), dtype=self.dtype)
 
-    def run(self, X, sw, shift, mode, *, operands=None, resp=None, labels=None,
-            stats=True, out_lpn=None, out_resp=None, out_labels=None,
+    def run(self, X, sw, shift, mode, *, operands=None, centres=None, resp=None,
+            labels=None, stats=True, out_lpn=None, out_resp=None, out_labels=None,
             cov_code=None, K=None):
-        """One kernel pass; returns (log-likelihood sum, stats or None)."""
+        """One kernel pass; returns (log-likelihood sum, stats or None).
+
+        ``centres`` (K, D) in X's dtype: the references of an E-step's
+        statistics for 'full', 'diag' and 'spherical' (see ``em_pass``).
+        """
         cov_code = self.cov_code if cov_code is None else cov_code
         K = self.K if K is None else K
         P = _gaussian.n_stat_features(cov_code, self.D)
@@ -100,6 +121,10 @@ class _Engine:
             fws, dws, slots, chunk = self.fws, self.dws, self.slots, self.chunk
         else:
             fws, dws, slots, chunk = self._ws(cov_code, K)
+        tri = _gaussian.TRIANGLES["general"]
+        if operands is not None and cov_code in (_gaussian.COV_TYPES["full"],
+                                                 _gaussian.COV_TYPES["tied"]):
+            tri = _factor_triangle(A, self.D)
         ll = _gaussian.em_pass(
             X,
             self._empty_f1 if sw is None else sw,
@@ -109,6 +134,7 @@ class _Engine:
             A,
             crow if crow.shape[0] else np.zeros(1, dtype=self.dtype),
             const,
+            np.empty((0, self.D), dtype=self.dtype) if centres is None else centres,
             np.empty((0, K)) if resp is None else resp,
             self._empty_i if labels is None else labels,
             st,
@@ -121,6 +147,7 @@ class _Engine:
             K,
             chunk,
             self.n_threads,
+            tri,
         )
         return ll, (st if stats else None)
 
@@ -434,9 +461,10 @@ class GaussianMixture(BaseEstimator):
                 n_iter = 0
                 for n_iter in range(1, self.max_iter + 1):
                     prev = lower_bound
-                    ll, stats = eng.run(X, sw, shift, "estep",
+                    centres = self._stat_centres(params, ctx)
+                    ll, stats = eng.run(X, sw, shift, "estep", centres=centres,
                                         operands=self._operands(params, ctx))
-                    params = self._m_step(stats, params, ctx)
+                    params = self._m_step(stats, params, ctx, centres)
                     lower_bound = ll / total_w
                     lower_bounds.append(lower_bound)
                     change = lower_bound - prev
@@ -481,10 +509,19 @@ class GaussianMixture(BaseEstimator):
         return estep_operands(params["weights"], params["means"], params["prec_chol"],
                               ctx["cov_type"], ctx["shift64"], ctx["dtype"])
 
-    def _m_step(self, stats, params, ctx):
+    @staticmethod
+    def _stat_centres(params, ctx):
+        """References of the E-step statistics: float32 data's current means
+        ('full', 'diag', 'spherical'); None (the global shift) otherwise."""
+        if ctx["cov_type"] == "tied" or ctx["dtype"] != np.float32:
+            return None
+        return np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
+
+    def _m_step(self, stats, params, ctx, centres=None):
         cov_type = ctx["cov_type"]
+        origin = ctx["shift64"] if centres is None else centres.astype(np.float64)
         nk, means, cov, _ = m_step(
-            stats, ctx["shift64"], cov_type, float(self.reg_covar), ctx["eps_reg"],
+            stats, origin, cov_type, float(self.reg_covar), ctx["eps_reg"],
             tied_moments=ctx["tied_moments"],
             previous=(params["means"], params["covariances"]),
             empty_threshold=ctx["eps_reg"],

@@ -68,8 +68,9 @@ def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
     ----------
     stats : ndarray (K, P), float64
         Columns: G_k, S1_k (D), S2_k (type dependent; none for tied).
-    shift : ndarray (D,), float64
-        The global centre ``c`` of the statistics.
+    shift : ndarray (D,) or (K, D), float64
+        The centre ``c`` of the statistics: global, or one per component
+        (``c_k``; every formula below holds with ``c`` replaced by ``c_k``).
     covariance_type : str
     reg_covar : float
     eps_reg : float
@@ -89,7 +90,7 @@ def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
     empty : (K,) bool
     """
     K = stats.shape[0]
-    D = shift.shape[0]
+    D = shift.shape[-1]
     G = stats[:, 0]
     S1 = stats[:, 1:1 + D]
     nk = G + eps_reg

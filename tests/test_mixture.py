@@ -120,6 +120,25 @@ def test_parity_with_sklearn_float32(cov, data):
 
 
 @pytest.mark.parametrize("cov", COV_TYPES)
+@pytest.mark.parametrize("n_features", [1, 7, 8, 9, 16, 17, 20])
+def test_parity_feature_counts_around_vector_widths(cov, n_features):
+    """The statistics kernels pad rows to whole 64-byte vectors (8 float64,
+    16 float32) and update S2 in blocks of 8 rows: D on both sides of those
+    widths, in both dtypes, against scikit-learn (float64)."""
+    X = blobs(1501, n_features, 3, seed=n_features)
+    sk, fe = fit_both(X, 3, cov, max_iter=3)
+    assert_allclose(fe.lower_bounds_, sk.lower_bounds_, rtol=1e-8)
+    assert_allclose(fe.means_, sk.means_, rtol=1e-8, atol=1e-10)
+    assert_allclose(fe.covariances_, sk.covariances_, rtol=1e-8, atol=1e-12)
+    X32 = X.astype(np.float32)
+    _, fe32 = fit_both(X32, 3, cov, max_iter=3)
+    sk64, _ = fit_both(X32.astype(np.float64), 3, cov, max_iter=3)
+    assert_allclose(fe32.lower_bounds_, sk64.lower_bounds_, rtol=1e-4)
+    assert_allclose(fe32.means_, sk64.means_, rtol=1e-4, atol=1e-4)
+    assert_allclose(fe32.covariances_, sk64.covariances_, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
 def test_monotone_log_likelihood_warm_started_single_steps(cov):
     X = blobs(600, 2, 3, seed=2)
     gm = GaussianMixture(3, covariance_type=cov, reg_covar=0.0, max_iter=1, tol=0.0,
@@ -236,7 +255,7 @@ def test_one_and_two_threads_bit_identical(cov, dtype):
     assert_array_equal(sa, sb)
 
 
-@pytest.mark.parametrize("cov", ["diag", "spherical", "full"])
+@pytest.mark.parametrize("cov", COV_TYPES)
 def test_float32_large_offset_stays_correct(cov):
     # scikit-learn issue 30382: float32 data far from the origin with a small
     # spread; scikit-learn's float32 path computes E[x^2] - mu^2 and gets
@@ -245,14 +264,14 @@ def test_float32_large_offset_stays_correct(cov):
     X = np.concatenate([rng.normal(1e4, 0.01, (200, 2)),
                         rng.normal(-1e4, 0.01, (200, 2))]).astype(np.float32)
     init = dict(weights_init=[0.5, 0.5], means_init=[[1e4, 1e4], [-1e4, -1e4]],
-                precisions_init={"full": np.tile(np.eye(2), (2, 1, 1)),
+                precisions_init={"full": np.tile(np.eye(2), (2, 1, 1)), "tied": np.eye(2),
                                  "diag": np.ones((2, 2)), "spherical": np.ones(2)}[cov])
     kw = dict(n_components=2, covariance_type=cov, **init)
     f32 = GaussianMixture(**kw).fit(X)
     f64 = GaussianMixture(**kw).fit(X.astype(np.float64))
     assert np.all(np.isfinite(f32.covariances_))
     assert_allclose(f32.covariances_, f64.covariances_, rtol=1e-2, atol=1e-6)
-    if cov == "full":
+    if cov in ("full", "tied"):
         assert np.all(np.linalg.eigvalsh(f32.covariances_.astype(np.float64)) > 0)
     else:
         assert np.all(f32.covariances_ > 0)
@@ -265,7 +284,7 @@ def test_float32_large_offset_stays_correct(cov):
         sk_ok = np.allclose(sk.covariances_, f64.covariances_, rtol=1e-2, atol=1e-6)
     except ValueError:
         sk_ok = False
-    if cov != "full":
+    if cov in ("diag", "spherical"):
         assert not sk_ok  # the bug this test is about
 
 

@@ -45,15 +45,41 @@ of threads: 1 and N threads give bit-identical results.
 """
 from cython.parallel cimport prange
 from libc.math cimport log
+from libc.stdlib cimport calloc, free
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
 from fastem._kernels._openmp cimport omp_get_thread_num
 
 cdef extern from "_gmm_simd.h" nogil:
+    int fe_estep_chol_width(int D)
+    void fe_estep_chol_d(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+                         int lower, const double *Lp, const double *cp,
+                         const double *const_k, double *lp)
+    void fe_estep_chol_f(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+                         int lower, const float *Lp, const float *cp,
+                         const double *const_k, float *lp)
     void fe_lse_cols(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
                      double *lse)
+    void fe_lse_cols_f(float *lpT, Py_ssize_t nb, int K, float *m, float *s,
+                       float *lse)
     void fe_argmax_cols(const double *lpT, Py_ssize_t nb, int K, double *m,
                         long long *labels)
+    void fe_argmax_cols_f(const float *lpT, Py_ssize_t nb, int K, float *m,
+                          long long *labels)
+    void fe_pad_rows_f(const float *x, Py_ssize_t n, int D, int Dp, float *xp)
+    void fe_stats_full_f(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+                         const float *mp, const float *gT, float *Z, float *GZ,
+                         double *slot, Py_ssize_t P)
+    void fe_stats_full16_f(const float *xp, Py_ssize_t nb, int D, int K,
+                           const float *mp, const float *gT, float *GZ,
+                           double *slot, Py_ssize_t P)
+    Py_ssize_t fe_stats_tied_work(Py_ssize_t K, Py_ssize_t D)
+    void fe_stats_tied_f(const float *gT, Py_ssize_t nb, int D, int K,
+                         const float *sw, const float *xcT, double *work,
+                         double *slot, int accumulate)
+    void fe_stats_diag_f(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+                         int spherical, const float *mp, const float *gT,
+                         double *slot, Py_ssize_t P)
     void fe_center_T_d(const double *x, Py_ssize_t nb, int D, const double *c,
                        double *xcT)
     void fe_center_T_f(const float *x, Py_ssize_t nb, int D, const float *c,
@@ -67,13 +93,13 @@ cdef extern from "_gmm_simd.h" nogil:
                            const double *const_k, double *acc, double *lpT)
     void fe_logprob_diag_f(const float *xcT, Py_ssize_t nb, int K, int D,
                            int spherical, const float *mu, const float *p2,
-                           const double *const_k, float *acc, double *lpT)
+                           const double *const_k, float *acc, float *lpT)
     void fe_logprob_chol_d(const double *Y, Py_ssize_t nb, int K, int D, int tied,
                            const double *crow, const double *const_k, double *acc,
                            double *lp)
     void fe_logprob_chol_f(const float *Y, Py_ssize_t nb, int K, int D, int tied,
                            const float *crow, const double *const_k, float *acc,
-                           double *lp)
+                           float *lp)
 
 # covariance types
 cdef enum:
@@ -103,6 +129,48 @@ NPART = _NPART
 # bytes of per-chunk working set aimed at (per-core L2 is 1 MiB here)
 _CHUNK_BYTES = 640 * 1024
 
+# structure of the Cholesky factors in the E-step operand (full / tied)
+cdef enum:
+    TRI_GENERAL = 0
+    TRI_UPPER = 1
+    TRI_LOWER = 2
+TRIANGLES = {"general": TRI_GENERAL, "upper": TRI_UPPER, "lower": TRI_LOWER}
+# bands of columns d of the stacked factors (see _estep_gemm)
+cdef enum:
+    ESTEP_BANDS = 4
+
+
+cdef inline void _estep_gemm(const floating *A, const floating *xcT, floating *Y,
+                             Py_ssize_t nb, Py_ssize_t D, Py_ssize_t W,
+                             Py_ssize_t n_fac, int tri) noexcept nogil:
+    """YT (W x nb) = A^T @ xcT, skipping the zeros of triangular factors.
+
+    The E-step of 'full' / 'tied' when the fused kernel does not apply
+    (D > 16 or factors that are not triangular). A (D x W) holds n_fac
+    factors column-interleaved d-major: column d * n_fac + k is column d of
+    L_k. Output row d * n_fac + k only involves rows i of A with
+    L_k[i, d] != 0: i <= d for an upper factor, i >= d for a lower one.
+    Cutting the columns into ESTEP_BANDS bands [d0, d1) and limiting each
+    band's inner dimension to rows [0, d1) (upper) or [d0, D) (lower) skips
+    ~3/8 of the multiply-adds with 4 bands; every term left out is an exact
+    zero of the factor.
+    """
+    cdef Py_ssize_t nbands = ESTEP_BANDS if (tri != TRI_GENERAL and D >= 2 * ESTEP_BANDS) else 1
+    cdef Py_ssize_t band, d0, d1, r0, r1
+    for band in range(nbands):
+        d0 = band * D // nbands
+        d1 = (band + 1) * D // nbands
+        r0 = 0
+        r1 = D
+        if tri == TRI_UPPER:
+            r1 = d1
+        elif tri == TRI_LOWER:
+            r0 = d0
+        gemm_rowmajor(True, False, <int>((d1 - d0) * n_fac), <int>nb, <int>(r1 - r0),
+                      <floating>1.0, A + r0 * W + d0 * n_fac, <int>W,
+                      xcT + r0 * nb, <int>nb, <floating>0.0,
+                      Y + d0 * n_fac * nb, <int>nb)
+
 
 def n_stat_features(int cov_type, Py_ssize_t D):
     """Number P of quadratic features [1, xc, q(xc)] for a covariance type."""
@@ -124,28 +192,48 @@ def _estep_width(int cov_type, Py_ssize_t K, Py_ssize_t D):
     return 0
 
 
+def padded_width(Py_ssize_t D, Py_ssize_t itemsize):
+    """D rounded up to whole 64-byte vectors (the statistics kernels' rows)."""
+    return ((D * itemsize + 63) // 64) * 64 // itemsize
+
+
 def chunk_rows(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t itemsize):
-    """Rows per chunk: the chunk's K-wide work fits in L2; thread-independent."""
-    cdef Py_ssize_t P = n_stat_features(cov_type, D)
+    """Rows per chunk: the chunk's K-wide E-step work fits in L2.
+
+    Depends only on the problem's shape and dtype (never on the thread
+    count), so the order of every sum is fixed.
+    """
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    cdef Py_ssize_t per_row = itemsize * (D + W + 1) + 8 * (P + K + 3)
+    cdef Py_ssize_t Dp = padded_width(D, itemsize)
+    cdef Py_ssize_t per_row = itemsize * (D + W + K + 4 + 3 * Dp)
+    if cov_type == COV_TIED:
+        per_row += 8 * (1 + D + K)
     cdef Py_ssize_t B = _CHUNK_BYTES // per_row
     B = (B // 16) * 16
     return int(max(32, min(1024, B)))
 
 
 def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
-    """(floating elements, float64 elements) of ONE thread's workspace."""
+    """(floating elements, float64 elements) of ONE thread's workspace.
+
+    The floating workspace is sized for float32 data's padding, which is the
+    wider one (float64 rows pad to a multiple of 8, float32 rows of 16).
+    """
     cdef Py_ssize_t P = n_stat_features(cov_type, D)
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    return int(B * (D + W + 1)), int(B * (P + K + 3))
+    cdef Py_ssize_t Dp = padded_width(D, 4)
+    cdef Py_ssize_t nd = B * (P + K + 3)
+    if cov_type == COV_TIED:
+        nd = max(nd, fe_stats_tied_work(K, D))
+    return int(B * (D + W + 1 + K + 3 + 3 * Dp) + K * Dp), int(nd)
 
 
 cdef double _process_chunk(
         const floating *X, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
         const floating *sw, const floating *shift, int cov_type, int mode,
         const floating *A, const floating *crow, const double *const_k,
-        const double *resp_in, const int *labels_in,
+        const floating *centres, const floating *Lp, const floating *cp,
+        const double *resp_in, const int *labels_in, int tri,
         bint do_stats, bint accumulate, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
         floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
@@ -155,24 +243,47 @@ cdef double _process_chunk(
     to) ``slot``.
 
     Within the chunk, log-densities and responsibilities are stored
-    component-major (``lpT[k * nb + b]``) so that per-row work vectorises
-    over rows. Workspaces: ``fws`` (floating) holds xc (nb x D), the E-step
-    GEMM output YT (W x nb) or float32 operand Z (nb x W), and GT (K x nb) +
-    nb scratch; ``dws`` (float64) holds the features F (nb x P), lpT
-    (K x nb) and three nb-long rows (lse and scratch).
-    Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
+    component-major (``lp[k * nb + b]``) so that per-row work vectorises
+    over rows. In an E-step they stay in the data's precision (float32 data:
+    float32 log-sum-exp, twice the SIMD lanes); the statistics of 'full',
+    'diag' and 'spherical' are then taken about each component's reference
+    ``centres[k]`` (see _gmm_simd.h), those of 'tied' and of the other modes
+    about the global shift, by one float64 GEMM of quadratic features.
+
+    Workspaces: ``fws`` (floating) holds xc^T (D x nb), the E-step GEMM
+    output Y^T (W x nb), nb scratch, lp (K x nb), three nb rows, the padded
+    rows, two nb x Dp scratch blocks and the padded centres (K x Dp);
+    ``dws`` (float64) holds the features F (P x nb), lpT (K x nb) and three
+    nb rows. Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
     """
-    cdef Py_ssize_t W, b, k
+    cdef Py_ssize_t W, b, k, e
+    cdef Py_ssize_t Dp = ((D * sizeof(floating) + 63) // 64) * 64 // sizeof(floating)
     cdef floating *xcT = fws
     cdef floating *Y = fws + nb * D
     cdef floating *G
+    cdef floating *lpf
+    cdef floating *lse_f
+    cdef floating *m_f
+    cdef floating *s_f
+    cdef floating *xp
+    cdef floating *Zs
+    cdef floating *GZs
+    cdef floating *mp
+    cdef const floating *rows
     cdef double *FT = dws
     cdef double *lpT = dws + nb * P
     cdef double *lse = lpT + nb * K
     cdef double *scr1 = lse + nb
     cdef double *scr2 = scr1 + nb
     cdef double *r
+    cdef floating *rf
     cdef double ll = 0.0
+    # float32 E-step statistics of full / diag / spherical: about each
+    # component's own reference, float32 arithmetic (see _gmm_simd.h); float64
+    # data keep the float64 GEMM about the global shift (as fast there, and
+    # float64 has digits to spare for the shift)
+    cdef bint own_centres = (floating is float and do_stats and mode == RESP_ESTEP
+                             and cov_type != COV_TIED)
 
     if cov_type == COV_FULL:
         W = K * D
@@ -181,6 +292,14 @@ cdef double _process_chunk(
     else:
         W = 0
     G = Y + nb * W  # nb scratch
+    lpf = G + nb
+    lse_f = lpf + nb * K
+    m_f = lse_f + nb
+    s_f = m_f + nb
+    xp = s_f + nb
+    Zs = xp + nb * Dp
+    GZs = Zs + nb * Dp
+    mp = GZs + nb * Dp
 
     # 1. centre the chunk on the global shift, transposed (D x nb)
     if floating is double:
@@ -188,57 +307,103 @@ cdef double _process_chunk(
     else:
         fe_center_T_f(X, nb, <int>D, shift, xcT)
 
-    # features [1; xc; q(xc)] (P x nb) in float64 for the statistics
-    if do_stats:
+    # features [1; xc; q(xc)] (P x nb) in float64 for the GEMM statistics
+    if do_stats and not own_centres and not (
+            floating is float and mode == RESP_ESTEP and cov_type == COV_TIED):
         if floating is double:
             fe_features_T_d(xcT, nb, <int>D, cov_type, 1, FT)
         else:
             fe_features_T_f(xcT, nb, <int>D, cov_type, 1, FT)
 
     if mode == RESP_ESTEP:
-        # 2. log w_k + log N(x | k) into lpT (K x nb)
-        if cov_type == COV_FULL or cov_type == COV_TIED:
-            # YT (W x nb) = A^T @ xcT: all K factors in ONE GEMM (full)
-            gemm_rowmajor(True, False, <int>W, <int>nb, <int>D, <floating>1.0,
-                          A, <int>W, xcT, <int>nb, <floating>0.0, Y, <int>nb)
+        # 2. log w_k + log N(x | k) into lpf (K x nb), data precision
+        if (cov_type == COV_FULL or cov_type == COV_TIED) and Lp != NULL:
+            # triangular factors, D <= 16: fused, in registers (_gmm_simd.h)
+            if floating is double:
+                fe_estep_chol_d(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
+                                tri == TRI_LOWER, Lp, cp, const_k, lpf)
+            else:
+                fe_estep_chol_f(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
+                                tri == TRI_LOWER, Lp, cp, const_k, lpf)
+        elif cov_type == COV_FULL or cov_type == COV_TIED:
+            # YT (W x nb) = A^T @ xcT: all K factors in one GEMM per band of
+            # columns d (full) -- see _estep_gemm for the triangular bands
+            _estep_gemm(A, xcT, Y, nb, D, W, K if cov_type == COV_FULL else 1, tri)
             if floating is double:
                 fe_logprob_chol_d(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
-                                  crow, const_k, G, lpT)
+                                  crow, const_k, G, lpf)
             else:
                 fe_logprob_chol_f(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
-                                  crow, const_k, G, lpT)
+                                  crow, const_k, G, lpf)
         else:
             # diag / spherical: direct, A = shifted means (K x D), crow = p^2
             if floating is double:
                 fe_logprob_diag_d(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
-                                  A, crow, const_k, G, lpT)
+                                  A, crow, const_k, G, lpf)
             else:
                 fe_logprob_diag_f(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
-                                  A, crow, const_k, G, lpT)
+                                  A, crow, const_k, G, lpf)
 
         # 3. labels, log-sum-exp, responsibilities (in place), log-likelihood
-        if out_labels != NULL:
-            fe_argmax_cols(lpT, nb, <int>K, scr1, out_labels)
-        fe_lse_cols(lpT, nb, <int>K, scr1, scr2, lse)
+        if floating is double:
+            if out_labels != NULL:
+                fe_argmax_cols(lpf, nb, <int>K, m_f, out_labels)
+            fe_lse_cols(lpf, nb, <int>K, m_f, s_f, lse_f)
+        else:
+            if out_labels != NULL:
+                fe_argmax_cols_f(lpf, nb, <int>K, m_f, out_labels)
+            fe_lse_cols_f(lpf, nb, <int>K, m_f, s_f, lse_f)
         if sw == NULL:
             for b in range(nb):
-                ll += lse[b]
+                ll += <double>lse_f[b]
         else:
             for b in range(nb):
-                ll += <double>sw[b] * lse[b]
+                ll += <double>sw[b] * <double>lse_f[b]
         if out_lpn != NULL:
             for b in range(nb):
-                out_lpn[b] = <floating>lse[b]
+                out_lpn[b] = lse_f[b]
         if out_resp != NULL:
             for k in range(K):
-                r = lpT + k * nb
+                rf = lpf + k * nb
                 for b in range(nb):
-                    out_resp[b * K + k] = <floating>r[b]
-        if sw != NULL and do_stats:
-            for k in range(K):
-                r = lpT + k * nb
-                for b in range(nb):
-                    r[b] = r[b] * <double>sw[b]
+                    out_resp[b * K + k] = rf[b]
+        if do_stats:
+            if sw != NULL and not (floating is float and cov_type == COV_TIED):
+                for k in range(K):
+                    rf = lpf + k * nb
+                    for b in range(nb):
+                        rf[b] = rf[b] * sw[b]
+            if own_centres:
+                # 4a. statistics about each component's own reference
+                if not accumulate:
+                    for e in range(K * P):
+                        slot[e] = 0.0
+                if floating is float:
+                    if Dp == D:
+                        rows = X
+                    else:
+                        fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
+                        rows = xp
+                    fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
+                    if cov_type == COV_FULL and Dp == 16:
+                        fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs,
+                                          slot, P)
+                    elif cov_type == COV_FULL:
+                        fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf,
+                                        Zs, GZs, slot, P)
+                    else:
+                        fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
+                                        cov_type == COV_SPHERICAL, mp, lpf, slot, P)
+                return ll
+            if floating is float and cov_type == COV_TIED:
+                # float64 N_k and S1_k from renormalised float32
+                # responsibilities (see fe_stats_tied_f), dws as its scratch
+                fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, dws, slot,
+                                accumulate)
+                return ll
+            # float64 tied: the GEMM below
+            for e in range(nb * K):
+                lpT[e] = lpf[e]
     elif mode == RESP_GIVEN:
         for k in range(K):
             r = lpT + k * nb
@@ -253,7 +418,8 @@ cdef double _process_chunk(
         for b in range(nb):
             lpT[b] = 1.0 if sw == NULL else <double>sw[b]
 
-    # 4. statistics: slot (K x P) = (w gamma)^T (K x nb) @ FT^T (nb x P), float64
+    # 4b. statistics about the shift: slot (K x P) = (w gamma)^T (K x nb) @
+    # FT^T (nb x P), float64
     if do_stats:
         gemm_rowmajor(False, True, <int>K, <int>P, <int>nb, 1.0,
                       lpT, <int>nb, FT, <int>nb, 1.0 if accumulate else 0.0,
@@ -266,7 +432,8 @@ cdef double _process_partition(
         const floating *X, Py_ssize_t D, Py_ssize_t K,
         const floating *sw, const floating *shift, int cov_type, int mode,
         const floating *A, const floating *crow, const double *const_k,
-        const double *resp_in, const int *labels_in,
+        const floating *centres, const floating *Lp, const floating *cp,
+        const double *resp_in, const int *labels_in, int tri,
         bint do_stats, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
         floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
@@ -279,9 +446,9 @@ cdef double _process_partition(
         ll += _process_chunk(
             X + r0 * D, nb, D, K,
             NULL if sw == NULL else sw + r0,
-            shift, cov_type, mode, A, crow, const_k,
+            shift, cov_type, mode, A, crow, const_k, centres, Lp, cp,
             NULL if resp_in == NULL else resp_in + r0 * K,
-            NULL if labels_in == NULL else labels_in + r0,
+            NULL if labels_in == NULL else labels_in + r0, tri,
             do_stats, ci > c0, slot, P, fws, dws,
             NULL if out_lpn == NULL else out_lpn + r0,
             NULL if out_resp == NULL else out_resp + r0 * K,
@@ -297,6 +464,7 @@ def em_pass(const floating[:, ::1] X,
             const floating[:, ::1] A,
             const floating[::1] crow,
             const double[::1] const_k,
+            const floating[:, ::1] centres,
             const double[:, ::1] resp_in,
             const int[::1] labels_in,
             double[:, ::1] stats,
@@ -308,7 +476,8 @@ def em_pass(const floating[:, ::1] X,
             long long[::1] out_labels,
             Py_ssize_t n_components,
             Py_ssize_t chunk,
-            int n_threads):
+            int n_threads,
+            int tri=0):
     """One fused pass over X; returns sum_n w_n log p(x_n) (0 unless E-step).
 
     Parameters
@@ -323,6 +492,11 @@ def em_pass(const floating[:, ::1] X,
         tied (D*K,) likewise with L; diag (K*D,) precisions p^2 = 1/var;
         spherical (K,) precisions
     const_k : (K,) log w_k + log det L_k - D/2 log(2 pi)
+    centres : (K, D) float32 references of the E-step statistics of 'full',
+        'diag' and 'spherical' for float32 data (the current means): their S1
+        and S2 are sums of w gamma (x - centres[k]) and its squares /
+        products; all other statistics are about ``shift``. (0, D) when
+        unused.
     resp_in : (N, K) float64 for mode "given", else (0, K)
     labels_in : (N,) int32 for mode "labels", else (0,)
     stats : (K, P) float64 output (overwritten) or (0, P) for no statistics
@@ -334,6 +508,9 @@ def em_pass(const floating[:, ::1] X,
     n_components : K
     chunk : rows per chunk (see chunk_rows)
     n_threads : OpenMP threads
+    tri : TRI_UPPER / TRI_LOWER when every factor in A is upper / lower
+        triangular (full and tied), which lets the E-step GEMM skip the
+        structural zeros; TRI_GENERAL otherwise
     """
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = n_components
     cdef Py_ssize_t P = stats.shape[1]
@@ -354,6 +531,7 @@ def em_pass(const floating[:, ::1] X,
     cdef const floating *A_p = NULL
     cdef const floating *crow_p = NULL
     cdef const double *const_p = NULL
+    cdef const floating *centres_p = NULL
     cdef const double *resp_p = NULL
     cdef const int *lab_p = NULL
     cdef floating *fws_p = &fws[0, 0]
@@ -369,6 +547,10 @@ def em_pass(const floating[:, ::1] X,
         raise ValueError("slots workspace too small")
     if fws.shape[0] < n_threads or dws.shape[0] < n_threads:
         raise ValueError("workspace has fewer rows than threads")
+    need_f, need_d = workspace_sizes(cov_type, K, D, B)
+    if fws.shape[1] < need_f or dws.shape[1] < need_d or stats.shape[1] != P \
+            or P != n_stat_features(cov_type, D):
+        raise ValueError("workspace or statistics of the wrong size")
     X_p = &X[0, 0]
     if sample_weight.shape[0] > 0:
         sw_p = &sample_weight[0]
@@ -376,6 +558,10 @@ def em_pass(const floating[:, ::1] X,
         A_p = &A[0, 0]
         const_p = &const_k[0]
         crow_p = &crow[0]
+        if floating is float and do_stats and cov_type != COV_TIED:
+            if centres.shape[0] != K or centres.shape[1] != D:
+                raise ValueError("centres must have shape (n_components, n_features)")
+            centres_p = &centres[0, 0]
     elif mode == RESP_GIVEN:
         resp_p = &resp_in[0, 0]
     elif mode == RESP_LABELS:
@@ -391,6 +577,28 @@ def em_pass(const floating[:, ::1] X,
     if out_labels.shape[0] > 0:
         lab_out_p = &out_labels[0]
 
+    # triangular factors and D <= 16: the fused E-step takes them repacked
+    # as n_fac x DD x DD factors and K x DD offsets, zero-padded
+    cdef int DD = fe_estep_chol_width(<int>D)
+    cdef Py_ssize_t n_fac = K if cov_type == COV_FULL else 1
+    cdef Py_ssize_t W = K * D if cov_type == COV_FULL else D
+    cdef Py_ssize_t i, d, k
+    cdef floating *Lp = NULL
+    cdef floating *cp = NULL
+    if (mode == RESP_ESTEP and (cov_type == COV_FULL or cov_type == COV_TIED)
+            and tri != TRI_GENERAL and DD > 0):
+        Lp = <floating *>calloc(n_fac * DD * DD + K * DD, sizeof(floating))
+        if Lp == NULL:
+            raise MemoryError()
+        cp = Lp + n_fac * DD * DD
+        for k in range(n_fac):
+            for i in range(D):
+                for d in range(D):
+                    Lp[(k * DD + i) * DD + d] = A[i, d * n_fac + k]
+        for k in range(K):
+            for d in range(D):
+                cp[k * DD + d] = crow[d * K + k]
+
     # fixed partition of the chunks (independent of the thread count):
     # partition p owns chunks [p * n_chunks // npart, (p+1) * n_chunks // npart)
     npart = min(<Py_ssize_t>_NPART, n_chunks)
@@ -401,7 +609,7 @@ def em_pass(const floating[:, ::1] X,
             slot_ll_p[p] = _process_partition(
                 p * n_chunks // npart, (p + 1) * n_chunks // npart, B, N,
                 X_p, D, K, sw_p, shift_p, cov_type, mode, A_p, crow_p, const_p,
-                resp_p, lab_p, do_stats, slots_p + p * KP, P,
+                centres_p, Lp, cp, resp_p, lab_p, tri, do_stats, slots_p + p * KP, P,
                 fws_p + tid * fstride, dws_p + tid * dstride,
                 lpn_p, resp_out_p, lab_out_p)
         # deterministic reduction: partitions added in partition order
@@ -413,6 +621,7 @@ def em_pass(const floating[:, ::1] X,
             for p in range(npart):
                 for e in range(KP):
                     stats_p[e] += slots_p[p * KP + e]
+    free(Lp)
     return ll_total
 
 

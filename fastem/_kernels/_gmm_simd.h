@@ -79,64 +79,108 @@ FE_INLINE double fe_exp_neg(double x)
     return x < -708.0 ? 0.0 : res;
 }
 
+
+/* expf(x) for x <= 0, the float32 twin of fe_exp_neg: n = round(x / ln2)
+ * with the shifter 1.5 * 2^23, r = x - n ln2 (Cody-Waite split of ln2 whose
+ * high part has 9 significant bits, so n * ln2hi is exact for |n| <= 2^15),
+ * e^r by its degree-7 Taylor polynomial (truncation error < 6e-9 relative
+ * on |r| <= 0.347, below float32 rounding), and 2^n from the low mantissa
+ * bits of the shifted value. Inputs below -87 (e^x < 1.7e-38, where float32
+ * turns subnormal) return 0: negligible against the row maximum's e^0. */
+FE_INLINE float fe_expf_neg(float x)
+{
+    const float log2e = 1.44269504088896341f;
+    const float ln2hi = 0.693359375f;
+    const float ln2lo = -2.12194440e-4f;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    float xc = x < -87.0f ? -87.0f : x;
+    float t = xc * log2e + shifter;
+    float n = t - shifter;
+    float r = (xc - n * ln2hi) - n * ln2lo;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    /* low 23 bits of t are 2^22 + n: (n + 127) mod 2^9 lands in the sign and
+     * exponent fields, i.e. 2^n for n in [-126, 0] */
+    bits = (bits + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    float res = p * scale;
+    return x < -87.0f ? 0.0f : res;
+}
+
 /* The chunk's log-densities are held component-major: lpT[k * nb + b] for
  * row b, so that every per-row operation below is a loop over rows with
  * independent vector lanes, while each row's own arithmetic (max, sum over
  * k) runs in the fixed order k = 0, 1, ..., K-1.
- *
- * fe_lse_cols: lpT (log w_k + log N(x_b | k)) becomes the responsibilities
- * in place; lse[b] = log sum_k exp(lpT[k, b]) with the row maximum factored
- * out (as scipy.special.logsumexp). m and s are nb-long scratch. */
-FE_HOT static void fe_lse_cols(double *restrict lpT, ptrdiff_t nb, int K,
-                               double *restrict m, double *restrict s,
-                               double *restrict lse)
-{
-    for (ptrdiff_t b = 0; b < nb; ++b)
-        m[b] = lpT[b];
-    for (int k = 1; k < K; ++k) {
-        const double *restrict r = lpT + (ptrdiff_t)k * nb;
-        for (ptrdiff_t b = 0; b < nb; ++b)
-            m[b] = r[b] > m[b] ? r[b] : m[b];
-    }
-    for (ptrdiff_t b = 0; b < nb; ++b)
-        s[b] = 0.0;
-    for (int k = 0; k < K; ++k) {
-        double *restrict r = lpT + (ptrdiff_t)k * nb;
-        for (ptrdiff_t b = 0; b < nb; ++b) {
-            /* m is finite: at least one weight is positive */
-            double e = fe_exp_neg(r[b] - m[b]);
-            r[b] = e;
-            s[b] += e;
-        }
-    }
-    for (ptrdiff_t b = 0; b < nb; ++b)
-        lse[b] = m[b] + log(s[b]);
-    for (ptrdiff_t b = 0; b < nb; ++b)
-        s[b] = 1.0 / s[b];
-    for (int k = 0; k < K; ++k) {
-        double *restrict r = lpT + (ptrdiff_t)k * nb;
-        for (ptrdiff_t b = 0; b < nb; ++b)
-            r[b] *= s[b];
-    }
+ */
+#define FE_DEFINE_LSE_COLS(NAME, T, EXP, LOG)                               \
+FE_HOT static void NAME(T *restrict lpT, ptrdiff_t nb, int K,               \
+                        T *restrict m, T *restrict s, T *restrict lse)      \
+{                                                                           \
+    for (ptrdiff_t b = 0; b < nb; ++b)                                      \
+        m[b] = lpT[b];                                                      \
+    for (int k = 1; k < K; ++k) {                                           \
+        const T *restrict r = lpT + (ptrdiff_t)k * nb;                      \
+        for (ptrdiff_t b = 0; b < nb; ++b)                                  \
+            m[b] = r[b] > m[b] ? r[b] : m[b];                               \
+    }                                                                       \
+    for (ptrdiff_t b = 0; b < nb; ++b)                                      \
+        s[b] = 0;                                                           \
+    for (int k = 0; k < K; ++k) {                                           \
+        T *restrict r = lpT + (ptrdiff_t)k * nb;                            \
+        for (ptrdiff_t b = 0; b < nb; ++b) {                                \
+            /* m is finite: at least one weight is positive */              \
+            T e = EXP(r[b] - m[b]);                                         \
+            r[b] = e;                                                       \
+            s[b] += e;                                                      \
+        }                                                                   \
+    }                                                                       \
+    for (ptrdiff_t b = 0; b < nb; ++b)                                      \
+        lse[b] = m[b] + LOG(s[b]);                                          \
+    for (ptrdiff_t b = 0; b < nb; ++b)                                      \
+        s[b] = (T)1 / s[b];                                                 \
+    for (int k = 0; k < K; ++k) {                                           \
+        T *restrict r = lpT + (ptrdiff_t)k * nb;                            \
+        for (ptrdiff_t b = 0; b < nb; ++b)                                  \
+            r[b] *= s[b];                                                   \
+    }                                                                       \
 }
+/* fe_lse_cols: lpT (log w_k + log N(x_b | k)) becomes the responsibilities
+ * in place; lse[b] = log sum_k exp(lpT[k, b]) with the row maximum factored
+ * out (as scipy.special.logsumexp). m and s are nb-long scratch. float32
+ * data get a float32 log-sum-exp (twice the SIMD lanes; the result is then
+ * as accurate as the float32 log-densities it starts from). */
+FE_DEFINE_LSE_COLS(fe_lse_cols, double, fe_exp_neg, log)
+FE_DEFINE_LSE_COLS(fe_lse_cols_f, float, fe_expf_neg, logf)
 
 /* labels[b] = argmax_k lpT[k, b] (first maximum, as numpy.argmax). */
-FE_HOT static void fe_argmax_cols(const double *restrict lpT, ptrdiff_t nb, int K,
-                                  double *restrict m, long long *restrict labels)
-{
-    for (ptrdiff_t b = 0; b < nb; ++b) {
-        m[b] = lpT[b];
-        labels[b] = 0;
-    }
-    for (int k = 1; k < K; ++k) {
-        const double *restrict r = lpT + (ptrdiff_t)k * nb;
-        for (ptrdiff_t b = 0; b < nb; ++b) {
-            int better = r[b] > m[b];
-            m[b] = better ? r[b] : m[b];
-            labels[b] = better ? k : labels[b];
-        }
-    }
+#define FE_DEFINE_ARGMAX_COLS(NAME, T)                                       \
+FE_HOT static void NAME(const T *restrict lpT, ptrdiff_t nb, int K,         \
+                        T *restrict m, long long *restrict labels)          \
+{                                                                           \
+    for (ptrdiff_t b = 0; b < nb; ++b) {                                    \
+        m[b] = lpT[b];                                                      \
+        labels[b] = 0;                                                      \
+    }                                                                       \
+    for (int k = 1; k < K; ++k) {                                           \
+        const T *restrict r = lpT + (ptrdiff_t)k * nb;                      \
+        for (ptrdiff_t b = 0; b < nb; ++b) {                                \
+            int better = r[b] > m[b];                                       \
+            m[b] = better ? r[b] : m[b];                                    \
+            labels[b] = better ? k : labels[b];                             \
+        }                                                                   \
+    }                                                                       \
 }
+FE_DEFINE_ARGMAX_COLS(fe_argmax_cols, double)
+FE_DEFINE_ARGMAX_COLS(fe_argmax_cols_f, float)
 
 /* Centring and transposition: xcT[i, b] = x[b, i] - c[i] (D x nb, in the
  * data's precision), in blocks of 32 rows so that the strided reads stay in
@@ -207,14 +251,14 @@ FE_DEFINE_FEATURES_T(fe_features_T_f, float)
  *   diag:      q[k, b] = sum_d (xcT[d, b] - mu[k, d])^2 p2[k, d]
  *   spherical: q[k, b] = p2[k] sum_d (xcT[d, b] - mu[k, d])^2
  * with mu the shifted means mu_k - c and p2 the precisions (1 / variances);
- * lpT[k, b] = const_k - q[k, b] / 2. Rows are processed in blocks that stay
+ * lpT[k, b] = const_k - q[k, b] / 2, in the data's precision. Rows are processed in blocks that stay
  * in L1 across the K components; sums over d run in order. */
 #define FE_ROW_BLOCK 256
 #define FE_DEFINE_LOGPROB_DIAG(NAME, T)                                      \
 FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int K, int D,  \
                         int spherical, const T *restrict mu,                \
                         const T *restrict p2, const double *restrict const_k, \
-                        T *restrict acc, double *restrict lpT)              \
+                        T *restrict acc, T *restrict lpT)                   \
 {                                                                           \
     for (ptrdiff_t b0 = 0; b0 < nb; b0 += FE_ROW_BLOCK) {                   \
         const ptrdiff_t nblk = nb - b0 < FE_ROW_BLOCK ? nb - b0 : FE_ROW_BLOCK; \
@@ -236,11 +280,11 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int K, int D,  \
                     }                                                       \
                 }                                                           \
             }                                                               \
-            double *restrict out = lpT + (ptrdiff_t)k * nb + b0;            \
-            const double ck = const_k[k];                                   \
-            const double pk = spherical ? (double)p2[k] : 1.0;              \
+            T *restrict out = lpT + (ptrdiff_t)k * nb + b0;                 \
+            const T ck = (T)const_k[k];                                     \
+            const T pk = spherical ? p2[k] : (T)1;                          \
             for (ptrdiff_t b = 0; b < nblk; ++b)                            \
-                out[b] = ck - 0.5 * (pk * (double)acc[b]);                  \
+                out[b] = ck - (T)0.5 * (pk * acc[b]);                       \
         }                                                                   \
     }                                                                       \
 }
@@ -257,7 +301,7 @@ FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_f, float)
 FE_HOT static void NAME(const T *restrict YT, ptrdiff_t nb, int K, int D,   \
                         int tied, const T *restrict crow,                   \
                         const double *restrict const_k,                     \
-                        T *restrict acc, double *restrict lpT)              \
+                        T *restrict acc, T *restrict lpT)                   \
 {                                                                           \
     for (int k = 0; k < K; ++k) {                                           \
         for (ptrdiff_t b = 0; b < nb; ++b) acc[b] = 0;                      \
@@ -270,13 +314,508 @@ FE_HOT static void NAME(const T *restrict YT, ptrdiff_t nb, int K, int D,   \
                 acc[b] += t * t;                                            \
             }                                                               \
         }                                                                   \
-        double *restrict out = lpT + (ptrdiff_t)k * nb;                     \
-        const double ck = const_k[k];                                       \
+        T *restrict out = lpT + (ptrdiff_t)k * nb;                          \
+        const T ck = (T)const_k[k];                                         \
         for (ptrdiff_t b = 0; b < nb; ++b)                                  \
-            out[b] = ck - 0.5 * (double)acc[b];                             \
+            out[b] = ck - (T)0.5 * acc[b];                                  \
     }                                                                       \
 }
 FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_d, double)
 FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_f, float)
+
+/* ---------------------------------------------------------------------------
+ * Sufficient statistics centred on each component's own mean.
+ *
+ * For component k with reference m_k (its current mean, in the data's
+ * precision) and weights g_b = w_b gamma_bk of the chunk's rows, with
+ * z_b = x_b - m_k:
+ *     N_k = sum_b g_b,   S1_k = sum_b g_b z_b,   S2_k = sum_b g_b z_b z_b^T
+ * (full: the upper triangle, packed row by row as [1, z, vech(z z^T)]; diag:
+ * the squares z_bd^2; spherical: their sum over d). The M-step then needs no
+ * large cancelling terms: mean_k = m_k + S1_k / N_k and the scatter about it
+ * is S2_k - S1_k S1_k^T / N_k, which stays accurate in float32 whatever the
+ * distance of the component from the origin or from the data mean.
+ *
+ * Vectorisation runs across features: a chunk is copied to rows padded to
+ * Dp (a multiple of the vector length) and each row z_b is one or a few
+ * vectors. S2 is a sum of rank-1 updates g_b z_b z_b^T; a block of IB = 8
+ * rows i of S2 is held in 8 vector accumulators (columns j in the lanes) and
+ * updated with acc_i += (g_b z_bi) * z_b[j-vector], a broadcast multiply-add
+ * per accumulator per row, so no horizontal sums are needed inside the loop.
+ * Sums over rows run in row order: float32 data in float32 over
+ * sub-blocks of 64 rows, whose partial sums go to float64 accumulators
+ * (float64 data: float64 throughout); the chunk's totals are added to the
+ * float64 slot. Vectors are GCC/Clang generic vectors of 64 bytes; each
+ * function clone lowers them to its own ISA.
+ * ------------------------------------------------------------------------- */
+#define FE_VBYTES 64
+typedef float fe_vf __attribute__((vector_size(FE_VBYTES)));
+typedef double fe_vd __attribute__((vector_size(FE_VBYTES)));
+
+#define FE_DEFINE_VEC_IO(T, VT, SUFFIX)                                      \
+FE_INLINE VT fe_load_##SUFFIX(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; } \
+FE_INLINE void fe_store_##SUFFIX(T *p, VT v) { memcpy(p, &v, sizeof v); }
+FE_DEFINE_VEC_IO(float, fe_vf, vf)
+FE_DEFINE_VEC_IO(double, fe_vd, vd)
+
+/* Padded copies for the statistics kernels: xp (nb x Dp) = the chunk's rows
+ * and mp (K x Dp) = the references, both zero beyond column D (padding
+ * lanes then contribute exact zeros). */
+#define FE_DEFINE_PAD_ROWS(NAME, T)                                          \
+FE_HOT static void NAME(const T *restrict x, ptrdiff_t n, int D, int Dp,    \
+                        T *restrict xp)                                     \
+{                                                                           \
+    for (ptrdiff_t b = 0; b < n; ++b) {                                     \
+        T *restrict o = xp + b * Dp;                                        \
+        const T *restrict r = x + b * D;                                    \
+        for (int d = 0; d < D; ++d) o[d] = r[d];                            \
+        for (int d = D; d < Dp; ++d) o[d] = 0;                              \
+    }                                                                       \
+}
+FE_DEFINE_PAD_ROWS(fe_pad_rows_f, float)
+
+/* sum_b g[b] in float64 in a fixed order: lane-wise over groups of 8 rows
+ * (vectorised conversion and adds), lanes in order, then the tail. */
+#define FE_DEFINE_SUM(NAME, T)                                               \
+FE_INLINE double NAME(const T *restrict g, ptrdiff_t nb)                    \
+{                                                                           \
+    double lanes[8] = {0};                                                  \
+    ptrdiff_t b = 0;                                                        \
+    for (; b + 8 <= nb; b += 8)                                             \
+        for (int l = 0; l < 8; ++l) lanes[l] += (double)g[b + l];           \
+    double s = 0.0;                                                         \
+    for (int l = 0; l < 8; ++l) s += lanes[l];                              \
+    for (; b < nb; ++b) s += (double)g[b];                                  \
+    return s;                                                               \
+}
+FE_DEFINE_SUM(fe_sum_f, float)
+
+/* Rows summed in the data's precision before a partial sum is added to its
+ * float64 lane accumulator: float32 partial sums of at most 64 terms keep
+ * the statistics within ~1e-6 relative of float64 sums (float64 data: the
+ * whole chunk). */
+#define FE_SUBBLOCK(T) (sizeof(T) == 4 ? 64 : (1 << 30))
+
+/* Full covariance: slot[k] += [N_k, S1_k, vech(S2_k)] (P = 1 + D + D(D+1)/2).
+ * xp: padded chunk rows (nb x Dp), mp: padded references (K x Dp), gT:
+ * weights (K x nb), Z and GZ: nb x Dp scratch each. */
+#define FE_DEFINE_STATS_FULL(NAME, T, VT, SUFFIX, SUM)                       \
+FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
+                        int K, const T *restrict mp, const T *restrict gT,  \
+                        T *restrict Z, T *restrict GZ, double *restrict slot, \
+                        ptrdiff_t P)                                        \
+{                                                                           \
+    enum { VL = FE_VBYTES / sizeof(T), IB = 8 };                            \
+    const int NV = Dp / VL;                                                 \
+    const ptrdiff_t SB = FE_SUBBLOCK(T);                                    \
+    T part[IB][VL];                                                         \
+    double dacc[IB][VL];                                                    \
+    for (int k = 0; k < K; ++k) {                                           \
+        const T *restrict g = gT + (ptrdiff_t)k * nb;                       \
+        const T *restrict m = mp + (ptrdiff_t)k * Dp;                       \
+        double *restrict out = slot + (ptrdiff_t)k * P;                     \
+        /* z_b = x_b - m_k and g_b z_b */                                   \
+        for (ptrdiff_t b = 0; b < nb; ++b) {                                \
+            for (int v = 0; v < NV; ++v) {                                  \
+                VT z = fe_load_##SUFFIX(xp + b * Dp + v * VL)               \
+                       - fe_load_##SUFFIX(m + v * VL);                      \
+                fe_store_##SUFFIX(Z + b * Dp + v * VL, z);                  \
+                fe_store_##SUFFIX(GZ + b * Dp + v * VL, z * g[b]);          \
+            }                                                               \
+        }                                                                   \
+        out[0] += SUM(g, nb);                                               \
+        for (int v = 0; v < NV; ++v) {                                      \
+            for (int l = 0; l < VL; ++l) dacc[0][l] = 0.0;                  \
+            for (ptrdiff_t b0 = 0; b0 < nb; b0 += SB) {                     \
+                const ptrdiff_t b1 = b0 + SB < nb ? b0 + SB : nb;           \
+                VT acc = {0};                                               \
+                for (ptrdiff_t b = b0; b < b1; ++b)                         \
+                    acc += fe_load_##SUFFIX(GZ + b * Dp + v * VL);          \
+                fe_store_##SUFFIX(part[0], acc);                            \
+                for (int l = 0; l < VL; ++l) dacc[0][l] += (double)part[0][l]; \
+            }                                                               \
+            for (int l = 0; l < VL && v * VL + l < D; ++l)                  \
+                out[1 + v * VL + l] += dacc[0][l];                          \
+        }                                                                   \
+        /* S2, blocks of IB rows i against one vector of columns j; blocks  \
+         * entirely below the diagonal (all j < i) are skipped */           \
+        for (int v = 0; v < NV; ++v) {                                      \
+            const int jend = (v + 1) * VL < D ? (v + 1) * VL : D;           \
+            for (int i0 = 0; i0 < jend; i0 += IB) {                         \
+                for (int ii = 0; ii < IB; ++ii)                             \
+                    for (int l = 0; l < VL; ++l) dacc[ii][l] = 0.0;         \
+                for (ptrdiff_t b0 = 0; b0 < nb; b0 += SB) {                 \
+                    const ptrdiff_t b1 = b0 + SB < nb ? b0 + SB : nb;       \
+                    VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};              \
+                    VT a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};              \
+                    for (ptrdiff_t b = b0; b < b1; ++b) {                   \
+                        const VT zj = fe_load_##SUFFIX(Z + b * Dp + v * VL); \
+                        const T *restrict gz = GZ + b * Dp + i0;            \
+                        a0 += gz[0] * zj; a1 += gz[1] * zj;                 \
+                        a2 += gz[2] * zj; a3 += gz[3] * zj;                 \
+                        a4 += gz[4] * zj; a5 += gz[5] * zj;                 \
+                        a6 += gz[6] * zj; a7 += gz[7] * zj;                 \
+                    }                                                       \
+                    fe_store_##SUFFIX(part[0], a0); fe_store_##SUFFIX(part[1], a1); \
+                    fe_store_##SUFFIX(part[2], a2); fe_store_##SUFFIX(part[3], a3); \
+                    fe_store_##SUFFIX(part[4], a4); fe_store_##SUFFIX(part[5], a5); \
+                    fe_store_##SUFFIX(part[6], a6); fe_store_##SUFFIX(part[7], a7); \
+                    for (int ii = 0; ii < IB; ++ii)                         \
+                        for (int l = 0; l < VL; ++l)                        \
+                            dacc[ii][l] += (double)part[ii][l];             \
+                }                                                           \
+                for (int ii = 0; ii < IB && i0 + ii < D; ++ii) {            \
+                    const int i = i0 + ii;                                  \
+                    /* packed upper row i starts after rows 0..i-1 */       \
+                    double *restrict row = out + 1 + D                      \
+                        + (ptrdiff_t)i * D - (ptrdiff_t)i * (i - 1) / 2 - i; \
+                    for (int l = 0; l < VL; ++l) {                          \
+                        const int j = v * VL + l;                           \
+                        if (j >= i && j < D) row[j] += dacc[ii][l];         \
+                    }                                                       \
+                }                                                           \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_STATS_FULL(fe_stats_full_f, float, fe_vf, vf, fe_sum_f)
+
+/* The full kernel when a row is one vector (float32, D <= 16): per
+ * sub-block of rows, g_b z_b is formed and stored (and summed into S1),
+ * then z_b is formed again in registers and the stored g_b z_b broadcast
+ * element by element against it; rows i < 8 of S2 take full 16-lane
+ * updates, rows i >= 8 only need columns j >= 8 and take half-vector
+ * (8-lane) updates: 12 full-vector multiply-adds' worth of work per row and
+ * component instead of 16. */
+typedef float fe_vf8 __attribute__((vector_size(32)));
+#if defined(__GNUC__)
+#define FE_MEMORY_BARRIER(p) __asm__ __volatile__("" : : "r"(p) : "memory")
+#else
+#define FE_MEMORY_BARRIER(p) ((void)(p))
+#endif
+FE_HOT static void fe_stats_full16_f(const float *restrict xp, ptrdiff_t nb, int D,
+                                     int K, const float *restrict mp,
+                                     const float *restrict gT, float *restrict GZ,
+                                     double *restrict slot, ptrdiff_t P)
+{
+    enum { VL = 16, HL = 8 };
+    const ptrdiff_t SB = FE_SUBBLOCK(float);
+    float part[HL][VL], hpart[HL][HL], p1[VL];
+    double dacc[HL][VL], dhal[HL][HL], d1[VL];
+    for (int k = 0; k < K; ++k) {
+        const float *restrict g = gT + (ptrdiff_t)k * nb;
+        const fe_vf m = fe_load_vf(mp + (ptrdiff_t)k * VL);
+        double *restrict out = slot + (ptrdiff_t)k * P;
+        out[0] += fe_sum_f(g, nb);
+        for (int l = 0; l < VL; ++l) d1[l] = 0.0;
+        for (int ii = 0; ii < HL; ++ii) {
+            for (int l = 0; l < VL; ++l) dacc[ii][l] = 0.0;
+            for (int l = 0; l < HL; ++l) dhal[ii][l] = 0.0;
+        }
+        for (ptrdiff_t b0 = 0; b0 < nb; b0 += SB) {
+            const ptrdiff_t b1 = b0 + SB < nb ? b0 + SB : nb;
+            fe_vf s1 = {0}, a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            fe_vf a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+            fe_vf8 h0 = {0}, h1 = {0}, h2 = {0}, h3 = {0};
+            fe_vf8 h4 = {0}, h5 = {0}, h6 = {0}, h7 = {0};
+            /* g z of the sub-block's rows first, so that the multiply-adds
+             * below read them back long after they were stored */
+            for (ptrdiff_t b = b0; b < b1; ++b) {
+                const fe_vf gz = (fe_load_vf(xp + b * VL) - m) * g[b];
+                fe_store_vf(GZ + b * VL, gz);
+                s1 += gz;
+            }
+            /* read g z back from memory: each element then feeds a
+             * multiply-add as an embedded broadcast (a load) instead of the
+             * register permutes a compiler would otherwise build */
+            FE_MEMORY_BARRIER(GZ);
+            for (ptrdiff_t b = b0; b < b1; ++b) {
+                const fe_vf z = fe_load_vf(xp + b * VL) - m;
+                const float *restrict gzb = GZ + b * VL;
+                a0 += gzb[0] * z; a1 += gzb[1] * z; a2 += gzb[2] * z; a3 += gzb[3] * z;
+                a4 += gzb[4] * z; a5 += gzb[5] * z; a6 += gzb[6] * z; a7 += gzb[7] * z;
+                fe_vf8 zh;
+                memcpy(&zh, (const char *)&z + sizeof zh, sizeof zh);
+                h0 += gzb[8] * zh; h1 += gzb[9] * zh; h2 += gzb[10] * zh; h3 += gzb[11] * zh;
+                h4 += gzb[12] * zh; h5 += gzb[13] * zh; h6 += gzb[14] * zh; h7 += gzb[15] * zh;
+            }
+            fe_store_vf(p1, s1);
+            fe_store_vf(part[0], a0); fe_store_vf(part[1], a1);
+            fe_store_vf(part[2], a2); fe_store_vf(part[3], a3);
+            fe_store_vf(part[4], a4); fe_store_vf(part[5], a5);
+            fe_store_vf(part[6], a6); fe_store_vf(part[7], a7);
+            memcpy(hpart[0], &h0, sizeof h0); memcpy(hpart[1], &h1, sizeof h1);
+            memcpy(hpart[2], &h2, sizeof h2); memcpy(hpart[3], &h3, sizeof h3);
+            memcpy(hpart[4], &h4, sizeof h4); memcpy(hpart[5], &h5, sizeof h5);
+            memcpy(hpart[6], &h6, sizeof h6); memcpy(hpart[7], &h7, sizeof h7);
+            for (int l = 0; l < VL; ++l) d1[l] += (double)p1[l];
+            for (int ii = 0; ii < HL; ++ii) {
+                for (int l = 0; l < VL; ++l) dacc[ii][l] += (double)part[ii][l];
+                for (int l = 0; l < HL; ++l) dhal[ii][l] += (double)hpart[ii][l];
+            }
+        }
+        for (int j = 0; j < D; ++j) out[1 + j] += d1[j];
+        for (int i = 0; i < D; ++i) {
+            double *restrict row = out + 1 + D + (ptrdiff_t)i * D
+                                   - (ptrdiff_t)i * (i - 1) / 2 - i;
+            for (int j = i; j < D; ++j)
+                row[j] += i < HL ? dacc[i][j] : dhal[i - HL][j - HL];
+        }
+    }
+}
+
+/* 'tied' statistics of float32 data: N_k and S1_k = sum_b w_b gamma_bk
+ * (x_b - c), in float64 arithmetic. Tied covariances come from the data's
+ * second moment T0 (computed once) minus the components' between-scatter,
+ * which relies on sum_k w_b gamma_bk = w_b: the float32 responsibilities
+ * (whose sum over k is 1 only to float32 rounding) are first renormalised
+ * in float64, g_bk = gamma_bk w_b / sum_j gamma_bj. Rows go in blocks of
+ * RB = 64: the block's weights (K x RB) and features [1; xc] (P x RB,
+ * P = 1 + D) are converted to float64 into L1-sized scratch, and every
+ * (k, p) accumulates sum_b g_bk F_pb in 8 float64 lanes (lane l takes rows
+ * b = l mod 8, in row order); the lanes are added in order at the end.
+ * gT: K x nb float32 responsibilities; sw: nb weights or NULL; xcT: D x nb
+ * centred chunk; work: fe_stats_tied_work(K, D) float64 scratch; slot:
+ * K x P, written (accumulate = 0) or added to. */
+#define FE_TIED_RB 64
+static inline ptrdiff_t fe_stats_tied_work(ptrdiff_t K, ptrdiff_t D)
+{
+    return K * (1 + D) * 8 + (K + (1 + D) + 1) * FE_TIED_RB;
+}
+FE_HOT static void fe_stats_tied_f(const float *restrict gT, ptrdiff_t nb, int D, int K,
+                                   const float *restrict sw, const float *restrict xcT,
+                                   double *restrict work, double *restrict slot,
+                                   int accumulate)
+{
+    enum { VL = 8, RB = FE_TIED_RB, NVB = FE_TIED_RB / 8 };
+    const ptrdiff_t P = 1 + D;
+    double *restrict acc = work;                 /* K x P x VL */
+    double *restrict gd = acc + (ptrdiff_t)K * P * VL;  /* K x RB */
+    double *restrict fd = gd + (ptrdiff_t)K * RB;       /* P x RB */
+    double *restrict s = fd + P * RB;                   /* RB */
+    for (ptrdiff_t e = 0; e < (ptrdiff_t)K * P * VL; ++e) acc[e] = 0.0;
+    for (ptrdiff_t b0 = 0; b0 < nb; b0 += RB) {
+        const ptrdiff_t nr = nb - b0 < RB ? nb - b0 : RB;
+        for (int r = 0; r < RB; ++r) s[r] = 0.0;
+        for (int k = 0; k < K; ++k) {
+            const float *restrict g = gT + (ptrdiff_t)k * nb + b0;
+            for (ptrdiff_t r = 0; r < nr; ++r) s[r] += (double)g[r];
+        }
+        for (ptrdiff_t r = 0; r < nr; ++r) s[r] = (sw ? (double)sw[b0 + r] : 1.0) / s[r];
+        for (ptrdiff_t r = nr; r < RB; ++r) s[r] = 0.0;
+        for (int k = 0; k < K; ++k) {
+            const float *restrict g = gT + (ptrdiff_t)k * nb + b0;
+            double *restrict o = gd + (ptrdiff_t)k * RB;
+            for (ptrdiff_t r = 0; r < nr; ++r) o[r] = (double)g[r] * s[r];
+            for (ptrdiff_t r = nr; r < RB; ++r) o[r] = 0.0;
+        }
+        for (int r = 0; r < RB; ++r) fd[r] = 1.0;
+        for (int d = 0; d < D; ++d) {
+            const float *restrict x = xcT + (ptrdiff_t)d * nb + b0;
+            double *restrict o = fd + (ptrdiff_t)(1 + d) * RB;
+            for (ptrdiff_t r = 0; r < nr; ++r) o[r] = (double)x[r];
+            for (ptrdiff_t r = nr; r < RB; ++r) o[r] = 0.0;
+        }
+        for (int k = 0; k < K; ++k) {
+            fe_vd gv[NVB];
+            for (int v = 0; v < NVB; ++v) gv[v] = fe_load_vd(gd + (ptrdiff_t)k * RB + v * VL);
+            /* four (k, p) accumulators at a time: independent chains */
+            ptrdiff_t p = 0;
+            for (; p + 4 <= P; p += 4) {
+                const double *restrict f = fd + p * RB;
+                double *restrict a = acc + ((ptrdiff_t)k * P + p) * VL;
+                fe_vd t0 = fe_load_vd(a), t1 = fe_load_vd(a + VL);
+                fe_vd t2 = fe_load_vd(a + 2 * VL), t3 = fe_load_vd(a + 3 * VL);
+                for (int v = 0; v < NVB; ++v) {
+                    t0 += gv[v] * fe_load_vd(f + v * VL);
+                    t1 += gv[v] * fe_load_vd(f + RB + v * VL);
+                    t2 += gv[v] * fe_load_vd(f + 2 * RB + v * VL);
+                    t3 += gv[v] * fe_load_vd(f + 3 * RB + v * VL);
+                }
+                fe_store_vd(a, t0); fe_store_vd(a + VL, t1);
+                fe_store_vd(a + 2 * VL, t2); fe_store_vd(a + 3 * VL, t3);
+            }
+            for (; p < P; ++p) {
+                const double *restrict f = fd + p * RB;
+                double *restrict a = acc + ((ptrdiff_t)k * P + p) * VL;
+                fe_vd t = fe_load_vd(a);
+                for (int v = 0; v < NVB; ++v) t += gv[v] * fe_load_vd(f + v * VL);
+                fe_store_vd(a, t);
+            }
+        }
+    }
+    for (int k = 0; k < K; ++k) {
+        double *restrict out = slot + (ptrdiff_t)k * P;
+        for (ptrdiff_t p = 0; p < P; ++p) {
+            const double *restrict a = acc + ((ptrdiff_t)k * P + p) * VL;
+            double t = 0.0;
+            for (int l = 0; l < VL; ++l) t += a[l];
+            out[p] = accumulate ? out[p] + t : t;
+        }
+    }
+}
+
+/* Diag / spherical: slot[k] += [N_k, S1_k, S2_k] with S2_k the D squares
+ * sum_b g z_bd^2 (diag, P = 1 + 2D) or their sum over d (spherical,
+ * P = 2 + D). Same layout of xp and mp as the full kernel. */
+#define FE_DEFINE_STATS_DIAG(NAME, T, VT, SUFFIX, SUM)                       \
+FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
+                        int K, int spherical, const T *restrict mp,         \
+                        const T *restrict gT, double *restrict slot,        \
+                        ptrdiff_t P)                                        \
+{                                                                           \
+    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    const int NV = Dp / VL;                                                 \
+    const ptrdiff_t SB = FE_SUBBLOCK(T);                                    \
+    T l1[VL], l2[VL];                                                       \
+    double d1[VL], d2[VL];                                                  \
+    for (int k = 0; k < K; ++k) {                                           \
+        const T *restrict g = gT + (ptrdiff_t)k * nb;                       \
+        double *restrict out = slot + (ptrdiff_t)k * P;                     \
+        out[0] += SUM(g, nb);                                               \
+        double sph = 0.0;                                                   \
+        for (int v = 0; v < NV; ++v) {                                      \
+            const VT m = fe_load_##SUFFIX(mp + (ptrdiff_t)k * Dp + v * VL); \
+            for (int l = 0; l < VL; ++l) d1[l] = d2[l] = 0.0;               \
+            for (ptrdiff_t b0 = 0; b0 < nb; b0 += SB) {                     \
+                const ptrdiff_t b1 = b0 + SB < nb ? b0 + SB : nb;           \
+                VT s1 = {0}, s2 = {0};                                      \
+                for (ptrdiff_t b = b0; b < b1; ++b) {                       \
+                    const VT z = fe_load_##SUFFIX(xp + b * Dp + v * VL) - m; \
+                    const VT gz = z * g[b];                                 \
+                    s1 += gz;                                               \
+                    s2 += gz * z;                                           \
+                }                                                           \
+                fe_store_##SUFFIX(l1, s1);                                  \
+                fe_store_##SUFFIX(l2, s2);                                  \
+                for (int l = 0; l < VL; ++l) {                              \
+                    d1[l] += (double)l1[l];                                 \
+                    d2[l] += (double)l2[l];                                 \
+                }                                                           \
+            }                                                               \
+            for (int l = 0; l < VL && v * VL + l < D; ++l) {                \
+                out[1 + v * VL + l] += d1[l];                               \
+                if (spherical) sph += d2[l];                                \
+                else out[1 + D + v * VL + l] += d2[l];                      \
+            }                                                               \
+        }                                                                   \
+        if (spherical) out[1 + D] += sph;                                   \
+    }                                                                       \
+}
+FE_DEFINE_STATS_DIAG(fe_stats_diag_f, float, fe_vf, vf, fe_sum_f)
+
+/* ---------------------------------------------------------------------------
+ * Fused E-step of 'full' and 'tied' for triangular factors and D <= 16.
+ *
+ * log N(x | k) = const_k - 1/2 sum_d (y_kd - crow_kd)^2 with
+ * y_kd = sum_i xc_i L_k[i, d]; an upper factor (the M-step's, as
+ * scikit-learn's) has L_k[i, d] = 0 for i > d, a lower one (a Cholesky
+ * factor of user-given precisions) for i < d, so y_kd is a sum over i <= d
+ * (resp. i >= d): D(D+1)/2 multiply-adds per component instead of D^2.
+ * Rows go in vector lanes: a block of VL rows of the transposed chunk
+ * (xcT) is loaded once into DD vectors x_i, then for every component the
+ * factor's entries are broadcast against them, the residual squared and
+ * accumulated in registers: no GEMM output is written or read back, and
+ * the GEMM's packing and zero-filling disappear. DD (4, 8 or 16) is D
+ * rounded up, so the loops have constant trip counts and unroll; the padded
+ * entries of x, L and crow are zeros and add exact zeros. Each y_kd sums in
+ * order of i, the squares in order of d.
+ * Lp: n_fac x DD x DD factors (L[i][d], zero-padded); cp: K x DD residual
+ * offsets crow_k = (mu_k - c)^T L_k (zero-padded); lp: K x nb output.
+ * ------------------------------------------------------------------------- */
+#define FE_DEFINE_ESTEP_CHOL(NAME, T, VT, SUFFIX, DD)                        \
+FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
+                        int tied, int lower, const T *restrict Lp,          \
+                        const T *restrict cp, const double *restrict const_k, \
+                        T *restrict lp)                                     \
+{                                                                           \
+    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    T tmp[VL];                                                              \
+    for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
+        const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
+        VT x[DD], y[DD];                                                    \
+        for (int i = 0; i < DD; ++i) {                                      \
+            if (i < D && nv == VL) {                                        \
+                x[i] = fe_load_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
+            } else {                                                        \
+                for (int l = 0; l < VL; ++l)                                \
+                    tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
+                x[i] = fe_load_##SUFFIX(tmp);                               \
+            }                                                               \
+        }                                                                   \
+        if (tied) {                                                         \
+            _Pragma("GCC unroll 16")                                        \
+            for (int d = 0; d < DD; ++d) {                                  \
+                VT s = {0};                                                 \
+                for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)  \
+                    s += x[i] * Lp[i * DD + d];                             \
+                y[d] = s;                                                   \
+            }                                                               \
+        }                                                                   \
+        for (int k = 0; k < K; ++k) {                                       \
+            const T *restrict L = Lp + (tied ? 0 : (ptrdiff_t)k * DD * DD); \
+            const T *restrict c = cp + (ptrdiff_t)k * DD;                   \
+            VT acc = {0};                                                   \
+            if (tied) {                                                     \
+                _Pragma("GCC unroll 16")                                    \
+                for (int d = 0; d < DD; ++d) {                              \
+                    VT t = y[d] - c[d];                                     \
+                    acc += t * t;                                           \
+                }                                                           \
+            } else if (lower) {                                             \
+                _Pragma("GCC unroll 16")                                    \
+                for (int d = 0; d < DD; ++d) {                              \
+                    VT s = {0};                                             \
+                    _Pragma("GCC unroll 16")                                \
+                    for (int i = d; i < DD; ++i) s += x[i] * L[i * DD + d]; \
+                    VT t = s - c[d];                                        \
+                    acc += t * t;                                           \
+                }                                                           \
+            } else {                                                        \
+                _Pragma("GCC unroll 16")                                    \
+                for (int d = 0; d < DD; ++d) {                              \
+                    VT s = {0};                                             \
+                    _Pragma("GCC unroll 16")                                \
+                    for (int i = 0; i <= d; ++i) s += x[i] * L[i * DD + d]; \
+                    VT t = s - c[d];                                        \
+                    acc += t * t;                                           \
+                }                                                           \
+            }                                                               \
+            const VT out = (T)const_k[k] - (T)0.5 * acc;                    \
+            if (nv == VL) {                                                 \
+                fe_store_##SUFFIX(lp + (ptrdiff_t)k * nb + b0, out);        \
+            } else {                                                        \
+                fe_store_##SUFFIX(tmp, out);                                \
+                for (int l = 0; l < nv; ++l) lp[(ptrdiff_t)k * nb + b0 + l] = tmp[l]; \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_d, double, fe_vd, vd, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_d, double, fe_vd, vd, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_d, double, fe_vd, vd, 16)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f, float, fe_vf, vf, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f, float, fe_vf, vf, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f, float, fe_vf, vf, 16)
+
+/* Padded width DD of the fused E-step for D features (0: D > 16, use the
+ * GEMM path). */
+static inline int fe_estep_chol_width(int D)
+{
+    return D <= 4 ? 4 : D <= 8 ? 8 : D <= 16 ? 16 : 0;
+}
+
+#define FE_DEFINE_ESTEP_CHOL_DISPATCH(NAME, T, SFX)                          \
+static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int tied, int lower, \
+                 const T *Lp, const T *cp, const double *const_k, T *lp)    \
+{                                                                           \
+    switch (fe_estep_chol_width(D)) {                                       \
+    case 4: fe_estep_chol4_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
+    case 8: fe_estep_chol8_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
+    default: fe_estep_chol16_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
+    }                                                                       \
+}
+FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_d, double, d)
+FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f, float, f)
 
 #endif
