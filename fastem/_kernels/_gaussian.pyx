@@ -44,7 +44,7 @@ floating-point sum is therefore done in the same order whatever the number
 of threads: 1 and N threads give bit-identical results.
 """
 from cython.parallel cimport prange
-from libc.math cimport log
+from libc.math cimport log, sqrt
 from libc.stdlib cimport calloc, free
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
@@ -52,11 +52,17 @@ from fastem._kernels._openmp cimport omp_get_thread_num
 
 cdef extern from "_gmm_simd.h" nogil:
     int fe_estep_chol_width(int D)
+    void fe_estep_diag_d(const double *xcT, Py_ssize_t nb, int D, int K,
+                         const double *U, const double *V, const double *const_k,
+                         double *lp)
+    void fe_estep_diag_f(const float *xcT, Py_ssize_t nb, int D, int K,
+                         const float *U, const float *V, const double *const_k,
+                         float *lp)
     void fe_estep_chol_d(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
-                         int lower, const double *Lp, const double *cp,
+                         int lower, const double *fused_a, const double *fused_b,
                          const double *const_k, double *lp)
     void fe_estep_chol_f(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
-                         int lower, const float *Lp, const float *cp,
+                         int lower, const float *fused_a, const float *fused_b,
                          const double *const_k, float *lp)
     void fe_lse_cols(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
                      double *lse)
@@ -232,7 +238,7 @@ cdef double _process_chunk(
         const floating *X, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
         const floating *sw, const floating *shift, int cov_type, int mode,
         const floating *A, const floating *crow, const double *const_k,
-        const floating *centres, const floating *Lp, const floating *cp,
+        const floating *centres, const floating *fused_a, const floating *fused_b,
         const double *resp_in, const int *labels_in, int tri,
         bint do_stats, bint accumulate, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
@@ -249,6 +255,8 @@ cdef double _process_chunk(
     'diag' and 'spherical' are then taken about each component's reference
     ``centres[k]`` (see _gmm_simd.h), those of 'tied' and of the other modes
     about the global shift, by one float64 GEMM of quadratic features.
+    ``fused_a`` / ``fused_b``: packed operands of the fused E-step kernels
+    (D <= 16), or NULL for the GEMM / transposed-loop path.
 
     Workspaces: ``fws`` (floating) holds xc^T (D x nb), the E-step GEMM
     output Y^T (W x nb), nb scratch, lp (K x nb), three nb rows, the padded
@@ -292,7 +300,10 @@ cdef double _process_chunk(
     else:
         W = 0
     G = Y + nb * W  # nb scratch
-    lpf = G + nb
+    if floating is double:
+        lpf = lpT  # float64 responsibilities feed the statistics GEMM in place
+    else:
+        lpf = G + nb
     lse_f = lpf + nb * K
     m_f = lse_f + nb
     s_f = m_f + nb
@@ -317,14 +328,14 @@ cdef double _process_chunk(
 
     if mode == RESP_ESTEP:
         # 2. log w_k + log N(x | k) into lpf (K x nb), data precision
-        if (cov_type == COV_FULL or cov_type == COV_TIED) and Lp != NULL:
+        if (cov_type == COV_FULL or cov_type == COV_TIED) and fused_a != NULL:
             # triangular factors, D <= 16: fused, in registers (_gmm_simd.h)
             if floating is double:
                 fe_estep_chol_d(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                                tri == TRI_LOWER, Lp, cp, const_k, lpf)
+                                tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
             else:
                 fe_estep_chol_f(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                                tri == TRI_LOWER, Lp, cp, const_k, lpf)
+                                tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
         elif cov_type == COV_FULL or cov_type == COV_TIED:
             # YT (W x nb) = A^T @ xcT: all K factors in one GEMM per band of
             # columns d (full) -- see _estep_gemm for the triangular bands
@@ -335,6 +346,12 @@ cdef double _process_chunk(
             else:
                 fe_logprob_chol_f(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
                                   crow, const_k, G, lpf)
+        elif fused_a != NULL:
+            # diag / spherical, D <= 16: fused, in registers (_gmm_simd.h)
+            if floating is double:
+                fe_estep_diag_d(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k, lpf)
+            else:
+                fe_estep_diag_f(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k, lpf)
         else:
             # diag / spherical: direct, A = shifted means (K x D), crow = p^2
             if floating is double:
@@ -401,9 +418,7 @@ cdef double _process_chunk(
                 fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, dws, slot,
                                 accumulate)
                 return ll
-            # float64 tied: the GEMM below
-            for e in range(nb * K):
-                lpT[e] = lpf[e]
+            # float64: the GEMM below, on lpT (= lpf)
     elif mode == RESP_GIVEN:
         for k in range(K):
             r = lpT + k * nb
@@ -432,7 +447,7 @@ cdef double _process_partition(
         const floating *X, Py_ssize_t D, Py_ssize_t K,
         const floating *sw, const floating *shift, int cov_type, int mode,
         const floating *A, const floating *crow, const double *const_k,
-        const floating *centres, const floating *Lp, const floating *cp,
+        const floating *centres, const floating *fused_a, const floating *fused_b,
         const double *resp_in, const int *labels_in, int tri,
         bint do_stats, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
@@ -446,7 +461,7 @@ cdef double _process_partition(
         ll += _process_chunk(
             X + r0 * D, nb, D, K,
             NULL if sw == NULL else sw + r0,
-            shift, cov_type, mode, A, crow, const_k, centres, Lp, cp,
+            shift, cov_type, mode, A, crow, const_k, centres, fused_a, fused_b,
             NULL if resp_in == NULL else resp_in + r0 * K,
             NULL if labels_in == NULL else labels_in + r0, tri,
             do_stats, ci > c0, slot, P, fws, dws,
@@ -577,27 +592,47 @@ def em_pass(const floating[:, ::1] X,
     if out_labels.shape[0] > 0:
         lab_out_p = &out_labels[0]
 
-    # triangular factors and D <= 16: the fused E-step takes them repacked
-    # as n_fac x DD x DD factors and K x DD offsets, zero-padded
+    # operands of the fused E-steps (D <= 16, see _gmm_simd.h), zero-padded
+    # to DD columns: full / tied with triangular factors: fused_a = the
+    # n_fac x DD x DD factors, fused_b = the K x DD offsets crow_k
     cdef int DD = fe_estep_chol_width(<int>D)
     cdef Py_ssize_t n_fac = K if cov_type == COV_FULL else 1
     cdef Py_ssize_t W = K * D if cov_type == COV_FULL else D
     cdef Py_ssize_t i, d, k
-    cdef floating *Lp = NULL
-    cdef floating *cp = NULL
+    cdef floating prec
+    cdef floating *fused_a = NULL
+    cdef floating *fused_b = NULL
     if (mode == RESP_ESTEP and (cov_type == COV_FULL or cov_type == COV_TIED)
             and tri != TRI_GENERAL and DD > 0):
-        Lp = <floating *>calloc(n_fac * DD * DD + K * DD, sizeof(floating))
-        if Lp == NULL:
+        fused_a = <floating *>calloc(n_fac * DD * DD + K * DD, sizeof(floating))
+        if fused_a == NULL:
             raise MemoryError()
-        cp = Lp + n_fac * DD * DD
+        fused_b = fused_a + n_fac * DD * DD
         for k in range(n_fac):
             for i in range(D):
                 for d in range(D):
-                    Lp[(k * DD + i) * DD + d] = A[i, d * n_fac + k]
+                    fused_a[(k * DD + i) * DD + d] = A[i, d * n_fac + k]
         for k in range(K):
             for d in range(D):
-                cp[k * DD + d] = crow[d * K + k]
+                fused_b[k * DD + d] = crow[d * K + k]
+    elif (mode == RESP_ESTEP and (cov_type == COV_DIAG or cov_type == COV_SPHERICAL)
+            and DD > 0):
+        # diag / spherical: fused_a, fused_b = U, V of fe_estep_diag (K x DD):
+        # float64 sqrt(p), (mu - c) sqrt(p); float32 mu - c, p (spherical:
+        # p_k repeated over d)
+        fused_a = <floating *>calloc(2 * K * DD, sizeof(floating))
+        if fused_a == NULL:
+            raise MemoryError()
+        fused_b = fused_a + K * DD
+        for k in range(K):
+            for d in range(D):
+                prec = crow[k * D + d] if cov_type == COV_DIAG else crow[k]
+                if floating is double:
+                    fused_a[k * DD + d] = sqrt(prec)
+                    fused_b[k * DD + d] = A[k, d] * sqrt(prec)
+                else:
+                    fused_a[k * DD + d] = A[k, d]
+                    fused_b[k * DD + d] = prec
 
     # fixed partition of the chunks (independent of the thread count):
     # partition p owns chunks [p * n_chunks // npart, (p+1) * n_chunks // npart)
@@ -609,7 +644,7 @@ def em_pass(const floating[:, ::1] X,
             slot_ll_p[p] = _process_partition(
                 p * n_chunks // npart, (p + 1) * n_chunks // npart, B, N,
                 X_p, D, K, sw_p, shift_p, cov_type, mode, A_p, crow_p, const_p,
-                centres_p, Lp, cp, resp_p, lab_p, tri, do_stats, slots_p + p * KP, P,
+                centres_p, fused_a, fused_b, resp_p, lab_p, tri, do_stats, slots_p + p * KP, P,
                 fws_p + tid * fstride, dws_p + tid * dstride,
                 lpn_p, resp_out_p, lab_out_p)
         # deterministic reduction: partitions added in partition order
@@ -621,7 +656,7 @@ def em_pass(const floating[:, ::1] X,
             for p in range(npart):
                 for e in range(KP):
                     stats_p[e] += slots_p[p * KP + e]
-    free(Lp)
+    free(fused_a)
     return ll_total
 
 

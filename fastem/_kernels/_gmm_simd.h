@@ -679,15 +679,26 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
             for (int l = 0; l < VL; ++l) d1[l] = d2[l] = 0.0;               \
             for (ptrdiff_t b0 = 0; b0 < nb; b0 += SB) {                     \
                 const ptrdiff_t b1 = b0 + SB < nb ? b0 + SB : nb;           \
-                VT s1 = {0}, s2 = {0};                                      \
-                for (ptrdiff_t b = b0; b < b1; ++b) {                       \
+                /* four rows at a time into four accumulator pairs (rows   \
+                 * b = r mod 4), added in order: independent chains */      \
+                VT s1[4] = {{0}}, s2[4] = {{0}};                            \
+                ptrdiff_t b = b0;                                           \
+                for (; b + 4 <= b1; b += 4) {                               \
+                    for (int r = 0; r < 4; ++r) {                           \
+                        const VT z = fe_load_##SUFFIX(xp + (b + r) * Dp + v * VL) - m; \
+                        const VT gz = z * g[b + r];                         \
+                        s1[r] += gz;                                        \
+                        s2[r] += gz * z;                                    \
+                    }                                                       \
+                }                                                           \
+                for (; b < b1; ++b) {                                       \
                     const VT z = fe_load_##SUFFIX(xp + b * Dp + v * VL) - m; \
                     const VT gz = z * g[b];                                 \
-                    s1 += gz;                                               \
-                    s2 += gz * z;                                           \
+                    s1[0] += gz;                                            \
+                    s2[0] += gz * z;                                        \
                 }                                                           \
-                fe_store_##SUFFIX(l1, s1);                                  \
-                fe_store_##SUFFIX(l2, s2);                                  \
+                fe_store_##SUFFIX(l1, (s1[0] + s1[1]) + (s1[2] + s1[3]));   \
+                fe_store_##SUFFIX(l2, (s2[0] + s2[1]) + (s2[2] + s2[3]));   \
                 for (int l = 0; l < VL; ++l) {                              \
                     d1[l] += (double)l1[l];                                 \
                     d2[l] += (double)l2[l];                                 \
@@ -817,5 +828,81 @@ static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int tied, int lower, 
 }
 FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_d, double, d)
 FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f, float, f)
+
+/* ---------------------------------------------------------------------------
+ * Fused E-step of 'diag' and 'spherical' for D <= 16: a block of VL rows of
+ * xcT is loaded once into DD vectors x_d and, for every component,
+ *   q = sum_d t_d^2 (float64)  with t_d = x_d u_kd - v_kd, u = sqrt(p),
+ *                              v = (mu - c) sqrt(p): one fused multiply-
+ *                              subtract and one multiply-add per term;
+ *   q = sum_d (x_d - u_kd)^2 v_kd (float32) with u = mu - c, v = p: the
+ *                              difference is taken first, so that float32
+ *                              keeps its digits for points far from c;
+ * accumulates in registers, and lp = const_k - q / 2 is stored. U, V:
+ * K x DD, zero-padded (padded terms are exact zeros). Sums run over d in
+ * order.
+ * ------------------------------------------------------------------------- */
+#define FE_DEFINE_ESTEP_DIAG(NAME, T, VT, SUFFIX, DD, FMAFORM)               \
+FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
+                        const T *restrict U, const T *restrict V,           \
+                        const double *restrict const_k, T *restrict lp)     \
+{                                                                           \
+    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    T tmp[VL];                                                              \
+    for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
+        const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
+        VT x[DD];                                                           \
+        for (int i = 0; i < DD; ++i) {                                      \
+            if (i < D && nv == VL) {                                        \
+                x[i] = fe_load_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
+            } else {                                                        \
+                for (int l = 0; l < VL; ++l)                                \
+                    tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
+                x[i] = fe_load_##SUFFIX(tmp);                               \
+            }                                                               \
+        }                                                                   \
+        for (int k = 0; k < K; ++k) {                                       \
+            const T *restrict u = U + (ptrdiff_t)k * DD;                    \
+            const T *restrict v = V + (ptrdiff_t)k * DD;                    \
+            VT acc = {0};                                                   \
+            _Pragma("GCC unroll 16")                                        \
+            for (int d = 0; d < DD; ++d) {                                  \
+                if (FMAFORM) {                                              \
+                    const VT t = x[d] * u[d] - v[d];                        \
+                    acc += t * t;                                           \
+                } else {                                                    \
+                    const VT t = x[d] - u[d];                               \
+                    acc += (t * t) * v[d];                                  \
+                }                                                           \
+            }                                                               \
+            const VT out = (T)const_k[k] - (T)0.5 * acc;                    \
+            if (nv == VL) {                                                 \
+                fe_store_##SUFFIX(lp + (ptrdiff_t)k * nb + b0, out);        \
+            } else {                                                        \
+                fe_store_##SUFFIX(tmp, out);                                \
+                for (int l = 0; l < nv; ++l) lp[(ptrdiff_t)k * nb + b0 + l] = tmp[l]; \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_d, double, fe_vd, vd, 4, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_d, double, fe_vd, vd, 8, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_d, double, fe_vd, vd, 16, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f, float, fe_vf, vf, 4, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f, float, fe_vf, vf, 8, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f, float, fe_vf, vf, 16, 0)
+
+#define FE_DEFINE_ESTEP_DIAG_DISPATCH(NAME, T, SFX)                          \
+static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, const T *U,       \
+                 const T *V, const double *const_k, T *lp)                  \
+{                                                                           \
+    switch (fe_estep_chol_width(D)) {                                       \
+    case 4: fe_estep_diag4_##SFX(xcT, nb, D, K, U, V, const_k, lp); break;  \
+    case 8: fe_estep_diag8_##SFX(xcT, nb, D, K, U, V, const_k, lp); break;  \
+    default: fe_estep_diag16_##SFX(xcT, nb, D, K, U, V, const_k, lp); break; \
+    }                                                                       \
+}
+FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_d, double, d)
+FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_f, float, f)
 
 #endif
