@@ -51,6 +51,8 @@ from fastem._kernels._blas cimport floating, gemm_rowmajor
 from fastem._kernels._openmp cimport omp_get_thread_num
 
 cdef extern from "_gmm_simd.h" nogil:
+    double fe_wsum_d(const double *v, const double *w, Py_ssize_t nb)
+    double fe_wsum_f(const float *v, const float *w, Py_ssize_t nb)
     int fe_estep_chol_width(int D)
     void fe_estep_diag_d(const double *xcT, Py_ssize_t nb, int D, int K,
                          const double *U, const double *V, const double *const_k,
@@ -370,12 +372,10 @@ cdef double _process_chunk(
             if out_labels != NULL:
                 fe_argmax_cols_f(lpf, nb, <int>K, m_f, out_labels)
             fe_lse_cols_f(lpf, nb, <int>K, m_f, s_f, lse_f)
-        if sw == NULL:
-            for b in range(nb):
-                ll += <double>lse_f[b]
+        if floating is double:
+            ll = fe_wsum_d(lse_f, sw, nb)
         else:
-            for b in range(nb):
-                ll += <double>sw[b] * <double>lse_f[b]
+            ll = fe_wsum_f(lse_f, sw, nb)
         if out_lpn != NULL:
             for b in range(nb):
                 out_lpn[b] = lse_f[b]

@@ -116,6 +116,80 @@ FE_INLINE float fe_expf_neg(float x)
     return x < -87.0f ? 0.0f : res;
 }
 
+/* log(s) for 1 <= s < 2^1023 (a row's sum of exponentials, whose largest
+ * term is e^0 = 1), branch-free and vectorisable: s = 2^e f with f in
+ * [sqrt(1/2), sqrt(2)) and log f = 2 atanh(u) = 2 (u + u^3/3 + u^5/5 + ...),
+ * u = (f - 1) / (f + 1), |u| <= 0.1716: the series to u^21 (float32: u^11)
+ * is below the format's rounding; ln 2 split high/low as in fe_exp_neg. */
+FE_INLINE double fe_log_ge1(double s)
+{
+    uint64_t bits;
+    memcpy(&bits, &s, sizeof bits);
+    double e = (double)(int64_t)((bits >> 52) - 1023u);
+    uint64_t mb = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    double f;
+    memcpy(&f, &mb, sizeof f);
+    const double big = f > 1.4142135623730951 ? 1.0 : 0.0;
+    f *= 1.0 - 0.5 * big;
+    e += big;
+    const double u = (f - 1.0) / (f + 1.0), u2 = u * u;
+    double p = 1.0 / 21.0;
+    p = p * u2 + 1.0 / 19.0;
+    p = p * u2 + 1.0 / 17.0;
+    p = p * u2 + 1.0 / 15.0;
+    p = p * u2 + 1.0 / 13.0;
+    p = p * u2 + 1.0 / 11.0;
+    p = p * u2 + 1.0 / 9.0;
+    p = p * u2 + 1.0 / 7.0;
+    p = p * u2 + 1.0 / 5.0;
+    p = p * u2 + 1.0 / 3.0;
+    p = p * u2 + 1.0;
+    return e * 6.93147180369123816490e-01 + (2.0 * u * p + e * 1.90821492927058770002e-10);
+}
+FE_INLINE float fe_logf_ge1(float s)
+{
+    uint32_t bits;
+    memcpy(&bits, &s, sizeof bits);
+    float e = (float)(int32_t)((bits >> 23) - 127u);
+    uint32_t mb = (bits & 0x007FFFFFu) | 0x3F800000u;
+    float f;
+    memcpy(&f, &mb, sizeof f);
+    const float big = f > 1.41421356f ? 1.0f : 0.0f;
+    f *= 1.0f - 0.5f * big;
+    e += big;
+    const float u = (f - 1.0f) / (f + 1.0f), u2 = u * u;
+    float p = 1.0f / 11.0f;
+    p = p * u2 + 1.0f / 9.0f;
+    p = p * u2 + 1.0f / 7.0f;
+    p = p * u2 + 1.0f / 5.0f;
+    p = p * u2 + 1.0f / 3.0f;
+    p = p * u2 + 1.0f;
+    return e * 0.693359375f + (2.0f * u * p + e * -2.12194440e-4f);
+}
+
+/* sum_b w_b v_b (w: NULL for unit weights) in float64, in 8 lanes (lane l
+ * takes rows b = l mod 8 in order), lanes added in order, then the tail. */
+#define FE_DEFINE_WSUM(NAME, T)                                              \
+FE_HOT static double NAME(const T *restrict v, const T *restrict w, ptrdiff_t nb) \
+{                                                                           \
+    double lanes[8] = {0};                                                  \
+    ptrdiff_t b = 0;                                                        \
+    if (w == NULL) {                                                        \
+        for (; b + 8 <= nb; b += 8)                                         \
+            for (int l = 0; l < 8; ++l) lanes[l] += (double)v[b + l];       \
+    } else {                                                                \
+        for (; b + 8 <= nb; b += 8)                                         \
+            for (int l = 0; l < 8; ++l)                                     \
+                lanes[l] += (double)w[b + l] * (double)v[b + l];            \
+    }                                                                       \
+    double s = 0.0;                                                         \
+    for (int l = 0; l < 8; ++l) s += lanes[l];                              \
+    for (; b < nb; ++b) s += (w == NULL ? 1.0 : (double)w[b]) * (double)v[b]; \
+    return s;                                                               \
+}
+FE_DEFINE_WSUM(fe_wsum_d, double)
+FE_DEFINE_WSUM(fe_wsum_f, float)
+
 /* The chunk's log-densities are held component-major: lpT[k * nb + b] for
  * row b, so that every per-row operation below is a loop over rows with
  * independent vector lanes, while each row's own arithmetic (max, sum over
@@ -158,8 +232,8 @@ FE_HOT static void NAME(T *restrict lpT, ptrdiff_t nb, int K,               \
  * out (as scipy.special.logsumexp). m and s are nb-long scratch. float32
  * data get a float32 log-sum-exp (twice the SIMD lanes; the result is then
  * as accurate as the float32 log-densities it starts from). */
-FE_DEFINE_LSE_COLS(fe_lse_cols, double, fe_exp_neg, log)
-FE_DEFINE_LSE_COLS(fe_lse_cols_f, float, fe_expf_neg, logf)
+FE_DEFINE_LSE_COLS(fe_lse_cols, double, fe_exp_neg, fe_log_ge1)
+FE_DEFINE_LSE_COLS(fe_lse_cols_f, float, fe_expf_neg, fe_logf_ge1)
 
 /* labels[b] = argmax_k lpT[k, b] (first maximum, as numpy.argmax). */
 #define FE_DEFINE_ARGMAX_COLS(NAME, T)                                       \
