@@ -29,6 +29,7 @@ from fastem._mixture_mstep import (
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from fastem._parallel import blas_single_threaded
 from fastem._validation import (
     check_array,
     check_int,
@@ -44,20 +45,6 @@ INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 # rows of random responsibilities generated at a time for init_params='random'
 _RANDOM_INIT_BLOCK = 65536
-
-_controller = None
-
-
-def _blas_single_thread():
-    """Context manager limiting BLAS to one thread (kernels call BLAS inside
-    their own parallel region). The controller is created once."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
-
 
 def _factor_triangle(A, n_features):
     """TRI_UPPER / TRI_LOWER if every stacked factor of A is triangular.
@@ -420,7 +407,7 @@ class GaussianMixture(BaseEstimator):
         n_init = self.n_init if do_init else 1
         rng = check_random_state(self.random_state)
 
-        with _blas_single_thread():
+        with blas_single_threaded():
             eng = _Engine(cov_type, K, n_features, dtype, n_threads)
             # weighted data mean: the fixed shift of every pass, computed with
             # shift 0 (one pass, float64 sums)
@@ -614,7 +601,7 @@ class GaussianMixture(BaseEstimator):
         out_lpn = np.empty(n_samples, dtype=dtype) if lpn else None
         out_resp = np.empty((n_samples, self.n_components), dtype=dtype) if resp else None
         out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
-        with _blas_single_thread():
+        with blas_single_threaded():
             eng = _Engine(self.covariance_type, self.n_components, X.shape[1], dtype,
                           n_threads)
             # shift: the fitted means' centre (the density does not depend on it;
