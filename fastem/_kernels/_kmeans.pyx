@@ -40,6 +40,12 @@ cdef extern from "_simd.h" nogil:
                                       Py_ssize_t k, float *best, float *second)
     Py_ssize_t fastem_row_argmin2_f64(const double *dist, const double *csq,
                                       Py_ssize_t k, double *best, double *second)
+    void fastem_kpp_sqdists_f32(const float *x, const float *c, Py_ssize_t nc,
+                                Py_ssize_t d, float *out)
+    void fastem_kpp_sqdists_f64(const double *x, const double *c, Py_ssize_t nc,
+                                Py_ssize_t d, double *out)
+    float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
+    double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
 
 
 
@@ -50,6 +56,24 @@ cdef inline double _sqdist(const floating *a, const floating *b,
         return fastem_sqdist_f32(a, b, n)
     else:
         return fastem_sqdist_f64(a, b, n)
+
+
+cdef inline double _kpp_sqdist(const floating *x, const floating *c,
+                               Py_ssize_t d) noexcept nogil:
+    """||x - c||^2 as the k-means++ passes compute it (see fastem_kpp_sqdists)."""
+    if floating is float:
+        return fastem_kpp_sqdist_f32(x, c, d)
+    else:
+        return fastem_kpp_sqdist_f64(x, c, d)
+
+
+cdef inline void _kpp_sqdists(const floating *x, const floating *c, Py_ssize_t nc,
+                              Py_ssize_t d, floating *out) noexcept nogil:
+    """out[l] = ||x - c_l||^2 for nc rows c_l, each bit-equal to _kpp_sqdist."""
+    if floating is float:
+        fastem_kpp_sqdists_f32(x, c, nc, d, out)
+    else:
+        fastem_kpp_sqdists_f64(x, c, nc, d, out)
 
 
 cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -651,10 +675,10 @@ cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef double dist, pot = 0.0
     for i in range(nb):
         if index == 0:
-            closest[i] = _to_float32(_sqdist(x + i * d, centre, d))
+            closest[i] = _to_float32(_kpp_sqdist(x + i * d, centre, d))
             nearest[i] = 0
         elif improves[i] & bit:
-            dist = _to_float32(_sqdist(x + i * d, centre, d))
+            dist = _to_float32(_kpp_sqdist(x + i * d, centre, d))
             if dist < closest[i]:
                 closest[i] = <float>dist
                 nearest[i] = <centre_index>index
@@ -695,8 +719,9 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
     cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
     cdef double *qmin = <double *>malloc(n_centres * sizeof(double))
-    if slots == NULL or todo == NULL or qmin == NULL:
-        free(slots); free(todo); free(qmin)
+    cdef floating *dist = <floating *>malloc(n_threads * L * sizeof(floating))
+    if slots == NULL or todo == NULL or qmin == NULL or dist == NULL:
+        free(slots); free(todo); free(qmin); free(dist)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         for a in range(n_centres):
@@ -710,48 +735,56 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             start = c * nbmax
             _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
                                   swp + start if swp != NULL else NULL,
-                                  &candidates[0, 0], L, &quarter_sqdist[0, 0],
+                                  &candidates[0, 0], L,
                                   qmin, &closest[start],
                                   &nearest[start], &improves[start],
-                                  todo + tid * nbmax, slots + c * L)
+                                  todo + tid * nbmax, dist + tid * L,
+                                  slots + c * L)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
             for l in range(L):
                 potentials[l] += slots[c * L + l]
-    free(slots); free(todo); free(qmin)
+    free(slots); free(todo); free(qmin); free(dist)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const floating *sw, const floating *cand,
-                                Py_ssize_t L, const double *qd, const double *qmin,
+                                Py_ssize_t L, const double *qmin,
                                 const float *closest,
                                 const centre_index *nearest,
                                 uint16_t *improves,
-                                int32_t *todo, double *pot) noexcept nogil:
+                                int32_t *todo, floating *dist,
+                                double *pot) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
 
     First every row is tested against the pruning bounds (this reads only
-    closest and nearest): ``qmin[a]`` is the smallest bound ``qd[a, l]`` of
-    centre a over the candidates, so one comparison tells whether any
-    candidate could beat a. Fully pruned rows contribute closest_i to every
-    potential. The other rows are then visited with their data prefetched a
-    few rows ahead (after pruning they no longer form the sequential stream
-    the hardware prefetcher follows), and only the candidates that their own
-    bound does not rule out are measured.
+    closest and nearest, without branches): ``qmin[a]`` is the smallest bound
+    ||c_a - q_l||^2 / 4 of centre a over the candidates, so one comparison
+    tells whether any candidate could beat a. Fully pruned rows contribute
+    closest_i to every potential. The other rows are then visited with their
+    data prefetched a few rows ahead (after pruning they no longer form the
+    sequential stream the hardware prefetcher follows), and their distances
+    to all L candidates are measured in one sweep over the row
+    (``_kpp_sqdists``): on typical data a row that one candidate may beat is
+    not ruled out for most of the others either, and measuring them all
+    together shares the loads of x and the final reductions, with no
+    unpredictable branch per candidate. min(closest_i, ||x_i - q_l||^2) does
+    not depend on whether a valid bound would have skipped the measurement,
+    so the potentials are the same as with per-candidate pruning.
     """
     cdef Py_ssize_t i, l, t, n_todo = 0
-    cdef double w, cur, v, bound, pruned = 0.0
-    cdef const double *qrow
+    cdef double w, cur, v, pruned = 0.0
     cdef uint16_t mask
+    cdef bint keep
     for i in range(nb):
         cur = closest[i]
         improves[i] = 0
-        if qmin[nearest[i]] < cur * PRUNE_MARGIN:
-            todo[n_todo] = <int32_t>i
-            n_todo += 1
-        else:
-            pruned += (sw[i] if sw != NULL else 1.0) * cur
+        keep = qmin[nearest[i]] < cur * PRUNE_MARGIN
+        # branch-free: always write, advance only for kept rows
+        todo[n_todo] = <int32_t>i
+        n_todo += keep
+        pruned += 0.0 if keep else (sw[i] if sw != NULL else 1.0) * cur
     for l in range(L):
         pot[l] = pruned
     for t in range(n_todo):
@@ -760,17 +793,13 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         i = todo[t]
         w = sw[i] if sw != NULL else 1.0
         cur = closest[i]
-        bound = cur * PRUNE_MARGIN
-        qrow = qd + nearest[i] * L
-        # only the candidates that the bound cannot rule out are measured
+        _kpp_sqdists(x + i * d, cand, L, d, dist)
         mask = 0
         for l in range(L):
-            v = cur
-            if qrow[l] < bound:
-                v = _sqdist(x + i * d, cand + l * d, d)
-                if v < cur:
-                    mask |= _cand_bit(l)
-                else:
-                    v = cur
+            v = dist[l]
+            if v < cur:
+                mask |= _cand_bit(l)
+            else:
+                v = cur
             pot[l] += w * v
         improves[i] = mask

@@ -60,6 +60,193 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
     return s;
 }
 
+/* Squared distances from one row x to each of nc rows c_0..c_{nc-1} (stored
+ * one after another, d values each), for the k-means++ seeding: out[l] =
+ * sum_j (x_j - c_lj)^2 in float32 for float32 data.
+ *
+ * With AVX2 + FMA (the x86-64-v3 build), each block of 8 (float) or 4
+ * (double) coordinates of x is loaded once and used for up to 8 / 4
+ * candidates, each with its own vector accumulator (acc_l = fma(diff, diff,
+ * acc_l), blocks in order; the ragged end of a row is a masked load, whose
+ * zero lanes add exactly 0). The accumulators are reduced together by a
+ * transposing hadd tree, which adds the lanes of every candidate in the same
+ * fixed order, ((0+1)+(2+3))+((4+5)+(6+7)), whatever its slot or nc: a
+ * distance does not depend on which other candidates were measured with it,
+ * so fastem_kpp_sqdist (nc = 1) gives the very same value. Elsewhere both
+ * are the plain fastem_sqdist_*. */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+static inline __m256i fastem_tail_mask8(Py_ssize_t r)
+{
+    /* lanes 0..r-1 set, 0 <= r < 8 */
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __m256i fastem_tail_mask4(Py_ssize_t r)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r),
+                              _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+#define FASTEM_SQD_BLOCK_F32(L, XV, CV)                                        \
+    do {                                                                      \
+        __m256 df_ = _mm256_sub_ps(XV, CV);                                   \
+        acc[L] = _mm256_fmadd_ps(df_, df_, acc[L]);                           \
+    } while (0)
+
+/* nc in 1..8, a compile-time constant at every call site below so that the
+ * candidate loops unroll and acc[] stays in registers */
+static inline __attribute__((always_inline)) void
+fastem_sqdist8_f32(const float *x, const float *c, Py_ssize_t d, int nc, float *out)
+{
+    __m256 acc[8];
+    Py_ssize_t j = 0, r = d & 7;
+    int l;
+    for (l = 0; l < 8; l++)
+        acc[l] = _mm256_setzero_ps();
+    for (; j + 8 <= d; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        for (l = 0; l < nc; l++)
+            FASTEM_SQD_BLOCK_F32(l, xv, _mm256_loadu_ps(c + l * d + j));
+    }
+    if (r) {
+        __m256i tm = fastem_tail_mask8(r);
+        __m256 xv = _mm256_maskload_ps(x + j, tm);
+        for (l = 0; l < nc; l++)
+            FASTEM_SQD_BLOCK_F32(l, xv, _mm256_maskload_ps(c + l * d + j, tm));
+    }
+    __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]);
+    __m256 t1 = _mm256_hadd_ps(acc[2], acc[3]);
+    __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]);
+    __m256 t3 = _mm256_hadd_ps(acc[6], acc[7]);
+    t0 = _mm256_hadd_ps(t0, t1);
+    t2 = _mm256_hadd_ps(t2, t3);
+    __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20),
+                               _mm256_permute2f128_ps(t0, t2, 0x31));
+    if (nc == 8) {
+        _mm256_storeu_ps(out, sum);
+    } else {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, sum);
+        for (l = 0; l < nc; l++)
+            out[l] = tmp[l];
+    }
+}
+
+#define FASTEM_SQD_BLOCK_F64(L, XV, CV)                                        \
+    do {                                                                      \
+        __m256d df_ = _mm256_sub_pd(XV, CV);                                  \
+        acc[L] = _mm256_fmadd_pd(df_, df_, acc[L]);                           \
+    } while (0)
+
+/* nc in 1..4, a compile-time constant at every call site */
+static inline __attribute__((always_inline)) void
+fastem_sqdist4_f64(const double *x, const double *c, Py_ssize_t d, int nc, double *out)
+{
+    __m256d acc[4];
+    Py_ssize_t j = 0, r = d & 3;
+    int l;
+    for (l = 0; l < 4; l++)
+        acc[l] = _mm256_setzero_pd();
+    for (; j + 4 <= d; j += 4) {
+        __m256d xv = _mm256_loadu_pd(x + j);
+        for (l = 0; l < nc; l++)
+            FASTEM_SQD_BLOCK_F64(l, xv, _mm256_loadu_pd(c + l * d + j));
+    }
+    if (r) {
+        __m256i tm = fastem_tail_mask4(r);
+        __m256d xv = _mm256_maskload_pd(x + j, tm);
+        for (l = 0; l < nc; l++)
+            FASTEM_SQD_BLOCK_F64(l, xv, _mm256_maskload_pd(c + l * d + j, tm));
+    }
+    /* [a0_01, a1_01 | a0_23, a1_23] and [a2_01, a3_01 | a2_23, a3_23] */
+    __m256d t0 = _mm256_hadd_pd(acc[0], acc[1]);
+    __m256d t1 = _mm256_hadd_pd(acc[2], acc[3]);
+    __m256d sum = _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20),
+                                _mm256_permute2f128_pd(t0, t1, 0x31));
+    if (nc == 4) {
+        _mm256_storeu_pd(out, sum);
+    } else {
+        double tmp[4];
+        _mm256_storeu_pd(tmp, sum);
+        for (l = 0; l < nc; l++)
+            out[l] = tmp[l];
+    }
+}
+
+static inline void fastem_kpp_sqdists_f32(const float *x, const float *c,
+                                          Py_ssize_t nc, Py_ssize_t d, float *out)
+{
+    for (; nc >= 8; nc -= 8, c += 8 * d, out += 8)
+        fastem_sqdist8_f32(x, c, d, 8, out);
+    switch (nc) {
+    case 1: fastem_sqdist8_f32(x, c, d, 1, out); break;
+    case 2: fastem_sqdist8_f32(x, c, d, 2, out); break;
+    case 3: fastem_sqdist8_f32(x, c, d, 3, out); break;
+    case 4: fastem_sqdist8_f32(x, c, d, 4, out); break;
+    case 5: fastem_sqdist8_f32(x, c, d, 5, out); break;
+    case 6: fastem_sqdist8_f32(x, c, d, 6, out); break;
+    case 7: fastem_sqdist8_f32(x, c, d, 7, out); break;
+    default: break;
+    }
+}
+
+static inline void fastem_kpp_sqdists_f64(const double *x, const double *c,
+                                          Py_ssize_t nc, Py_ssize_t d, double *out)
+{
+    for (; nc >= 4; nc -= 4, c += 4 * d, out += 4)
+        fastem_sqdist4_f64(x, c, d, 4, out);
+    switch (nc) {
+    case 1: fastem_sqdist4_f64(x, c, d, 1, out); break;
+    case 2: fastem_sqdist4_f64(x, c, d, 2, out); break;
+    case 3: fastem_sqdist4_f64(x, c, d, 3, out); break;
+    default: break;
+    }
+}
+
+static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
+{
+    float out;
+    fastem_sqdist8_f32(x, c, d, 1, &out);
+    return out;
+}
+
+static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
+{
+    double out;
+    fastem_sqdist4_f64(x, c, d, 1, &out);
+    return out;
+}
+#else
+static inline void fastem_kpp_sqdists_f32(const float *x, const float *c,
+                                          Py_ssize_t nc, Py_ssize_t d, float *out)
+{
+    Py_ssize_t l;
+    for (l = 0; l < nc; l++)
+        out[l] = fastem_sqdist_f32(x, c + l * d, d);
+}
+
+static inline void fastem_kpp_sqdists_f64(const double *x, const double *c,
+                                          Py_ssize_t nc, Py_ssize_t d, double *out)
+{
+    Py_ssize_t l;
+    for (l = 0; l < nc; l++)
+        out[l] = fastem_sqdist_f64(x, c + l * d, d);
+}
+
+static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
+{
+    return fastem_sqdist_f32(x, c, d);
+}
+
+static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
+{
+    return fastem_sqdist_f64(x, c, d);
+}
+#endif
+
 /* Index of the smallest dist[j] + csq[j] over one row (first one on ties,
  * as a plain scan with a strict '<' would give); *best receives the value.
  * With AVX2 (the x86-64-v3 build): a vector min, then a vector search for
