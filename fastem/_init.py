@@ -111,7 +111,8 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
         candidates = _draw_rows(targets, chunk_cum, closest, sample_weight, rows)
         cand = X[candidates]
         _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(chosen[:c], cand),
-                                    closest, nearest, improves, potentials,
+                                    closest, nearest, improves, chunk_pot,
+                                    potentials,
                                     rows, n_threads)
         pick = int(np.argmin(potentials))
         best = candidates[pick]

@@ -40,10 +40,14 @@ cdef extern from "_simd.h" nogil:
                                       Py_ssize_t k, float *best, float *second)
     Py_ssize_t fastem_row_argmin2_f64(const double *dist, const double *csq,
                                       Py_ssize_t k, double *best, double *second)
-    void fastem_kpp_sqdists_f32(const float *x, const float *c, Py_ssize_t nc,
-                                Py_ssize_t d, float *out)
-    void fastem_kpp_sqdists_f64(const double *x, const double *c, Py_ssize_t nc,
-                                Py_ssize_t d, double *out)
+    void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest,
+                             const float *sw, const float *cand, Py_ssize_t L,
+                             uint16_t *improves, double *gain)
+    void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest,
+                             const double *sw, const double *cand, Py_ssize_t L,
+                             uint16_t *improves, double *gain)
     float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
     double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
 
@@ -60,20 +64,11 @@ cdef inline double _sqdist(const floating *a, const floating *b,
 
 cdef inline double _kpp_sqdist(const floating *x, const floating *c,
                                Py_ssize_t d) noexcept nogil:
-    """||x - c||^2 as the k-means++ passes compute it (see fastem_kpp_sqdists)."""
+    """||x - c||^2 as the k-means++ passes compute it (see fastem_kpp_rows_*)."""
     if floating is float:
         return fastem_kpp_sqdist_f32(x, c, d)
     else:
         return fastem_kpp_sqdist_f64(x, c, d)
-
-
-cdef inline void _kpp_sqdists(const floating *x, const floating *c, Py_ssize_t nc,
-                              Py_ssize_t d, floating *out) noexcept nogil:
-    """out[l] = ||x - c_l||^2 for nc rows c_l, each bit-equal to _kpp_sqdist."""
-    if floating is float:
-        fastem_kpp_sqdists_f32(x, c, nc, d, out)
-    else:
-        fastem_kpp_sqdists_f64(x, c, nc, d, out)
 
 
 cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -672,18 +667,50 @@ cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                               centre_index *nearest) noexcept nogil:
     """Update one chunk's closest distances; return its weighted potential."""
     cdef Py_ssize_t i
-    cdef double dist, pot = 0.0
-    for i in range(nb):
-        if index == 0:
+    cdef double dist
+    if index == 0:
+        for i in range(nb):
             closest[i] = _to_float32(_kpp_sqdist(x + i * d, centre, d))
             nearest[i] = 0
-        elif improves[i] & bit:
-            dist = _to_float32(_kpp_sqdist(x + i * d, centre, d))
-            if dist < closest[i]:
-                closest[i] = <float>dist
-                nearest[i] = <centre_index>index
-        pot += (sw[i] if sw != NULL else 1.0) * <double>closest[i]
-    return pot
+    else:
+        for i in range(nb):
+            if improves[i] & bit:
+                dist = _to_float32(_kpp_sqdist(x + i * d, centre, d))
+                if dist < closest[i]:
+                    closest[i] = <float>dist
+                    nearest[i] = <centre_index>index
+    return _chunk_potential(closest, sw, nb)
+
+
+cdef inline double _chunk_potential(const float *closest, const floating *sw,
+                                    Py_ssize_t nb) noexcept nogil:
+    """sum_i w_i closest_i over one chunk, in 8 interleaved partial sums.
+
+    Row i goes to partial sum i % 8 and the partial sums are added in a
+    fixed tree at the end: the order depends only on nb, and the 8
+    independent chains (which the compiler may keep in vector registers
+    without reassociating anything) avoid one long chain of dependent adds.
+    """
+    cdef double acc[8]
+    cdef Py_ssize_t i, k
+    for k in range(8):
+        acc[k] = 0.0
+    i = 0
+    if sw == NULL:
+        while i + 8 <= nb:
+            for k in range(8):
+                acc[k] += <double>closest[i + k]
+            i += 8
+        for k in range(nb - i):
+            acc[k] += <double>closest[i + k]
+    else:
+        while i + 8 <= nb:
+            for k in range(8):
+                acc[k] += <double>sw[i + k] * <double>closest[i + k]
+            i += 8
+        for k in range(nb - i):
+            acc[k] += <double>sw[i + k] * <double>closest[i + k]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
 def kpp_candidate_potentials(const floating[:, ::1] X,
@@ -693,6 +720,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                              const float[::1] closest,
                              const centre_index[::1] nearest,
                              uint16_t[::1] improves,
+                             const double[::1] chunk_pot,
                              double[::1] potentials,
                              Py_ssize_t chunk_rows,
                              int n_threads):
@@ -705,13 +733,21 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
         centre a (the pruning bounds)
     improves : (n,) uint16 out, bit l set where candidate l is closer than
         closest_i (see ``_cand_bit``)
+    chunk_pot : (n_chunks,) sum_{i in chunk} w_i closest_i, as the last
+        ``kpp_update_closest`` left it
     potentials : (L,) out
+
+    Only the candidates' improvements are summed: with P = sum_i w_i
+    closest_i (from ``chunk_pot``), potentials[l] = P + sum over the rows
+    that q_l beats of w_i (||x_i - q_l||^2 - closest_i). Rows that no
+    candidate beats, pruned or measured, add nothing.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t L = quarter_sqdist.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, l, tid
+    cdef double total
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     # one slot of L potentials per chunk: small, and the reduction below runs
     # in chunk order whatever the thread count
@@ -719,9 +755,8 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
     cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
     cdef double *qmin = <double *>malloc(n_centres * sizeof(double))
-    cdef floating *dist = <floating *>malloc(n_threads * L * sizeof(floating))
-    if slots == NULL or todo == NULL or qmin == NULL or dist == NULL:
-        free(slots); free(todo); free(qmin); free(dist)
+    if slots == NULL or todo == NULL or qmin == NULL:
+        free(slots); free(todo); free(qmin)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         for a in range(n_centres):
@@ -738,14 +773,18 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                                   &candidates[0, 0], L,
                                   qmin, &closest[start],
                                   &nearest[start], &improves[start],
-                                  todo + tid * nbmax, dist + tid * L,
-                                  slots + c * L)
+                                  todo + tid * nbmax, slots + c * L)
+        total = 0.0
+        for c in range(n_chunks):
+            total += chunk_pot[c]
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
             for l in range(L):
                 potentials[l] += slots[c * L + l]
-    free(slots); free(todo); free(qmin); free(dist)
+        for l in range(L):
+            potentials[l] += total
+    free(slots); free(todo); free(qmin)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
@@ -754,52 +793,36 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const float *closest,
                                 const centre_index *nearest,
                                 uint16_t *improves,
-                                int32_t *todo, floating *dist,
-                                double *pot) noexcept nogil:
+                                int32_t *todo, double *gain) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
+
+    gain[l] receives sum_i w_i (||x_i - q_l||^2 - closest_i) over the rows
+    of the chunk that q_l beats (a sum of negative terms).
 
     First every row is tested against the pruning bounds (this reads only
     closest and nearest, without branches): ``qmin[a]`` is the smallest bound
     ||c_a - q_l||^2 / 4 of centre a over the candidates, so one comparison
-    tells whether any candidate could beat a. Fully pruned rows contribute
-    closest_i to every potential. The other rows are then visited with their
-    data prefetched a few rows ahead (after pruning they no longer form the
-    sequential stream the hardware prefetcher follows), and their distances
-    to all L candidates are measured in one sweep over the row
-    (``_kpp_sqdists``): on typical data a row that one candidate may beat is
-    not ruled out for most of the others either, and measuring them all
-    together shares the loads of x and the final reductions, with no
-    unpredictable branch per candidate. min(closest_i, ||x_i - q_l||^2) does
-    not depend on whether a valid bound would have skipped the measurement,
-    so the potentials are the same as with per-candidate pruning.
+    tells whether any candidate could beat a. The other rows are then
+    visited with their data prefetched a few rows ahead (after pruning they
+    no longer form the sequential stream the hardware prefetcher follows),
+    and their distances to all L candidates are measured in one sweep over
+    the row (``fastem_kpp_rows_*`` in _simd.h): on typical data a row that one candidate may
+    beat is not ruled out for most of the others either, and measuring them
+    all together shares the loads of x and the final reductions, with no
+    unpredictable branch per candidate. Whether a candidate beats a row does
+    not depend on whether a valid bound would have skipped the measurement.
     """
-    cdef Py_ssize_t i, l, t, n_todo = 0
-    cdef double w, cur, v, pruned = 0.0
-    cdef uint16_t mask
+    cdef Py_ssize_t i, l, n_todo = 0
     cdef bint keep
     for i in range(nb):
-        cur = closest[i]
         improves[i] = 0
-        keep = qmin[nearest[i]] < cur * PRUNE_MARGIN
+        keep = qmin[nearest[i]] < closest[i] * PRUNE_MARGIN
         # branch-free: always write, advance only for kept rows
         todo[n_todo] = <int32_t>i
         n_todo += keep
-        pruned += 0.0 if keep else (sw[i] if sw != NULL else 1.0) * cur
     for l in range(L):
-        pot[l] = pruned
-    for t in range(n_todo):
-        if t + PREFETCH_ROWS < n_todo:
-            _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
-        i = todo[t]
-        w = sw[i] if sw != NULL else 1.0
-        cur = closest[i]
-        _kpp_sqdists(x + i * d, cand, L, d, dist)
-        mask = 0
-        for l in range(L):
-            v = dist[l]
-            if v < cur:
-                mask |= _cand_bit(l)
-            else:
-                v = cur
-            pot[l] += w * v
-        improves[i] = mask
+        gain[l] = 0.0
+    if floating is float:
+        fastem_kpp_rows_f32(x, d, todo, n_todo, closest, sw, cand, L, improves, gain)
+    else:
+        fastem_kpp_rows_f64(x, d, todo, n_todo, closest, sw, cand, L, improves, gain)

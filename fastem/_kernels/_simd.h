@@ -9,6 +9,9 @@
  *
  * 2. Argmin over one row of a distance block, with AVX2 intrinsics in the
  *    x86-64-v3 build (GCC does not vectorise an argmin by itself).
+ *
+ * 3. The row loop of the k-means++ candidate pass, measuring a row against
+ *    all candidates at once (AVX2 + FMA in the x86-64-v3 build).
  */
 #ifndef FASTEM_SIMD_H
 #define FASTEM_SIMD_H
@@ -60,9 +63,10 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
     return s;
 }
 
-/* Squared distances from one row x to each of nc rows c_0..c_{nc-1} (stored
- * one after another, d values each), for the k-means++ seeding: out[l] =
- * sum_j (x_j - c_lj)^2 in float32 for float32 data.
+/* k-means++ seeding: squared distances from one row x to each of several
+ * candidate rows c_0, c_1, ... (stored one after another, d values each),
+ * sum_j (x_j - c_lj)^2 in the data's precision (fastem_kpp_rows_*), and to
+ * one centre (fastem_kpp_sqdist_*, used by the update pass).
  *
  * With AVX2 + FMA (the x86-64-v3 build), each block of 8 (float) or 4
  * (double) coordinates of x is loaded once and used for up to 8 / 4
@@ -70,10 +74,15 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
  * acc_l), blocks in order; the ragged end of a row is a masked load, whose
  * zero lanes add exactly 0). The accumulators are reduced together by a
  * transposing hadd tree, which adds the lanes of every candidate in the same
- * fixed order, ((0+1)+(2+3))+((4+5)+(6+7)), whatever its slot or nc: a
- * distance does not depend on which other candidates were measured with it,
- * so fastem_kpp_sqdist (nc = 1) gives the very same value. Elsewhere both
- * are the plain fastem_sqdist_*. */
+ * fixed order, ((0+1)+(2+3))+((4+5)+(6+7)) (float) or (0+1)+(2+3) (double),
+ * whatever its slot or the number of candidates: a distance does not depend
+ * on which other candidates were measured with it, so fastem_kpp_sqdist (one
+ * candidate) gives bit for bit the value the candidate pass compared. On
+ * typical data a row that one candidate may beat is not ruled out for most
+ * of the others either, so measuring all candidates in one sweep (sharing
+ * the loads of x and the reductions, with no unpredictable branch per
+ * candidate) beats measuring only the candidates a bound does not rule out.
+ * Elsewhere both are the plain fastem_sqdist_*. */
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -90,150 +99,311 @@ static inline __m256i fastem_tail_mask4(Py_ssize_t r)
                               _mm256_setr_epi64x(0, 1, 2, 3));
 }
 
-#define FASTEM_SQD_BLOCK_F32(L, XV, CV)                                        \
+#define FASTEM_SQD_BLOCK_F32(A, XV, CV)                                        \
     do {                                                                      \
         __m256 df_ = _mm256_sub_ps(XV, CV);                                   \
-        acc[L] = _mm256_fmadd_ps(df_, df_, acc[L]);                           \
+        A = _mm256_fmadd_ps(df_, df_, A);                                     \
     } while (0)
 
-/* nc in 1..8, a compile-time constant at every call site below so that the
- * candidate loops unroll and acc[] stays in registers */
-static inline __attribute__((always_inline)) void
-fastem_sqdist8_f32(const float *x, const float *c, Py_ssize_t d, int nc, float *out)
+/* The 8 candidate sums in a vector, lane l for candidate l (0 in lanes l >=
+ * nc). nc in 1..8, a compile-time constant at every call site below so that
+ * the accumulators stay in registers. */
+static inline __attribute__((always_inline)) __m256
+fastem_sqdist8_f32(const float *x, const float *c, Py_ssize_t d, int nc)
 {
-    __m256 acc[8];
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0,
+           a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     Py_ssize_t j = 0, r = d & 7;
-    int l;
-    for (l = 0; l < 8; l++)
-        acc[l] = _mm256_setzero_ps();
+#define FASTEM_SQD_ALL_F32(LOAD)                                               \
+    do {                                                                      \
+        FASTEM_SQD_BLOCK_F32(a0, xv, LOAD(c + j));                            \
+        if (nc > 1) FASTEM_SQD_BLOCK_F32(a1, xv, LOAD(c + d + j));            \
+        if (nc > 2) FASTEM_SQD_BLOCK_F32(a2, xv, LOAD(c + 2 * d + j));        \
+        if (nc > 3) FASTEM_SQD_BLOCK_F32(a3, xv, LOAD(c + 3 * d + j));        \
+        if (nc > 4) FASTEM_SQD_BLOCK_F32(a4, xv, LOAD(c + 4 * d + j));        \
+        if (nc > 5) FASTEM_SQD_BLOCK_F32(a5, xv, LOAD(c + 5 * d + j));        \
+        if (nc > 6) FASTEM_SQD_BLOCK_F32(a6, xv, LOAD(c + 6 * d + j));        \
+        if (nc > 7) FASTEM_SQD_BLOCK_F32(a7, xv, LOAD(c + 7 * d + j));        \
+    } while (0)
+#define FASTEM_LOADU_PS(p) _mm256_loadu_ps(p)
+#define FASTEM_MASKLOAD_PS(p) _mm256_maskload_ps(p, tm)
     for (; j + 8 <= d; j += 8) {
         __m256 xv = _mm256_loadu_ps(x + j);
-        for (l = 0; l < nc; l++)
-            FASTEM_SQD_BLOCK_F32(l, xv, _mm256_loadu_ps(c + l * d + j));
+        FASTEM_SQD_ALL_F32(FASTEM_LOADU_PS);
     }
     if (r) {
         __m256i tm = fastem_tail_mask8(r);
         __m256 xv = _mm256_maskload_ps(x + j, tm);
-        for (l = 0; l < nc; l++)
-            FASTEM_SQD_BLOCK_F32(l, xv, _mm256_maskload_ps(c + l * d + j, tm));
+        FASTEM_SQD_ALL_F32(FASTEM_MASKLOAD_PS);
     }
-    __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]);
-    __m256 t1 = _mm256_hadd_ps(acc[2], acc[3]);
-    __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]);
-    __m256 t3 = _mm256_hadd_ps(acc[6], acc[7]);
+#undef FASTEM_SQD_ALL_F32
+#undef FASTEM_LOADU_PS
+#undef FASTEM_MASKLOAD_PS
+    __m256 t0 = _mm256_hadd_ps(a0, a1);
+    __m256 t1 = _mm256_hadd_ps(a2, a3);
+    __m256 t2 = _mm256_hadd_ps(a4, a5);
+    __m256 t3 = _mm256_hadd_ps(a6, a7);
     t0 = _mm256_hadd_ps(t0, t1);
     t2 = _mm256_hadd_ps(t2, t3);
-    __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20),
-                               _mm256_permute2f128_ps(t0, t2, 0x31));
-    if (nc == 8) {
-        _mm256_storeu_ps(out, sum);
-    } else {
-        float tmp[8];
-        _mm256_storeu_ps(tmp, sum);
-        for (l = 0; l < nc; l++)
-            out[l] = tmp[l];
-    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20),
+                         _mm256_permute2f128_ps(t0, t2, 0x31));
 }
 
-#define FASTEM_SQD_BLOCK_F64(L, XV, CV)                                        \
+#define FASTEM_SQD_BLOCK_F64(A, XV, CV)                                        \
     do {                                                                      \
         __m256d df_ = _mm256_sub_pd(XV, CV);                                  \
-        acc[L] = _mm256_fmadd_pd(df_, df_, acc[L]);                           \
+        A = _mm256_fmadd_pd(df_, df_, A);                                     \
     } while (0)
 
-/* nc in 1..4, a compile-time constant at every call site */
-static inline __attribute__((always_inline)) void
-fastem_sqdist4_f64(const double *x, const double *c, Py_ssize_t d, int nc, double *out)
+/* The 4 candidate sums in a vector; nc in 1..4, a compile-time constant */
+static inline __attribute__((always_inline)) __m256d
+fastem_sqdist4_f64(const double *x, const double *c, Py_ssize_t d, int nc)
 {
-    __m256d acc[4];
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     Py_ssize_t j = 0, r = d & 3;
-    int l;
-    for (l = 0; l < 4; l++)
-        acc[l] = _mm256_setzero_pd();
+#define FASTEM_SQD_ALL_F64(LOAD)                                               \
+    do {                                                                      \
+        FASTEM_SQD_BLOCK_F64(a0, xv, LOAD(c + j));                            \
+        if (nc > 1) FASTEM_SQD_BLOCK_F64(a1, xv, LOAD(c + d + j));            \
+        if (nc > 2) FASTEM_SQD_BLOCK_F64(a2, xv, LOAD(c + 2 * d + j));        \
+        if (nc > 3) FASTEM_SQD_BLOCK_F64(a3, xv, LOAD(c + 3 * d + j));        \
+    } while (0)
+#define FASTEM_LOADU_PD(p) _mm256_loadu_pd(p)
+#define FASTEM_MASKLOAD_PD(p) _mm256_maskload_pd(p, tm)
     for (; j + 4 <= d; j += 4) {
         __m256d xv = _mm256_loadu_pd(x + j);
-        for (l = 0; l < nc; l++)
-            FASTEM_SQD_BLOCK_F64(l, xv, _mm256_loadu_pd(c + l * d + j));
+        FASTEM_SQD_ALL_F64(FASTEM_LOADU_PD);
     }
     if (r) {
         __m256i tm = fastem_tail_mask4(r);
         __m256d xv = _mm256_maskload_pd(x + j, tm);
-        for (l = 0; l < nc; l++)
-            FASTEM_SQD_BLOCK_F64(l, xv, _mm256_maskload_pd(c + l * d + j, tm));
+        FASTEM_SQD_ALL_F64(FASTEM_MASKLOAD_PD);
     }
+#undef FASTEM_SQD_ALL_F64
+#undef FASTEM_LOADU_PD
+#undef FASTEM_MASKLOAD_PD
     /* [a0_01, a1_01 | a0_23, a1_23] and [a2_01, a3_01 | a2_23, a3_23] */
-    __m256d t0 = _mm256_hadd_pd(acc[0], acc[1]);
-    __m256d t1 = _mm256_hadd_pd(acc[2], acc[3]);
-    __m256d sum = _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20),
-                                _mm256_permute2f128_pd(t0, t1, 0x31));
-    if (nc == 4) {
-        _mm256_storeu_pd(out, sum);
-    } else {
-        double tmp[4];
-        _mm256_storeu_pd(tmp, sum);
-        for (l = 0; l < nc; l++)
-            out[l] = tmp[l];
+    __m256d t0 = _mm256_hadd_pd(a0, a1);
+    __m256d t1 = _mm256_hadd_pd(a2, a3);
+    return _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20),
+                         _mm256_permute2f128_pd(t0, t1, 0x31));
+}
+
+/* Up to 8 (float) / 4 (double) candidates with a runtime count */
+static inline __m256 fastem_sqdist8n_f32(const float *x, const float *c,
+                                         Py_ssize_t d, Py_ssize_t nc)
+{
+    switch (nc) {
+    case 1: return fastem_sqdist8_f32(x, c, d, 1);
+    case 2: return fastem_sqdist8_f32(x, c, d, 2);
+    case 3: return fastem_sqdist8_f32(x, c, d, 3);
+    case 4: return fastem_sqdist8_f32(x, c, d, 4);
+    case 5: return fastem_sqdist8_f32(x, c, d, 5);
+    case 6: return fastem_sqdist8_f32(x, c, d, 6);
+    case 7: return fastem_sqdist8_f32(x, c, d, 7);
+    default: return fastem_sqdist8_f32(x, c, d, 8);
     }
 }
 
-static inline void fastem_kpp_sqdists_f32(const float *x, const float *c,
-                                          Py_ssize_t nc, Py_ssize_t d, float *out)
+static inline __m256d fastem_sqdist4n_f64(const double *x, const double *c,
+                                          Py_ssize_t d, Py_ssize_t nc)
 {
-    for (; nc >= 8; nc -= 8, c += 8 * d, out += 8)
-        fastem_sqdist8_f32(x, c, d, 8, out);
     switch (nc) {
-    case 1: fastem_sqdist8_f32(x, c, d, 1, out); break;
-    case 2: fastem_sqdist8_f32(x, c, d, 2, out); break;
-    case 3: fastem_sqdist8_f32(x, c, d, 3, out); break;
-    case 4: fastem_sqdist8_f32(x, c, d, 4, out); break;
-    case 5: fastem_sqdist8_f32(x, c, d, 5, out); break;
-    case 6: fastem_sqdist8_f32(x, c, d, 6, out); break;
-    case 7: fastem_sqdist8_f32(x, c, d, 7, out); break;
-    default: break;
+    case 1: return fastem_sqdist4_f64(x, c, d, 1);
+    case 2: return fastem_sqdist4_f64(x, c, d, 2);
+    case 3: return fastem_sqdist4_f64(x, c, d, 3);
+    default: return fastem_sqdist4_f64(x, c, d, 4);
     }
 }
 
-static inline void fastem_kpp_sqdists_f64(const double *x, const double *c,
-                                          Py_ssize_t nc, Py_ssize_t d, double *out)
+/* The candidate pass over the rows todo[0..n_todo) of a chunk that the
+ * pruning bounds kept (see _kpp_candidates_chunk in _kmeans.pyx): for each
+ * row i and candidate l with ||x_i - q_l||^2 < closest_i, set bit
+ * fastem_cand_bit(l) of improves[i] and add w_i (||x_i - q_l||^2 -
+ * closest_i) to gain[l] (in double); improves[i] = 0 for the other rows.
+ * Rows are prefetched FASTEM_PREFETCH_ROWS ahead: after pruning they no
+ * longer form the sequential stream the hardware prefetcher follows. */
+#define FASTEM_PREFETCH_ROWS 6
+
+static inline uint16_t fastem_cand_bit(Py_ssize_t l)
 {
-    for (; nc >= 4; nc -= 4, c += 4 * d, out += 4)
-        fastem_sqdist4_f64(x, c, d, 4, out);
-    switch (nc) {
-    case 1: fastem_sqdist4_f64(x, c, d, 1, out); break;
-    case 2: fastem_sqdist4_f64(x, c, d, 2, out); break;
-    case 3: fastem_sqdist4_f64(x, c, d, 3, out); break;
+    /* candidates 15 and up share the last bit */
+    return (uint16_t)(1u << (l < 15 ? l : 15));
+}
+
+static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
+{
+    Py_ssize_t off;
+    for (off = 0; off < nbytes; off += 64)
+        __builtin_prefetch((const char *)row + off);
+}
+
+static inline __attribute__((always_inline)) void
+fastem_kpp_rows8_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                     Py_ssize_t n_todo, const float *closest, const float *sw,
+                     const float *cand, int nc, uint16_t *improves, double *gain)
+{
+    Py_ssize_t t;
+    const int lanes = (1 << nc) - 1;
+    for (t = 0; t < n_todo; t++) {
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
+                                d * (Py_ssize_t)sizeof(float));
+        Py_ssize_t i = todo[t];
+        float cur = closest[i];
+        __m256 dv = fastem_sqdist8_f32(x + i * d, cand, d, nc);
+        int m = _mm256_movemask_ps(_mm256_cmp_ps(dv, _mm256_set1_ps(cur), _CMP_LT_OQ)) & lanes;
+        improves[i] = (uint16_t)m;
+        if (m) {
+            float dl[8];
+            double w = sw != NULL ? (double)sw[i] : 1.0;
+            _mm256_storeu_ps(dl, dv);
+            do {
+                int l = __builtin_ctz(m);
+                gain[l] += w * ((double)dl[l] - (double)cur);
+                m &= m - 1;
+            } while (m);
+        }
+    }
+}
+
+static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const float *sw, const float *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *gain)
+{
+    Py_ssize_t t, g;
+    switch (L) {
+    case 1: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 1, improves, gain); return;
+    case 2: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 2, improves, gain); return;
+    case 3: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 3, improves, gain); return;
+    case 4: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 4, improves, gain); return;
+    case 5: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 5, improves, gain); return;
+    case 6: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 6, improves, gain); return;
+    case 7: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 7, improves, gain); return;
+    case 8: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 8, improves, gain); return;
     default: break;
+    }
+    /* more than 8 candidates: groups of 8, the last one partial */
+    for (t = 0; t < n_todo; t++) {
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
+                                d * (Py_ssize_t)sizeof(float));
+        Py_ssize_t i = todo[t];
+        float cur = closest[i];
+        double w = sw != NULL ? (double)sw[i] : 1.0;
+        uint16_t mask = 0;
+        for (g = 0; g < L; g += 8) {
+            Py_ssize_t nc = L - g < 8 ? L - g : 8;
+            __m256 dv = fastem_sqdist8n_f32(x + i * d, cand + g * d, d, nc);
+            int m = _mm256_movemask_ps(_mm256_cmp_ps(dv, _mm256_set1_ps(cur), _CMP_LT_OQ))
+                    & ((1 << nc) - 1);
+            if (m) {
+                float dl[8];
+                _mm256_storeu_ps(dl, dv);
+                do {
+                    int l = __builtin_ctz(m);
+                    gain[g + l] += w * ((double)dl[l] - (double)cur);
+                    mask |= fastem_cand_bit(g + l);
+                    m &= m - 1;
+                } while (m);
+            }
+        }
+        improves[i] = mask;
+    }
+}
+
+static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const double *sw, const double *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *gain)
+{
+    Py_ssize_t t, g;
+    for (t = 0; t < n_todo; t++) {
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
+                                d * (Py_ssize_t)sizeof(double));
+        Py_ssize_t i = todo[t];
+        double cur = closest[i];
+        double w = sw != NULL ? sw[i] : 1.0;
+        uint16_t mask = 0;
+        for (g = 0; g < L; g += 4) {
+            Py_ssize_t nc = L - g < 4 ? L - g : 4;
+            __m256d dv = fastem_sqdist4n_f64(x + i * d, cand + g * d, d, nc);
+            int m = _mm256_movemask_pd(_mm256_cmp_pd(dv, _mm256_set1_pd(cur), _CMP_LT_OQ))
+                    & ((1 << nc) - 1);
+            if (m) {
+                double dl[4];
+                _mm256_storeu_pd(dl, dv);
+                do {
+                    int l = __builtin_ctz(m);
+                    gain[g + l] += w * (dl[l] - cur);
+                    mask |= fastem_cand_bit(g + l);
+                    m &= m - 1;
+                } while (m);
+            }
+        }
+        improves[i] = mask;
     }
 }
 
 static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
 {
-    float out;
-    fastem_sqdist8_f32(x, c, d, 1, &out);
-    return out;
+    return _mm256_cvtss_f32(fastem_sqdist8_f32(x, c, d, 1));
 }
 
 static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
 {
-    double out;
-    fastem_sqdist4_f64(x, c, d, 1, &out);
-    return out;
+    return _mm256_cvtsd_f64(fastem_sqdist4_f64(x, c, d, 1));
 }
 #else
-static inline void fastem_kpp_sqdists_f32(const float *x, const float *c,
-                                          Py_ssize_t nc, Py_ssize_t d, float *out)
+#define FASTEM_PREFETCH_ROWS 6
+
+static inline uint16_t fastem_cand_bit(Py_ssize_t l)
 {
-    Py_ssize_t l;
-    for (l = 0; l < nc; l++)
-        out[l] = fastem_sqdist_f32(x, c + l * d, d);
+    return (uint16_t)(1u << (l < 15 ? l : 15));
 }
 
-static inline void fastem_kpp_sqdists_f64(const double *x, const double *c,
-                                          Py_ssize_t nc, Py_ssize_t d, double *out)
+static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
 {
-    Py_ssize_t l;
-    for (l = 0; l < nc; l++)
-        out[l] = fastem_sqdist_f64(x, c + l * d, d);
+    Py_ssize_t off;
+    for (off = 0; off < nbytes; off += 64)
+        __builtin_prefetch((const char *)row + off);
+}
+
+#define FASTEM_KPP_ROWS_GENERIC(T, SQDIST)                                    \
+    Py_ssize_t t, l;                                                          \
+    for (t = 0; t < n_todo; t++) {                                            \
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)                                \
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d, \
+                                d * (Py_ssize_t)sizeof(T));                   \
+        Py_ssize_t i = todo[t];                                               \
+        double cur = closest[i];                                              \
+        uint16_t mask = 0;                                                    \
+        for (l = 0; l < L; l++) {                                             \
+            double v = SQDIST(x + i * d, cand + l * d, d);                    \
+            if (v < cur) {                                                    \
+                mask |= fastem_cand_bit(l);                                   \
+                gain[l] += (sw != NULL ? (double)sw[i] : 1.0) * (v - cur);    \
+            }                                                                 \
+        }                                                                     \
+        improves[i] = mask;                                                   \
+    }
+
+static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const float *sw, const float *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *gain)
+{
+    FASTEM_KPP_ROWS_GENERIC(float, fastem_sqdist_f32)
+}
+
+static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const double *sw, const double *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *gain)
+{
+    FASTEM_KPP_ROWS_GENERIC(double, fastem_sqdist_f64)
 }
 
 static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
