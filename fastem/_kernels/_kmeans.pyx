@@ -646,27 +646,38 @@ def kpp_update_closest(const floating[:, ::1] X,
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
-    cdef Py_ssize_t c, start
+    cdef Py_ssize_t c, start, tid
     cdef uint16_t bit = _cand_bit(candidate)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
+    if todo == NULL:
+        raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         for c in prange(n_chunks, schedule='dynamic', chunksize=4,
                         num_threads=n_threads):
+            tid = omp_get_thread_num()
             start = c * nbmax
             chunk_pot[c] = _kpp_update_chunk(
                 &X[start, 0], min(nbmax, n - start), d,
                 swp + start if swp != NULL else NULL, &centre[0],
                 centre_index, bit, &improves[start], &closest[start],
-                &nearest[start])
+                &nearest[start], todo + tid * nbmax)
+    free(todo)
 
 
 cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                               const floating *sw, const floating *centre,
                               int32_t index, uint16_t bit,
                               const uint16_t *improves, float *closest,
-                              centre_index *nearest) noexcept nogil:
-    """Update one chunk's closest distances; return its weighted potential."""
-    cdef Py_ssize_t i
+                              centre_index *nearest,
+                              int32_t *todo) noexcept nogil:
+    """Update one chunk's closest distances; return its weighted potential.
+
+    Only the rows whose improvement mask has the chosen candidate's bit can
+    change: they are listed first (branch-free), then recomputed with their
+    data prefetched a few rows ahead (they are scattered, and few).
+    """
+    cdef Py_ssize_t i, t, n_todo = 0
     cdef double dist
     if index == 0:
         for i in range(nb):
@@ -674,11 +685,16 @@ cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             nearest[i] = 0
     else:
         for i in range(nb):
-            if improves[i] & bit:
-                dist = _to_float32(_kpp_sqdist(x + i * d, centre, d))
-                if dist < closest[i]:
-                    closest[i] = <float>dist
-                    nearest[i] = <centre_index>index
+            todo[n_todo] = <int32_t>i
+            n_todo += (improves[i] & bit) != 0
+        for t in range(n_todo):
+            if t + PREFETCH_ROWS < n_todo:
+                _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+            i = todo[t]
+            dist = _to_float32(_kpp_sqdist(x + i * d, centre, d))
+            if dist < closest[i]:
+                closest[i] = <float>dist
+                nearest[i] = <centre_index>index
     return _chunk_potential(closest, sw, nb)
 
 
