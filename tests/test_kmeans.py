@@ -138,14 +138,14 @@ def test_tolerance_is_relative_to_mean_variance_as_in_sklearn():
 
 # --------------------------------------------------------------- k-means++
 
-def numpy_greedy_kmeans_plusplus(X, k, w, rng):
+def numpy_greedy_kmeans_plusplus(X, k, w, rng, n_local_trials=None):
     """Greedy k-means++ with exactly fastem's sequence of random draws.
 
     Like fastem, the closest squared distances are kept in float32.
     """
     n = len(X)
     X = X.astype(np.float64)
-    L = 2 + int(np.log(k))
+    L = 2 + int(np.log(k)) if n_local_trials is None else n_local_trials
     first = int(rng.integers(n)) if w is None else int(rng.choice(n, p=w / w.sum()))
     w = np.ones(n) if w is None else w
     idx = [first]
@@ -170,6 +170,30 @@ def test_kmeans_plusplus_equals_numpy_reference(weighted):
     expected = numpy_greedy_kmeans_plusplus(X, 9, w, np.random.default_rng(11))
     assert_array_equal(idx, expected)
     assert_array_equal(centres, X[expected])
+
+
+@pytest.mark.parametrize("n, d, k, trials", [
+    (1, 3, 1, None),      # one row, one centre
+    (7, 2, 7, None),      # k == n: the last steps have zero potential
+    (3001, 37, 12, None),  # several chunks, the last one partial; ragged SIMD tail
+    (2500, 5, 10, 1),     # d below one SIMD block; a single candidate
+    (2500, 8, 10, 9),     # more candidates than one SIMD group
+    (2500, 11, 6, 17),    # candidates beyond the 16 bits of the improvement mask
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_plusplus_edge_shapes_equal_numpy_reference(n, d, k, trials, dtype,
+                                                           weighted):
+    X = blobs(n, d, 8, seed=n + d, dtype=dtype)
+    w = np.random.default_rng(3).uniform(0.1, 3.0, n) if weighted else None
+    _, idx = fastem.kmeans_plusplus(X, k, sample_weight=w, random_state=2,
+                                    n_local_trials=trials)
+    expected = numpy_greedy_kmeans_plusplus(X, k, w, np.random.default_rng(2), trials)
+    assert_array_equal(idx, expected)
+    for t in (1, 2):
+        again = fastem.kmeans_plusplus(X, k, sample_weight=w, random_state=2,
+                                       n_local_trials=trials, n_threads=t)[1]
+        assert_array_equal(again, idx)
 
 
 def test_kmeans_plusplus_32_bit_centre_indices(monkeypatch):
