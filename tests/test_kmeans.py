@@ -196,6 +196,66 @@ def test_kmeans_plusplus_edge_shapes_equal_numpy_reference(n, d, k, trials, dtyp
         assert_array_equal(again, idx)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
+    # one candidate pass after a first centre, then another that also applies
+    # the deferred update of the centre picked from the first
+    from fastem._init import _k, _quarter_sqdist
+
+    X = blobs(1800, 13, 5, seed=21, dtype=dtype)
+    n, rows, L = len(X), 256, 5
+    n_chunks = -(-n // rows)
+    w = np.random.default_rng(22).uniform(0.1, 3.0, n).astype(dtype) if weighted else None
+    sw = w if weighted else np.empty(0, dtype)
+    wf = np.ones(n) if w is None else w.astype(np.float64)
+    closest = np.empty(n, np.float32)
+    nearest = np.empty(n, np.uint16)
+    improves = np.zeros(n, np.uint16)
+    chunk_pot = np.empty(n_chunks)
+    chunk_pots = np.empty((n_chunks, L))
+    potentials = np.empty(L)
+    X64 = X.astype(np.float64)
+
+    def sqdist(i):
+        return ((X64 - X64[i]) ** 2).sum(1)
+
+    _k.kpp_init_closest(X, sw, X[0], closest, nearest, chunk_pot, rows, 2)
+    assert_allclose(closest, sqdist(0).astype(np.float32), rtol=1e-6)
+    assert_allclose(chunk_pot, np.add.reduceat(wf * closest, np.arange(0, n, rows)),
+                    rtol=1e-12)
+    centres, last, last_index, pick = [0], X[0], 0, 0
+    for cand_rows in ([900, 1700, 3, 1201, 450], [10, 1799, 640, 1100, 77]):
+        cand = X[cand_rows]
+        expected_closest = closest.copy()
+        better = np.zeros(n, bool)
+        if last_index > 0:  # the pass applies the pending centre first
+            d = sqdist(centres[-1]).astype(np.float32)
+            better = (improves & (1 << pick)) != 0
+            expected_closest[better] = np.minimum(expected_closest, d)[better]
+        before = closest.copy()
+        _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(X64[centres], cand),
+                                    closest, nearest, improves, last, last_index, pick,
+                                    chunk_pots, potentials, rows, 2)
+        # float32 data measure distances in float32: equal to rounding
+        assert_allclose(closest, expected_closest, rtol=1e-6)
+        assert_array_equal(closest[~better], before[~better])
+        assert np.all(nearest[closest < before] == last_index)
+        d2 = np.stack([sqdist(i) for i in cand_rows], 1)
+        new = np.minimum(closest[:, None].astype(np.float64),
+                         d2.astype(np.float32).astype(np.float64))
+        assert_allclose(chunk_pots, np.add.reduceat(wf[:, None] * new,
+                                                    np.arange(0, n, rows)), rtol=1e-5)
+        assert_allclose(potentials, (wf[:, None] * np.minimum(closest[:, None], d2)).sum(0),
+                        rtol=1e-5)
+        assert_allclose(potentials, chunk_pots.sum(0), rtol=1e-6)
+        beats = d2 < closest[:, None]
+        assert (beats.any(1) & (improves == 0)).sum() <= 2  # ties in rounding only
+        pick = int(np.argmin(potentials))
+        centres.append(cand_rows[pick])
+        last, last_index = X[cand_rows[pick]], len(centres) - 1
+
+
 def test_kmeans_plusplus_32_bit_centre_indices(monkeypatch):
     # more than 65535 centres switch the per-row index to int32: force it
     import fastem._init

@@ -83,6 +83,31 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
  * the loads of x and the reductions, with no unpredictable branch per
  * candidate) beats measuring only the candidates a bound does not rule out.
  * Elsewhere both are the plain fastem_sqdist_*. */
+/* The candidate pass over the rows todo[0..n_todo) of a chunk that the
+ * pruning bounds kept (see _kpp_candidates_chunk in _kmeans.pyx): improves[i]
+ * gets bit fastem_cand_bit(l) for each candidate l with ||x_i - q_l||^2 <
+ * closest_i, and sums[l] = sum_t w_i min(closest_i, ||x_i - q_l||^2), the
+ * rows' closest distances if q_l were chosen, summed in double in the order
+ * of todo. Squared distances of float64 data are rounded to float32 first in
+ * sums (as closest will be), and kept in double in pots (the potentials that
+ * choose the candidate). Rows are prefetched FASTEM_PREFETCH_ROWS ahead:
+ * after pruning they no longer form the sequential stream the hardware
+ * prefetcher follows. */
+#define FASTEM_PREFETCH_ROWS 6
+
+static inline uint16_t fastem_cand_bit(Py_ssize_t l)
+{
+    /* candidates 15 and up share the last bit */
+    return (uint16_t)(1u << (l < 15 ? l : 15));
+}
+
+static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
+{
+    Py_ssize_t off;
+    for (off = 0; off < nbytes; off += 64)
+        __builtin_prefetch((const char *)row + off);
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -216,75 +241,59 @@ static inline __m256d fastem_sqdist4n_f64(const double *x, const double *c,
     }
 }
 
-/* The candidate pass over the rows todo[0..n_todo) of a chunk that the
- * pruning bounds kept (see _kpp_candidates_chunk in _kmeans.pyx): for each
- * row i and candidate l with ||x_i - q_l||^2 < closest_i, set bit
- * fastem_cand_bit(l) of improves[i] and add w_i (||x_i - q_l||^2 -
- * closest_i) to gain[l] (in double); improves[i] = 0 for the other rows.
- * Rows are prefetched FASTEM_PREFETCH_ROWS ahead: after pruning they no
- * longer form the sequential stream the hardware prefetcher follows. */
-#define FASTEM_PREFETCH_ROWS 6
-
-static inline uint16_t fastem_cand_bit(Py_ssize_t l)
-{
-    /* candidates 15 and up share the last bit */
-    return (uint16_t)(1u << (l < 15 ? l : 15));
-}
-
-static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
-{
-    Py_ssize_t off;
-    for (off = 0; off < nbytes; off += 64)
-        __builtin_prefetch((const char *)row + off);
-}
-
 static inline __attribute__((always_inline)) void
 fastem_kpp_rows8_f32(const float *x, Py_ssize_t d, const int32_t *todo,
                      Py_ssize_t n_todo, const float *closest, const float *sw,
-                     const float *cand, int nc, uint16_t *improves, double *gain)
+                     const float *cand, int nc, uint16_t *improves, double *sums)
 {
     Py_ssize_t t;
+    int l;
     const int lanes = (1 << nc) - 1;
+    /* sums of candidates 0-3 and 4-7, one lane each */
+    __m256d k_lo = _mm256_setzero_pd(), k_hi = k_lo;
+    double out[8];
     for (t = 0; t < n_todo; t++) {
         if (t + FASTEM_PREFETCH_ROWS < n_todo)
             fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
                                 d * (Py_ssize_t)sizeof(float));
         Py_ssize_t i = todo[t];
-        float cur = closest[i];
+        __m256 curv = _mm256_set1_ps(closest[i]);
         __m256 dv = fastem_sqdist8_f32(x + i * d, cand, d, nc);
-        int m = _mm256_movemask_ps(_mm256_cmp_ps(dv, _mm256_set1_ps(cur), _CMP_LT_OQ)) & lanes;
-        improves[i] = (uint16_t)m;
-        if (m) {
-            float dl[8];
-            double w = sw != NULL ? (double)sw[i] : 1.0;
-            _mm256_storeu_ps(dl, dv);
-            do {
-                int l = __builtin_ctz(m);
-                gain[l] += w * ((double)dl[l] - (double)cur);
-                m &= m - 1;
-            } while (m);
-        }
+        improves[i] = (uint16_t)(_mm256_movemask_ps(_mm256_cmp_ps(dv, curv, _CMP_LT_OQ))
+                                 & lanes);
+        /* min_ps(a, b) is a < b ? a : b, the same test as the mask's */
+        __m256 nv = _mm256_min_ps(dv, curv);
+        __m256d wv = _mm256_set1_pd(sw != NULL ? (double)sw[i] : 1.0);
+        k_lo = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_castps256_ps128(nv)), k_lo);
+        if (nc > 4)
+            k_hi = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_extractf128_ps(nv, 1)), k_hi);
     }
+    _mm256_storeu_pd(out, k_lo);
+    _mm256_storeu_pd(out + 4, k_hi);
+    for (l = 0; l < nc; l++)
+        sums[l] = out[l];
 }
 
 static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
                                        Py_ssize_t n_todo, const float *closest,
                                        const float *sw, const float *cand, Py_ssize_t L,
-                                       uint16_t *improves, double *gain)
+                                       uint16_t *improves, double *sums)
 {
-    Py_ssize_t t, g;
+    Py_ssize_t t, g, l;
     switch (L) {
-    case 1: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 1, improves, gain); return;
-    case 2: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 2, improves, gain); return;
-    case 3: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 3, improves, gain); return;
-    case 4: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 4, improves, gain); return;
-    case 5: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 5, improves, gain); return;
-    case 6: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 6, improves, gain); return;
-    case 7: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 7, improves, gain); return;
-    case 8: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 8, improves, gain); return;
+    case 1: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 1, improves, sums); return;
+    case 2: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 2, improves, sums); return;
+    case 3: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 3, improves, sums); return;
+    case 4: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 4, improves, sums); return;
+    case 5: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 5, improves, sums); return;
+    case 6: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 6, improves, sums); return;
+    case 7: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 7, improves, sums); return;
+    case 8: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 8, improves, sums); return;
     default: break;
     }
     /* more than 8 candidates: groups of 8, the last one partial */
+    for (l = 0; l < L; l++)
+        sums[l] = 0.0;
     for (t = 0; t < n_todo; t++) {
         if (t + FASTEM_PREFETCH_ROWS < n_todo)
             fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
@@ -295,18 +304,15 @@ static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32
         uint16_t mask = 0;
         for (g = 0; g < L; g += 8) {
             Py_ssize_t nc = L - g < 8 ? L - g : 8;
-            __m256 dv = fastem_sqdist8n_f32(x + i * d, cand + g * d, d, nc);
-            int m = _mm256_movemask_ps(_mm256_cmp_ps(dv, _mm256_set1_ps(cur), _CMP_LT_OQ))
-                    & ((1 << nc) - 1);
-            if (m) {
-                float dl[8];
-                _mm256_storeu_ps(dl, dv);
-                do {
-                    int l = __builtin_ctz(m);
-                    gain[g + l] += w * ((double)dl[l] - (double)cur);
+            float dl[8];
+            _mm256_storeu_ps(dl, fastem_sqdist8n_f32(x + i * d, cand + g * d, d, nc));
+            for (l = 0; l < nc; l++) {
+                float v = dl[l];
+                if (v < cur)
                     mask |= fastem_cand_bit(g + l);
-                    m &= m - 1;
-                } while (m);
+                else
+                    v = cur;
+                sums[g + l] += w * (double)v;
             }
         }
         improves[i] = mask;
@@ -316,9 +322,11 @@ static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32
 static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
                                        Py_ssize_t n_todo, const float *closest,
                                        const double *sw, const double *cand, Py_ssize_t L,
-                                       uint16_t *improves, double *gain)
+                                       uint16_t *improves, double *sums, double *pots)
 {
-    Py_ssize_t t, g;
+    Py_ssize_t t, g, l;
+    for (l = 0; l < L; l++)
+        sums[l] = pots[l] = 0.0;
     for (t = 0; t < n_todo; t++) {
         if (t + FASTEM_PREFETCH_ROWS < n_todo)
             fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
@@ -329,18 +337,15 @@ static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int3
         uint16_t mask = 0;
         for (g = 0; g < L; g += 4) {
             Py_ssize_t nc = L - g < 4 ? L - g : 4;
-            __m256d dv = fastem_sqdist4n_f64(x + i * d, cand + g * d, d, nc);
-            int m = _mm256_movemask_pd(_mm256_cmp_pd(dv, _mm256_set1_pd(cur), _CMP_LT_OQ))
-                    & ((1 << nc) - 1);
-            if (m) {
-                double dl[4];
-                _mm256_storeu_pd(dl, dv);
-                do {
-                    int l = __builtin_ctz(m);
-                    gain[g + l] += w * (dl[l] - cur);
+            double dl[4];
+            _mm256_storeu_pd(dl, fastem_sqdist4n_f64(x + i * d, cand + g * d, d, nc));
+            for (l = 0; l < nc; l++) {
+                double v = dl[l];
+                float f = (float)v;
+                if (v < cur)
                     mask |= fastem_cand_bit(g + l);
-                    m &= m - 1;
-                } while (m);
+                pots[g + l] += w * (v < cur ? v : cur);
+                sums[g + l] += w * (f < cur ? (double)f : cur);
             }
         }
         improves[i] = mask;
@@ -357,35 +362,29 @@ static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_
     return _mm256_cvtsd_f64(fastem_sqdist4_f64(x, c, d, 1));
 }
 #else
-#define FASTEM_PREFETCH_ROWS 6
-
-static inline uint16_t fastem_cand_bit(Py_ssize_t l)
-{
-    return (uint16_t)(1u << (l < 15 ? l : 15));
-}
-
-static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
-{
-    Py_ssize_t off;
-    for (off = 0; off < nbytes; off += 64)
-        __builtin_prefetch((const char *)row + off);
-}
-
 #define FASTEM_KPP_ROWS_GENERIC(T, SQDIST)                                    \
     Py_ssize_t t, l;                                                          \
+    for (l = 0; l < L; l++) {                                                 \
+        sums[l] = 0.0;                                                        \
+        if (pots != NULL)                                                     \
+            pots[l] = 0.0;                                                    \
+    }                                                                         \
     for (t = 0; t < n_todo; t++) {                                            \
         if (t + FASTEM_PREFETCH_ROWS < n_todo)                                \
             fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d, \
                                 d * (Py_ssize_t)sizeof(T));                   \
         Py_ssize_t i = todo[t];                                               \
         double cur = closest[i];                                              \
+        double w = sw != NULL ? (double)sw[i] : 1.0;                          \
         uint16_t mask = 0;                                                    \
         for (l = 0; l < L; l++) {                                             \
-            double v = SQDIST(x + i * d, cand + l * d, d);                    \
-            if (v < cur) {                                                    \
+            T v = SQDIST(x + i * d, cand + l * d, d);                         \
+            float f = (float)v;                                               \
+            if (v < cur)                                                      \
                 mask |= fastem_cand_bit(l);                                   \
-                gain[l] += (sw != NULL ? (double)sw[i] : 1.0) * (v - cur);    \
-            }                                                                 \
+            if (pots != NULL)                                                 \
+                pots[l] += w * (v < cur ? (double)v : cur);                   \
+            sums[l] += w * (f < cur ? (double)f : cur);                       \
         }                                                                     \
         improves[i] = mask;                                                   \
     }
@@ -393,15 +392,16 @@ static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
 static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
                                        Py_ssize_t n_todo, const float *closest,
                                        const float *sw, const float *cand, Py_ssize_t L,
-                                       uint16_t *improves, double *gain)
+                                       uint16_t *improves, double *sums)
 {
+    double *pots = NULL;
     FASTEM_KPP_ROWS_GENERIC(float, fastem_sqdist_f32)
 }
 
 static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
                                        Py_ssize_t n_todo, const float *closest,
                                        const double *sw, const double *cand, Py_ssize_t L,
-                                       uint16_t *improves, double *gain)
+                                       uint16_t *improves, double *sums, double *pots)
 {
     FASTEM_KPP_ROWS_GENERIC(double, fastem_sqdist_f64)
 }
