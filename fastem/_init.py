@@ -32,8 +32,8 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     its weight). Each further centre is the best of ``n_local_trials``
     candidates drawn with probability proportional to ``w * D(x)^2`` (the
     weighted squared distance to the closest centre so far), "best" meaning
-    the lowest resulting potential ``sum_i w_i D(x_i)^2``. Each step is two
-    parallel passes over X and never allocates anything of size n x k.
+    the lowest resulting potential ``sum_i w_i D(x_i)^2``. Each step is one
+    parallel pass over X and never allocates anything of size n x k.
 
     Parameters
     ----------

@@ -812,7 +812,9 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             for l in range(1, L):
                 if quarter_sqdist[a, l] < qmin[a]:
                     qmin[a] = quarter_sqdist[a, l]
-        for c in prange(n_chunks, schedule='dynamic', chunksize=4,
+        # one chunk at a time: a thread that the OS preempts mid-pass
+        # strands as little work as possible (the other finishes the rest)
+        for c in prange(n_chunks, schedule='dynamic', chunksize=1,
                         num_threads=n_threads):
             tid = omp_get_thread_num()
             start = c * nbmax

@@ -66,7 +66,7 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
 /* k-means++ seeding: squared distances from one row x to each of several
  * candidate rows c_0, c_1, ... (stored one after another, d values each),
  * sum_j (x_j - c_lj)^2 in the data's precision (fastem_kpp_rows_*), and to
- * one centre (fastem_kpp_sqdist_*, used by the update pass).
+ * one centre (fastem_kpp_sqdist_*, used to apply the chosen one).
  *
  * With AVX2 + FMA (the x86-64-v3 build), each block of 8 (float) or 4
  * (double) coordinates of x is loaded once and used for up to 8 / 4
