@@ -83,6 +83,7 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
  * the loads of x and the reductions, with no unpredictable branch per
  * candidate) beats measuring only the candidates a bound does not rule out.
  * Elsewhere both are the plain fastem_sqdist_*. */
+
 /* The candidate pass over the rows todo[0..n_todo) of a chunk that the
  * pruning bounds kept (see _kpp_candidates_chunk in _kmeans.pyx): improves[i]
  * gets bit fastem_cand_bit(l) for each candidate l with ||x_i - q_l||^2 <
@@ -90,9 +91,11 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
  * rows' closest distances if q_l were chosen, summed in double in the order
  * of todo. Squared distances of float64 data are rounded to float32 first in
  * sums (as closest will be), and kept in double in pots (the potentials that
- * choose the candidate). Rows are prefetched FASTEM_PREFETCH_ROWS ahead:
- * after pruning they no longer form the sequential stream the hardware
- * prefetcher follows. */
+ * choose the candidate). For float32 data w_i * min(...) is a product of two
+ * floats, exact in double, so fma(w, v, s) and s + w * v agree and every
+ * build sums the same values in the same order. Rows are prefetched
+ * FASTEM_PREFETCH_ROWS ahead: after pruning they no longer form the
+ * sequential stream the hardware prefetcher follows. */
 #define FASTEM_PREFETCH_ROWS 6
 
 static inline uint16_t fastem_cand_bit(Py_ssize_t l)
