@@ -32,8 +32,8 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     its weight). Each further centre is the best of ``n_local_trials``
     candidates drawn with probability proportional to ``w * D(x)^2`` (the
     weighted squared distance to the closest centre so far), "best" meaning
-    the lowest resulting potential ``sum_i w_i D(x_i)^2``. Each step is two
-    parallel passes over X and never allocates anything of size n x k.
+    the lowest resulting potential ``sum_i w_i D(x_i)^2``. Each step is one
+    parallel pass over X and never allocates anything of size n x k.
 
     Parameters
     ----------
@@ -78,6 +78,9 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     Distances are computed directly (never by the expansion), so no frame
     shift is needed; rows whose closest centre provably beats a candidate
     are skipped without reading them (see ``fastem._kernels._kmeans``).
+    After the first centre, each step is one parallel pass over X: the pass
+    that measures the candidates also takes the previous step's centre into
+    account, and returns the chunk potentials each candidate would leave.
     """
     n_samples, n_features = X.shape
     if n_local_trials is None:
@@ -92,6 +95,7 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
                        else np.int32)
     improves = np.zeros(n_samples, dtype=np.uint16)
     chunk_pot = np.empty(n_chunks)
+    chunk_pots = np.empty((n_chunks, n_local_trials))
     potentials = np.empty(n_local_trials)
     indices = np.empty(n_clusters, dtype=np.intp)
     chosen = np.empty((n_clusters, n_features))  # float64 copies of the centres
@@ -102,23 +106,33 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
         first = int(rng.choice(n_samples, p=sample_weight / sample_weight.sum(dtype=np.float64)))
     indices[0] = first
     chosen[0] = X[first]
-    _k.kpp_update_closest(X, sw, X[first], 0, 0, closest, nearest, improves,
-                          chunk_pot, rows, n_threads)
+    _k.kpp_init_closest(X, sw, X[first], closest, nearest, chunk_pot, rows, n_threads)
+
+    # the centre chosen last, not yet applied to closest/nearest (index 0:
+    # none); _draw_rows settles the chunks it reads, the next pass the rest
+    last, last_index, last_pick = X[first], 0, 0
+
+    def settle(start, stop):
+        if last_index > 0:
+            _k.kpp_settle_rows(X, last, last_index, last_pick, improves, closest,
+                               nearest, start, stop)
 
     for c in range(1, n_clusters):
         chunk_cum = np.cumsum(chunk_pot)
         targets = rng.uniform(size=n_local_trials) * chunk_cum[-1]
-        candidates = _draw_rows(targets, chunk_cum, closest, sample_weight, rows)
+        candidates = _draw_rows(targets, chunk_cum, closest, sample_weight, rows,
+                                settle)
         cand = X[candidates]
         _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(chosen[:c], cand),
-                                    closest, nearest, improves, potentials,
-                                    rows, n_threads)
+                                    closest, nearest, improves,
+                                    last, last_index, last_pick,
+                                    chunk_pots, potentials, rows, n_threads)
         pick = int(np.argmin(potentials))
         best = candidates[pick]
         indices[c] = best
         chosen[c] = X[best]
-        _k.kpp_update_closest(X, sw, X[best], c, pick, closest, nearest, improves,
-                              chunk_pot, rows, n_threads)
+        chunk_pot[:] = chunk_pots[:, pick]
+        last, last_index, last_pick = X[best], c, pick
     return indices
 
 
@@ -128,11 +142,12 @@ def _quarter_sqdist(centres, points):
     return np.ascontiguousarray(np.einsum("ijk,ijk->ij", diff, diff) / 4.0)
 
 
-def _draw_rows(targets, chunk_cum, closest, sample_weight, rows):
+def _draw_rows(targets, chunk_cum, closest, sample_weight, rows, settle):
     """Rows i with cumulative potential sum_{j<=i} w_j D_j^2 first >= target.
 
     Two-level search: the chunk from the per-chunk cumulative potentials, then
-    the row from a cumulative sum over that chunk only.
+    the row from a cumulative sum over that chunk only, once ``settle`` has
+    brought that chunk's closest distances up to date.
     """
     n_samples = closest.shape[0]
     out = np.empty(targets.shape[0], dtype=np.intp)
@@ -140,6 +155,7 @@ def _draw_rows(targets, chunk_cum, closest, sample_weight, rows):
     for t, (target, c) in enumerate(zip(targets, chunk_ids)):
         start = c * rows
         stop = min(start + rows, n_samples)
+        settle(start, stop)
         pot = closest[start:stop].astype(np.float64)
         if sample_weight is not None:
             pot *= sample_weight[start:stop]

@@ -138,14 +138,14 @@ def test_tolerance_is_relative_to_mean_variance_as_in_sklearn():
 
 # --------------------------------------------------------------- k-means++
 
-def numpy_greedy_kmeans_plusplus(X, k, w, rng):
+def numpy_greedy_kmeans_plusplus(X, k, w, rng, n_local_trials=None):
     """Greedy k-means++ with exactly fastem's sequence of random draws.
 
     Like fastem, the closest squared distances are kept in float32.
     """
     n = len(X)
     X = X.astype(np.float64)
-    L = 2 + int(np.log(k))
+    L = 2 + int(np.log(k)) if n_local_trials is None else n_local_trials
     first = int(rng.integers(n)) if w is None else int(rng.choice(n, p=w / w.sum()))
     w = np.ones(n) if w is None else w
     idx = [first]
@@ -170,6 +170,90 @@ def test_kmeans_plusplus_equals_numpy_reference(weighted):
     expected = numpy_greedy_kmeans_plusplus(X, 9, w, np.random.default_rng(11))
     assert_array_equal(idx, expected)
     assert_array_equal(centres, X[expected])
+
+
+@pytest.mark.parametrize("n, d, k, trials", [
+    (1, 3, 1, None),      # one row, one centre
+    (7, 2, 7, None),      # k == n: the last steps have zero potential
+    (3001, 37, 12, None),  # several chunks, the last one partial; ragged SIMD tail
+    (2500, 5, 10, 1),     # d below one SIMD block; a single candidate
+    (2500, 8, 10, 9),     # more candidates than one SIMD group
+    (2500, 11, 6, 17),    # candidates beyond the 16 bits of the improvement mask
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_plusplus_edge_shapes_equal_numpy_reference(n, d, k, trials, dtype,
+                                                           weighted):
+    X = blobs(n, d, 8, seed=n + d, dtype=dtype)
+    w = np.random.default_rng(3).uniform(0.1, 3.0, n) if weighted else None
+    _, idx = fastem.kmeans_plusplus(X, k, sample_weight=w, random_state=2,
+                                    n_local_trials=trials)
+    expected = numpy_greedy_kmeans_plusplus(X, k, w, np.random.default_rng(2), trials)
+    assert_array_equal(idx, expected)
+    for t in (1, 2):
+        again = fastem.kmeans_plusplus(X, k, sample_weight=w, random_state=2,
+                                       n_local_trials=trials, n_threads=t)[1]
+        assert_array_equal(again, idx)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
+    # one candidate pass after a first centre, then another that also applies
+    # the deferred update of the centre picked from the first
+    from fastem._init import _k, _quarter_sqdist
+
+    X = blobs(1800, 13, 5, seed=21, dtype=dtype)
+    n, rows, L = len(X), 256, 5
+    n_chunks = -(-n // rows)
+    w = np.random.default_rng(22).uniform(0.1, 3.0, n).astype(dtype) if weighted else None
+    sw = w if weighted else np.empty(0, dtype)
+    wf = np.ones(n) if w is None else w.astype(np.float64)
+    closest = np.empty(n, np.float32)
+    nearest = np.empty(n, np.uint16)
+    improves = np.zeros(n, np.uint16)
+    chunk_pot = np.empty(n_chunks)
+    chunk_pots = np.empty((n_chunks, L))
+    potentials = np.empty(L)
+    X64 = X.astype(np.float64)
+
+    def sqdist(i):
+        return ((X64 - X64[i]) ** 2).sum(1)
+
+    _k.kpp_init_closest(X, sw, X[0], closest, nearest, chunk_pot, rows, 2)
+    assert_allclose(closest, sqdist(0).astype(np.float32), rtol=1e-6)
+    assert_allclose(chunk_pot, np.add.reduceat(wf * closest, np.arange(0, n, rows)),
+                    rtol=1e-12)
+    centres, last, last_index, pick = [0], X[0], 0, 0
+    for cand_rows in ([900, 1700, 3, 1201, 450], [10, 1799, 640, 1100, 77]):
+        cand = X[cand_rows]
+        expected_closest = closest.copy()
+        better = np.zeros(n, bool)
+        if last_index > 0:  # the pass applies the pending centre first
+            d = sqdist(centres[-1]).astype(np.float32)
+            better = (improves & (1 << pick)) != 0
+            expected_closest[better] = np.minimum(expected_closest, d)[better]
+        before = closest.copy()
+        _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(X64[centres], cand),
+                                    closest, nearest, improves, last, last_index, pick,
+                                    chunk_pots, potentials, rows, 2)
+        # float32 data measure distances in float32: equal to rounding
+        assert_allclose(closest, expected_closest, rtol=1e-6)
+        assert_array_equal(closest[~better], before[~better])
+        assert np.all(nearest[closest < before] == last_index)
+        d2 = np.stack([sqdist(i) for i in cand_rows], 1)
+        new = np.minimum(closest[:, None].astype(np.float64),
+                         d2.astype(np.float32).astype(np.float64))
+        assert_allclose(chunk_pots, np.add.reduceat(wf[:, None] * new,
+                                                    np.arange(0, n, rows)), rtol=1e-5)
+        assert_allclose(potentials, (wf[:, None] * np.minimum(closest[:, None], d2)).sum(0),
+                        rtol=1e-5)
+        assert_allclose(potentials, chunk_pots.sum(0), rtol=1e-6)
+        beats = d2 < closest[:, None]
+        assert (beats.any(1) & (improves == 0)).sum() <= 2  # ties in rounding only
+        pick = int(np.argmin(potentials))
+        centres.append(cand_rows[pick])
+        last, last_index = X[cand_rows[pick]], len(centres) - 1
 
 
 def test_kmeans_plusplus_32_bit_centre_indices(monkeypatch):

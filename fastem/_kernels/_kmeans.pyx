@@ -40,6 +40,16 @@ cdef extern from "_simd.h" nogil:
                                       Py_ssize_t k, float *best, float *second)
     Py_ssize_t fastem_row_argmin2_f64(const double *dist, const double *csq,
                                       Py_ssize_t k, double *best, double *second)
+    void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest,
+                             const float *sw, const float *cand, Py_ssize_t L,
+                             uint16_t *improves, double *sums)
+    void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest,
+                             const double *sw, const double *cand, Py_ssize_t L,
+                             uint16_t *improves, double *sums, double *pots)
+    float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
+    double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
 
 
 
@@ -50,6 +60,15 @@ cdef inline double _sqdist(const floating *a, const floating *b,
         return fastem_sqdist_f32(a, b, n)
     else:
         return fastem_sqdist_f64(a, b, n)
+
+
+cdef inline double _kpp_sqdist(const floating *x, const floating *c,
+                               Py_ssize_t d) noexcept nogil:
+    """||x - c||^2 as the k-means++ passes compute it (see fastem_kpp_rows_*)."""
+    if floating is float:
+        return fastem_kpp_sqdist_f32(x, c, d)
+    else:
+        return fastem_kpp_sqdist_f64(x, c, d)
 
 
 cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -553,14 +572,20 @@ def pairwise_sqdist(const floating[:, ::1] X,
 #
 # Each step draws L candidates with probability proportional to w_i D(x_i)^2
 # (D = distance to the closest chosen centre), evaluates the potential
-# sum_i w_i min(D(x_i)^2, ||x_i - q||^2) of every candidate q in one pass,
-# keeps the best, and updates D in a second pass.
+# sum_i w_i min(D(x_i)^2, ||x_i - q||^2) of every candidate q, keeps the
+# best, and updates D. After a first pass that initialises D, each step is
+# a single parallel pass over X (the candidate pass), which also applies the
+# previous step's update.
 #
 # Sampling needs a cumulative sum over all rows; instead of an O(n) cumsum
-# per step, the update pass records each chunk's potential, so a draw first
-# picks a chunk from the (n_chunks,) cumulative sums, then a row inside it.
+# per step, a draw first picks a chunk from the (n_chunks,) cumulative chunk
+# potentials, then a row inside that chunk. The candidate pass returns, for
+# every chunk and candidate, the chunk's potential if that candidate were
+# chosen, summed in a fixed order from the very float32 values D^2 will
+# take; so once a candidate is picked its column is the next step's chunk
+# potentials, with no drift and no pass to recompute them.
 #
-# Two exact savings keep the passes from re-reading all of X every step:
+# Three exact savings keep the passes from re-reading all of X every step:
 #
 # * Pruning. Every row remembers which chosen centre a is closest to. By the
 #   triangle inequality ||x - q|| >= ||q - a|| - ||x - a||, so when
@@ -570,10 +595,14 @@ def pairwise_sqdist(const floating[:, ::1] X,
 #   test on the safe side of rounding. Rows for which every candidate is
 #   pruned cost two loads.
 # * Improvement masks. The candidate pass records, per row, a bit for each
-#   candidate that is closer than D(x). The update pass then recomputes a
-#   distance only for rows whose bit is set for the chosen candidate (a few
-#   percent of the rows after the first steps) and otherwise reads only the
-#   row's D(x) to refresh the chunk potentials.
+#   candidate that is closer than D(x). Taking the chosen one into account
+#   only recomputes the rows whose bit is set for it (a few percent of the
+#   rows after the first steps).
+# * Deferred updates. That recomputation is done by the next candidate pass,
+#   chunk by chunk, right before the chunk's rows are tested (the masks are
+#   still those of the previous pass at that point), so that no separate
+#   pass scans the masks. The only rows read earlier are those of the chunks
+#   a draw lands in (``kpp_settle_rows``), which clears their bits.
 # ---------------------------------------------------------------------------
 
 cdef double PRUNE_MARGIN = 1.0 + 1e-4
@@ -595,80 +624,143 @@ cdef inline uint16_t _cand_bit(Py_ssize_t l) noexcept nogil:
     return <uint16_t>(1 << (l if l < 15 else 15))
 
 
-def kpp_update_closest(const floating[:, ::1] X,
-                       const floating[::1] sample_weight,
-                       const floating[::1] centre,
-                       int32_t centre_index,
-                       Py_ssize_t candidate,
-                       float[::1] closest,
-                       centre_index[::1] nearest,
-                       const uint16_t[::1] improves,
-                       double[::1] chunk_pot,
-                       Py_ssize_t chunk_rows,
-                       int n_threads):
-    """Take a new centre into account: closest distances and chunk potentials.
+def kpp_init_closest(const floating[:, ::1] X,
+                     const floating[::1] sample_weight,
+                     const floating[::1] centre,
+                     float[::1] closest,
+                     centre_index[::1] nearest,
+                     double[::1] chunk_pot,
+                     Py_ssize_t chunk_rows,
+                     int n_threads):
+    """Closest distances and chunk potentials for the first centre.
 
     Parameters
     ----------
     X : (n, d) data
     sample_weight : (n,) or length 0 for unit weights
-    centre : (d,) the new centre
-    centre_index : its index among the chosen centres; 0 for the first, when
-        ``closest`` and ``nearest`` are initialised rather than updated
-    candidate : which candidate of the last candidate pass it was (selects
-        the bit of ``improves``); ignored for the first centre
-    closest : (n,) float32 in/out, squared distance to the closest chosen
+    centre : (d,) the first centre
+    closest : (n,) float32 out, squared distance to the closest chosen
         centre (float32 whatever X's dtype: seeding needs no more, and it
         halves this array's memory for float64 data)
-    nearest : (n,) uint16 or int32 in/out, index of that centre
-    improves : (n,) uint16, the candidate pass's improvement masks
+    nearest : (n,) uint16 or int32 out, index of that centre (0)
     chunk_pot : (n_chunks,) out, sum_{i in chunk} w_i closest_i
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
-    cdef Py_ssize_t c, start
-    cdef uint16_t bit = _cand_bit(candidate)
+    cdef Py_ssize_t c, start, nb, i
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     with nogil:
         for c in prange(n_chunks, schedule='dynamic', chunksize=4,
                         num_threads=n_threads):
             start = c * nbmax
-            chunk_pot[c] = _kpp_update_chunk(
-                &X[start, 0], min(nbmax, n - start), d,
-                swp + start if swp != NULL else NULL, &centre[0],
-                centre_index, bit, &improves[start], &closest[start],
-                &nearest[start])
+            nb = min(nbmax, n - start)
+            for i in range(start, start + nb):
+                closest[i] = _to_float32(_kpp_sqdist(&X[i, 0], &centre[0], d))
+                nearest[i] = 0
+            chunk_pot[c] = _chunk_potential(&closest[start],
+                                            swp + start if swp != NULL else NULL, nb)
 
 
-cdef double _kpp_update_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
-                              const floating *sw, const floating *centre,
-                              int32_t index, uint16_t bit,
-                              const uint16_t *improves, float *closest,
-                              centre_index *nearest) noexcept nogil:
-    """Update one chunk's closest distances; return its weighted potential."""
-    cdef Py_ssize_t i
-    cdef double dist, pot = 0.0
+cdef inline double _chunk_potential(const float *closest, const floating *sw,
+                                    Py_ssize_t nb) noexcept nogil:
+    """sum_i w_i closest_i over one chunk, in 8 interleaved partial sums.
+
+    Row i goes to partial sum i % 8 and the partial sums are added in a
+    fixed tree at the end: the order depends only on nb, and the 8
+    independent chains (which the compiler may keep in vector registers
+    without reassociating anything) avoid one long chain of dependent adds.
+    """
+    cdef double acc[8]
+    cdef Py_ssize_t i, k
+    for k in range(8):
+        acc[k] = 0.0
+    i = 0
+    if sw == NULL:
+        while i + 8 <= nb:
+            for k in range(8):
+                acc[k] += <double>closest[i + k]
+            i += 8
+        for k in range(nb - i):
+            acc[k] += <double>closest[i + k]
+    else:
+        while i + 8 <= nb:
+            for k in range(8):
+                acc[k] += <double>sw[i + k] * <double>closest[i + k]
+            i += 8
+        for k in range(nb - i):
+            acc[k] += <double>sw[i + k] * <double>closest[i + k]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                            const floating *centre, int32_t index, uint16_t bit,
+                            uint16_t *improves, float *closest,
+                            centre_index *nearest, int32_t *todo) noexcept nogil:
+    """Take centre ``index`` (candidate bit ``bit`` of the last pass) into
+    account for nb consecutive rows, and clear that bit.
+
+    Only the rows whose mask has the bit can change: they are listed first
+    (branch-free), then recomputed with their data prefetched a few rows
+    ahead (they are scattered, and few). Recomputing gives bit for bit the
+    distance the candidate pass compared (``_kpp_sqdist``), so a row changes
+    exactly when the pass found the centre closer.
+    """
+    cdef Py_ssize_t i, t, n_todo = 0
+    cdef double dist
     for i in range(nb):
-        if index == 0:
-            closest[i] = _to_float32(_sqdist(x + i * d, centre, d))
-            nearest[i] = 0
-        elif improves[i] & bit:
-            dist = _to_float32(_sqdist(x + i * d, centre, d))
-            if dist < closest[i]:
-                closest[i] = <float>dist
-                nearest[i] = <centre_index>index
-        pot += (sw[i] if sw != NULL else 1.0) * <double>closest[i]
-    return pot
+        todo[n_todo] = <int32_t>i
+        n_todo += (improves[i] & bit) != 0
+    for t in range(n_todo):
+        if t + PREFETCH_ROWS < n_todo:
+            _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+        i = todo[t]
+        improves[i] &= ~bit
+        dist = _to_float32(_kpp_sqdist(x + i * d, centre, d))
+        if dist < closest[i]:
+            closest[i] = <float>dist
+            nearest[i] = <centre_index>index
+
+
+def kpp_settle_rows(const floating[:, ::1] X,
+                    const floating[::1] centre,
+                    int32_t centre_index,
+                    Py_ssize_t candidate,
+                    uint16_t[::1] improves,
+                    float[::1] closest,
+                    centre_index[::1] nearest,
+                    Py_ssize_t start, Py_ssize_t stop):
+    """Apply the deferred update of centre ``centre_index`` (candidate
+    ``candidate`` of the last pass) to rows start..stop-1 now.
+
+    For the rows a draw reads before the next candidate pass; clearing their
+    bits leaves nothing for that pass to redo there.
+    """
+    cdef Py_ssize_t d = X.shape[1]
+    cdef int32_t *todo
+    if stop <= start:
+        return
+    todo = <int32_t *>malloc((stop - start) * sizeof(int32_t))
+    if todo == NULL:
+        raise MemoryError("fastem: could not allocate the k-means++ workspace")
+    with nogil:
+        _kpp_apply(&X[start, 0], stop - start, d, &centre[0], centre_index,
+                   _cand_bit(candidate), &improves[start], &closest[start],
+                   &nearest[start], todo)
+    free(todo)
 
 
 def kpp_candidate_potentials(const floating[:, ::1] X,
                              const floating[::1] sample_weight,
                              const floating[:, ::1] candidates,
                              const double[:, ::1] quarter_sqdist,
-                             const float[::1] closest,
-                             const centre_index[::1] nearest,
+                             float[::1] closest,
+                             centre_index[::1] nearest,
                              uint16_t[::1] improves,
+                             const floating[::1] last_centre,
+                             int32_t last_index,
+                             Py_ssize_t last_candidate,
+                             double[:, ::1] chunk_pots,
                              double[::1] potentials,
                              Py_ssize_t chunk_rows,
                              int n_threads):
@@ -679,23 +771,39 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     candidates : (L, d) the candidate rows
     quarter_sqdist : (n_centres, L) ||c_a - q_l||^2 / 4 for every chosen
         centre a (the pruning bounds)
-    improves : (n,) uint16 out, bit l set where candidate l is closer than
-        closest_i (see ``_cand_bit``)
-    potentials : (L,) out
+    closest, nearest : (n,) in/out, see ``kpp_init_closest``; the last
+        chosen centre is taken into account first (see below)
+    improves : (n,) uint16 in/out: on entry the masks of the last pass, on
+        exit bit l set where candidate l is closer than closest_i (see
+        ``_cand_bit``)
+    last_centre, last_index, last_candidate : the centre chosen after the
+        last pass, its index among the chosen centres, and which candidate
+        of that pass it was; last_index = 0 when there is none to apply
+        (the first step: ``kpp_init_closest`` did it)
+    chunk_pots : (n_chunks, L) out, sum_{i in chunk} w_i min(closest_i,
+        float32(||x_i - q_l||^2)): column l holds the chunk potentials that
+        choosing candidate l leaves, summed in the order the next step
+        relies on (rows no candidate can beat first, in 8 partial sums,
+        then the measured rows in order)
+    potentials : (L,) out, in chunk order whatever the thread count
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t L = quarter_sqdist.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, l, tid
+    cdef uint16_t last_bit = _cand_bit(last_candidate)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
-    # one slot of L potentials per chunk: small, and the reduction below runs
-    # in chunk order whatever the thread count
-    cdef double *slots = <double *>malloc(n_chunks * L * sizeof(double))
+    cdef const floating *lcp = &last_centre[0] if last_index > 0 else NULL
+    # float64 data: the potentials measure the distances in float64, one
+    # slot of L per chunk (float32 data: they are the chunk potentials)
+    cdef double *slots = NULL
     cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
     cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
     cdef double *qmin = <double *>malloc(n_centres * sizeof(double))
-    if slots == NULL or todo == NULL or qmin == NULL:
+    if floating is double:
+        slots = <double *>malloc(n_chunks * L * sizeof(double))
+    if todo == NULL or qmin == NULL or (floating is double and slots == NULL):
         free(slots); free(todo); free(qmin)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
@@ -704,73 +812,88 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             for l in range(1, L):
                 if quarter_sqdist[a, l] < qmin[a]:
                     qmin[a] = quarter_sqdist[a, l]
-        for c in prange(n_chunks, schedule='dynamic', chunksize=4,
+        # one chunk at a time: a thread that the OS preempts mid-pass
+        # strands as little work as possible (the other finishes the rest)
+        for c in prange(n_chunks, schedule='dynamic', chunksize=1,
                         num_threads=n_threads):
             tid = omp_get_thread_num()
             start = c * nbmax
             _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
                                   swp + start if swp != NULL else NULL,
-                                  &candidates[0, 0], L, &quarter_sqdist[0, 0],
+                                  &candidates[0, 0], L,
                                   qmin, &closest[start],
                                   &nearest[start], &improves[start],
-                                  todo + tid * nbmax, slots + c * L)
+                                  lcp, last_index, last_bit,
+                                  todo + tid * nbmax, &chunk_pots[c, 0],
+                                  slots + c * L if slots != NULL else NULL)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
             for l in range(L):
-                potentials[l] += slots[c * L + l]
+                potentials[l] += slots[c * L + l] if slots != NULL else chunk_pots[c, l]
     free(slots); free(todo); free(qmin)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const floating *sw, const floating *cand,
-                                Py_ssize_t L, const double *qd, const double *qmin,
-                                const float *closest,
-                                const centre_index *nearest,
+                                Py_ssize_t L, const double *qmin,
+                                float *closest,
+                                centre_index *nearest,
                                 uint16_t *improves,
-                                int32_t *todo, double *pot) noexcept nogil:
+                                const floating *last_centre, int32_t last_index,
+                                uint16_t last_bit,
+                                int32_t *todo, double *sums,
+                                double *pots) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
 
-    First every row is tested against the pruning bounds (this reads only
-    closest and nearest): ``qmin[a]`` is the smallest bound ``qd[a, l]`` of
-    centre a over the candidates, so one comparison tells whether any
-    candidate could beat a. Fully pruned rows contribute closest_i to every
-    potential. The other rows are then visited with their data prefetched a
-    few rows ahead (after pruning they no longer form the sequential stream
-    the hardware prefetcher follows), and only the candidates that their own
-    bound does not rule out are measured.
+    sums[l] receives sum_i w_i min(closest_i, float32(||x_i - q_l||^2)) and,
+    for float64 data, pots[l] the same sum without the rounding to float32.
+
+    First the deferred update of the last chosen centre (``_kpp_apply``).
+    Then every row is tested against the pruning bounds (this reads only
+    closest and nearest, without branches): ``qmin[a]`` is the smallest bound
+    ||c_a - q_l||^2 / 4 of centre a over the candidates, so one comparison
+    tells whether any candidate could beat a; rows that none can beat add
+    w_i closest_i to every sum (8 interleaved partial sums, added in a fixed
+    tree). The other rows are measured against all L candidates in one
+    sweep over the row (``fastem_kpp_rows_*`` in _simd.h): on typical data a
+    row that one candidate may beat is not ruled out for most of the others
+    either, and measuring them all together shares the loads of x and the
+    final reductions, with no unpredictable branch per candidate. Whether a
+    candidate beats a row does not depend on whether a valid bound would have
+    skipped the measurement.
     """
-    cdef Py_ssize_t i, l, t, n_todo = 0
-    cdef double w, cur, v, bound, pruned = 0.0
-    cdef const double *qrow
-    cdef uint16_t mask
-    for i in range(nb):
-        cur = closest[i]
-        improves[i] = 0
-        if qmin[nearest[i]] < cur * PRUNE_MARGIN:
-            todo[n_todo] = <int32_t>i
-            n_todo += 1
-        else:
-            pruned += (sw[i] if sw != NULL else 1.0) * cur
+    cdef Py_ssize_t i, k, l, n_todo = 0
+    cdef double acc[8]
+    cdef double pruned, cur
+    cdef int keep
+    if last_centre != NULL:
+        _kpp_apply(x, nb, d, last_centre, last_index, last_bit, improves,
+                   closest, nearest, todo)
+    for k in range(8):
+        acc[k] = 0.0
+    i = 0
+    while i < nb:
+        # rows i..i+7 go to partial sums 0..7 (fully unrolled: the partial
+        # sums stay in registers)
+        for k in range(8):
+            if i + k < nb:
+                cur = closest[i + k]
+                improves[i + k] = 0
+                keep = qmin[nearest[i + k]] < cur * PRUNE_MARGIN
+                # branch-free: always write, advance only for kept rows; a
+                # kept row adds (0 * its potential) = 0 exactly
+                todo[n_todo] = <int32_t>(i + k)
+                n_todo += keep
+                acc[k] += <double>(1 - keep) * ((sw[i + k] if sw != NULL else 1.0) * cur)
+        i += 8
+    pruned = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    if floating is float:
+        fastem_kpp_rows_f32(x, d, todo, n_todo, closest, sw, cand, L, improves, sums)
+    else:
+        fastem_kpp_rows_f64(x, d, todo, n_todo, closest, sw, cand, L, improves,
+                            sums, pots)
     for l in range(L):
-        pot[l] = pruned
-    for t in range(n_todo):
-        if t + PREFETCH_ROWS < n_todo:
-            _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
-        i = todo[t]
-        w = sw[i] if sw != NULL else 1.0
-        cur = closest[i]
-        bound = cur * PRUNE_MARGIN
-        qrow = qd + nearest[i] * L
-        # only the candidates that the bound cannot rule out are measured
-        mask = 0
-        for l in range(L):
-            v = cur
-            if qrow[l] < bound:
-                v = _sqdist(x + i * d, cand + l * d, d)
-                if v < cur:
-                    mask |= _cand_bit(l)
-                else:
-                    v = cur
-            pot[l] += w * v
-        improves[i] = mask
+        sums[l] = pruned + sums[l]
+        if pots != NULL:
+            pots[l] = pruned + pots[l]

@@ -9,6 +9,9 @@
  *
  * 2. Argmin over one row of a distance block, with AVX2 intrinsics in the
  *    x86-64-v3 build (GCC does not vectorise an argmin by itself).
+ *
+ * 3. The row loop of the k-means++ candidate pass, measuring a row against
+ *    all candidates at once (AVX2 + FMA in the x86-64-v3 build).
  */
 #ifndef FASTEM_SIMD_H
 #define FASTEM_SIMD_H
@@ -59,6 +62,363 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
         s += a[j] * a[j];
     return s;
 }
+
+/* k-means++ seeding: squared distances from one row x to each of several
+ * candidate rows c_0, c_1, ... (stored one after another, d values each),
+ * sum_j (x_j - c_lj)^2 in the data's precision (fastem_kpp_rows_*), and to
+ * one centre (fastem_kpp_sqdist_*, used to apply the chosen one).
+ *
+ * With AVX2 + FMA (the x86-64-v3 build), each block of 8 (float) or 4
+ * (double) coordinates of x is loaded once and used for up to 8 / 4
+ * candidates, each with its own vector accumulator (acc_l = fma(diff, diff,
+ * acc_l), blocks in order; the ragged end of a row is a masked load, whose
+ * zero lanes add exactly 0). The accumulators are reduced together by a
+ * transposing hadd tree, which adds the lanes of every candidate in the same
+ * fixed order, ((0+1)+(2+3))+((4+5)+(6+7)) (float) or (0+1)+(2+3) (double),
+ * whatever its slot or the number of candidates: a distance does not depend
+ * on which other candidates were measured with it, so fastem_kpp_sqdist (one
+ * candidate) gives bit for bit the value the candidate pass compared. On
+ * typical data a row that one candidate may beat is not ruled out for most
+ * of the others either, so measuring all candidates in one sweep (sharing
+ * the loads of x and the reductions, with no unpredictable branch per
+ * candidate) beats measuring only the candidates a bound does not rule out.
+ * Elsewhere both are the plain fastem_sqdist_*. */
+
+/* The candidate pass over the rows todo[0..n_todo) of a chunk that the
+ * pruning bounds kept (see _kpp_candidates_chunk in _kmeans.pyx): improves[i]
+ * gets bit fastem_cand_bit(l) for each candidate l with ||x_i - q_l||^2 <
+ * closest_i, and sums[l] = sum_t w_i min(closest_i, ||x_i - q_l||^2), the
+ * rows' closest distances if q_l were chosen, summed in double in the order
+ * of todo. Squared distances of float64 data are rounded to float32 first in
+ * sums (as closest will be), and kept in double in pots (the potentials that
+ * choose the candidate). For float32 data w_i * min(...) is a product of two
+ * floats, exact in double, so fma(w, v, s) and s + w * v agree and every
+ * build sums the same values in the same order. Rows are prefetched
+ * FASTEM_PREFETCH_ROWS ahead: after pruning they no longer form the
+ * sequential stream the hardware prefetcher follows. */
+#define FASTEM_PREFETCH_ROWS 6
+
+static inline uint16_t fastem_cand_bit(Py_ssize_t l)
+{
+    /* candidates 15 and up share the last bit */
+    return (uint16_t)(1u << (l < 15 ? l : 15));
+}
+
+static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
+{
+    Py_ssize_t off;
+    for (off = 0; off < nbytes; off += 64)
+        __builtin_prefetch((const char *)row + off);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+static inline __m256i fastem_tail_mask8(Py_ssize_t r)
+{
+    /* lanes 0..r-1 set, 0 <= r < 8 */
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __m256i fastem_tail_mask4(Py_ssize_t r)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r),
+                              _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+#define FASTEM_SQD_BLOCK_F32(A, XV, CV)                                        \
+    do {                                                                      \
+        __m256 df_ = _mm256_sub_ps(XV, CV);                                   \
+        A = _mm256_fmadd_ps(df_, df_, A);                                     \
+    } while (0)
+
+/* The 8 candidate sums in a vector, lane l for candidate l (0 in lanes l >=
+ * nc). nc in 1..8, a compile-time constant at every call site below so that
+ * the accumulators stay in registers. */
+static inline __attribute__((always_inline)) __m256
+fastem_sqdist8_f32(const float *x, const float *c, Py_ssize_t d, int nc)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0,
+           a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    Py_ssize_t j = 0, r = d & 7;
+#define FASTEM_SQD_ALL_F32(LOAD)                                               \
+    do {                                                                      \
+        FASTEM_SQD_BLOCK_F32(a0, xv, LOAD(c + j));                            \
+        if (nc > 1) FASTEM_SQD_BLOCK_F32(a1, xv, LOAD(c + d + j));            \
+        if (nc > 2) FASTEM_SQD_BLOCK_F32(a2, xv, LOAD(c + 2 * d + j));        \
+        if (nc > 3) FASTEM_SQD_BLOCK_F32(a3, xv, LOAD(c + 3 * d + j));        \
+        if (nc > 4) FASTEM_SQD_BLOCK_F32(a4, xv, LOAD(c + 4 * d + j));        \
+        if (nc > 5) FASTEM_SQD_BLOCK_F32(a5, xv, LOAD(c + 5 * d + j));        \
+        if (nc > 6) FASTEM_SQD_BLOCK_F32(a6, xv, LOAD(c + 6 * d + j));        \
+        if (nc > 7) FASTEM_SQD_BLOCK_F32(a7, xv, LOAD(c + 7 * d + j));        \
+    } while (0)
+#define FASTEM_LOADU_PS(p) _mm256_loadu_ps(p)
+#define FASTEM_MASKLOAD_PS(p) _mm256_maskload_ps(p, tm)
+    for (; j + 8 <= d; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        FASTEM_SQD_ALL_F32(FASTEM_LOADU_PS);
+    }
+    if (r) {
+        __m256i tm = fastem_tail_mask8(r);
+        __m256 xv = _mm256_maskload_ps(x + j, tm);
+        FASTEM_SQD_ALL_F32(FASTEM_MASKLOAD_PS);
+    }
+#undef FASTEM_SQD_ALL_F32
+#undef FASTEM_LOADU_PS
+#undef FASTEM_MASKLOAD_PS
+    __m256 t0 = _mm256_hadd_ps(a0, a1);
+    __m256 t1 = _mm256_hadd_ps(a2, a3);
+    __m256 t2 = _mm256_hadd_ps(a4, a5);
+    __m256 t3 = _mm256_hadd_ps(a6, a7);
+    t0 = _mm256_hadd_ps(t0, t1);
+    t2 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20),
+                         _mm256_permute2f128_ps(t0, t2, 0x31));
+}
+
+#define FASTEM_SQD_BLOCK_F64(A, XV, CV)                                        \
+    do {                                                                      \
+        __m256d df_ = _mm256_sub_pd(XV, CV);                                  \
+        A = _mm256_fmadd_pd(df_, df_, A);                                     \
+    } while (0)
+
+/* The 4 candidate sums in a vector; nc in 1..4, a compile-time constant */
+static inline __attribute__((always_inline)) __m256d
+fastem_sqdist4_f64(const double *x, const double *c, Py_ssize_t d, int nc)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    Py_ssize_t j = 0, r = d & 3;
+#define FASTEM_SQD_ALL_F64(LOAD)                                               \
+    do {                                                                      \
+        FASTEM_SQD_BLOCK_F64(a0, xv, LOAD(c + j));                            \
+        if (nc > 1) FASTEM_SQD_BLOCK_F64(a1, xv, LOAD(c + d + j));            \
+        if (nc > 2) FASTEM_SQD_BLOCK_F64(a2, xv, LOAD(c + 2 * d + j));        \
+        if (nc > 3) FASTEM_SQD_BLOCK_F64(a3, xv, LOAD(c + 3 * d + j));        \
+    } while (0)
+#define FASTEM_LOADU_PD(p) _mm256_loadu_pd(p)
+#define FASTEM_MASKLOAD_PD(p) _mm256_maskload_pd(p, tm)
+    for (; j + 4 <= d; j += 4) {
+        __m256d xv = _mm256_loadu_pd(x + j);
+        FASTEM_SQD_ALL_F64(FASTEM_LOADU_PD);
+    }
+    if (r) {
+        __m256i tm = fastem_tail_mask4(r);
+        __m256d xv = _mm256_maskload_pd(x + j, tm);
+        FASTEM_SQD_ALL_F64(FASTEM_MASKLOAD_PD);
+    }
+#undef FASTEM_SQD_ALL_F64
+#undef FASTEM_LOADU_PD
+#undef FASTEM_MASKLOAD_PD
+    /* [a0_01, a1_01 | a0_23, a1_23] and [a2_01, a3_01 | a2_23, a3_23] */
+    __m256d t0 = _mm256_hadd_pd(a0, a1);
+    __m256d t1 = _mm256_hadd_pd(a2, a3);
+    return _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20),
+                         _mm256_permute2f128_pd(t0, t1, 0x31));
+}
+
+/* Up to 8 (float) / 4 (double) candidates with a runtime count */
+static inline __m256 fastem_sqdist8n_f32(const float *x, const float *c,
+                                         Py_ssize_t d, Py_ssize_t nc)
+{
+    switch (nc) {
+    case 1: return fastem_sqdist8_f32(x, c, d, 1);
+    case 2: return fastem_sqdist8_f32(x, c, d, 2);
+    case 3: return fastem_sqdist8_f32(x, c, d, 3);
+    case 4: return fastem_sqdist8_f32(x, c, d, 4);
+    case 5: return fastem_sqdist8_f32(x, c, d, 5);
+    case 6: return fastem_sqdist8_f32(x, c, d, 6);
+    case 7: return fastem_sqdist8_f32(x, c, d, 7);
+    default: return fastem_sqdist8_f32(x, c, d, 8);
+    }
+}
+
+static inline __m256d fastem_sqdist4n_f64(const double *x, const double *c,
+                                          Py_ssize_t d, Py_ssize_t nc)
+{
+    switch (nc) {
+    case 1: return fastem_sqdist4_f64(x, c, d, 1);
+    case 2: return fastem_sqdist4_f64(x, c, d, 2);
+    case 3: return fastem_sqdist4_f64(x, c, d, 3);
+    default: return fastem_sqdist4_f64(x, c, d, 4);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+fastem_kpp_rows8_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                     Py_ssize_t n_todo, const float *closest, const float *sw,
+                     const float *cand, int nc, uint16_t *improves, double *sums)
+{
+    Py_ssize_t t;
+    int l;
+    const int lanes = (1 << nc) - 1;
+    /* sums of candidates 0-3 and 4-7, one lane each */
+    __m256d k_lo = _mm256_setzero_pd(), k_hi = k_lo;
+    double out[8];
+    for (t = 0; t < n_todo; t++) {
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
+                                d * (Py_ssize_t)sizeof(float));
+        Py_ssize_t i = todo[t];
+        __m256 curv = _mm256_set1_ps(closest[i]);
+        __m256 dv = fastem_sqdist8_f32(x + i * d, cand, d, nc);
+        improves[i] = (uint16_t)(_mm256_movemask_ps(_mm256_cmp_ps(dv, curv, _CMP_LT_OQ))
+                                 & lanes);
+        /* min_ps(a, b) is a < b ? a : b, the same test as the mask's */
+        __m256 nv = _mm256_min_ps(dv, curv);
+        __m256d wv = _mm256_set1_pd(sw != NULL ? (double)sw[i] : 1.0);
+        k_lo = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_castps256_ps128(nv)), k_lo);
+        if (nc > 4)
+            k_hi = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_extractf128_ps(nv, 1)), k_hi);
+    }
+    _mm256_storeu_pd(out, k_lo);
+    _mm256_storeu_pd(out + 4, k_hi);
+    for (l = 0; l < nc; l++)
+        sums[l] = out[l];
+}
+
+static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const float *sw, const float *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *sums)
+{
+    Py_ssize_t t, g, l;
+    switch (L) {
+    case 1: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 1, improves, sums); return;
+    case 2: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 2, improves, sums); return;
+    case 3: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 3, improves, sums); return;
+    case 4: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 4, improves, sums); return;
+    case 5: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 5, improves, sums); return;
+    case 6: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 6, improves, sums); return;
+    case 7: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 7, improves, sums); return;
+    case 8: fastem_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 8, improves, sums); return;
+    default: break;
+    }
+    /* more than 8 candidates: groups of 8, the last one partial */
+    for (l = 0; l < L; l++)
+        sums[l] = 0.0;
+    for (t = 0; t < n_todo; t++) {
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
+                                d * (Py_ssize_t)sizeof(float));
+        Py_ssize_t i = todo[t];
+        float cur = closest[i];
+        double w = sw != NULL ? (double)sw[i] : 1.0;
+        uint16_t mask = 0;
+        for (g = 0; g < L; g += 8) {
+            Py_ssize_t nc = L - g < 8 ? L - g : 8;
+            float dl[8];
+            _mm256_storeu_ps(dl, fastem_sqdist8n_f32(x + i * d, cand + g * d, d, nc));
+            for (l = 0; l < nc; l++) {
+                float v = dl[l];
+                if (v < cur)
+                    mask |= fastem_cand_bit(g + l);
+                else
+                    v = cur;
+                sums[g + l] += w * (double)v;
+            }
+        }
+        improves[i] = mask;
+    }
+}
+
+static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const double *sw, const double *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *sums, double *pots)
+{
+    Py_ssize_t t, g, l;
+    for (l = 0; l < L; l++)
+        sums[l] = pots[l] = 0.0;
+    for (t = 0; t < n_todo; t++) {
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d,
+                                d * (Py_ssize_t)sizeof(double));
+        Py_ssize_t i = todo[t];
+        double cur = closest[i];
+        double w = sw != NULL ? sw[i] : 1.0;
+        uint16_t mask = 0;
+        for (g = 0; g < L; g += 4) {
+            Py_ssize_t nc = L - g < 4 ? L - g : 4;
+            double dl[4];
+            _mm256_storeu_pd(dl, fastem_sqdist4n_f64(x + i * d, cand + g * d, d, nc));
+            for (l = 0; l < nc; l++) {
+                double v = dl[l];
+                float f = (float)v;
+                if (v < cur)
+                    mask |= fastem_cand_bit(g + l);
+                pots[g + l] += w * (v < cur ? v : cur);
+                sums[g + l] += w * (f < cur ? (double)f : cur);
+            }
+        }
+        improves[i] = mask;
+    }
+}
+
+static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
+{
+    return _mm256_cvtss_f32(fastem_sqdist8_f32(x, c, d, 1));
+}
+
+static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
+{
+    return _mm256_cvtsd_f64(fastem_sqdist4_f64(x, c, d, 1));
+}
+#else
+#define FASTEM_KPP_ROWS_GENERIC(T, SQDIST)                                    \
+    Py_ssize_t t, l;                                                          \
+    for (l = 0; l < L; l++) {                                                 \
+        sums[l] = 0.0;                                                        \
+        if (pots != NULL)                                                     \
+            pots[l] = 0.0;                                                    \
+    }                                                                         \
+    for (t = 0; t < n_todo; t++) {                                            \
+        if (t + FASTEM_PREFETCH_ROWS < n_todo)                                \
+            fastem_prefetch_row(x + (Py_ssize_t)todo[t + FASTEM_PREFETCH_ROWS] * d, \
+                                d * (Py_ssize_t)sizeof(T));                   \
+        Py_ssize_t i = todo[t];                                               \
+        double cur = closest[i];                                              \
+        double w = sw != NULL ? (double)sw[i] : 1.0;                          \
+        uint16_t mask = 0;                                                    \
+        for (l = 0; l < L; l++) {                                             \
+            T v = SQDIST(x + i * d, cand + l * d, d);                         \
+            float f = (float)v;                                               \
+            if (v < cur)                                                      \
+                mask |= fastem_cand_bit(l);                                   \
+            if (pots != NULL)                                                 \
+                pots[l] += w * (v < cur ? (double)v : cur);                   \
+            sums[l] += w * (f < cur ? (double)f : cur);                       \
+        }                                                                     \
+        improves[i] = mask;                                                   \
+    }
+
+static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const float *sw, const float *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *sums)
+{
+    double *pots = NULL;
+    FASTEM_KPP_ROWS_GENERIC(float, fastem_sqdist_f32)
+}
+
+static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                                       Py_ssize_t n_todo, const float *closest,
+                                       const double *sw, const double *cand, Py_ssize_t L,
+                                       uint16_t *improves, double *sums, double *pots)
+{
+    FASTEM_KPP_ROWS_GENERIC(double, fastem_sqdist_f64)
+}
+
+static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
+{
+    return fastem_sqdist_f32(x, c, d);
+}
+
+static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
+{
+    return fastem_sqdist_f64(x, c, d);
+}
+#endif
 
 /* Index of the smallest dist[j] + csq[j] over one row (first one on ties,
  * as a plain scan with a strict '<' would give); *best receives the value.
