@@ -141,22 +141,24 @@ def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
     """Cholesky factors of the precisions, as scikit-learn computes them.
 
     full/tied: ``cov_chol = cholesky(cov, lower=True)`` and
-    ``prec_chol = solve_triangular(cov_chol, I, lower=True).T`` (upper
-    triangular, ``precision = prec_chol @ prec_chol.T``); diag/spherical:
+    ``prec_chol = inv(cov_chol).T`` (upper triangular,
+    ``precision = prec_chol @ prec_chol.T``); diag/spherical:
     ``1 / sqrt(cov)``. A covariance that is not positive definite raises a
     ValueError that says what to do.
     """
     if covariance_type in ("full", "tied"):
         covs = covariances[None] if covariance_type == "tied" else covariances
-        D = covs.shape[-1]
-        eye = np.eye(D)
-        out = np.empty_like(covs)
-        for k in range(covs.shape[0]):
-            try:
-                cov_chol = linalg.cholesky(covs[k], lower=True)
-            except (linalg.LinAlgError, ValueError):
-                raise ValueError(singular_covariance_message(dtype)) from None
-            out[k] = linalg.solve_triangular(cov_chol, eye, lower=True).T
+        if not np.all(np.isfinite(covs)):
+            raise ValueError(singular_covariance_message(dtype))
+        # batched over components (one LAPACK call each, no Python loop):
+        # the lower Cholesky factor, then its inverse (lower triangular: the
+        # rounding LU leaves above the diagonal is dropped, so the kernel
+        # sees exact structural zeros), transposed
+        try:
+            cov_chol = np.linalg.cholesky(covs)
+        except np.linalg.LinAlgError:
+            raise ValueError(singular_covariance_message(dtype)) from None
+        out = np.transpose(np.tril(np.linalg.inv(cov_chol)), (0, 2, 1))
         return out[0] if covariance_type == "tied" else out
     if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
         raise ValueError(singular_covariance_message(dtype))
