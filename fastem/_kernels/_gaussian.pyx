@@ -85,6 +85,10 @@ cdef extern from "_gmm_simd.h" nogil:
     void fe_stats_tied_f(const float *gT, Py_ssize_t nb, int D, int K,
                          const float *sw, const float *xcT, double *work,
                          double *slot, int accumulate)
+    void fe_moments_d(const double *xcT, Py_ssize_t nb, int D, const double *sw,
+                      double *work, double *slot, int accumulate)
+    void fe_moments_f(const float *xcT, Py_ssize_t nb, int D, const float *sw,
+                      double *work, double *slot, int accumulate)
     void fe_stats_diag_f(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
                          int spherical, const float *mp, const float *gT,
                          double *slot, Py_ssize_t P)
@@ -319,6 +323,14 @@ cdef double _process_chunk(
         fe_center_T_d(X, nb, <int>D, shift, xcT)
     else:
         fe_center_T_f(X, nb, <int>D, shift, xcT)
+
+    if mode == RESP_ONE and cov_type == COV_FULL and do_stats:
+        # the data's weighted moments (see fe_moments_*); dws as scratch
+        if floating is double:
+            fe_moments_d(xcT, nb, <int>D, sw, dws, slot, accumulate)
+        else:
+            fe_moments_f(xcT, nb, <int>D, sw, dws, slot, accumulate)
+        return 0.0
 
     # features [1; xc; q(xc)] (P x nb) in float64 for the GEMM statistics
     if do_stats and not own_centres and not (

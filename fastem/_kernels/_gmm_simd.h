@@ -729,6 +729,76 @@ FE_HOT static void fe_stats_tied_f(const float *restrict gT, ptrdiff_t nb, int D
     }
 }
 
+/* Weighted moments of a chunk (K = 1, gamma = 1): slot += [sum_b w_b,
+ * sum_b w_b xc_b, vech(sum_b w_b xc_b xc_b^T)] (upper triangle row by row),
+ * in float64: the chunk (xcT, D x nb) is converted to float64 rows x_i and
+ * w x_i (work: 2 D nb), and every pair (i, j >= i) accumulates
+ * sum_b (w x_i)_b x_jb in 8 lanes (lane l takes rows b = l mod 8, in
+ * order), four pairs at a time; lanes are added in order. The data's
+ * second moment of 'tied' (once per fit) costs D(D+1)/2 multiply-adds a
+ * row this way, instead of quadratic features and a one-row GEMM. */
+#define FE_DEFINE_MOMENTS(NAME, T)                                           \
+FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
+                        const T *restrict sw, double *restrict work,        \
+                        double *restrict slot, int accumulate)              \
+{                                                                           \
+    enum { VL = 8 };                                                        \
+    const ptrdiff_t nbv = nb - nb % VL;                                     \
+    const ptrdiff_t P = 1 + D + (ptrdiff_t)D * (D + 1) / 2;                 \
+    double *restrict xd = work, *restrict wx = work + (ptrdiff_t)D * nb;    \
+    for (int i = 0; i < D; ++i) {                                           \
+        const T *restrict x = xcT + (ptrdiff_t)i * nb;                      \
+        double *restrict o = xd + (ptrdiff_t)i * nb;                        \
+        double *restrict ow = wx + (ptrdiff_t)i * nb;                       \
+        for (ptrdiff_t b = 0; b < nb; ++b) {                                \
+            o[b] = (double)x[b];                                            \
+            ow[b] = sw ? (double)sw[b] * (double)x[b] : (double)x[b];       \
+        }                                                                   \
+    }                                                                       \
+    if (!accumulate)                                                        \
+        for (ptrdiff_t p = 0; p < P; ++p) slot[p] = 0.0;                    \
+    double wsum = 0.0;                                                      \
+    if (sw) { for (ptrdiff_t b = 0; b < nb; ++b) wsum += (double)sw[b]; }   \
+    else wsum = (double)nb;                                                 \
+    slot[0] += wsum;                                                        \
+    double lanes[VL];                                                       \
+    for (int i = 0; i < D; ++i) {                                           \
+        const double *restrict a = wx + (ptrdiff_t)i * nb;                  \
+        /* S1_i = sum_b w_b x_ib */                                         \
+        double t = 0.0;                                                     \
+        for (ptrdiff_t b = 0; b < nb; ++b) t += a[b];                       \
+        slot[1 + i] += t;                                                   \
+        double *restrict row = slot + 1 + D + (ptrdiff_t)i * D              \
+                               - (ptrdiff_t)i * (i - 1) / 2 - i;            \
+        for (int j0 = i; j0 < D; j0 += 4) {                                 \
+            const int nj = D - j0 < 4 ? D - j0 : 4;                         \
+            const double *restrict x0 = xd + (ptrdiff_t)j0 * nb;            \
+            const double *restrict x1 = nj > 1 ? x0 + nb : x0;              \
+            const double *restrict x2 = nj > 2 ? x0 + 2 * nb : x0;          \
+            const double *restrict x3 = nj > 3 ? x0 + 3 * nb : x0;          \
+            fe_vd a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                   \
+            for (ptrdiff_t b = 0; b < nbv; b += VL) {                       \
+                const fe_vd av = fe_load_vd(a + b);                         \
+                a0 += av * fe_load_vd(x0 + b);                              \
+                a1 += av * fe_load_vd(x1 + b);                              \
+                a2 += av * fe_load_vd(x2 + b);                              \
+                a3 += av * fe_load_vd(x3 + b);                              \
+            }                                                               \
+            const fe_vd acc[4] = {a0, a1, a2, a3};                          \
+            const double *restrict xs[4] = {x0, x1, x2, x3};                \
+            for (int jj = 0; jj < nj; ++jj) {                               \
+                fe_store_vd(lanes, acc[jj]);                                \
+                double u = 0.0;                                             \
+                for (int l = 0; l < VL; ++l) u += lanes[l];                 \
+                for (ptrdiff_t b = nbv; b < nb; ++b) u += a[b] * xs[jj][b]; \
+                row[j0 + jj] += u;                                          \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_MOMENTS(fe_moments_d, double)
+FE_DEFINE_MOMENTS(fe_moments_f, float)
+
 /* Diag / spherical: slot[k] += [N_k, S1_k, S2_k] with S2_k the D squares
  * sum_b g z_bd^2 (diag, P = 1 + 2D) or their sum over d (spherical,
  * P = 2 + D). Same layout of xp and mp as the full kernel. */
