@@ -56,10 +56,14 @@ cdef extern from "_gmm_simd.h" nogil:
     int fe_estep_chol_width(int D)
     void fe_estep_diag_d(const double *xcT, Py_ssize_t nb, int D, int K,
                          const double *U, const double *V, const double *const_k,
-                         double *lp)
+                         double *lp, double *R)
     void fe_estep_diag_f(const float *xcT, Py_ssize_t nb, int D, int K,
                          const float *U, const float *V, const double *const_k,
-                         float *lp)
+                         float *lp, float *R)
+    void fe_stats_sph_f(const float *xcT, Py_ssize_t nb, int D, int K,
+                        const float *gT, const float *R, const float *mu,
+                        const float *centres, const float *shift, double *slot,
+                        Py_ssize_t P)
     void fe_estep_chol_d(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
                          int lower, const double *fused_a, const double *fused_b,
                          const double *const_k, double *lp)
@@ -217,7 +221,7 @@ def chunk_rows(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t itemsize):
     """
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
     cdef Py_ssize_t Dp = padded_width(D, itemsize)
-    cdef Py_ssize_t per_row = itemsize * (D + W + K + 4 + 3 * Dp)
+    cdef Py_ssize_t per_row = itemsize * (D + W + 2 * K + 4 + 3 * Dp)
     if cov_type == COV_TIED:
         per_row += 8 * (1 + D + K)
     cdef Py_ssize_t B = _CHUNK_BYTES // per_row
@@ -237,7 +241,7 @@ def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
     cdef Py_ssize_t nd = B * (P + K + 3)
     if cov_type == COV_TIED:
         nd = max(nd, fe_stats_tied_work(K, D))
-    return int(B * (D + W + 1 + K + 3 + 3 * Dp) + K * Dp), int(nd)
+    return int(B * (D + W + 1 + 2 * K + 3 + 3 * Dp) + K * Dp), int(nd)
 
 
 cdef double _process_chunk(
@@ -266,7 +270,8 @@ cdef double _process_chunk(
 
     Workspaces: ``fws`` (floating) holds xc^T (D x nb), the E-step GEMM
     output Y^T (W x nb), nb scratch, lp (K x nb), three nb rows, the padded
-    rows, two nb x Dp scratch blocks and the padded centres (K x Dp);
+    rows, two nb x Dp scratch blocks, the padded centres (K x Dp) and the
+    squared distances of 'spherical' float32 (K x nb);
     ``dws`` (float64) holds the features F (P x nb), lpT (K x nb) and three
     nb rows. Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
     """
@@ -283,7 +288,9 @@ cdef double _process_chunk(
     cdef floating *Zs
     cdef floating *GZs
     cdef floating *mp
+    cdef floating *Rs
     cdef const floating *rows
+    cdef bint sph_r = False
     cdef double *FT = dws
     cdef double *lpT = dws + nb * P
     cdef double *lse = lpT + nb * K
@@ -317,6 +324,7 @@ cdef double _process_chunk(
     Zs = xp + nb * Dp
     GZs = Zs + nb * Dp
     mp = GZs + nb * Dp
+    Rs = mp + K * Dp
 
     # 1. centre the chunk on the global shift, transposed (D x nb)
     if floating is double:
@@ -363,9 +371,13 @@ cdef double _process_chunk(
         elif fused_a != NULL:
             # diag / spherical, D <= 16: fused, in registers (_gmm_simd.h)
             if floating is double:
-                fe_estep_diag_d(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k, lpf)
+                fe_estep_diag_d(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
+                                lpf, NULL)
             else:
-                fe_estep_diag_f(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k, lpf)
+                # spherical statistics reuse the squared distances (Rs)
+                sph_r = own_centres and cov_type == COV_SPHERICAL
+                fe_estep_diag_f(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
+                                lpf, Rs if sph_r else NULL)
         else:
             # diag / spherical: direct, A = shifted means (K x D), crow = p^2
             if floating is double:
@@ -407,7 +419,10 @@ cdef double _process_chunk(
                 if not accumulate:
                     for e in range(K * P):
                         slot[e] = 0.0
-                if floating is float:
+                if floating is float and sph_r:
+                    fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres,
+                                   shift, slot, P)
+                elif floating is float:
                     if Dp == D:
                         rows = X
                     else:

@@ -799,6 +799,94 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
 FE_DEFINE_MOMENTS(fe_moments_d, double)
 FE_DEFINE_MOMENTS(fe_moments_f, float)
 
+/* 'spherical' statistics of float32 data from the E-step's r_kb =
+ * |xc_b - mu'_k|^2 (R, K x nb; mu' = mu - c the E-step's shifted means),
+ * with no pass over the features for the second moment. About the E-step's
+ * reference e_k = c + mu'_k:
+ *     N_k = sum_b g_kb,  T1_k = sum_b g_kb (xc_b - mu'_k)
+ *                             = sum_b g_kb xc_b - N_k mu'_k,
+ *     T2_k = sum_b g_kb r_kb,
+ * then moved (exactly, in float64) to the reference m_k = centres[k] of the
+ * other statistics kernels: with delta = e_k - m_k (rounding-sized),
+ * S1 = T1 + N delta and S2 = T2 + 2 delta.T1 + N |delta|^2. slot[k] +=
+ * [N_k, S1_k, S2_k]. Dot products run over rows in 16 float32 lanes, four
+ * features at a time, flushed to float64 every 512 rows (32 terms per
+ * lane); the tail rows (nb mod 16) are added in float64. */
+FE_HOT static void fe_stats_sph_f(const float *restrict xcT, ptrdiff_t nb, int D, int K,
+                                  const float *restrict gT, const float *restrict R,
+                                  const float *restrict mu, const float *restrict centres,
+                                  const float *restrict shift, double *restrict slot,
+                                  ptrdiff_t P)
+{
+    enum { VL = 16, SB = 512 };  /* 32 rows per lane between flushes */
+    const ptrdiff_t nbv = nb - nb % VL;
+    float l0[VL], l1[VL], l2[VL], l3[VL];
+    for (int k = 0; k < K; ++k) {
+        const float *restrict g = gT + (ptrdiff_t)k * nb;
+        const float *restrict r = R + (ptrdiff_t)k * nb;
+        double *restrict out = slot + (ptrdiff_t)k * P;
+        double dn[VL] = {0}, ds2[VL] = {0};
+        for (ptrdiff_t b0 = 0; b0 < nbv; b0 += SB) {
+            const ptrdiff_t b1 = b0 + SB < nbv ? b0 + SB : nbv;
+            fe_vf vn = {0}, vs = {0};
+            for (ptrdiff_t b = b0; b < b1; b += VL) {
+                const fe_vf gv = fe_load_vf(g + b);
+                vn += gv;
+                vs += gv * fe_load_vf(r + b);
+            }
+            fe_store_vf(l0, vn);
+            fe_store_vf(l1, vs);
+            for (int l = 0; l < VL; ++l) { dn[l] += (double)l0[l]; ds2[l] += (double)l1[l]; }
+        }
+        double n = 0.0, s2 = 0.0;
+        for (int l = 0; l < VL; ++l) { n += dn[l]; s2 += ds2[l]; }
+        for (ptrdiff_t b = nbv; b < nb; ++b) {
+            n += (double)g[b];
+            s2 += (double)g[b] * (double)r[b];
+        }
+        double t1[4], dot_dt1 = 0.0, dd2 = 0.0;
+        out[0] += n;
+        for (int d0 = 0; d0 < D; d0 += 4) {
+            const int nd = D - d0 < 4 ? D - d0 : 4;
+            const float *restrict x0 = xcT + (ptrdiff_t)d0 * nb;
+            const float *restrict x1 = nd > 1 ? x0 + nb : x0;
+            const float *restrict x2 = nd > 2 ? x0 + 2 * nb : x0;
+            const float *restrict x3 = nd > 3 ? x0 + 3 * nb : x0;
+            double dd[4][VL] = {{0}};
+            for (ptrdiff_t b0 = 0; b0 < nbv; b0 += SB) {
+                const ptrdiff_t b1 = b0 + SB < nbv ? b0 + SB : nbv;
+                fe_vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                for (ptrdiff_t b = b0; b < b1; b += VL) {
+                    const fe_vf gv = fe_load_vf(g + b);
+                    a0 += gv * fe_load_vf(x0 + b);
+                    a1 += gv * fe_load_vf(x1 + b);
+                    a2 += gv * fe_load_vf(x2 + b);
+                    a3 += gv * fe_load_vf(x3 + b);
+                }
+                fe_store_vf(l0, a0); fe_store_vf(l1, a1);
+                fe_store_vf(l2, a2); fe_store_vf(l3, a3);
+                for (int l = 0; l < VL; ++l) {
+                    dd[0][l] += (double)l0[l]; dd[1][l] += (double)l1[l];
+                    dd[2][l] += (double)l2[l]; dd[3][l] += (double)l3[l];
+                }
+            }
+            const float *restrict xs[4] = {x0, x1, x2, x3};
+            for (int j = 0; j < nd; ++j) {
+                const ptrdiff_t kd = (ptrdiff_t)k * D + d0 + j;
+                double t = 0.0;
+                for (int l = 0; l < VL; ++l) t += dd[j][l];
+                for (ptrdiff_t b = nbv; b < nb; ++b) t += (double)g[b] * (double)xs[j][b];
+                t1[j] = t - n * (double)mu[kd];
+                const double delta = ((double)shift[d0 + j] + (double)mu[kd]) - (double)centres[kd];
+                dot_dt1 += delta * t1[j];
+                dd2 += delta * delta;
+                out[1 + d0 + j] += t1[j] + n * delta;
+            }
+        }
+        out[1 + D] += s2 + 2.0 * dot_dt1 + n * dd2;
+    }
+}
+
 /* Diag / spherical: slot[k] += [N_k, S1_k, S2_k] with S2_k the D squares
  * sum_b g z_bd^2 (diag, P = 1 + 2D) or their sum over d (spherical,
  * P = 2 + D). Same layout of xp and mp as the full kernel. */
@@ -984,12 +1072,15 @@ FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f, float, f)
  *                              keeps its digits for points far from c;
  * accumulates in registers, and lp = const_k - q / 2 is stored. U, V:
  * K x DD, zero-padded (padded terms are exact zeros). Sums run over d in
- * order.
+ * order. Spherical float32 with R != NULL: q = p_k r with r = |x - mu_k|^2
+ * (V holds p_k at index 0), and r is stored in R (K x nb) for
+ * fe_stats_sph_f.
  * ------------------------------------------------------------------------- */
 #define FE_DEFINE_ESTEP_DIAG(NAME, T, VT, SUFFIX, DD, FMAFORM)               \
 FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         const T *restrict U, const T *restrict V,           \
-                        const double *restrict const_k, T *restrict lp)     \
+                        const double *restrict const_k, T *restrict lp,     \
+                        T *restrict R)                                      \
 {                                                                           \
     enum { VL = FE_VBYTES / sizeof(T) };                                    \
     T tmp[VL];                                                              \
@@ -1009,14 +1100,31 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
             const T *restrict u = U + (ptrdiff_t)k * DD;                    \
             const T *restrict v = V + (ptrdiff_t)k * DD;                    \
             VT acc = {0};                                                   \
-            _Pragma("GCC unroll 16")                                        \
-            for (int d = 0; d < DD; ++d) {                                  \
-                if (FMAFORM) {                                              \
-                    const VT t = x[d] * u[d] - v[d];                        \
-                    acc += t * t;                                           \
-                } else {                                                    \
+            if (R != NULL && !FMAFORM) {                                    \
+                /* spherical, float32: r = |x - mu|^2 is kept (the       \
+                 * statistics need it) and q = p r */                       \
+                _Pragma("GCC unroll 16")                                    \
+                for (int d = 0; d < DD; ++d) {                              \
                     const VT t = x[d] - u[d];                               \
-                    acc += (t * t) * v[d];                                  \
+                    acc += t * t;                                           \
+                }                                                           \
+                if (nv == VL) {                                             \
+                    fe_store_##SUFFIX(R + (ptrdiff_t)k * nb + b0, acc);     \
+                } else {                                                    \
+                    fe_store_##SUFFIX(tmp, acc);                            \
+                    for (int l = 0; l < nv; ++l) R[(ptrdiff_t)k * nb + b0 + l] = tmp[l]; \
+                }                                                           \
+                acc = acc * v[0];                                           \
+            } else {                                                        \
+                _Pragma("GCC unroll 16")                                    \
+                for (int d = 0; d < DD; ++d) {                              \
+                    if (FMAFORM) {                                          \
+                        const VT t = x[d] * u[d] - v[d];                    \
+                        acc += t * t;                                       \
+                    } else {                                                \
+                        const VT t = x[d] - u[d];                           \
+                        acc += (t * t) * v[d];                              \
+                    }                                                       \
                 }                                                           \
             }                                                               \
             const VT out = (T)const_k[k] - (T)0.5 * acc;                    \
@@ -1038,12 +1146,12 @@ FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f, float, fe_vf, vf, 16, 0)
 
 #define FE_DEFINE_ESTEP_DIAG_DISPATCH(NAME, T, SFX)                          \
 static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, const T *U,       \
-                 const T *V, const double *const_k, T *lp)                  \
+                 const T *V, const double *const_k, T *lp, T *R)            \
 {                                                                           \
     switch (fe_estep_chol_width(D)) {                                       \
-    case 4: fe_estep_diag4_##SFX(xcT, nb, D, K, U, V, const_k, lp); break;  \
-    case 8: fe_estep_diag8_##SFX(xcT, nb, D, K, U, V, const_k, lp); break;  \
-    default: fe_estep_diag16_##SFX(xcT, nb, D, K, U, V, const_k, lp); break; \
+    case 4: fe_estep_diag4_##SFX(xcT, nb, D, K, U, V, const_k, lp, R); break; \
+    case 8: fe_estep_diag8_##SFX(xcT, nb, D, K, U, V, const_k, lp, R); break; \
+    default: fe_estep_diag16_##SFX(xcT, nb, D, K, U, V, const_k, lp, R); break; \
     }                                                                       \
 }
 FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_d, double, d)
