@@ -142,8 +142,9 @@ RESP_MODES = {"estep": RESP_ESTEP, "given": RESP_GIVEN, "labels": RESP_LABELS,
 cdef enum:
     _NPART = 64
 NPART = _NPART
-# bytes of per-chunk working set aimed at (per-core L2 is 1 MiB here)
-_CHUNK_BYTES = 640 * 1024
+# bytes of per-chunk working set aimed at: a third of a core's L2 (1 MiB
+# here), so that the per-component loops re-read the chunk from cache
+_CHUNK_BYTES = 320 * 1024
 
 # structure of the Cholesky factors in the E-step operand (full / tied)
 cdef enum:
