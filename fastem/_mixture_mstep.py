@@ -158,7 +158,7 @@ def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
             cov_chol = np.linalg.cholesky(covs)
         except np.linalg.LinAlgError:
             raise ValueError(singular_covariance_message(dtype)) from None
-        out = np.transpose(np.tril(np.linalg.inv(cov_chol)), (0, 2, 1))
+        out = np.ascontiguousarray(np.transpose(np.tril(np.linalg.inv(cov_chol)), (0, 2, 1)))
         return out[0] if covariance_type == "tied" else out
     if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
         raise ValueError(singular_covariance_message(dtype))
