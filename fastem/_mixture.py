@@ -46,13 +46,16 @@ INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 # rows of random responsibilities generated at a time for init_params='random'
 _RANDOM_INIT_BLOCK = 65536
 
+
 def _factor_triangle(A, n_features):
-    """TRI_UPPER / TRI_LOWER if every stacked factor of A is triangular.
+    """The kernel's TRIANGLES code: 'upper' / 'lower' if every stacked factor
+    of A is triangular, else 'general'.
 
     A is the kernel's (D, D*K) operand, A[i, d*K + k] = L_k[i, d] ('full'),
-    or the tied factor itself (D, D). Factors
-    from the M-step are upper triangular (as scikit-learn's); user-given
-    precisions give lower Cholesky factors in the first iteration.
+    or the tied factor itself (D, D). The factors fastem computes (from the
+    M-step and from user-given precisions) are upper triangular, as
+    scikit-learn's; the kernel takes the zeros of either triangle into
+    account, and any other factor through its general path.
     """
     L = A.reshape(n_features, n_features, -1)  # [i, d, k]
     below = np.tril(np.ones((n_features, n_features), dtype=bool), -1)

@@ -93,6 +93,10 @@ cdef extern from "_gmm_simd.h" nogil:
                       double *work, double *slot, int accumulate)
     void fe_moments_f(const float *xcT, Py_ssize_t nb, int D, const float *sw,
                       double *work, double *slot, int accumulate)
+    void fe_pad_rows_d(const double *x, Py_ssize_t n, int D, int Dp, double *xp)
+    void fe_stats_diag_rows_d(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+                              int spherical, const double *cp, const double *gT,
+                              double *slot, Py_ssize_t P, int accumulate)
     void fe_stats_diag_f(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
                          int spherical, const float *mp, const float *gT,
                          double *slot, Py_ssize_t P)
@@ -314,11 +318,12 @@ cdef double _process_chunk(
     else:
         W = 0
     G = Y + nb * W  # nb scratch
+    # the floating workspace's layout does not depend on where lpf lives
+    lse_f = G + nb + nb * K
     if floating is double:
         lpf = lpT  # float64 responsibilities feed the statistics GEMM in place
     else:
         lpf = G + nb
-    lse_f = lpf + nb * K
     m_f = lse_f + nb
     s_f = m_f + nb
     xp = s_f + nb
@@ -342,7 +347,10 @@ cdef double _process_chunk(
         return 0.0
 
     # features [1; xc; q(xc)] (P x nb) in float64 for the GEMM statistics
-    if do_stats and not own_centres and not (
+    # float64 E-step of diag / spherical: fe_stats_diag_rows_d, no features
+    cdef bint diag_rows = (floating is double and do_stats and mode == RESP_ESTEP
+                           and (cov_type == COV_DIAG or cov_type == COV_SPHERICAL))
+    if do_stats and not own_centres and not diag_rows and not (
             floating is float and mode == RESP_ESTEP and cov_type == COV_TIED):
         if floating is double:
             fe_features_T_d(xcT, nb, <int>D, cov_type, 1, FT)
@@ -446,7 +454,18 @@ cdef double _process_chunk(
                 fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, dws, slot,
                                 accumulate)
                 return ll
-            # float64: the GEMM below, on lpT (= lpf)
+            if floating is double and diag_rows:
+                if Dp == D:
+                    rows = X
+                else:
+                    fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
+                    rows = xp
+                fe_pad_rows_d(shift, 1, <int>D, <int>Dp, mp)
+                fe_stats_diag_rows_d(rows, nb, <int>D, <int>Dp, <int>K,
+                                     cov_type == COV_SPHERICAL, mp, lpf, slot, P,
+                                     accumulate)
+                return ll
+            # float64 full / tied: the GEMM below, on lpT (= lpf)
     elif mode == RESP_GIVEN:
         for k in range(K):
             r = lpT + k * nb
