@@ -2,7 +2,8 @@
 
 * M-step: parameters from the float64 sufficient statistics that the kernel
   (``fastem._kernels._gaussian.em_pass``) accumulates on data centred on a
-  global shift ``c``.
+  global shift ``c``, or (float32 E-steps of 'full', 'diag', 'spherical') on
+  each component's current mean: ``c`` may be one reference per component.
 * Cholesky factors of the precisions, exactly as scikit-learn computes them.
 * The E-step operands the kernel takes (stacked factors, shifted means,
   per-component constants).

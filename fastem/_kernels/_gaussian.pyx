@@ -2,37 +2,41 @@
 
 One call of :func:`em_pass` reads X once. For every chunk of rows it
 
-1. centres the chunk on a fixed global shift ``c`` (the weighted data mean):
-   ``xc = x - c``. Means enter as ``mu' = mu - c``; densities and statistics
-   are invariant to the shift, but float32 data with a large offset no longer
-   cancels (scikit-learn issue 30382).
+1. centres the chunk on a fixed global shift ``c`` (the weighted data mean),
+   transposed: ``xc^T = (x - c)^T`` (D x nb). Means enter as ``mu' = mu - c``.
 2. computes the log-density of every component from the Cholesky factor
    ``L_k`` of its precision (``precision_k = L_k L_k^T``)::
 
        log N(x | mu_k, Sigma_k) = -D/2 log(2 pi) + sum_d log L_k[d, d]
                                   - 1/2 || (x - mu_k)^T L_k ||^2
 
-   full:  Y = Xc @ [L_1 .. L_K] in ONE GEMM (the factors stacked d-major into
-          a D x (K*D) operand), minus the row ``mu'_k^T L_k``, squared, summed
-          over d;
-   tied:  Y = Xc @ L, then || y - mu'_k^T L ||^2 for every k;
-   diag:  || (x - mu) * p ||^2 = sum_d (xc_d - mu'_d)^2 p_d^2, computed
-          directly in vectorised loops over the chunk's rows (as many flops
-          as the GEMM of the expanded form [xc, xc^2] @ [-2 mu' p^2; p^2],
-          no packing, and no cancellation in float32);
-   spherical: p^2 sum_d (xc_d - mu'_d)^2 likewise.
-3. adds log w_k, takes the log-sum-exp of the row (vectorised exp, see
-   _gmm_simd.h), and turns the row into responsibilities gamma_nk; the
-   weighted log-likelihood sum_n w_n log p(x_n) is accumulated in float64.
-4. accumulates the weighted sufficient statistics with ONE float64 GEMM:
-   ``stats (K x P) += (w * gamma)^T @ F`` with the quadratic features
-   F = [1, xc, q(xc)] of the centred chunk, q = vech(xc xc^T) (full, upper
-   triangle row by row), xc^2 (diag), |xc|^2 (spherical) or nothing (tied:
-   its second moment does not depend on the responsibilities). Column 0 of
-   the result is N_k, columns 1..D are S1_k = sum gamma xc, the rest S2_k.
-   Within a chunk, log-densities and responsibilities are held
-   component-major (K x B) so that the per-row work (vectorised exp,
-   log-sum-exp) runs over rows in SIMD lanes.
+   in the data's precision. For D <= 16 (and triangular factors, which is
+   what fastem computes) a register-blocked kernel does it for a block of
+   rows at a time: full ``(xc - mu'_k)^T L_k`` over the factor's triangle
+   only, tied ``y = xc^T L`` once then ``||y - mu'_k^T L||^2`` per
+   component, diag / spherical ``sum_d (xc_d - mu'_kd)^2 p_kd`` directly
+   (see _gmm_simd.h). Beyond 16 features, full / tied use a BLAS GEMM of the
+   chunk with the stacked factors (column bands that skip the triangle's
+   zeros) and diag / spherical vectorised loops over the rows.
+3. adds log w_k, takes the log-sum-exp of the row (vectorised exp and log,
+   float32 for float32 data), and turns the row into responsibilities
+   gamma_nk; the weighted log-likelihood sum_n w_n log p(x_n) is summed in
+   float64.
+4. accumulates the weighted sufficient statistics [N_k, S1_k, S2_k]:
+   - float32 full / diag / spherical: about each component's current mean
+     m_k (x - m_k is small: no cancellation in float32), in float32 over at
+     most 64 rows per accumulator, then float64 (_gmm_simd.h);
+   - float32 tied: float64 arithmetic on responsibilities renormalised so
+     that they sum to the sample weight (the tied M-step needs it);
+   - float64 diag / spherical: a register-blocked row kernel, about c;
+   - float64 full / tied and the initialisation passes: ONE float64 GEMM
+     ``(w * gamma)^T @ F`` with the quadratic features F = [1, xc, q(xc)],
+     q = vech(xc xc^T) (full, upper triangle row by row), xc^2 (diag),
+     |xc|^2 (spherical) or nothing (tied: its second moment does not depend
+     on the responsibilities).
+   Column 0 is N_k, columns 1..D S1_k, the rest S2_k. Within a chunk,
+   log-densities and responsibilities are held component-major (K x nb) so
+   that the per-row work runs over rows in SIMD lanes.
 
 Nothing of size N x K or N x K x D is allocated: per-thread workspaces hold
 one chunk. Rows are cut into chunks of a fixed size that does not depend on
