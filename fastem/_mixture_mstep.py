@@ -4,7 +4,8 @@
   (``fastem._kernels._gaussian.em_pass``) accumulates on data centred on a
   global shift ``c``, or (float32 E-steps of 'full', 'diag', 'spherical') on
   each component's current mean: ``c`` may be one reference per component.
-* Cholesky factors of the precisions, exactly as scikit-learn computes them.
+* Cholesky factors of the precisions, as scikit-learn computes them (to
+  rounding).
 * The E-step operands the kernel takes (stacked factors, shifted means,
   per-component constants).
 * Checks of user-given initial parameters.
