@@ -9,7 +9,7 @@ kmeans_plusplus
 GaussianMixture
     EM for full, tied, diag and spherical covariances.
 adjusted_rand_score
-    Agreement between two partitions, corrected for chance.
+    scikit-learn's adjusted Rand index, re-exported (select_k uses it).
 select_k, SelectKResult
     Choosing the number of clusters: elbow, BIC/AIC, stability.
 load
@@ -19,11 +19,12 @@ show_config
 """
 __version__ = "0.1.0"
 
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.metrics import adjusted_rand_score
+
 from fastem._config import build_info, show_config
-from fastem._exceptions import ConvergenceWarning, NotFittedError
 from fastem._init import kmeans_plusplus
 from fastem._kmeans import KMeans
-from fastem._metrics import adjusted_rand_score
 from fastem._mixture import GaussianMixture
 from fastem._persistence import load
 from fastem._select_k import SelectKResult, select_k

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from fastem._io import faithful_path, load_faithful
-from fastem._metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score
 
 PLOT_HINT = 'pip install "fastem[plot]"'
 DEFAULT_FIGURE = "fastem-demo.png"

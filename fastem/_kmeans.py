@@ -12,16 +12,25 @@ import warnings
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from fastem._base import BaseEstimator, check_is_fitted
-from fastem._exceptions import ConvergenceWarning
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from fastem._base import ModelFileMixin, check_data
 from fastem._init import greedy_kmeans_plusplus, random_rows
 from fastem._kernels import load_kernels
 from fastem._parallel import blas_single_threaded, chunk_rows
 from fastem._stats import column_mean_var, frame_shift
 from fastem._validation import (
     check_array,
+    check_fitted_array,
+    check_fitted_int,
     check_int,
-    check_n_features,
     check_option,
     check_random_state,
     check_real,
@@ -31,7 +40,8 @@ from fastem._validation import (
 _k = load_kernels("_kmeans")
 
 
-class KMeans(BaseEstimator):
+class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
+             ModelFileMixin, BaseEstimator):
     """K-means clustering by Lloyd's algorithm on a parallel compiled core.
 
     A drop-in for ``sklearn.cluster.KMeans``: same parameters, methods and
@@ -76,7 +86,8 @@ class KMeans(BaseEstimator):
         centres up to floating-point ties.
     n_threads : int, default=None
         OpenMP threads; None uses every core allowed by OMP_NUM_THREADS and
-        the CPU affinity mask.
+        the CPU affinity mask. Larger values are capped to that number;
+        negative values count back from it (-1: all, -2: all but one).
 
     Attributes
     ----------
@@ -90,6 +101,8 @@ class KMeans(BaseEstimator):
         Lloyd iterations of the best run.
     n_features_in_ : int
         Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when X was a DataFrame with string column names.
 
     Notes
     -----
@@ -133,20 +146,16 @@ class KMeans(BaseEstimator):
         -------
         self : KMeans
         """
-        X = check_array(X)
+        k, max_iter, tol, algorithm, n_threads = self._check_params()
+        X = check_data(self, X, reset=True)
         n_samples, n_features = X.shape
-        k = check_int(self.n_clusters, "n_clusters", min_value=1)
         if k > n_samples:
             raise ValueError(
                 f"n_samples={n_samples} should be >= n_clusters={k}: ask for at "
                 "most as many clusters as there are samples."
             )
-        max_iter = check_int(self.max_iter, "max_iter", min_value=1)
-        tol = check_real(self.tol, "tol", min_value=0.0)
-        algorithm = check_option(self.algorithm, "algorithm", {"auto", "lloyd", "elkan"})
         sw = check_sample_weight(sample_weight, n_samples, X.dtype)
         init, n_init = self._check_init(X, k)
-        n_threads = effective_n_threads(self.n_threads)
         rng = check_random_state(self.random_state)
 
         mean, var = column_mean_var(X, n_threads=n_threads)
@@ -174,12 +183,46 @@ class KMeans(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        if not (np.isfinite(inertia) and np.isfinite(centres).all()):
+            raise ValueError(
+                "KMeans: squared distances overflow "
+                f"{X.dtype.name} on this data (values too large in magnitude). "
+                "Rescale X (for example with sklearn.preprocessing.StandardScaler)"
+                + (" or pass it as float64." if X.dtype == np.float32 else ".")
+            )
         self.cluster_centers_ = centres
         self.labels_ = labels
         self.inertia_ = inertia
         self.n_iter_ = n_iter
-        self.n_features_in_ = n_features
+        self._n_features_out = k
         return self
+
+    def _check_params(self):
+        """Validated (n_clusters, max_iter, tol, algorithm, n_threads)."""
+        k = check_int(self.n_clusters, "n_clusters", min_value=1)
+        max_iter = check_int(self.max_iter, "max_iter", min_value=1)
+        tol = check_real(self.tol, "tol", min_value=0.0)
+        algorithm = check_option(self.algorithm, "algorithm", {"auto", "lloyd", "elkan"})
+        check_int(self.verbose, "verbose", min_value=0)
+        return k, max_iter, tol, algorithm, effective_n_threads(self.n_threads)
+
+    def _fitted_state(self):
+        """The fitted centres, checked: (k, d) finite float, C-contiguous.
+
+        Inference takes k and d from ``cluster_centers_`` (never from
+        ``n_clusters``, which ``set_params`` may have changed) and checks
+        them against ``n_features_in_`` before any kernel reads them.
+        """
+        check_is_fitted(self, "cluster_centers_")
+        centres = self.cluster_centers_
+        if not isinstance(centres, np.ndarray) or centres.ndim != 2 or 0 in centres.shape:
+            raise ValueError(
+                "KMeans.cluster_centers_ must be a non-empty 2-D array, got "
+                f"{getattr(centres, 'shape', type(centres).__name__)}. The fitted "
+                "state is inconsistent: refit the estimator."
+            )
+        d = check_fitted_int(self, "n_features_in_", min_value=1)
+        return check_fitted_array(self, "cluster_centers_", (centres.shape[0], d))
 
     def _check_init(self, X, k):
         init = self.init
@@ -234,15 +277,10 @@ class KMeans(BaseEstimator):
     # ------------------------------------------------------------ predict
 
     def _prepare(self, X, sample_weight=None):
-        check_is_fitted(self, "cluster_centers_")
-        X = check_array(X)
-        check_n_features(X, self.n_features_in_, type(self).__name__)
+        centres = self._fitted_state()
+        X = check_data(self, X, reset=False)
         sw = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-        centres = self.cluster_centers_.astype(X.dtype, copy=False)
-        # the centres' mean and spread stand in for the data's
-        shift = frame_shift(centres.mean(axis=0, dtype=np.float64),
-                            centres.var(axis=0, dtype=np.float64), X.dtype)
-        return X, sw, np.ascontiguousarray(centres - shift), shift
+        return (X, sw) + inference_frame(centres, X.dtype)
 
     def _assign(self, X, sample_weight=None):
         X, sw, centres, shift = self._prepare(X, sample_weight)
@@ -258,14 +296,12 @@ class KMeans(BaseEstimator):
                 effective_n_threads(self.n_threads))
         return labels, inertia
 
-    def predict(self, X, sample_weight=None):
+    def predict(self, X):
         """Index of the nearest centre of each row of X.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        sample_weight : ignored
-            Accepted for scikit-learn compatibility.
 
         Returns
         -------
@@ -338,6 +374,24 @@ class KMeans(BaseEstimator):
             ``-sum_i w_i ||x_i - c_{label(i)}||^2`` (higher is better).
         """
         return -self._assign(X, sample_weight)[1]
+
+
+def inference_frame(centres, dtype):
+    """Centres in the frame the inference passes use, and its shift.
+
+    The centres' mean and spread stand in for the data's (see
+    ``frame_shift``). ``fit`` labels the training rows with the same frame,
+    so ``labels_`` equals ``predict(X)`` bit for bit.
+
+    Returns
+    -------
+    centres : ndarray (k, d) of ``dtype``, C-contiguous, ``c - shift``
+    shift : ndarray (d,) of ``dtype``
+    """
+    centres = centres.astype(dtype, copy=False)
+    shift = frame_shift(centres.mean(axis=0, dtype=np.float64),
+                        centres.var(axis=0, dtype=np.float64), dtype)
+    return np.ascontiguousarray(centres - shift), shift
 
 
 def _weights_or_empty(sample_weight, dtype):
@@ -437,12 +491,14 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
                 print(f"Converged at iteration {it}: center shift "
                       f"{centre_shift:.3e} within tolerance {tol:.3e}.", file=sys.stderr)
             break
-    if bounded or not strict:
-        _, inertia, _ = _k.lloyd_pass(X, sw, kernel_shift, centres, labels,
-                                      sums, weights, norms, chunk, n_threads)
-        if verbose:
-            print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
+    # labels and inertia of the final centres, in predict's frame (so that
+    # labels_ == predict(X) bit for bit)
     final = (centres64 + shift64).astype(X.dtype)
+    frame_centres, frame = inference_frame(final, X.dtype)
+    _, inertia, _ = _k.lloyd_pass(X, sw, _shift_or_empty(frame), frame_centres,
+                                  labels, sums, weights, np.nan, chunk, n_threads)
+    if verbose:
+        print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
     return labels, final, inertia, it + 1
 
 

@@ -7,14 +7,17 @@ statistics -> log-likelihood, chunk by chunk). The M-step works on the K x D x D
 statistics only (``fastem._mixture_mstep``).
 """
 import math
-import numbers
 import warnings
 from time import time
+from typing import NamedTuple
 
 import numpy as np
 
-from fastem._base import BaseEstimator, check_is_fitted
-from fastem._exceptions import ConvergenceWarning
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from fastem._base import ModelFileMixin, check_data
 from fastem._kernels import _gaussian
 from fastem._mixture_mstep import (
     COVARIANCE_TYPES,
@@ -31,9 +34,9 @@ from fastem._mixture_mstep import (
 )
 from fastem._parallel import blas_single_threaded
 from fastem._validation import (
-    check_array,
+    check_fitted_array,
+    check_fitted_int,
     check_int,
-    check_n_features,
     check_option,
     check_random_state,
     check_real,
@@ -64,6 +67,43 @@ def _factor_triangle(A, n_features):
     if not L[below.T].any():
         return _gaussian.TRIANGLES["lower"]
     return _gaussian.TRIANGLES["general"]
+
+
+class FittedMixture(NamedTuple):
+    """Checked fitted parameters (see ``GaussianMixture._fitted_state``)."""
+
+    cov_type: str
+    weights: np.ndarray
+    means: np.ndarray
+    prec_chol: np.ndarray
+
+
+# shape of precisions_cholesky_ / covariances_ for (K, D)
+_COVARIANCE_SHAPES = {
+    "full": lambda K, D: (K, D, D),
+    "tied": lambda K, D: (D, D),
+    "diag": lambda K, D: (K, D),
+    "spherical": lambda K, D: (K,),
+}
+
+
+def _check_triangular_factors(factors):
+    """Raise ValueError unless each (D, D) factor is upper or lower
+    triangular with a positive diagonal (the log-determinant the E-step
+    uses is the sum of the logs of the diagonal)."""
+    D = factors.shape[-1]
+    below = np.tril(np.ones((D, D), dtype=bool), -1)
+    for L in factors:
+        if L[below].any() and L[below.T].any():
+            raise ValueError(
+                "GaussianMixture.precisions_cholesky_ must hold triangular "
+                "Cholesky factors: refit the estimator."
+            )
+        if not (np.diagonal(L) > 0).all():
+            raise ValueError(
+                "GaussianMixture.precisions_cholesky_ must have a positive "
+                "diagonal: refit the estimator."
+            )
 
 
 class _Engine:
@@ -155,7 +195,7 @@ class _Engine:
         return cache[key]
 
 
-class GaussianMixture(BaseEstimator):
+class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     A drop-in for :class:`sklearn.mixture.GaussianMixture` on large dense
@@ -207,8 +247,9 @@ class GaussianMixture(BaseEstimator):
         If True, each ``fit`` starts from the previous solution (and
         ``n_init`` is ignored after the first fit).
     n_threads : int or None, default=None
-        OpenMP threads of the kernels (None: all allowed CPUs; negative counts
-        back from all CPUs). Results are bit-identical for any thread count.
+        OpenMP threads of the kernels (None: all allowed CPUs; larger values
+        are capped to that number; negative counts back from all CPUs).
+        Results are bit-identical for any thread count.
     verbose : int, default=0
         1 prints the initialisation and iteration progress, 2 adds timings
         and the lower bound change.
@@ -237,6 +278,8 @@ class GaussianMixture(BaseEstimator):
         The lower bound at every iteration of the best initialisation.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when X was a DataFrame with string column names.
 
     Notes
     -----
@@ -369,11 +412,14 @@ class GaussianMixture(BaseEstimator):
             Component labels.
         """
         Xv = self._fit(X, sample_weight)
-        return self._row_pass(Xv, labels=True)["labels"]
+        return self._row_pass(Xv, labels=True, validated=True)["labels"]
 
     def _fit(self, X, sample_weight):
         n_threads = self._check_params()
-        X = check_array(X)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            state = self._fitted_state()
+        X = check_data(self, X, reset=do_init)
         n_samples, n_features = X.shape
         K = self.n_components
         if K > n_samples:
@@ -398,11 +444,8 @@ class GaussianMixture(BaseEstimator):
             precisions_init = check_precisions_init(self.precisions_init, cov_type,
                                                     K, n_features)
 
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
-            check_n_features(X, self.n_features_in_, type(self).__name__)
-            if (self.means_.shape[0] != K
-                    or getattr(self, "_fit_covariance_type", cov_type) != cov_type):
+            if state.means.shape[0] != K or state.cov_type != cov_type:
                 raise ValueError(
                     "warm_start=True needs the same n_components and covariance_type "
                     "as the previous fit; set warm_start=False to refit."
@@ -444,7 +487,7 @@ class GaussianMixture(BaseEstimator):
                                                       means_init, precisions_init)
                     lower_bound = -np.inf
                 else:
-                    params = self._current_parameters()
+                    params = self._current_parameters(state)
                     lower_bound = self.lower_bound_
                 lower_bounds = []
                 converged = False
@@ -482,17 +525,18 @@ class GaussianMixture(BaseEstimator):
         self.n_iter_ = n_iter
         self.lower_bound_ = float(max_lower_bound)
         self.lower_bounds_ = [float(v) for v in lower_bounds]
-        self.n_features_in_ = n_features
         self._fit_covariance_type = cov_type
         return X
 
     # parameters during fit: dict of float64 arrays
-    def _current_parameters(self):
+    def _current_parameters(self, state):
+        covariances = check_fitted_array(
+            self, "covariances_", _COVARIANCE_SHAPES[state.cov_type](*state.means.shape))
         return {
-            "weights": np.asarray(self.weights_, dtype=np.float64),
-            "means": np.asarray(self.means_, dtype=np.float64),
-            "covariances": np.asarray(self.covariances_, dtype=np.float64),
-            "prec_chol": np.asarray(self.precisions_cholesky_, dtype=np.float64),
+            "weights": state.weights.astype(np.float64),
+            "means": state.means.astype(np.float64),
+            "covariances": covariances.astype(np.float64),
+            "prec_chol": state.prec_chol.astype(np.float64),
         }
 
     def _operands(self, params, ctx):
@@ -589,36 +633,85 @@ class GaussianMixture(BaseEstimator):
     # ------------------------------------------------------------------
     # inference
 
-    def _validate_for_inference(self, X):
-        check_is_fitted(self, "means_")
-        X = check_array(X)
-        check_n_features(X, self.n_features_in_, type(self).__name__)
-        return X
+    def _check_loaded(self):
+        # a model file records the fitted covariance type as the parameter
+        self._fit_covariance_type = self.covariance_type
+        super()._check_loaded()
 
-    def _row_pass(self, X, *, lpn=False, resp=False, labels=False, sample_weight=None):
-        """E-step over X writing the requested per-row outputs (chunk by chunk)."""
-        n_samples = X.shape[0]
+    def _fitted_state(self):
+        """The fitted parameters an inference pass reads, checked.
+
+        K and D come from ``weights_`` and ``means_`` (never from
+        ``n_components``, which ``set_params`` may have changed), the
+        covariance type from the fit (or, for a loaded model, its file);
+        every array must match them, be finite, the weights must be >= 0
+        and sum to 1, and the Cholesky factors of the precisions must be
+        triangular with a positive diagonal. Anything else raises a
+        ``ValueError`` naming the attribute before a kernel sees it.
+
+        Returns
+        -------
+        state : FittedMixture
+        """
+        check_is_fitted(self, "means_")
+        cov_type = getattr(self, "_fit_covariance_type", self.covariance_type)
+        if cov_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type of the fitted model is {cov_type!r}, not one of "
+                f"{list(COVARIANCE_TYPES)}: refit the estimator."
+            )
+        weights = getattr(self, "weights_", None)
+        if not isinstance(weights, np.ndarray) or weights.ndim != 1 or weights.size == 0:
+            raise ValueError(
+                "GaussianMixture.weights_ must be a non-empty 1-D array. The "
+                "fitted state is inconsistent: refit the estimator."
+            )
+        K = weights.shape[0]
+        D = check_fitted_int(self, "n_features_in_", min_value=1)
+        weights = check_fitted_array(self, "weights_", (K,))
+        if (weights < 0).any() or abs(float(weights.sum(dtype=np.float64)) - 1.0) > 1e-5:
+            raise ValueError(
+                "GaussianMixture.weights_ must be >= 0 and sum to 1 (sum "
+                f"{float(weights.sum(dtype=np.float64))!r}): refit the estimator."
+            )
+        means = check_fitted_array(self, "means_", (K, D))
+        shape = _COVARIANCE_SHAPES[cov_type](K, D)
+        prec_chol = check_fitted_array(self, "precisions_cholesky_", shape,
+                                       positive=cov_type in ("diag", "spherical"))
+        if cov_type in ("full", "tied"):
+            _check_triangular_factors(prec_chol.reshape((-1, D, D)))
+        return FittedMixture(cov_type, weights, means, prec_chol)
+
+    def _row_pass(self, X, *, lpn=False, resp=False, labels=False, sample_weight=None,
+                  validated=False):
+        """E-step over X writing the requested per-row outputs (chunk by chunk).
+
+        ``validated``: X is fit's own checked array (``fit_predict``).
+        """
+        state = self._fitted_state()
+        if not validated:
+            X = check_data(self, X, reset=False)
+        sw = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        n_samples, n_components = X.shape[0], state.weights.shape[0]
         dtype = X.dtype
         n_threads = effective_n_threads(self.n_threads)
-        out = {}
         out_lpn = np.empty(n_samples, dtype=dtype) if lpn else None
-        out_resp = np.empty((n_samples, self.n_components), dtype=dtype) if resp else None
+        out_resp = np.empty((n_samples, n_components), dtype=dtype) if resp else None
         out_labels = np.empty(n_samples, dtype=np.int64) if labels else None
         with blas_single_threaded():
-            eng = _Engine(self.covariance_type, self.n_components, X.shape[1], dtype,
-                          n_threads)
+            eng = _Engine(state.cov_type, n_components, X.shape[1], dtype, n_threads)
             # shift: the fitted means' centre (the density does not depend on it;
             # it only keeps float32 arithmetic near the data)
-            shift = np.asarray(self.weights_, np.float64) @ np.asarray(self.means_, np.float64)
+            shift = (state.weights.astype(np.float64) @ state.means.astype(np.float64))
             shift = shift.astype(dtype)
-            operands = estep_operands(self.weights_, self.means_, self.precisions_cholesky_,
-                                      self.covariance_type, shift.astype(np.float64), dtype)
-            ll, _ = eng.run(X, sample_weight, shift, "estep", operands=operands,
+            operands = estep_operands(state.weights, state.means, state.prec_chol,
+                                      state.cov_type, shift.astype(np.float64), dtype)
+            ll, _ = eng.run(X, sw, shift, "estep", operands=operands,
                             stats=False, out_lpn=out_lpn, out_resp=out_resp,
                             out_labels=out_labels)
-        out["ll"] = ll
-        out["lpn"], out["resp"], out["labels"] = out_lpn, out_resp, out_labels
-        return out
+        total = n_samples if sw is None else float(np.sum(sw, dtype=np.float64))
+        return {"ll": ll, "mean_ll": float(ll / total), "lpn": out_lpn,
+                "resp": out_resp, "labels": out_labels, "n_samples": n_samples}
 
     def predict(self, X):
         """Most likely component of each sample.
@@ -633,7 +726,6 @@ class GaussianMixture(BaseEstimator):
         labels : ndarray of shape (n_samples,), int64
             argmax_k of w_k N(x | mu_k, Sigma_k).
         """
-        X = self._validate_for_inference(X)
         return self._row_pass(X, labels=True)["labels"]
 
     def predict_proba(self, X):
@@ -651,7 +743,6 @@ class GaussianMixture(BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
             Responsibilities, in X's float dtype; rows sum to 1.
         """
-        X = self._validate_for_inference(X)
         return self._row_pass(X, resp=True)["resp"]
 
     def score_samples(self, X):
@@ -667,7 +758,6 @@ class GaussianMixture(BaseEstimator):
         log_prob : ndarray of shape (n_samples,)
             In X's float dtype.
         """
-        X = self._validate_for_inference(X)
         return self._row_pass(X, lpn=True)["lpn"]
 
     def score(self, X, y=None, sample_weight=None):
@@ -687,11 +777,7 @@ class GaussianMixture(BaseEstimator):
         log_likelihood : float
             ``sum_n w_n log p(x_n) / sum_n w_n``, accumulated in float64.
         """
-        X = self._validate_for_inference(X)
-        sw = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-        ll = self._row_pass(X, sample_weight=sw)["ll"]
-        total = X.shape[0] if sw is None else float(np.sum(sw, dtype=np.float64))
-        return float(ll / total)
+        return self._row_pass(X, sample_weight=sample_weight)["mean_ll"]
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.
@@ -712,21 +798,31 @@ class GaussianMixture(BaseEstimator):
         y : ndarray of shape (n_samples,), int64
             Their components.
         """
-        check_is_fitted(self, "means_")
+        state = self._fitted_state()
         n_samples = check_int(n_samples, "n_samples", min_value=1)
+        K, D = state.means.shape
+        covs = check_fitted_array(self, "covariances_", _COVARIANCE_SHAPES[state.cov_type](K, D),
+                                  positive=state.cov_type in ("diag", "spherical"))
+        covs = covs.astype(np.float64)
+        if state.cov_type in ("full", "tied"):
+            try:
+                factors = np.linalg.cholesky(covs)
+            except np.linalg.LinAlgError:
+                raise ValueError(
+                    "GaussianMixture.covariances_ must be positive definite: "
+                    "refit the estimator."
+                ) from None
         rng = check_random_state(self.random_state)
-        weights = np.asarray(self.weights_, dtype=np.float64)
+        weights = state.weights.astype(np.float64)
         counts = rng.multinomial(n_samples, weights / weights.sum())
-        means = np.asarray(self.means_, dtype=np.float64)
-        covs = np.asarray(self.covariances_, dtype=np.float64)
-        D = means.shape[1]
+        means = state.means.astype(np.float64)
         parts = []
         for k, count in enumerate(counts):
             z = rng.standard_normal(size=(int(count), D))
-            if self.covariance_type == "full":
-                parts.append(means[k] + z @ np.linalg.cholesky(covs[k]).T)
-            elif self.covariance_type == "tied":
-                parts.append(means[k] + z @ np.linalg.cholesky(covs).T)
+            if state.cov_type == "full":
+                parts.append(means[k] + z @ factors[k].T)
+            elif state.cov_type == "tied":
+                parts.append(means[k] + z @ factors.T)
             else:  # diag: a variance per feature; spherical: one per component
                 parts.append(means[k] + z * np.sqrt(covs[k]))
         X = np.vstack(parts)
@@ -734,7 +830,8 @@ class GaussianMixture(BaseEstimator):
         return X, y
 
     def _n_parameters(self):
-        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+        state = self._fitted_state()
+        return n_parameters(state.cov_type, *state.means.shape)
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better).
@@ -749,8 +846,8 @@ class GaussianMixture(BaseEstimator):
         bic : float
             ``-2 log L + n_parameters log(n_samples)``.
         """
-        X = self._validate_for_inference(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+        out = self._row_pass(X)
+        return -2 * out["ll"] + self._n_parameters() * math.log(out["n_samples"])
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better).
@@ -765,8 +862,7 @@ class GaussianMixture(BaseEstimator):
         aic : float
             ``-2 log L + 2 n_parameters``.
         """
-        X = self._validate_for_inference(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * self._row_pass(X)["ll"] + 2 * self._n_parameters()
 
     # ------------------------------------------------------------------
     # verbose output (as scikit-learn)

@@ -46,8 +46,9 @@ _ATTR_PREFIX = "attr."
 
 def _estimator_classes():
     """Estimator classes a model file may name: those exported by fastem."""
+    from sklearn.base import BaseEstimator
+
     import fastem
-    from fastem._base import BaseEstimator
 
     classes = {}
     for name in getattr(fastem, "__all__", ()):
@@ -117,8 +118,9 @@ def save_model(estimator, path):
     TypeError
         If a fitted attribute is neither an array nor a JSON scalar/list.
     """
+    from sklearn.exceptions import NotFittedError
+
     from fastem import __version__
-    from fastem._exceptions import NotFittedError
 
     cls_name = type(estimator).__name__
     fitted = _fitted_attribute_names(estimator)
@@ -314,7 +316,9 @@ def load(path):
         If the file does not exist.
     ValueError
         If the file is corrupted or truncated, names an unknown estimator
-        class, lacks an entry its metadata lists, or was written by a newer
+        class, lacks an entry its metadata lists, holds parameters or
+        fitted arrays that are invalid or inconsistent with each other (the
+        checks every inference method runs), or was written by a newer
         model format version.
     """
     path_s = os.fspath(path)
@@ -354,6 +358,12 @@ def load(path):
         for name in meta["array_attributes"]:
             _check_attr_name(name, path_s)
             setattr(estimator, name, _read_member(archive, _ATTR_PREFIX + name, path_s))
+    # the same checks as inference: parameters, then the fitted arrays
+    # against each other (shapes, dtypes, finiteness, weights, factors)
+    try:
+        estimator._check_loaded()
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise _bad(path_s, str(exc)) from None
     return estimator
 
 

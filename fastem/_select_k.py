@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastem._exceptions import ConvergenceWarning
-from fastem._metrics import adjusted_rand_score
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
 from fastem._validation import (
     check_array,
     check_int,

@@ -44,9 +44,10 @@ def check_array(X, *, name="X", dtype=FLOAT_DTYPES, min_samples=1, copy=False):
     Raises
     ------
     TypeError
-        Sparse, complex, string or object data that is not numeric.
+        Sparse data, or string or object data that is not numeric.
     ValueError
-        Wrong number of dimensions, empty data, NaN or infinity.
+        Complex data, wrong number of dimensions, empty data, NaN or
+        infinity.
     """
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(
@@ -64,7 +65,10 @@ def check_array(X, *, name="X", dtype=FLOAT_DTYPES, min_samples=1, copy=False):
                 f"could not be converted to float ({exc})."
             ) from None
     elif arr.dtype.kind == "c":
-        raise TypeError(f"{name} is complex; fastem needs real-valued data.")
+        raise ValueError(
+            f"Complex data not supported: {name} is complex; fastem needs "
+            "real-valued data."
+        )
     elif arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} has unsupported dtype {arr.dtype}; pass numbers.")
 
@@ -81,13 +85,18 @@ def check_array(X, *, name="X", dtype=FLOAT_DTYPES, min_samples=1, copy=False):
             f"{arr.ndim} dimensions with shape {arr.shape}."
         )
     n_samples, n_features = arr.shape
+    # scikit-learn's wording, which code written for it may match
     if n_samples < min_samples:
         raise ValueError(
-            f"{name} has {n_samples} sample(s) but at least {min_samples} "
-            "are required."
+            f"Found array with {n_samples} sample(s) (shape={arr.shape}) while a "
+            f"minimum of {min_samples} is required: {name} needs at least "
+            f"{min_samples} row(s)."
         )
     if n_features == 0:
-        raise ValueError(f"{name} has 0 features; at least one is required.")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum "
+            f"of 1 is required: {name} needs at least one column."
+        )
 
     target = arr.dtype if arr.dtype in accepted else accepted[0]
     out = np.require(arr, dtype=target, requirements="C")
@@ -152,15 +161,6 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if not (sw > 0).any():
         raise ValueError("sample_weight is zero everywhere; at least one weight must be positive.")
     return sw
-
-
-def check_n_features(X, n_features_in, estimator_name):
-    """Raise ValueError if ``X`` has a different number of features than fit saw."""
-    if X.shape[1] != n_features_in:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {estimator_name} was fitted with "
-            f"{n_features_in} features. Pass data with the same columns as in fit."
-        )
 
 
 def check_random_state(random_state):
@@ -235,18 +235,78 @@ def effective_n_threads(n_threads):
     """Number of OpenMP threads the kernels should use.
 
     None: all CPUs allowed by OMP_NUM_THREADS and the affinity mask. A
-    positive int: that many. A negative int counts back from all CPUs as in
-    joblib (-1 is all, -2 all but one). 0 is an error. Without OpenMP the
-    kernels run serially whatever is asked.
+    positive int: that many, capped to the same limit (more threads than
+    cores only add workspaces and contention, so a larger request is
+    silently reduced). A negative int counts back from all CPUs as in
+    joblib (-1 is all, -2 all but one), at least 1. 0 is an error. Without
+    OpenMP the kernels run serially whatever is asked.
     """
     from fastem._kernels._openmp import openmp_max_threads
 
-    limit = min(openmp_max_threads(), available_cpus())
+    limit = max(1, min(openmp_max_threads(), available_cpus()))
     if n_threads is None:
-        return max(1, limit)
+        return limit
     n = check_int(n_threads, "n_threads")
     if n == 0:
         raise ValueError("n_threads must be a positive int, a negative int or None, not 0.")
     if n < 0:
-        n = max(1, available_cpus() + 1 + n)
-    return n
+        n = available_cpus() + 1 + n
+    return max(1, min(n, limit))
+
+
+# ----------------------------------------------------------------------
+# fitted state: every array a kernel will read, checked before it does
+
+def check_fitted_array(estimator, name, shape, *, positive=False):
+    """A fitted attribute as a finite, C-contiguous float array of ``shape``.
+
+    Used before any kernel reads fitted arrays (inference, ``save``,
+    ``load``): a state altered by hand, by ``set_params`` or by a crafted
+    model file raises a ``ValueError`` naming the attribute instead of
+    reaching compiled code.
+
+    Parameters
+    ----------
+    estimator : object
+        The fitted estimator.
+    name : str
+        Attribute name (must exist).
+    shape : tuple of int
+        Expected shape.
+    positive : bool, default=False
+        Require every element to be > 0.
+
+    Returns
+    -------
+    value : ndarray of float32 or float64, C-contiguous (a view when possible)
+    """
+    value = getattr(estimator, name)
+    cls = type(estimator).__name__
+    if not isinstance(value, np.ndarray) or value.dtype not in (np.float32, np.float64):
+        raise ValueError(
+            f"{cls}.{name} must be a float32 or float64 array; got "
+            f"{type(value).__name__}{'' if not hasattr(value, 'dtype') else ' of dtype ' + str(value.dtype)}. "
+            "The fitted state is inconsistent: refit the estimator."
+        )
+    if value.shape != tuple(shape):
+        raise ValueError(
+            f"{cls}.{name} has shape {value.shape}, but the fitted state needs "
+            f"{tuple(shape)}. The fitted state is inconsistent: refit the estimator."
+        )
+    if not np.isfinite(value).all():
+        raise ValueError(f"{cls}.{name} contains NaN or infinity: refit the estimator.")
+    if positive and not (value > 0).all():
+        raise ValueError(f"{cls}.{name} must be positive everywhere: refit the estimator.")
+    return np.ascontiguousarray(value)
+
+
+def check_fitted_int(estimator, name, *, min_value=0):
+    """A fitted integer attribute (``n_features_in_``, ``n_iter_``...)."""
+    value = getattr(estimator, name)
+    if (isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer))
+            or value < min_value):
+        raise ValueError(
+            f"{type(estimator).__name__}.{name} must be an int >= {min_value}, got "
+            f"{value!r}. The fitted state is inconsistent: refit the estimator."
+        )
+    return int(value)

@@ -481,7 +481,8 @@ def test_bad_X_raises_value_error(bad, match):
 def test_non_numeric_X_raises_type_error():
     with pytest.raises(TypeError, match="numbers"):
         KMeans(1).fit(np.array([["a", "b"], ["c", "d"]]))
-    with pytest.raises(TypeError, match="complex"):
+    # scikit-learn's convention for complex data: ValueError
+    with pytest.raises(ValueError, match="Complex data not supported"):
         KMeans(1).fit(np.ones((3, 2), dtype=complex))
 
 
@@ -523,7 +524,7 @@ def test_predict_checks_fitted_and_features():
     with pytest.raises(NotFittedError):
         KMeans(2).predict(X)
     km = KMeans(2, random_state=0).fit(X)
-    with pytest.raises(ValueError, match="X has 2 features, but KMeans was fitted with 3"):
+    with pytest.raises(ValueError, match="X has 2 features, but KMeans is expecting 3 features"):
         km.predict(X[:, :2])
     with pytest.raises(ValueError, match="NaN"):
         km.predict(np.full((2, 3), np.nan))
