@@ -222,7 +222,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
                 "state is inconsistent: refit the estimator."
             )
         d = check_fitted_int(self, "n_features_in_", min_value=1)
-        return check_fitted_array(self, "cluster_centers_", (centres.shape[0], d))
+        return check_fitted_array(self, "cluster_centers_", (centres.shape[0], d),
+                                  coordinates=True)
 
     def _check_init(self, X, k):
         init = self.init

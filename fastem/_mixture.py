@@ -674,7 +674,7 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
                 "GaussianMixture.weights_ must be >= 0 and sum to 1 (sum "
                 f"{float(weights.sum(dtype=np.float64))!r}): refit the estimator."
             )
-        means = check_fitted_array(self, "means_", (K, D))
+        means = check_fitted_array(self, "means_", (K, D), coordinates=True)
         shape = _COVARIANCE_SHAPES[cov_type](K, D)
         prec_chol = check_fitted_array(self, "precisions_cholesky_", shape,
                                        positive=cov_type in ("diag", "spherical"))

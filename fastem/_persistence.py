@@ -32,7 +32,6 @@ import numbers
 import os
 import tempfile
 import warnings
-import zipfile
 
 import numpy as np
 
@@ -240,22 +239,27 @@ def _open(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
+    if os.path.isdir(path):
+        raise _bad(path, "it is a directory")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise _bad(path, f"cannot open it as an .npz archive ({exc})") from None
+    except PermissionError:
+        raise
+    except Exception as exc:  # any decoding failure means: not a model file
+        raise _bad(path, f"cannot open it as an .npz archive "
+                         f"({type(exc).__name__}: {exc})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _bad(path, "it holds a single array, not an .npz model archive")
     return archive
 
 
 def _read_member(archive, key, path):
+    if key not in archive.files:
+        raise _bad(path, f"entry {key!r} is missing")
     try:
         return archive[key]
-    except KeyError:
-        raise _bad(path, f"entry {key!r} is missing") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zipfile.LargeZipFile) as exc:
-        raise _bad(path, f"entry {key!r} is corrupted ({exc})") from None
+    except Exception as exc:  # a corrupted header or body, whatever the parser says
+        raise _bad(path, f"entry {key!r} is corrupted ({type(exc).__name__}: {exc})") from None
 
 
 def _metadata(archive, path):

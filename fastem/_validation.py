@@ -257,7 +257,7 @@ def effective_n_threads(n_threads):
 # ----------------------------------------------------------------------
 # fitted state: every array a kernel will read, checked before it does
 
-def check_fitted_array(estimator, name, shape, *, positive=False):
+def check_fitted_array(estimator, name, shape, *, positive=False, coordinates=False):
     """A fitted attribute as a finite, C-contiguous float array of ``shape``.
 
     Used before any kernel reads fitted arrays (inference, ``save``,
@@ -275,13 +275,23 @@ def check_fitted_array(estimator, name, shape, *, positive=False):
         Expected shape.
     positive : bool, default=False
         Require every element to be > 0.
+    coordinates : bool, default=False
+        The array holds points (centres, means): their squared distances
+        must not overflow the dtype, so every coordinate must be below
+        ``sqrt(max float) / 1e4`` in magnitude (1.3e150 in float64, 1.8e15
+        in float32).
 
     Returns
     -------
     value : ndarray of float32 or float64, C-contiguous (a view when possible)
     """
-    value = getattr(estimator, name)
     cls = type(estimator).__name__
+    if not hasattr(estimator, name):
+        raise ValueError(
+            f"{cls}.{name} is missing. The fitted state is incomplete: refit "
+            "the estimator."
+        )
+    value = getattr(estimator, name)
     if not isinstance(value, np.ndarray) or value.dtype not in (np.float32, np.float64):
         raise ValueError(
             f"{cls}.{name} must be a float32 or float64 array; got "
@@ -297,12 +307,19 @@ def check_fitted_array(estimator, name, shape, *, positive=False):
         raise ValueError(f"{cls}.{name} contains NaN or infinity: refit the estimator.")
     if positive and not (value > 0).all():
         raise ValueError(f"{cls}.{name} must be positive everywhere: refit the estimator.")
+    if coordinates and value.size:
+        limit = np.sqrt(np.finfo(value.dtype).max) / 1e4
+        if np.abs(value).max() > limit:
+            raise ValueError(
+                f"{cls}.{name} has coordinates above {limit:.2g} in magnitude, whose "
+                f"squared distances overflow {value.dtype}: refit the estimator."
+            )
     return np.ascontiguousarray(value)
 
 
 def check_fitted_int(estimator, name, *, min_value=0):
     """A fitted integer attribute (``n_features_in_``, ``n_iter_``...)."""
-    value = getattr(estimator, name)
+    value = getattr(estimator, name, None)
     if (isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer))
             or value < min_value):
         raise ValueError(

@@ -11,7 +11,7 @@ import fastem
 from fastem import ConvergenceWarning, KMeans, NotFittedError
 from fastem._kmeans import _lloyd_chunk_rows
 
-sklearn_cluster = pytest.importorskip("sklearn.cluster")
+import sklearn.cluster as sklearn_cluster
 
 
 def blobs(n, d, k, *, seed=0, scale=5.0, offset=0.0, dtype=np.float64):

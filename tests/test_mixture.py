@@ -11,7 +11,7 @@ from scipy.special import logsumexp
 
 from fastem import ConvergenceWarning, GaussianMixture, NotFittedError
 
-sk_mixture = pytest.importorskip("sklearn.mixture")
+import sklearn.mixture as sk_mixture
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 FAITHFUL = os.path.join(os.path.dirname(__file__), os.pardir, "fastem", "data", "faithful.csv")
