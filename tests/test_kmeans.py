@@ -470,7 +470,7 @@ def test_caller_arrays_are_not_modified():
     (np.array([[1.0, np.inf], [0.0, 1.0]]), "infinity"),
     (np.arange(5.0), "reshape"),
     (np.empty((0, 3)), "0 sample"),
-    (np.empty((3, 0)), "0 features"),
+    (np.empty((3, 0)), "0 feature\\(s\\)"),
     (np.zeros((2, 2, 2)), "2-D"),
 ])
 def test_bad_X_raises_value_error(bad, match):
