@@ -6,6 +6,7 @@ the data is one call of the fused kernel ``fastem._kernels._gaussian.em_pass``
 statistics -> log-likelihood, chunk by chunk). The M-step works on the K x D x D
 statistics only (``fastem._mixture_mstep``).
 """
+import copy
 import math
 import warnings
 from time import time
@@ -48,6 +49,11 @@ INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 # rows of random responsibilities generated at a time for init_params='random'
 _RANDOM_INIT_BLOCK = 65536
+
+# largest relative precision loss of a variance accepted from one pass's
+# statistics before the pass is redone about the new means (see
+# GaussianMixture._accurate_m_step)
+_ACCURACY = {np.dtype(np.float64): 1e-11, np.dtype(np.float32): 1e-6}
 
 
 def _factor_triangle(A, n_features):
@@ -115,84 +121,59 @@ class _Engine:
         self.D = n_features
         self.dtype = np.dtype(dtype)
         self.n_threads = n_threads
-        self.P = _gaussian.n_stat_features(self.cov_code, n_features)
-        self.chunk = _gaussian.chunk_rows(self.cov_code, n_components, n_features,
-                                          self.dtype.itemsize)
-        nf, nd = _gaussian.workspace_sizes(self.cov_code, n_components, n_features,
-                                           self.chunk)
-        self.fws = np.empty((n_threads, nf), dtype=self.dtype)
-        self.dws = np.empty((n_threads, nd))
-        self.slots = np.empty((_gaussian.NPART, n_components * self.P))
-        self._empty_f1 = np.empty(0, dtype=self.dtype)
-        self._empty_f2 = np.empty((0, n_components), dtype=self.dtype)
-        self._empty_d1 = np.empty(0)
-        self._empty_d2 = np.empty((0, n_components))
-        self._empty_i = np.empty(0, dtype=np.int32)
-        self._empty_l = np.empty(0, dtype=np.int64)
-        self._dummy_A = np.zeros((1, 1), dtype=self.dtype)
+        self._workspaces = {}
 
     def run(self, X, sw, shift, mode, *, operands=None, centres=None, resp=None,
             labels=None, stats=True, out_lpn=None, out_resp=None, out_labels=None,
-            cov_code=None, K=None):
+            cov_type=None, stat_type=None, K=None, reuse_distances=True):
         """One kernel pass; returns (log-likelihood sum, stats or None).
 
-        ``centres`` (K, D) in X's dtype: the references of an E-step's
-        statistics for 'full', 'diag' and 'spherical' (see ``em_pass``).
+        ``centres`` (K, D) in X's dtype: the references of the statistics
+        (see ``em_pass``); None for the global ``shift``. ``stat_type``: the
+        statistics' layout ('full' in an exact 'tied' pass), default the
+        covariance type's. ``cov_type`` / ``K``: another pass than the
+        model's (the data's moments). ``reuse_distances``: see ``em_pass``.
         """
-        cov_code = self.cov_code if cov_code is None else cov_code
+        cov_code = self.cov_code if cov_type is None else _gaussian.COV_TYPES[cov_type]
+        stat_code = cov_code if stat_type is None else _gaussian.COV_TYPES[stat_type]
         K = self.K if K is None else K
-        P = _gaussian.n_stat_features(cov_code, self.D)
+        D = self.D
+        fws, dws, slots, chunk = self._workspace(cov_code, K, stat_code)
+        P = _gaussian.n_stat_features(stat_code, D)
         st = np.empty((K, P)) if stats else np.empty((0, P))
+        tri = _gaussian.TRIANGLES["general"]
         if operands is None:
-            A, crow, const = self._dummy_A, self._empty_f1, self._empty_d1
+            A, crow, const = np.zeros((1, 1), self.dtype), np.zeros(1, self.dtype), np.empty(0)
         else:
             A, crow, const = operands
-        if cov_code == self.cov_code and K == self.K:
-            fws, dws, slots, chunk = self.fws, self.dws, self.slots, self.chunk
-        else:
-            fws, dws, slots, chunk = self._ws(cov_code, K)
-        tri = _gaussian.TRIANGLES["general"]
-        if operands is not None and cov_code in (_gaussian.COV_TYPES["full"],
-                                                 _gaussian.COV_TYPES["tied"]):
-            tri = _factor_triangle(A, self.D)
+            if cov_code in (_gaussian.COV_TYPES["full"], _gaussian.COV_TYPES["tied"]):
+                tri = _factor_triangle(A, D)
+        empty = np.empty(0, dtype=self.dtype)
         ll = _gaussian.em_pass(
-            X,
-            self._empty_f1 if sw is None else sw,
-            shift,
-            cov_code,
-            _gaussian.RESP_MODES[mode],
-            A,
-            crow if crow.shape[0] else np.zeros(1, dtype=self.dtype),
-            const,
-            np.empty((0, self.D), dtype=self.dtype) if centres is None else centres,
+            X, empty if sw is None else sw, shift, cov_code,
+            _gaussian.RESP_MODES[mode], A, crow, const,
+            np.empty((0, D), self.dtype) if centres is None else centres,
             np.empty((0, K)) if resp is None else resp,
-            self._empty_i if labels is None else labels,
-            st,
-            slots,
-            fws,
-            dws,
-            self._empty_f1 if out_lpn is None else out_lpn,
-            np.empty((0, K), dtype=self.dtype) if out_resp is None else out_resp,
-            self._empty_l if out_labels is None else out_labels,
-            K,
-            chunk,
-            self.n_threads,
-            tri,
-        )
+            np.empty(0, np.int32) if labels is None else labels,
+            st, slots, fws, dws,
+            empty if out_lpn is None else out_lpn,
+            np.empty((0, K), self.dtype) if out_resp is None else out_resp,
+            np.empty(0, np.int64) if out_labels is None else out_labels,
+            K, chunk, self.n_threads, tri, stat_code, reuse_distances)
         return ll, (st if stats else None)
 
-    def _ws(self, cov_code, K):
-        """Workspaces for an auxiliary pass (data moments: other type or K)."""
-        key = (cov_code, K)
-        cache = self.__dict__.setdefault("_ws_cache", {})
-        if key not in cache:
+    def _workspace(self, cov_code, K, stat_code):
+        """Per-thread workspaces, partition slots and chunk size of a pass
+        kind, allocated at its first use and kept for the fit."""
+        key = (cov_code, K, stat_code)
+        if key not in self._workspaces:
             chunk = _gaussian.chunk_rows(cov_code, K, self.D, self.dtype.itemsize)
-            nf, nd = _gaussian.workspace_sizes(cov_code, K, self.D, chunk)
-            P = _gaussian.n_stat_features(cov_code, self.D)
-            cache[key] = (np.empty((self.n_threads, nf), dtype=self.dtype),
-                          np.empty((self.n_threads, nd)),
-                          np.empty((_gaussian.NPART, K * P)), chunk)
-        return cache[key]
+            nf, nd = _gaussian.workspace_sizes(cov_code, K, self.D, chunk, stat_code)
+            P = _gaussian.n_stat_features(stat_code, self.D)
+            self._workspaces[key] = (np.empty((self.n_threads, nf), dtype=self.dtype),
+                                     np.empty((self.n_threads, nd)),
+                                     np.empty((_gaussian.NPART, K * P)), chunk)
+        return self._workspaces[key]
 
 
 class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
@@ -458,13 +439,13 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
             # weighted data mean: the fixed shift of every pass, computed with
             # shift 0 (one pass, float64 sums)
             zero = np.zeros(n_features, dtype=dtype)
-            _, st = eng.run(X, sw, zero, "one", cov_code=_gaussian.COV_TYPES["tied"], K=1)
+            _, st = eng.run(X, sw, zero, "one", cov_type="tied", K=1)
             total_w = float(st[0, 0])
             shift = (st[0, 1:] / total_w).astype(dtype)
             shift64 = shift.astype(np.float64)
             tied_moments = None
             if cov_type == "tied":
-                _, st = eng.run(X, sw, shift, "one", cov_code=_gaussian.COV_TYPES["full"], K=1)
+                _, st = eng.run(X, sw, shift, "one", cov_type="full", K=1)
                 from fastem._mixture_mstep import unpack_vech
 
                 tied_moments = (float(st[0, 0]), st[0, 1:1 + n_features].copy(),
@@ -494,10 +475,7 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
                 n_iter = 0
                 for n_iter in range(1, self.max_iter + 1):
                     prev = lower_bound
-                    centres = self._stat_centres(params, ctx)
-                    ll, stats = eng.run(X, sw, shift, "estep", centres=centres,
-                                        operands=self._operands(params, ctx))
-                    params = self._m_step(stats, params, ctx, centres)
+                    ll, params = self._em_iteration(params, ctx)
                     lower_bound = ll / total_w
                     lower_bounds.append(lower_bound)
                     change = lower_bound - prev
@@ -543,28 +521,108 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         return estep_operands(params["weights"], params["means"], params["prec_chol"],
                               ctx["cov_type"], ctx["shift64"], ctx["dtype"])
 
-    @staticmethod
-    def _stat_centres(params, ctx):
-        """References of the E-step statistics: float32 data's current means
-        ('full', 'diag', 'spherical'); None (the global shift) otherwise."""
-        if ctx["cov_type"] == "tied" or ctx["dtype"] != np.float32:
-            return None
-        return np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
+    def _em_iteration(self, params, ctx):
+        """One E-step pass and the M-step; returns (log-likelihood, params)."""
+        operands = self._operands(params, ctx)
 
-    def _m_step(self, stats, params, ctx, centres=None):
+        def estep_pass(references, stat_type, repeated=False):
+            return ctx["eng"].run(ctx["X"], ctx["sw"], ctx["shift"], "estep",
+                                  operands=operands, centres=references,
+                                  stat_type=stat_type, reuse_distances=not repeated)
+
+        return self._accurate_m_step(estep_pass, ctx, self._references(params, ctx),
+                                     previous=params)
+
+    def _references(self, params, ctx):
+        """Where the next E-step's statistics are taken: each component's
+        current mean (X's dtype) or None (the global shift).
+
+        'full', 'diag' and 'spherical' always use the current means. 'tied'
+        uses the shift (its fast kernels accumulate N_k and S1_k only and
+        take the second moment of the data once per fit) unless that loses
+        precision: then the components' scatters about their means (see
+        ``_precision_loss``).
+        """
+        means = np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
+        if ctx["cov_type"] != "tied":
+            return means
+        if self._precision_loss(params, None, ctx) > _ACCURACY[ctx["dtype"]]:
+            return means
+        return None
+
+    def _precision_loss(self, params, references, ctx):
+        """Relative precision a variance loses to cancellation in the M-step.
+
+        The statistics about a reference r_k give the covariance as
+        S2_k / N_k - (mu_k - r_k)(mu_k - r_k)^T: its rounding error is about
+        eps |mu_k - r_k|^2, relative to a variance sigma_k^2 (the smallest
+        diagonal entry of the new covariance); eps is float64's, or float32's
+        where float32 data are summed in float32 (statistics about each
+        component's mean). Returns the largest ratio over the components
+        (inf where a variance came out non-positive).
+        """
+        float32_sums = ctx["dtype"] == np.float32 and references is not None
+        eps = float(np.finfo(np.float32 if float32_sums else np.float64).eps)
+        ref = ctx["shift64"] if references is None else references.astype(np.float64)
+        move2 = np.square(np.asarray(params["means"]) - ref).sum(axis=1)
+        cov = np.asarray(params["covariances"])
+        kind = ctx["cov_type"]
+        if kind == "full":
+            var = np.diagonal(cov, axis1=1, axis2=2).min(axis=1)
+        elif kind == "tied":
+            var = np.diag(cov).min()
+        elif kind == "diag":
+            var = cov.min(axis=1)
+        else:
+            var = cov
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loss = np.where(var > 0, eps * move2 / var, np.inf)
+        return float(np.max(loss))
+
+    def _accurate_m_step(self, run_pass, ctx, references, previous=None):
+        """Statistics of a pass about ``references``, then the M-step.
+
+        ``run_pass(references, stat_type, repeated=False)`` returns
+        (log-likelihood, statistics); ``repeated`` marks the second pass. When the new means moved so far from the references
+        that the covariances lost precision (``_precision_loss`` above
+        ``_ACCURACY``: a far initialisation, clusters far from the data
+        mean), the same pass runs again about the new means -- same
+        responsibilities, so the same log-likelihood -- and the M-step is
+        redone: exact covariances at the cost of one more pass, only in the
+        iterations that need it. 'tied' takes the components' scatters
+        ('full' statistics) whenever it has references.
+        """
+        def stat_type(refs):
+            return "full" if ctx["cov_type"] == "tied" and refs is not None else None
+
+        ll, stats = run_pass(references, stat_type(references))
+        params = self._m_step(stats, previous, ctx, references)
+        if self._precision_loss(params, references, ctx) > _ACCURACY[ctx["dtype"]]:
+            references = np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
+            _, stats = run_pass(references, stat_type(references), repeated=True)
+            params = self._m_step(stats, previous, ctx, references)
+        params["prec_chol"] = compute_precision_cholesky(params["covariances"],
+                                                         ctx["cov_type"], ctx["dtype"])
+        return ll, params
+
+    def _m_step(self, stats, previous, ctx, references=None):
+        """Weights, means and covariances (float64) from the statistics."""
         cov_type = ctx["cov_type"]
-        origin = ctx["shift64"] if centres is None else centres.astype(np.float64)
+        origin = ctx["shift64"] if references is None else references.astype(np.float64)
         nk, means, cov, _ = m_step(
             stats, origin, cov_type, float(self.reg_covar), ctx["eps_reg"],
-            tied_moments=ctx["tied_moments"],
-            previous=(params["means"], params["covariances"]),
-            empty_threshold=ctx["eps_reg"],
+            tied_moments=ctx["tied_moments"] if references is None else None,
+            previous=None if previous is None else (previous["means"],
+                                                    previous["covariances"]),
+            empty_threshold=None if previous is None else ctx["eps_reg"],
         )
+        # scikit-learn: weights = N_k / n_samples at initialisation (weighted:
+        # / total weight), N_k / sum N_k after an E-step
+        total = nk.sum() if previous is not None else ctx["total_w"]
         return {
-            "weights": nk / nk.sum(),
+            "weights": nk / total,
             "means": means,
             "covariances": cov,
-            "prec_chol": compute_precision_cholesky(cov, cov_type, ctx["dtype"]),
         }
 
     def _initial_parameters(self, ctx, rng, weights_init, means_init, precisions_init):
@@ -576,40 +634,55 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
                 "covariances": covariances_from_precisions(precisions_init, cov_type),
                 "prec_chol": precision_cholesky_from_precisions(precisions_init, cov_type),
             }
-        stats = self._initial_statistics(ctx, rng)
-        nk, means, cov, _ = m_step(stats, ctx["shift64"], cov_type, float(self.reg_covar),
-                                   ctx["eps_reg"], tied_moments=ctx["tied_moments"])
-        # scikit-learn: weights = N_k / n_samples (weighted: / total weight)
-        weights = nk / ctx["total_w"] if weights_init is None else weights_init
+        _, params = self._accurate_m_step(self._initial_pass(ctx, rng), ctx, None)
+        weights, means, cov = params["weights"], params["means"], params["covariances"]
+        prec_chol = params["prec_chol"]
+        if weights_init is not None:
+            weights = weights_init
         if means_init is not None:
             means = means_init
-        if precisions_init is None:
-            prec_chol = compute_precision_cholesky(cov, cov_type, ctx["dtype"])
-        else:
+        if precisions_init is not None:
             prec_chol = precision_cholesky_from_precisions(precisions_init, cov_type)
             cov = covariances_from_precisions(precisions_init, cov_type)
         return {"weights": weights, "means": means, "covariances": cov,
                 "prec_chol": prec_chol}
 
-    def _initial_statistics(self, ctx, rng):
-        """Sufficient statistics of the initial responsibilities."""
+    def _initial_pass(self, ctx, rng):
+        """The pass that gives the statistics of the initial responsibilities,
+        as a function ``run_pass(references, stat_type)`` (see
+        ``_accurate_m_step``, which may call it twice: the random draws are
+        made once)."""
         X, sw, eng, shift = ctx["X"], ctx["sw"], ctx["eng"], ctx["shift"]
         n_samples = X.shape[0]
         K = self.n_components
         init = self.init_params
         if init == "kmeans":
             labels = _kmeans_labels(X, sw, K, rng, self.n_threads)
-            return eng.run(X, sw, shift, "labels", labels=labels)[1]
+            return lambda refs, stat_type, repeated=False: eng.run(
+                X, sw, shift, "labels", labels=labels, centres=refs, stat_type=stat_type)
         if init == "random":
-            total = None
-            for start in range(0, n_samples, _RANDOM_INIT_BLOCK):
-                stop = min(start + _RANDOM_INIT_BLOCK, n_samples)
-                resp = rng.uniform(size=(stop - start, K))
-                resp /= resp.sum(axis=1)[:, None]
-                _, st = eng.run(X[start:stop], None if sw is None else sw[start:stop],
-                                shift, "given", resp=resp)
-                total = st if total is None else total + st
-            return total
+            # blocks of random responsibilities; a repeated pass draws them
+            # again from a copy of the generator as it was before the first
+            start_state = copy.deepcopy(rng.bit_generator.state)
+            calls = []
+
+            def random_pass(refs, stat_type, repeated=False):
+                gen = rng
+                if calls:
+                    gen = copy.deepcopy(rng)
+                    gen.bit_generator.state = start_state
+                calls.append(refs)
+                total = None
+                for start in range(0, n_samples, _RANDOM_INIT_BLOCK):
+                    stop = min(start + _RANDOM_INIT_BLOCK, n_samples)
+                    resp = gen.uniform(size=(stop - start, K))
+                    resp /= resp.sum(axis=1)[:, None]
+                    _, st = eng.run(X[start:stop], None if sw is None else sw[start:stop],
+                                    shift, "given", resp=resp, centres=refs,
+                                    stat_type=stat_type)
+                    total = st if total is None else total + st
+                return 0.0, total
+            return random_pass
         if init == "k-means++":
             indices = _kmeans_plusplus_indices(X, sw, K, rng, self.n_threads)
         else:  # random_from_data
@@ -619,7 +692,8 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         Xi = np.ascontiguousarray(X[indices])
         swi = None if sw is None else np.ascontiguousarray(sw[indices])
         labels = np.arange(K, dtype=np.int32)
-        return eng.run(Xi, swi, shift, "labels", labels=labels)[1]
+        return lambda refs, stat_type, repeated=False: eng.run(
+            Xi, swi, shift, "labels", labels=labels, centres=refs, stat_type=stat_type)
 
     def _set_parameters(self, params, dtype):
         cov_type = self.covariance_type

@@ -69,7 +69,9 @@ def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
     Parameters
     ----------
     stats : ndarray (K, P), float64
-        Columns: G_k, S1_k (D), S2_k (type dependent; none for tied).
+        Columns: G_k, S1_k (D), S2_k (type dependent; for 'tied' none, with
+        ``tied_moments``, or the 'full' layout about per-component
+        references, without).
     shift : ndarray (D,) or (K, D), float64
         The centre ``c`` of the statistics: global, or one per component
         (``c_k``; every formula below holds with ``c`` replaced by ``c_k``).
@@ -77,7 +79,7 @@ def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
     reg_covar : float
     eps_reg : float
         The regulariser added to G_k (scikit-learn: 10 * eps of the dtype).
-    tied_moments : tuple (W, S, T0), for 'tied'
+    tied_moments : tuple (W, S, T0), for 'tied' statistics about the shift
         Total weight, sum_n w_n (x_n - c) and sum_n w_n (x_n - c)(x_n - c)^T.
     previous : tuple (means, covariances) or None
         Parameters kept for components that lost all their points.
@@ -107,6 +109,14 @@ def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
         cov /= nk[:, None, None]
         idx = np.arange(D)
         cov[:, idx, idx] += reg_covar
+    elif covariance_type == "tied" and tied_moments is None:
+        # 'full' statistics about each component's reference: the sum of the
+        # components' scatters, each as in 'full'
+        S2 = unpack_vech(stats[:, 1 + D:], D)
+        outer_s1d = S1.T @ d
+        cov = S2.sum(axis=0) - outer_s1d - outer_s1d.T + (G[:, None] * d).T @ d
+        cov /= nk.sum()
+        cov[np.diag_indices(D)] += reg_covar
     elif covariance_type == "tied":
         # sum_k sum_n g (xc - d_k)(xc - d_k)^T / sum_k N_k, using
         # sum_k S2_k = T0 (the responsibilities of a sample sum to 1):

@@ -98,9 +98,12 @@ cdef extern from "_gmm_simd.h" nogil:
     void fe_moments_f(const float *xcT, Py_ssize_t nb, int D, const float *sw,
                       double *work, double *slot, int accumulate)
     void fe_pad_rows_d(const double *x, Py_ssize_t n, int D, int Dp, double *xp)
-    void fe_stats_diag_rows_d(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                              int spherical, const double *cp, const double *gT,
-                              double *slot, Py_ssize_t P, int accumulate)
+    void fe_stats_full_d(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+                         const double *mp, const double *gT, double *Z, double *GZ,
+                         double *slot, Py_ssize_t P)
+    void fe_stats_diag_d(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+                         int spherical, const double *mp, const double *gT,
+                         double *slot, Py_ssize_t P)
     void fe_stats_diag_f(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
                          int spherical, const float *mp, const float *gT,
                          double *slot, Py_ssize_t P)
@@ -238,13 +241,16 @@ def chunk_rows(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t itemsize):
     return int(max(32, min(1024, B)))
 
 
-def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
+def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B,
+                    int stat_type=-1):
     """(floating elements, float64 elements) of ONE thread's workspace.
 
-    The floating workspace is sized for float32 data's padding, which is the
+    ``stat_type``: the layout of the statistics (default: ``cov_type``'s;
+    'tied' E-steps may accumulate 'full' statistics, see ``em_pass``). The
+    floating workspace is sized for float32 data's padding, which is the
     wider one (float64 rows pad to a multiple of 8, float32 rows of 16).
     """
-    cdef Py_ssize_t P = n_stat_features(cov_type, D)
+    cdef Py_ssize_t P = n_stat_features(cov_type if stat_type < 0 else stat_type, D)
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
     cdef Py_ssize_t Dp = padded_width(D, 4)
     cdef Py_ssize_t nd = B * (P + K + 3)
@@ -255,25 +261,26 @@ def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B):
 
 cdef double _process_chunk(
         const floating *X, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, const floating *shift, int cov_type, int mode,
-        const floating *A, const floating *crow, const double *const_k,
+        const floating *sw, const floating *shift, int cov_type, int stat_type,
+        int mode, const floating *A, const floating *crow, const double *const_k,
         const floating *centres, const floating *fused_a, const floating *fused_b,
-        const double *resp_in, const int *labels_in, int tri,
+        const double *resp_in, const int *labels_in, int tri, bint reuse_distances,
         bint do_stats, bint accumulate, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
         floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
     """One chunk of ``nb`` rows: E-step, row outputs and statistics.
 
-    The chunk's statistics are written into (or, with ``accumulate``, added
-    to) ``slot``.
+    The chunk's statistics (layout of ``stat_type``) are written into (or,
+    with ``accumulate``, added to) ``slot``.
 
     Within the chunk, log-densities and responsibilities are stored
     component-major (``lp[k * nb + b]``) so that per-row work vectorises
     over rows. In an E-step they stay in the data's precision (float32 data:
-    float32 log-sum-exp, twice the SIMD lanes); the statistics of 'full',
-    'diag' and 'spherical' are then taken about each component's reference
-    ``centres[k]`` (see _gmm_simd.h), those of 'tied' and of the other modes
-    about the global shift, by one float64 GEMM of quadratic features.
+    float32 log-sum-exp, twice the SIMD lanes). With ``centres`` (one
+    reference per component, see ``em_pass``) the statistics are taken
+    about them by the row kernels of _gmm_simd.h, in any mode; otherwise
+    about the global shift: float32 'tied' E-steps by fe_stats_tied_f, the
+    rest by one float64 GEMM of quadratic features.
     ``fused_a`` / ``fused_b``: packed operands of the fused E-step kernels
     (D <= 16), or NULL for the GEMM / transposed-loop path.
 
@@ -308,12 +315,11 @@ cdef double _process_chunk(
     cdef double *r
     cdef floating *rf
     cdef double ll = 0.0
-    # float32 E-step statistics of full / diag / spherical: about each
-    # component's own reference, float32 arithmetic (see _gmm_simd.h); float64
-    # data keep the float64 GEMM about the global shift (as fast there, and
-    # float64 has digits to spare for the shift)
-    cdef bint own_centres = (floating is float and do_stats and mode == RESP_ESTEP
-                             and cov_type != COV_TIED)
+    # statistics about each component's own reference (see em_pass)
+    cdef bint own_centres = do_stats and centres != NULL
+    # float32 'tied' E-step about the shift: fe_stats_tied_f
+    cdef bint tied_f = (floating is float and do_stats and not own_centres
+                        and mode == RESP_ESTEP and cov_type == COV_TIED)
 
     if cov_type == COV_FULL:
         W = K * D
@@ -325,7 +331,7 @@ cdef double _process_chunk(
     # the floating workspace's layout does not depend on where lpf lives
     lse_f = G + nb + nb * K
     if floating is double:
-        lpf = lpT  # float64 responsibilities feed the statistics GEMM in place
+        lpf = lpT  # float64 responsibilities feed the statistics in place
     else:
         lpf = G + nb
     m_f = lse_f + nb
@@ -351,125 +357,25 @@ cdef double _process_chunk(
         return 0.0
 
     # features [1; xc; q(xc)] (P x nb) in float64 for the GEMM statistics
-    # float64 E-step of diag / spherical: fe_stats_diag_rows_d, no features
-    cdef bint diag_rows = (floating is double and do_stats and mode == RESP_ESTEP
-                           and (cov_type == COV_DIAG or cov_type == COV_SPHERICAL))
-    if do_stats and not own_centres and not diag_rows and not (
-            floating is float and mode == RESP_ESTEP and cov_type == COV_TIED):
+    if do_stats and not own_centres and not tied_f:
         if floating is double:
-            fe_features_T_d(xcT, nb, <int>D, cov_type, 1, FT)
+            fe_features_T_d(xcT, nb, <int>D, stat_type, 1, FT)
         else:
-            fe_features_T_f(xcT, nb, <int>D, cov_type, 1, FT)
+            fe_features_T_f(xcT, nb, <int>D, stat_type, 1, FT)
 
     if mode == RESP_ESTEP:
-        # 2. log w_k + log N(x | k) into lpf (K x nb), data precision
-        if (cov_type == COV_FULL or cov_type == COV_TIED) and fused_a != NULL:
-            # triangular factors, D <= 16: fused, in registers (_gmm_simd.h)
-            if floating is double:
-                fe_estep_chol_d(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                                tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
-            else:
-                fe_estep_chol_f(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                                tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
-        elif cov_type == COV_FULL or cov_type == COV_TIED:
-            # YT (W x nb) = A^T @ xcT: all K factors in one GEMM per band of
-            # columns d (full) -- see _estep_gemm for the triangular bands
-            _estep_gemm(A, xcT, Y, nb, D, W, K if cov_type == COV_FULL else 1, tri)
-            if floating is double:
-                fe_logprob_chol_d(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
-                                  crow, const_k, G, lpf)
-            else:
-                fe_logprob_chol_f(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
-                                  crow, const_k, G, lpf)
-        elif fused_a != NULL:
-            # diag / spherical, D <= 16: fused, in registers (_gmm_simd.h)
-            if floating is double:
-                fe_estep_diag_d(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
-                                lpf, NULL)
-            else:
-                # spherical statistics reuse the squared distances (Rs)
-                sph_r = own_centres and cov_type == COV_SPHERICAL
-                fe_estep_diag_f(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
-                                lpf, Rs if sph_r else NULL)
-        else:
-            # diag / spherical: direct, A = shifted means (K x D), crow = p^2
-            if floating is double:
-                fe_logprob_diag_d(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
-                                  A, crow, const_k, G, lpf)
-            else:
-                fe_logprob_diag_f(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
-                                  A, crow, const_k, G, lpf)
-
-        # 3. labels, log-sum-exp, responsibilities (in place), log-likelihood
-        if floating is double:
-            if out_labels != NULL:
-                fe_argmax_cols(lpf, nb, <int>K, m_f, out_labels)
-            fe_lse_cols(lpf, nb, <int>K, m_f, s_f, lse_f)
-        else:
-            if out_labels != NULL:
-                fe_argmax_cols_f(lpf, nb, <int>K, m_f, out_labels)
-            fe_lse_cols_f(lpf, nb, <int>K, m_f, s_f, lse_f)
-        if floating is double:
-            ll = fe_wsum_d(lse_f, sw, nb)
-        else:
-            ll = fe_wsum_f(lse_f, sw, nb)
-        if out_lpn != NULL:
-            for b in range(nb):
-                out_lpn[b] = lse_f[b]
-        if out_resp != NULL:
+        # float32 spherical statistics reuse the fused E-step's squared
+        # distances (Rs)
+        sph_r = (floating is float and own_centres and fused_a != NULL
+                 and cov_type == COV_SPHERICAL and reuse_distances)
+        ll = _estep_chunk(xcT, nb, D, K, sw, cov_type, A, crow, const_k, fused_a,
+                          fused_b, tri, Y, G, lpf, m_f, s_f, lse_f,
+                          Rs if sph_r else NULL, out_lpn, out_resp, out_labels)
+        if do_stats and sw != NULL and not tied_f:
             for k in range(K):
                 rf = lpf + k * nb
                 for b in range(nb):
-                    out_resp[b * K + k] = rf[b]
-        if do_stats:
-            if sw != NULL and not (floating is float and cov_type == COV_TIED):
-                for k in range(K):
-                    rf = lpf + k * nb
-                    for b in range(nb):
-                        rf[b] = rf[b] * sw[b]
-            if own_centres:
-                # 4a. statistics about each component's own reference
-                if not accumulate:
-                    for e in range(K * P):
-                        slot[e] = 0.0
-                if floating is float and sph_r:
-                    fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres,
-                                   shift, slot, P)
-                elif floating is float:
-                    if Dp == D:
-                        rows = X
-                    else:
-                        fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
-                        rows = xp
-                    fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
-                    if cov_type == COV_FULL and Dp == 16:
-                        fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs,
-                                          slot, P)
-                    elif cov_type == COV_FULL:
-                        fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf,
-                                        Zs, GZs, slot, P)
-                    else:
-                        fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
-                                        cov_type == COV_SPHERICAL, mp, lpf, slot, P)
-                return ll
-            if floating is float and cov_type == COV_TIED:
-                # float64 N_k and S1_k from renormalised float32
-                # responsibilities (see fe_stats_tied_f), dws as its scratch
-                fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, dws, slot,
-                                accumulate)
-                return ll
-            if floating is double and diag_rows:
-                if Dp == D:
-                    rows = X
-                else:
-                    fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
-                    rows = xp
-                fe_pad_rows_d(shift, 1, <int>D, <int>Dp, mp)
-                fe_stats_diag_rows_d(rows, nb, <int>D, <int>Dp, <int>K,
-                                     cov_type == COV_SPHERICAL, mp, lpf, slot, P,
-                                     accumulate)
-                return ll
-            # float64 full / tied: the GEMM below, on lpT (= lpf)
+                    rf[b] = rf[b] * sw[b]
     elif mode == RESP_GIVEN:
         for k in range(K):
             r = lpT + k * nb
@@ -483,23 +389,145 @@ cdef double _process_chunk(
     else:  # RESP_ONE (K == 1)
         for b in range(nb):
             lpT[b] = 1.0 if sw == NULL else <double>sw[b]
+    if not do_stats:
+        return ll
 
+    if own_centres:
+        # 4a. statistics about each component's own reference
+        if not accumulate:
+            for e in range(K * P):
+                slot[e] = 0.0
+        if floating is float:
+            if mode != RESP_ESTEP:
+                for e in range(K * nb):
+                    lpf[e] = <float>lpT[e]
+            if sph_r:
+                fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
+                               slot, P)
+                return ll
+        if Dp == D:
+            rows = X
+        else:
+            if floating is double:
+                fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
+            else:
+                fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
+            rows = xp
+        if floating is double:
+            fe_pad_rows_d(centres, K, <int>D, <int>Dp, mp)
+            if stat_type == COV_FULL:
+                fe_stats_full_d(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+                                slot, P)
+            else:
+                fe_stats_diag_d(rows, nb, <int>D, <int>Dp, <int>K,
+                                stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+        else:
+            fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
+            if stat_type == COV_FULL and Dp == 16:
+                fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
+            elif stat_type == COV_FULL:
+                fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+                                slot, P)
+            else:
+                fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
+                                stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+        return ll
+    if floating is float:
+        if tied_f:
+            # float64 N_k and S1_k from renormalised float32 responsibilities
+            # (see fe_stats_tied_f), dws as its scratch
+            fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, dws, slot, accumulate)
+            return ll
     # 4b. statistics about the shift: slot (K x P) = (w gamma)^T (K x nb) @
-    # FT^T (nb x P), float64
-    if do_stats:
-        gemm_rowmajor(False, True, <int>K, <int>P, <int>nb, 1.0,
-                      lpT, <int>nb, FT, <int>nb, 1.0 if accumulate else 0.0,
-                      slot, <int>P)
+    # FT^T (nb x P), float64 (float64 E-steps left their responsibilities in
+    # lpT)
+    gemm_rowmajor(False, True, <int>K, <int>P, <int>nb, 1.0,
+                  lpT, <int>nb, FT, <int>nb, 1.0 if accumulate else 0.0,
+                  slot, <int>P)
+    return ll
+
+
+cdef double _estep_chunk(
+        const floating *xcT, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
+        const floating *sw, int cov_type, const floating *A, const floating *crow,
+        const double *const_k, const floating *fused_a, const floating *fused_b,
+        int tri, floating *Y, floating *G, floating *lpf, floating *m_f,
+        floating *s_f, floating *lse_f, floating *Rs,
+        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
+    """E-step of one chunk: responsibilities into lpf (K x nb), row outputs.
+
+    ``Rs``: where the float32 spherical kernel leaves the squared distances
+    for the statistics (or NULL). Returns sum_n w_n log p(x_n).
+    """
+    cdef Py_ssize_t b, k
+    cdef floating *rf
+    cdef double ll
+    # 2. log w_k + log N(x | k) into lpf (K x nb), data precision
+    if (cov_type == COV_FULL or cov_type == COV_TIED) and fused_a != NULL:
+        # triangular factors, D <= 16: fused, in registers (_gmm_simd.h)
+        if floating is double:
+            fe_estep_chol_d(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
+                            tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
+        else:
+            fe_estep_chol_f(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
+                            tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
+    elif cov_type == COV_FULL or cov_type == COV_TIED:
+        # YT (W x nb) = A^T @ xcT: all K factors in one GEMM per band of
+        # columns d (full) -- see _estep_gemm for the triangular bands
+        _estep_gemm(A, xcT, Y, nb, D, K * D if cov_type == COV_FULL else D,
+                    K if cov_type == COV_FULL else 1, tri)
+        if floating is double:
+            fe_logprob_chol_d(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+                              crow, const_k, G, lpf)
+        else:
+            fe_logprob_chol_f(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+                              crow, const_k, G, lpf)
+    elif fused_a != NULL:
+        # diag / spherical, D <= 16: fused, in registers (_gmm_simd.h)
+        if floating is double:
+            fe_estep_diag_d(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
+                            lpf, NULL)
+        else:
+            fe_estep_diag_f(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
+                            lpf, Rs)
+    else:
+        # diag / spherical: direct, A = shifted means (K x D), crow = p^2
+        if floating is double:
+            fe_logprob_diag_d(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+                              A, crow, const_k, G, lpf)
+        else:
+            fe_logprob_diag_f(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+                              A, crow, const_k, G, lpf)
+
+    # 3. labels, log-sum-exp, responsibilities (in place), log-likelihood
+    if floating is double:
+        if out_labels != NULL:
+            fe_argmax_cols(lpf, nb, <int>K, m_f, out_labels)
+        fe_lse_cols(lpf, nb, <int>K, m_f, s_f, lse_f)
+        ll = fe_wsum_d(lse_f, sw, nb)
+    else:
+        if out_labels != NULL:
+            fe_argmax_cols_f(lpf, nb, <int>K, m_f, out_labels)
+        fe_lse_cols_f(lpf, nb, <int>K, m_f, s_f, lse_f)
+        ll = fe_wsum_f(lse_f, sw, nb)
+    if out_lpn != NULL:
+        for b in range(nb):
+            out_lpn[b] = lse_f[b]
+    if out_resp != NULL:
+        for k in range(K):
+            rf = lpf + k * nb
+            for b in range(nb):
+                out_resp[b * K + k] = rf[b]
     return ll
 
 
 cdef double _process_partition(
         Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t B, Py_ssize_t N,
         const floating *X, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, const floating *shift, int cov_type, int mode,
-        const floating *A, const floating *crow, const double *const_k,
+        const floating *sw, const floating *shift, int cov_type, int stat_type,
+        int mode, const floating *A, const floating *crow, const double *const_k,
         const floating *centres, const floating *fused_a, const floating *fused_b,
-        const double *resp_in, const int *labels_in, int tri,
+        const double *resp_in, const int *labels_in, int tri, bint reuse_distances,
         bint do_stats, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
         floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
@@ -512,9 +540,10 @@ cdef double _process_partition(
         ll += _process_chunk(
             X + r0 * D, nb, D, K,
             NULL if sw == NULL else sw + r0,
-            shift, cov_type, mode, A, crow, const_k, centres, fused_a, fused_b,
+            shift, cov_type, stat_type, mode, A, crow, const_k, centres, fused_a,
+            fused_b,
             NULL if resp_in == NULL else resp_in + r0 * K,
-            NULL if labels_in == NULL else labels_in + r0, tri,
+            NULL if labels_in == NULL else labels_in + r0, tri, reuse_distances,
             do_stats, ci > c0, slot, P, fws, dws,
             NULL if out_lpn == NULL else out_lpn + r0,
             NULL if out_resp == NULL else out_resp + r0 * K,
@@ -543,7 +572,9 @@ def em_pass(const floating[:, ::1] X,
             Py_ssize_t n_components,
             Py_ssize_t chunk,
             int n_threads,
-            int tri=0):
+            int tri=0,
+            int stat_type=-1,
+            bint reuse_distances=True):
     """One fused pass over X; returns sum_n w_n log p(x_n) (0 unless E-step).
 
     Parameters
@@ -558,11 +589,12 @@ def em_pass(const floating[:, ::1] X,
         tied (D*K,) likewise with L; diag (K*D,) precisions p^2 = 1/var;
         spherical (K,) precisions
     const_k : (K,) log w_k + log det L_k - D/2 log(2 pi)
-    centres : (K, D) float32 references of the E-step statistics of 'full',
-        'diag' and 'spherical' for float32 data (the current means): their S1
-        and S2 are sums of w gamma (x - centres[k]) and its squares /
-        products; all other statistics are about ``shift``. (0, D) when
-        unused.
+    centres : (K, D) references of the statistics, one per component
+        (usually the current means), in any mode: S1_k and S2_k are then
+        sums of w gamma (x - centres[k]) and its squares / products, with
+        no cancellation however far the components lie from ``shift``.
+        (0, D): statistics about ``shift`` (not allowed with 'tied'
+        statistics, whose references are always ``shift``).
     resp_in : (N, K) float64 for mode "given", else (0, K)
     labels_in : (N,) int32 for mode "labels", else (0,)
     stats : (K, P) float64 output (overwritten) or (0, P) for no statistics
@@ -577,6 +609,14 @@ def em_pass(const floating[:, ::1] X,
     tri : TRI_UPPER / TRI_LOWER when every factor in A is upper / lower
         triangular (full and tied), which lets the E-step GEMM skip the
         structural zeros; TRI_GENERAL otherwise
+    stat_type : layout of the statistics, -1 for ``cov_type``'s; a 'tied'
+        pass may accumulate COV_FULL statistics about ``centres`` (the tied
+        covariance is then the sum of the components' scatters, exact for
+        components far from ``shift``)
+    reuse_distances : float32 'spherical' E-steps take their statistics
+        from the E-step's squared distances to the current means, corrected
+        to ``centres``; False computes them from the rows (a pass repeated
+        about new references, far from the E-step's means)
     """
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = n_components
     cdef Py_ssize_t P = stats.shape[1]
@@ -607,27 +647,33 @@ def em_pass(const floating[:, ::1] X,
     cdef floating *resp_out_p = NULL
     cdef long long *lab_out_p = NULL
 
+    if stat_type < 0:
+        stat_type = cov_type
+    _check_pass_shapes(N, D, K, cov_type, stat_type, mode, sample_weight.shape[0],
+                       shift.shape[0], A.shape[0], A.shape[1], crow.shape[0],
+                       const_k.shape[0], centres.shape[0], centres.shape[1],
+                       resp_in.shape[0], resp_in.shape[1], labels_in.shape[0],
+                       out_lpn.shape[0], out_resp.shape[0], out_resp.shape[1],
+                       out_labels.shape[0], chunk, n_threads)
     if N == 0:
         return 0.0
     if slots.shape[0] < _NPART or slots.shape[1] < KP:
         raise ValueError("slots workspace too small")
     if fws.shape[0] < n_threads or dws.shape[0] < n_threads:
         raise ValueError("workspace has fewer rows than threads")
-    need_f, need_d = workspace_sizes(cov_type, K, D, B)
+    need_f, need_d = workspace_sizes(cov_type, K, D, B, stat_type)
     if fws.shape[1] < need_f or dws.shape[1] < need_d or stats.shape[1] != P \
-            or P != n_stat_features(cov_type, D):
+            or P != n_stat_features(stat_type, D):
         raise ValueError("workspace or statistics of the wrong size")
     X_p = &X[0, 0]
     if sample_weight.shape[0] > 0:
         sw_p = &sample_weight[0]
+    if do_stats and centres.shape[0] > 0:
+        centres_p = &centres[0, 0]
     if mode == RESP_ESTEP:
         A_p = &A[0, 0]
         const_p = &const_k[0]
         crow_p = &crow[0]
-        if floating is float and do_stats and cov_type != COV_TIED:
-            if centres.shape[0] != K or centres.shape[1] != D:
-                raise ValueError("centres must have shape (n_components, n_features)")
-            centres_p = &centres[0, 0]
     elif mode == RESP_GIVEN:
         resp_p = &resp_in[0, 0]
     elif mode == RESP_LABELS:
@@ -694,8 +740,10 @@ def em_pass(const floating[:, ::1] X,
             tid = omp_get_thread_num()
             slot_ll_p[p] = _process_partition(
                 p * n_chunks // npart, (p + 1) * n_chunks // npart, B, N,
-                X_p, D, K, sw_p, shift_p, cov_type, mode, A_p, crow_p, const_p,
-                centres_p, fused_a, fused_b, resp_p, lab_p, tri, do_stats, slots_p + p * KP, P,
+                X_p, D, K, sw_p, shift_p, cov_type, stat_type, mode, A_p, crow_p,
+                const_p,
+                centres_p, fused_a, fused_b, resp_p, lab_p, tri, reuse_distances,
+                do_stats, slots_p + p * KP, P,
                 fws_p + tid * fstride, dws_p + tid * dstride,
                 lpn_p, resp_out_p, lab_out_p)
         # deterministic reduction: partitions added in partition order
@@ -709,6 +757,48 @@ def em_pass(const floating[:, ::1] X,
                     stats_p[e] += slots_p[p * KP + e]
     free(fused_a)
     return ll_total
+
+
+def _check_pass_shapes(Py_ssize_t N, Py_ssize_t D, Py_ssize_t K, int cov_type,
+                       int stat_type, int mode, Py_ssize_t n_sw, Py_ssize_t n_shift,
+                       Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t n_crow,
+                       Py_ssize_t n_const, Py_ssize_t c0, Py_ssize_t c1,
+                       Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n_lab,
+                       Py_ssize_t n_lpn, Py_ssize_t o0, Py_ssize_t o1,
+                       Py_ssize_t n_olab, Py_ssize_t chunk, int n_threads):
+    """Raise ValueError unless every operand of ``em_pass`` has the shape
+    the pass will index it with (the kernel trusts nothing else)."""
+    if K < 1 or D < 1 or chunk < 1 or n_threads < 1:
+        raise ValueError("em_pass: K, D, chunk and n_threads must be >= 1")
+    if cov_type not in (COV_FULL, COV_TIED, COV_DIAG, COV_SPHERICAL):
+        raise ValueError("em_pass: unknown covariance type")
+    if stat_type != cov_type and not (cov_type == COV_TIED and stat_type == COV_FULL):
+        raise ValueError("em_pass: statistics layout does not fit the covariance type")
+    if mode not in (RESP_ESTEP, RESP_GIVEN, RESP_LABELS, RESP_ONE):
+        raise ValueError("em_pass: unknown mode")
+    if (n_sw != 0 and n_sw != N) or n_shift != D:
+        raise ValueError("em_pass: sample_weight or shift of the wrong length")
+    if c0 != 0 and (c0 != K or c1 != D or stat_type == COV_TIED or mode == RESP_ONE):
+        raise ValueError("em_pass: centres must be (K, D), with non-tied statistics")
+    if mode == RESP_ESTEP:
+        W = K * D if cov_type == COV_FULL else D
+        if cov_type in (COV_FULL, COV_TIED):
+            ok = a0 == D and a1 == W and n_crow == D * K
+        elif cov_type == COV_DIAG:
+            ok = a0 == K and a1 == D and n_crow == K * D
+        else:
+            ok = a0 == K and a1 == D and n_crow == K
+        if not ok or n_const != K:
+            raise ValueError("em_pass: E-step operands of the wrong shape")
+    elif mode == RESP_GIVEN and (r0 != N or r1 != K):
+        raise ValueError("em_pass: resp_in must be (N, K)")
+    elif mode == RESP_LABELS and n_lab != N:
+        raise ValueError("em_pass: labels_in must have N entries")
+    elif mode == RESP_ONE and K != 1:
+        raise ValueError("em_pass: mode 'one' needs K == 1")
+    if (n_lpn not in (0, N) or o0 not in (0, N) or o1 != K or n_olab not in (0, N)
+            or ((n_lpn or o0 or n_olab) and mode != RESP_ESTEP)):
+        raise ValueError("em_pass: row outputs of the wrong shape")
 
 
 cdef double[::1] _zeros(Py_ssize_t n):

@@ -555,6 +555,7 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
     }                                                                       \
 }
 FE_DEFINE_STATS_FULL(fe_stats_full_f, float, fe_vf, vf, fe_sum_f)
+FE_DEFINE_STATS_FULL(fe_stats_full_d, double, fe_vd, vd, fe_sum_d)
 
 /* The full kernel when a row is one vector (float32, D <= 16): per
  * sub-block of rows, g_b z_b is formed and stored (and summed into S1),
@@ -889,76 +890,6 @@ FE_HOT static void fe_stats_sph_f(const float *restrict xcT, ptrdiff_t nb, int D
     }
 }
 
-/* 'diag' / 'spherical' statistics of float64 data about the global shift c:
- * slot[k] += [N_k, S1_k, S2_k] with S1_k = sum_b g_kb (x_b - c) and S2_k the
- * squares (diag) or their sum over d (spherical), float64 throughout (the
- * same sums as the features-and-GEMM path, without packing). Rows are read
- * once per group of 4 components: the row's feature vectors
- * [x - c | (x - c)^2] (8 features per vector, rows padded to Dp) are formed
- * in registers and multiplied by each component's broadcast weight into a
- * 4 x 4 block of vector accumulators, which run over the chunk's rows in
- * order. xp: rows (nb x Dp, zero-padded), cp: c padded to Dp. */
-FE_INLINE fe_vd fe_diag_feature(const double *restrict xrow, const double *restrict cp,
-                                int NV, int f)
-{
-    const int v = f < NV ? f : f - NV;
-    const fe_vd t = fe_load_vd(xrow + 8 * v) - fe_load_vd(cp + 8 * v);
-    return f < NV ? t : t * t;
-}
-FE_HOT static void fe_stats_diag_rows_d(const double *restrict xp, ptrdiff_t nb, int D,
-                                        int Dp, int K, int spherical,
-                                        const double *restrict cp,
-                                        const double *restrict gT,
-                                        double *restrict slot, ptrdiff_t P,
-                                        int accumulate)
-{
-    enum { VL = 8 };
-    const int NV = Dp / VL, FV = 2 * NV;
-    double lanes[VL];
-    if (!accumulate)
-        for (ptrdiff_t e = 0; e < (ptrdiff_t)K * P; ++e) slot[e] = 0.0;
-    for (int k = 0; k < K; ++k) slot[(ptrdiff_t)k * P] += fe_sum_d(gT + (ptrdiff_t)k * nb, nb);
-    for (int k0 = 0; k0 < K; k0 += 4) {
-        const int KB = K - k0 < 4 ? K - k0 : 4;
-        const double *restrict g0 = gT + (ptrdiff_t)k0 * nb;
-        const double *restrict g1 = KB > 1 ? g0 + nb : g0;
-        const double *restrict g2 = KB > 2 ? g0 + 2 * nb : g0;
-        const double *restrict g3 = KB > 3 ? g0 + 3 * nb : g0;
-        for (int f0 = 0; f0 < FV; f0 += 4) {
-            const int FB = FV - f0 < 4 ? FV - f0 : 4;
-            fe_vd acc[4][4];
-            for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 4; ++j) acc[i][j] = (fe_vd){0};
-            for (ptrdiff_t b = 0; b < nb; ++b) {
-                const double *restrict xrow = xp + b * Dp;
-                /* missing features (FB < 4) repeat the last one; their
-                 * accumulators are not written out */
-                const fe_vd x0 = fe_diag_feature(xrow, cp, NV, f0);
-                const fe_vd x1 = fe_diag_feature(xrow, cp, NV, FB > 1 ? f0 + 1 : f0);
-                const fe_vd x2 = fe_diag_feature(xrow, cp, NV, FB > 2 ? f0 + 2 : f0);
-                const fe_vd x3 = fe_diag_feature(xrow, cp, NV, FB > 3 ? f0 + 3 : f0);
-                const double w[4] = {g0[b], g1[b], g2[b], g3[b]};
-                for (int i = 0; i < 4; ++i) {
-                    acc[i][0] += w[i] * x0; acc[i][1] += w[i] * x1;
-                    acc[i][2] += w[i] * x2; acc[i][3] += w[i] * x3;
-                }
-            }
-            for (int i = 0; i < KB; ++i) {
-                double *restrict out = slot + (ptrdiff_t)(k0 + i) * P;
-                for (int j = 0; j < FB; ++j) {
-                    const int f = f0 + j, v = f < NV ? f : f - NV;
-                    fe_store_vd(lanes, acc[i][j]);
-                    for (int l = 0; l < VL && VL * v + l < D; ++l) {
-                        if (f < NV) out[1 + VL * v + l] += lanes[l];
-                        else if (spherical) out[1 + D] += lanes[l];
-                        else out[1 + D + VL * v + l] += lanes[l];
-                    }
-                }
-            }
-        }
-    }
-}
-
 /* Diag / spherical: slot[k] += [N_k, S1_k, S2_k] with S2_k the D squares
  * sum_b g z_bd^2 (diag, P = 1 + 2D) or their sum over d (spherical,
  * P = 2 + D). Same layout of xp and mp as the full kernel. */
@@ -1018,6 +949,7 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
     }                                                                       \
 }
 FE_DEFINE_STATS_DIAG(fe_stats_diag_f, float, fe_vf, vf, fe_sum_f)
+FE_DEFINE_STATS_DIAG(fe_stats_diag_d, double, fe_vd, vd, fe_sum_d)
 
 /* ---------------------------------------------------------------------------
  * Fused E-step of 'full' and 'tied' for triangular factors and D <= 16.
