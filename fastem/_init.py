@@ -106,7 +106,9 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
         first = int(rng.choice(n_samples, p=sample_weight / sample_weight.sum(dtype=np.float64)))
     indices[0] = first
     chosen[0] = X[first]
-    _k.kpp_init_closest(X, sw, X[first], closest, nearest, chunk_pot, rows, n_threads)
+    scale = _distance_scale(X, X[first])
+    _k.kpp_init_closest(X, sw, X[first], closest, nearest, chunk_pot, rows, n_threads,
+                        scale)
 
     # the centre chosen last, not yet applied to closest/nearest (index 0:
     # none); _draw_rows settles the chunks it reads, the next pass the rest
@@ -115,7 +117,7 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     def settle(start, stop):
         if last_index > 0:
             _k.kpp_settle_rows(X, last, last_index, last_pick, improves, closest,
-                               nearest, start, stop)
+                               nearest, start, stop, scale)
 
     for c in range(1, n_clusters):
         chunk_cum = np.cumsum(chunk_pot)
@@ -123,10 +125,10 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
         candidates = _draw_rows(targets, chunk_cum, closest, sample_weight, rows,
                                 settle)
         cand = X[candidates]
-        _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(chosen[:c], cand),
+        _k.kpp_candidate_potentials(X, sw, cand, scale * _quarter_sqdist(chosen[:c], cand),
                                     closest, nearest, improves,
                                     last, last_index, last_pick,
-                                    chunk_pots, potentials, rows, n_threads)
+                                    chunk_pots, potentials, rows, n_threads, scale)
         pick = int(np.argmin(potentials))
         best = candidates[pick]
         indices[c] = best
@@ -134,6 +136,36 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
         chunk_pot[:] = chunk_pots[:, pick]
         last, last_index, last_pick = X[best], c, pick
     return indices
+
+
+# rows sampled (evenly spaced, no random draw) to estimate the data's spread
+_SPREAD_SAMPLE = 1024
+
+
+def _distance_scale(X, first):
+    """Power of two that brings float64 data's squared distances near 1.
+
+    ``closest`` holds squared distances in float32, whose range (1e-38 to
+    3e38) float64 data can leave (X * 1e-25, X * 1e20). Multiplying every
+    squared distance by a power of two is exact, so it changes no draw and
+    no comparison: seeds are those of the unscaled algorithm, and the same
+    for X and X times any constant. The spread is the mean squared
+    distance of evenly spaced rows to the first centre; float32 data keep
+    scale 1 (their distances are computed in float32 anyway).
+    """
+    if X.dtype != np.float64:
+        return 1.0
+    rows = X[np.linspace(0, X.shape[0] - 1, min(X.shape[0], _SPREAD_SAMPLE)).astype(np.intp)]
+    spread = float(np.mean(np.square(rows - first).sum(axis=1)))
+    if spread == np.inf:
+        raise ValueError(
+            "X's values are too large in magnitude: their squared distances "
+            "overflow float64. Rescale X (for example with "
+            "sklearn.preprocessing.StandardScaler)."
+        )
+    if not spread > 0:  # all sampled rows equal the first centre
+        return 1.0
+    return float(np.ldexp(1.0, -int(np.round(np.log2(spread)))))
 
 
 def _quarter_sqdist(centres, points):

@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
 import fastem
-from fastem import ConvergenceWarning, KMeans, NotFittedError
+from fastem import ConvergenceWarning, KMeans, NotFittedError, kmeans_plusplus
 from fastem._kmeans import _lloyd_chunk_rows
 
 import sklearn.cluster as sklearn_cluster
@@ -220,7 +220,7 @@ def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
     def sqdist(i):
         return ((X64 - X64[i]) ** 2).sum(1)
 
-    _k.kpp_init_closest(X, sw, X[0], closest, nearest, chunk_pot, rows, 2)
+    _k.kpp_init_closest(X, sw, X[0], closest, nearest, chunk_pot, rows, 2, 1.0)
     assert_allclose(closest, sqdist(0).astype(np.float32), rtol=1e-6)
     assert_allclose(chunk_pot, np.add.reduceat(wf * closest, np.arange(0, n, rows)),
                     rtol=1e-12)
@@ -236,7 +236,7 @@ def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
         before = closest.copy()
         _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(X64[centres], cand),
                                     closest, nearest, improves, last, last_index, pick,
-                                    chunk_pots, potentials, rows, 2)
+                                    chunk_pots, potentials, rows, 2, 1.0)
         # float32 data measure distances in float32: equal to rounding
         assert_allclose(closest, expected_closest, rtol=1e-6)
         assert_array_equal(closest[~better], before[~better])
@@ -544,3 +544,53 @@ def test_fewer_distinct_points_than_clusters_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         KMeans(2, random_state=0).fit(X)
+
+
+# ----------------------------------------------------------------------
+# scale invariance and the float limits
+
+def _four_blobs(seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0], [5, 5, 0], [0, 5, 5], [9, 0, 9]], dtype=float)
+    return np.vstack([rng.normal(size=(300, 3)) + c for c in centres])
+
+
+@pytest.mark.parametrize("scale", [1e-25, 1e20, 1e-150, 1e140])
+def test_kmeans_plusplus_float64_is_scale_invariant(scale):
+    X = _four_blobs()
+    _, ref = kmeans_plusplus(X, 4, random_state=0)
+    _, got = kmeans_plusplus(X * scale, 4, random_state=0)
+    np.testing.assert_array_equal(got, ref)
+    assert len(set(got)) == 4
+    km = KMeans(4, random_state=0).fit(X)
+    km_scaled = KMeans(4, random_state=0).fit(X * scale)
+    np.testing.assert_array_equal(km_scaled.labels_, km.labels_)
+    assert km_scaled.inertia_ / scale**2 == pytest.approx(km.inertia_, rel=1e-12)
+
+
+@pytest.mark.parametrize("scale,dtype", [(1e200, np.float64), (1e300, np.float64),
+                                         (1e20, np.float32)])
+def test_kmeans_near_float_limits_raises_clearly(scale, dtype):
+    X = (_four_blobs() * scale).astype(dtype)
+    with pytest.raises(ValueError, match="overflow|too large"):
+        KMeans(4, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("scale,dtype", [(1e-200, np.float64), (1e-30, np.float32),
+                                         (1e17, np.float32)])
+def test_kmeans_near_float_limits_stays_finite(scale, dtype):
+    X = (_four_blobs() * scale).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = KMeans(4, random_state=0).fit(X)
+    assert np.isfinite(km.inertia_) and np.isfinite(km.cluster_centers_).all()
+
+
+@pytest.mark.parametrize("algorithm", ["lloyd", "elkan"])
+@pytest.mark.parametrize("offset", [0.0, 1e4, 3e5])
+def test_labels_equal_predict_float32_far_from_origin(offset, algorithm):
+    X = (_four_blobs(seed=3) + offset).astype(np.float32)
+    for k in (1, 4, 9):
+        km = KMeans(k, random_state=0, algorithm=algorithm).fit(X)
+        np.testing.assert_array_equal(km.labels_, km.predict(X))
+        assert km.score(X) == pytest.approx(-km.inertia_, rel=1e-12)

@@ -47,7 +47,8 @@ cdef extern from "_simd.h" nogil:
     void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
                              Py_ssize_t n_todo, const float *closest,
                              const double *sw, const double *cand, Py_ssize_t L,
-                             uint16_t *improves, double *sums, double *pots)
+                             uint16_t *improves, double *sums, double *pots,
+                             double scale)
     float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
     double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
 
@@ -631,7 +632,8 @@ def kpp_init_closest(const floating[:, ::1] X,
                      centre_index[::1] nearest,
                      double[::1] chunk_pot,
                      Py_ssize_t chunk_rows,
-                     int n_threads):
+                     int n_threads,
+                     double scale):
     """Closest distances and chunk potentials for the first centre.
 
     Parameters
@@ -644,6 +646,9 @@ def kpp_init_closest(const floating[:, ::1] X,
         halves this array's memory for float64 data)
     nearest : (n,) uint16 or int32 out, index of that centre (0)
     chunk_pot : (n_chunks,) out, sum_{i in chunk} w_i closest_i
+    scale : power of two multiplying every squared distance (float64 data:
+        keeps them inside float32's range; exact, so the draws do not
+        depend on it); 1 for float32 data
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
@@ -656,7 +661,7 @@ def kpp_init_closest(const floating[:, ::1] X,
             start = c * nbmax
             nb = min(nbmax, n - start)
             for i in range(start, start + nb):
-                closest[i] = _to_float32(_kpp_sqdist(&X[i, 0], &centre[0], d))
+                closest[i] = _to_float32(scale * _kpp_sqdist(&X[i, 0], &centre[0], d))
                 nearest[i] = 0
             chunk_pot[c] = _chunk_potential(&closest[start],
                                             swp + start if swp != NULL else NULL, nb)
@@ -696,7 +701,8 @@ cdef inline double _chunk_potential(const float *closest, const floating *sw,
 cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                             const floating *centre, int32_t index, uint16_t bit,
                             uint16_t *improves, float *closest,
-                            centre_index *nearest, int32_t *todo) noexcept nogil:
+                            centre_index *nearest, int32_t *todo,
+                            double scale) noexcept nogil:
     """Take centre ``index`` (candidate bit ``bit`` of the last pass) into
     account for nb consecutive rows, and clear that bit.
 
@@ -716,7 +722,7 @@ cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
         i = todo[t]
         improves[i] &= ~bit
-        dist = _to_float32(_kpp_sqdist(x + i * d, centre, d))
+        dist = _to_float32(scale * _kpp_sqdist(x + i * d, centre, d))
         if dist < closest[i]:
             closest[i] = <float>dist
             nearest[i] = <centre_index>index
@@ -729,7 +735,8 @@ def kpp_settle_rows(const floating[:, ::1] X,
                     uint16_t[::1] improves,
                     float[::1] closest,
                     centre_index[::1] nearest,
-                    Py_ssize_t start, Py_ssize_t stop):
+                    Py_ssize_t start, Py_ssize_t stop,
+                    double scale):
     """Apply the deferred update of centre ``centre_index`` (candidate
     ``candidate`` of the last pass) to rows start..stop-1 now.
 
@@ -746,7 +753,7 @@ def kpp_settle_rows(const floating[:, ::1] X,
     with nogil:
         _kpp_apply(&X[start, 0], stop - start, d, &centre[0], centre_index,
                    _cand_bit(candidate), &improves[start], &closest[start],
-                   &nearest[start], todo)
+                   &nearest[start], todo, scale)
     free(todo)
 
 
@@ -763,7 +770,8 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                              double[:, ::1] chunk_pots,
                              double[::1] potentials,
                              Py_ssize_t chunk_rows,
-                             int n_threads):
+                             int n_threads,
+                             double scale):
     """potentials[l] = sum_i w_i min(closest_i, ||x_i - q_l||^2).
 
     Parameters
@@ -825,7 +833,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                                   &nearest[start], &improves[start],
                                   lcp, last_index, last_bit,
                                   todo + tid * nbmax, &chunk_pots[c, 0],
-                                  slots + c * L if slots != NULL else NULL)
+                                  slots + c * L if slots != NULL else NULL, scale)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
@@ -843,7 +851,7 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                 const floating *last_centre, int32_t last_index,
                                 uint16_t last_bit,
                                 int32_t *todo, double *sums,
-                                double *pots) noexcept nogil:
+                                double *pots, double scale) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials).
 
     sums[l] receives sum_i w_i min(closest_i, float32(||x_i - q_l||^2)) and,
@@ -869,7 +877,7 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef int keep
     if last_centre != NULL:
         _kpp_apply(x, nb, d, last_centre, last_index, last_bit, improves,
-                   closest, nearest, todo)
+                   closest, nearest, todo, scale)
     for k in range(8):
         acc[k] = 0.0
     i = 0
@@ -892,7 +900,7 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         fastem_kpp_rows_f32(x, d, todo, n_todo, closest, sw, cand, L, improves, sums)
     else:
         fastem_kpp_rows_f64(x, d, todo, n_todo, closest, sw, cand, L, improves,
-                            sums, pots)
+                            sums, pots, scale)
     for l in range(L):
         sums[l] = pruned + sums[l]
         if pots != NULL:

@@ -91,7 +91,10 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
  * rows' closest distances if q_l were chosen, summed in double in the order
  * of todo. Squared distances of float64 data are rounded to float32 first in
  * sums (as closest will be), and kept in double in pots (the potentials that
- * choose the candidate). For float32 data w_i * min(...) is a product of two
+ * choose the candidate). Squared distances of float64 data are first
+ * multiplied by ``scale`` (a power of two chosen from the data's spread,
+ * see greedy_kmeans_plusplus): exact, and it keeps them inside float32's
+ * range whatever the data's scale. For float32 data w_i * min(...) is a product of two
  * floats, exact in double, so fma(w, v, s) and s + w * v agree and every
  * build sums the same values in the same order. Rows are prefetched
  * FASTEM_PREFETCH_ROWS ahead: after pruning they no longer form the
@@ -325,7 +328,8 @@ static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32
 static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
                                        Py_ssize_t n_todo, const float *closest,
                                        const double *sw, const double *cand, Py_ssize_t L,
-                                       uint16_t *improves, double *sums, double *pots)
+                                       uint16_t *improves, double *sums, double *pots,
+                                       double scale)
 {
     Py_ssize_t t, g, l;
     for (l = 0; l < L; l++)
@@ -343,7 +347,7 @@ static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int3
             double dl[4];
             _mm256_storeu_pd(dl, fastem_sqdist4n_f64(x + i * d, cand + g * d, d, nc));
             for (l = 0; l < nc; l++) {
-                double v = dl[l];
+                double v = scale * dl[l];
                 float f = (float)v;
                 if (v < cur)
                     mask |= fastem_cand_bit(g + l);
@@ -381,7 +385,7 @@ static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_
         double w = sw != NULL ? (double)sw[i] : 1.0;                          \
         uint16_t mask = 0;                                                    \
         for (l = 0; l < L; l++) {                                             \
-            T v = SQDIST(x + i * d, cand + l * d, d);                         \
+            T v = (T)(scale * SQDIST(x + i * d, cand + l * d, d));            \
             float f = (float)v;                                               \
             if (v < cur)                                                      \
                 mask |= fastem_cand_bit(l);                                   \
@@ -398,13 +402,15 @@ static inline void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32
                                        uint16_t *improves, double *sums)
 {
     double *pots = NULL;
+    const double scale = 1.0;
     FASTEM_KPP_ROWS_GENERIC(float, fastem_sqdist_f32)
 }
 
 static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
                                        Py_ssize_t n_todo, const float *closest,
                                        const double *sw, const double *cand, Py_ssize_t L,
-                                       uint16_t *improves, double *sums, double *pots)
+                                       uint16_t *improves, double *sums, double *pots,
+                                       double scale)
 {
     FASTEM_KPP_ROWS_GENERIC(double, fastem_sqdist_f64)
 }
