@@ -5,6 +5,8 @@ mixins (parameters, repr, tags, ``clone``, ``set_output``, metadata routing,
 feature names); this module adds model files and the one way fastem checks
 its input data against what ``fit`` saw.
 """
+import contextlib
+
 from sklearn.utils.validation import validate_data
 
 from fastem._validation import check_array
@@ -65,3 +67,20 @@ def check_data(estimator, X, *, reset, dtype=None):
     validate_data(estimator, X if hasattr(X, "columns") else arr, reset=reset,
                   skip_check_array=True)
     return arr
+
+
+@contextlib.contextmanager
+def unchanged_on_error(estimator):
+    """Restore ``estimator``'s attributes if the block raises.
+
+    ``fit`` records feature names and other state as it goes; an error or a
+    Ctrl-C (``KeyboardInterrupt``) in the middle of a refit must leave the
+    previously fitted estimator exactly as it was.
+    """
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise

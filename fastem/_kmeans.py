@@ -21,7 +21,7 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from fastem._base import ModelFileMixin, check_data
+from fastem._base import ModelFileMixin, check_data, unchanged_on_error
 from fastem._init import greedy_kmeans_plusplus, random_rows
 from fastem._kernels import load_kernels
 from fastem._parallel import blas_single_threaded, chunk_rows
@@ -146,6 +146,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         -------
         self : KMeans
         """
+        with unchanged_on_error(self):
+            return self._fit(X, sample_weight)
+
+    def _fit(self, X, sample_weight):
         k, max_iter, tol, algorithm, n_threads = self._check_params()
         X = check_data(self, X, reset=True)
         n_samples, n_features = X.shape

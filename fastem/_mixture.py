@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from fastem._base import ModelFileMixin, check_data
+from fastem._base import ModelFileMixin, check_data, unchanged_on_error
 from fastem._kernels import _gaussian
 from fastem._mixture_mstep import (
     COVARIANCE_TYPES,
@@ -396,6 +396,10 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         return self._row_pass(Xv, labels=True, validated=True)["labels"]
 
     def _fit(self, X, sample_weight):
+        with unchanged_on_error(self):
+            return self._run_em(X, sample_weight)
+
+    def _run_em(self, X, sample_weight):
         n_threads = self._check_params()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:

@@ -52,6 +52,7 @@ from libc.math cimport log, sqrt
 from libc.stdlib cimport calloc, free
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
+from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._openmp cimport omp_get_thread_num
 
 cdef extern from "_gmm_simd.h" nogil:
@@ -530,11 +531,15 @@ cdef double _process_partition(
         const double *resp_in, const int *labels_in, int tri, bint reuse_distances,
         bint do_stats, double *slot, Py_ssize_t P,
         floating *fws, double *dws,
-        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
-    """Chunks c0 .. c1-1 in order, statistics summed into ``slot``."""
+        floating *out_lpn, floating *out_resp, long long *out_labels,
+        int *cancel) noexcept nogil:
+    """Chunks c0 .. c1-1 in order, statistics summed into ``slot``; stops
+    early when the pass is interrupted (``cancel``)."""
     cdef double ll = 0.0
     cdef Py_ssize_t ci, r0, nb
     for ci in range(c0, c1):
+        if interrupted(cancel):
+            break
         r0 = ci * B
         nb = min(B, N - r0)
         ll += _process_chunk(
@@ -627,6 +632,7 @@ def em_pass(const floating[:, ::1] X,
     cdef Py_ssize_t npart, p, e
     cdef int tid
     cdef double ll_total = 0.0
+    cdef int cancel = 0
     cdef double[::1] slot_ll = _zeros(_NPART)
     cdef double *slot_ll_p = &slot_ll[0]
     cdef double *slots_p = &slots[0, 0]
@@ -745,7 +751,7 @@ def em_pass(const floating[:, ::1] X,
                 centres_p, fused_a, fused_b, resp_p, lab_p, tri, reuse_distances,
                 do_stats, slots_p + p * KP, P,
                 fws_p + tid * fstride, dws_p + tid * dstride,
-                lpn_p, resp_out_p, lab_out_p)
+                lpn_p, resp_out_p, lab_out_p, &cancel)
         # deterministic reduction: partitions added in partition order
         for p in range(npart):
             ll_total += slot_ll_p[p]
@@ -756,6 +762,7 @@ def em_pass(const floating[:, ::1] X,
                 for e in range(KP):
                     stats_p[e] += slots_p[p * KP + e]
     free(fused_a)
+    raise_pending(cancel)
     return ll_total
 
 

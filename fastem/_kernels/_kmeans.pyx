@@ -25,6 +25,7 @@ from libc.string cimport memset
 
 from fastem._kernels._blas cimport floating, gemm_rowmajor
 from fastem._kernels._openmp cimport omp_get_thread_num
+from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._partition cimport n_partitions, partition_start
 
 cdef extern from "_simd.h" nogil:
@@ -223,6 +224,7 @@ def lloyd_pass(const floating[:, ::1] X,
     cdef Py_ssize_t p, c, c0, c1, tid, start, nb, e, total_changed = 0
     cdef double inertia = 0.0, norms = 0.0
     cdef bint with_norms = norms_total != norms_total  # NaN: compute them
+    cdef int cancel = 0
     cdef const floating *xp = &X[0, 0]
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
@@ -244,6 +246,8 @@ def lloyd_pass(const floating[:, ::1] X,
             c0 = partition_start(p, n_parts, n_chunks)
             c1 = partition_start(p + 1, n_parts, n_chunks)
             for c in range(c0, c1):
+                if interrupted(&cancel):
+                    break
                 start = c * nbmax
                 nb = min(nbmax, n - start)
                 _lloyd_chunk(xp + start * d, nb, d, k,
@@ -265,6 +269,7 @@ def lloyd_pass(const floating[:, ::1] X,
             total_changed += <Py_ssize_t>slot[k * d + k + 1]
             norms += slot[k * d + k + 2]
     free(work); free(slots)
+    raise_pending(cancel)
     if not with_norms:
         norms = norms_total
     # sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 + sum_i w_i best_i; rounding
@@ -453,6 +458,7 @@ def bounded_pass(const floating[:, ::1] X,
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t per_thread = nbmax * d + k * nbmax + nbmax
+    cdef int cancel = 0
     cdef Py_ssize_t slot_len = k * d + k + 2
     cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
     cdef Py_ssize_t p, c, j, tid, start, e, drift_arg = 0
@@ -487,6 +493,8 @@ def bounded_pass(const floating[:, ::1] X,
             slot = slots + p * slot_len
             for c in range(partition_start(p, n_parts, n_chunks),
                            partition_start(p + 1, n_parts, n_chunks)):
+                if interrupted(&cancel):
+                    break
                 start = c * nbmax
                 _bounded_chunk(&X[start, 0], min(nbmax, n - start), d, k,
                                swp + start if swp != NULL else NULL, shp,
@@ -508,6 +516,7 @@ def bounded_pass(const floating[:, ::1] X,
             n_changed += slot[k * d + k]
             n_full += slot[k * d + k + 1]
     free(work); free(slots)
+    raise_pending(cancel)
     return <Py_ssize_t>n_changed, <Py_ssize_t>n_full
 
 
@@ -540,6 +549,7 @@ def pairwise_sqdist(const floating[:, ::1] X,
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, nb, i, j, tid
     cdef double xsq, v
+    cdef int cancel = 0
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
     cdef floating *work = <floating *>malloc((n_threads * nbmax * d + k) * sizeof(floating))
     cdef floating *xc
@@ -551,6 +561,8 @@ def pairwise_sqdist(const floating[:, ::1] X,
     with nogil:
         _centre_sqnorms(&centres[0, 0], k, d, csq)
         for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+            if interrupted(&cancel):
+                continue
             tid = omp_get_thread_num()
             start = c * nbmax
             nb = min(nbmax, n - start)
@@ -566,6 +578,7 @@ def pairwise_sqdist(const floating[:, ::1] X,
                     v = orow[j] + xsq + csq[j]
                     orow[j] = <floating>(v if v > 0.0 else 0.0)
     free(work)
+    raise_pending(cancel)
 
 
 # ---------------------------------------------------------------------------
@@ -655,9 +668,12 @@ def kpp_init_closest(const floating[:, ::1] X,
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, nb, i
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef int cancel = 0
     with nogil:
         for c in prange(n_chunks, schedule='dynamic', chunksize=4,
                         num_threads=n_threads):
+            if interrupted(&cancel):
+                continue
             start = c * nbmax
             nb = min(nbmax, n - start)
             for i in range(start, start + nb):
@@ -665,6 +681,7 @@ def kpp_init_closest(const floating[:, ::1] X,
                 nearest[i] = 0
             chunk_pot[c] = _chunk_potential(&closest[start],
                                             swp + start if swp != NULL else NULL, nb)
+    raise_pending(cancel)
 
 
 cdef inline double _chunk_potential(const float *closest, const floating *sw,
@@ -800,6 +817,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef Py_ssize_t nbmax = chunk_rows
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, l, tid
+    cdef int cancel = 0
     cdef uint16_t last_bit = _cand_bit(last_candidate)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *lcp = &last_centre[0] if last_index > 0 else NULL
@@ -824,6 +842,8 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
         # strands as little work as possible (the other finishes the rest)
         for c in prange(n_chunks, schedule='dynamic', chunksize=1,
                         num_threads=n_threads):
+            if interrupted(&cancel):
+                continue
             tid = omp_get_thread_num()
             start = c * nbmax
             _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
@@ -840,6 +860,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             for l in range(L):
                 potentials[l] += slots[c * L + l] if slots != NULL else chunk_pots[c, l]
     free(slots); free(todo); free(qmin)
+    raise_pending(cancel)
 
 
 cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,

@@ -3,6 +3,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport calloc, free
 
 from fastem._kernels._blas cimport floating
+from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._partition cimport n_partitions, partition_start
 
 
@@ -42,6 +43,7 @@ def column_moments(const floating[:, ::1] X,
     cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
     cdef Py_ssize_t p, c, start, j
     cdef double total = 0.0
+    cdef int cancel = 0
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
     cdef double *slot
@@ -52,6 +54,8 @@ def column_moments(const floating[:, ::1] X,
             slot = slots + p * slot_len
             for c in range(partition_start(p, n_parts, n_chunks),
                            partition_start(p + 1, n_parts, n_chunks)):
+                if interrupted(&cancel):
+                    break
                 start = c * chunk_rows
                 _moments_rows(&X[start, 0], min(chunk_rows, n - start), d,
                               swp + start if swp != NULL else NULL, &ref[0],
@@ -66,4 +70,5 @@ def column_moments(const floating[:, ::1] X,
                 s1[j] += slot[1 + j]
                 s2[j] += slot[1 + d + j]
     free(slots)
+    raise_pending(cancel)
     return total
