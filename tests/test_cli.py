@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -398,3 +399,150 @@ def test_read_errors(tmp_path):
         read_data(tmp_path / "a.npz", key="zz")
     with pytest.raises(ValueError, match="applies to .npz files only"):
         read_data(_write(tmp_path, "k.csv", "1,2\n"), key="x")
+
+
+# ----------------------------------------------------------------------------
+# data files: non-finite values, float32 overflow, numeric headers, damaged files
+
+
+def _rewrite_member(src, dst, member, change):
+    """Copy the zip archive ``src`` to ``dst`` with ``change(bytes)`` applied to
+    ``member``; the CRCs are recomputed, so only the content is wrong."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        names = zin.namelist()
+        assert member in names, names
+        for name in names:
+            data = zin.read(name)
+            zout.writestr(name, change(data) if name == member else data)
+    return dst
+
+
+def _header_edit(old, new):
+    def change(data):
+        assert old in data, data[:128]
+        return data.replace(old, new, 1)
+    return change
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ("x,y\n1,2\n3,inf\n5,6\n", ["line 3 (data row 1)", "non-finite value ('inf')",
+                                    "column 'y'"]),
+        ("x,y\n1,2\n-Infinity,4\n", ["line 3 (data row 1)", "non-finite value ('-Infinity')",
+                                     "column 'x'"]),
+        ("1,2\n3,4\n5,1e400\n", ["line 3 (data row 2)", "non-finite value ('1e400')",
+                                 "column 'column 2'"]),
+        ("x,y\n1,INF\n", ["line 2 (data row 0)", "non-finite"]),
+    ],
+)
+def test_csv_infinity_is_non_finite_not_missing(tmp_path, capsys, text, fragments):
+    path = _write(tmp_path, "inf.csv", text)
+    with pytest.raises(ValueError) as info:
+        read_data(path)
+    assert "missing" not in str(info.value)
+    assert main(["fit", path, "--model", "kmeans", "-k", "1", "-o",
+                 str(tmp_path / "m.npz")]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, *fragments)
+    assert "missing" not in err
+
+
+def test_float32_overflow(tmp_path, capsys):
+    csv_path = _write(tmp_path, "big.csv", "1,2\n3,1e39\n")
+    assert read_data(csv_path)[0][1, 1] == 1e39  # fine in float64
+    assert main(["fit", csv_path, "--dtype", "float32", "--model", "kmeans", "-k", "1",
+                 "-o", str(tmp_path / "m.npz")]) == 1
+    assert_one_line_error(capsys.readouterr().err, "line 2 (data row 1)",
+                          "too large for float32 ('1e39')", "--dtype float64")
+    npy = tmp_path / "big.npy"
+    np.save(npy, np.array([[1.0, 2.0], [-1e39, 4.0]]))
+    with pytest.raises(ValueError, match=r"-1e\+39 \(row 1, column 1\) is too large for "
+                                         r"float32; use --dtype float64"):
+        read_data(npy, dtype="float32")
+    X, _ = read_data(npy, dtype="float64")
+    assert X[1, 0] == -1e39
+
+
+@pytest.mark.parametrize(
+    "text, warns",
+    [
+        ("0,1,2\n0.5,1.5,2.5\n1.5,2.5,3.5\n", True),      # pandas' default header
+        ("1,2,3\n4,5,6\n7,8,9\n", True),                  # columns numbered 1..D
+        ("1990,2000\n0.25,1.5\n3.75,2.0\n", True),        # years over float data
+        ("3,1,2\n1,0,3\n5,5,5\n", False),                 # integer data
+        ("0,1\n1,0\n0,1\n", False),                       # binary data, 2 columns
+        ("0.5,1\n1.5,2.5\n3,4\n", False),                 # a float in the first row
+        ("1.0,2.0\n1.5,2.5\n", False),
+        ("a,b\n1.5,2.5\n3,4\n", False),                   # a real header
+    ],
+)
+def test_numeric_first_line_header_warning(tmp_path, capsys, text, warns):
+    path = _write(tmp_path, "data.csv", text)
+    out = tmp_path / "m.npz"
+    assert main(["fit", path, "--model", "kmeans", "-k", "1", "-q", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert out.exists()  # the fit still runs
+    if warns:
+        first = text.splitlines()[0]
+        lines = err.splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith("fastem: warning: ")
+        assert f"line 1 ({first}) was read as data" in lines[0]
+        assert "header" in lines[0]
+        # the line is kept as data
+        assert load(out).n_features_in_ == len(first.split(","))
+        with pytest.warns(UserWarning, match="looks like a header"):
+            assert read_data(path)[0].shape[0] == len(text.splitlines())
+    else:
+        assert err == ""
+
+
+def test_numeric_header_warning_shortens_wide_lines(tmp_path):
+    header = ",".join(str(j) for j in range(40))
+    body = ",".join("0.5" for _ in range(40))
+    path = _write(tmp_path, "wide.csv", f"{header}\n{body}\n{body}\n")
+    with pytest.warns(UserWarning, match=r"line 1 \(0,1,2,3,4,5,\.\.\.\) was read as data"):
+        read_data(path)
+
+
+@pytest.mark.parametrize(
+    "name, content, fragment",
+    [
+        ("empty.npy", b"", "not a valid .npy file"),
+        ("empty.npz", b"", "not a valid .npz file"),
+        ("garbage.npz", b"PK\x03\x04" + bytes(200), "not a valid .npz file"),
+        ("empty.csv", b"", "is empty: no data rows"),
+        ("blank.txt", b"\n\n   \n", "is empty: no data rows"),
+    ],
+    ids=["empty.npy", "empty.npz", "garbage.npz", "empty.csv", "blank.txt"],
+)
+def test_empty_and_garbage_data_files(tmp_path, capsys, name, content, fragment):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["fit", str(path), "--model", "kmeans", "-k", "1", "-o",
+                 str(tmp_path / "m.npz")]) == 1
+    assert_one_line_error(capsys.readouterr().err, name, fragment)
+
+
+def test_corrupted_data_headers(tmp_path, capsys):
+    good = tmp_path / "good.npy"
+    np.save(good, np.ones((4, 2)))
+    shape = b"'shape': (4, 2), }"
+    cases = {
+        "tokenize.npy": good.read_bytes().replace(shape, b"'shape': (4, 2, }"),
+        "overflow.npy": good.read_bytes().replace(shape, b"'shape': (99999999999999999999, 2), }"),
+        "toolong.npy": good.read_bytes().replace(shape, b"'shape': (4000000, 2), }"),
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    np.savez(tmp_path / "good.npz", x=np.ones((4, 2)))
+    _rewrite_member(tmp_path / "good.npz", tmp_path / "tokenize.npz", "x.npy",
+                    _header_edit(shape, b"'shape': (4, 2, }"))
+    _rewrite_member(tmp_path / "good.npz", tmp_path / "huge.npz", "x.npy",
+                    _header_edit(shape, b"'shape': (99999999999, 2), }"))
+    for name in [*cases, "tokenize.npz", "huge.npz"]:
+        assert main(["fit", str(tmp_path / name), "--model", "kmeans", "-k", "1", "-o",
+                     str(tmp_path / "m.npz")]) == 1, name
+        assert_one_line_error(capsys.readouterr().err, name)
+    assert not (tmp_path / "m.npz").exists()
