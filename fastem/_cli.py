@@ -2,11 +2,12 @@
 
 Commands: ``demo``, ``fit``, ``predict``, ``info``, ``select-k``; run
 ``fastem COMMAND --help`` for each. Errors print one line on standard error
-and exit with status 1 (2 for a bad command line); ``--debug`` shows the
-traceback instead.
+and exit with status 1 (2 for a bad command line, 130 on Ctrl-C); ``--debug``
+shows the traceback instead. Output files are checked before any fit starts.
 """
 import argparse
 import contextlib
+import math
 import os
 import sys
 import time
@@ -16,6 +17,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _MODELS = {"kmeans": "KMeans", "gmm": "GaussianMixture"}
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# files 'fastem predict -o' writes: .npy, or text
+_RESULT_EXTENSIONS = (".npy", ".csv", ".tsv", ".tab", ".txt")
 
 
 def _estimators():
@@ -32,6 +35,10 @@ class _Parser(argparse.ArgumentParser):
                               f"(see '{self.prog} --help')\n")
 
 
+# largest count accepted by the integer options (the kernels use C ints)
+_MAX_COUNT = 2**31 - 1
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -39,6 +46,8 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value > _MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text} is too large (at most {_MAX_COUNT})")
     return value
 
 
@@ -53,54 +62,92 @@ def _seed(text):
 
 
 def _threads(text):
+    """A thread count: positive (capped to the CPUs available) or negative
+    (-1: all CPUs, -2: all but one, ...)."""
+    from fastem._validation import available_cpus
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value == 0:
         raise argparse.ArgumentTypeError("0 threads: use a positive count, or -1 for all cores")
-    return value
+    cpus = available_cpus()
+    # more threads than CPUs only costs memory and time
+    return max(value, -cpus) if value < 0 else min(value, cpus)
 
 
-def _positive_float(text):
+def _tolerance(text):
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
+
+
+_K_FORMAT = "use K values like 1:10 (inclusive), 2:20:2 or 2,3,5"
 
 
 def parse_k_range(text):
     """Parse ``"1:10"`` (inclusive), ``"2:20:2"``, ``"2,3,5"`` or ``"4"``.
 
+    Parameters
+    ----------
+    text : str
+        ``START:STOP`` or ``START:STOP:STEP`` (both ends included), or a
+        comma-separated list of K values.
+
     Returns
     -------
-    ks : list of int
+    ks : range or list of int
+        The K values, >= 1, at least one. A ``START:STOP`` range is returned
+        as a ``range`` (never expanded here, so a huge STOP costs nothing
+        until it is compared with the number of samples).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Malformed text, an empty or reversed range, a step < 1, or K < 1.
     """
     text = text.strip()
-    try:
-        if ":" in text:
-            parts = [int(p) for p in text.split(":")]
-            if len(parts) == 2:
-                start, stop, step = parts[0], parts[1], 1
-            elif len(parts) == 3:
-                start, stop, step = parts
-            else:
-                raise ValueError
-            if step < 1 or stop < start:
-                raise ValueError
-            ks = list(range(start, stop + 1, step))
-        else:
-            ks = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected K values like 1:10 (inclusive), 2:20:2 or 2,3,5; got {text!r}"
-        ) from None
-    if not ks or min(ks) < 1:
+    if ":" in text:
+        parts = _k_ints(text.split(":"), text)
+        if len(parts) not in (2, 3):
+            raise argparse.ArgumentTypeError(f"{_K_FORMAT}; got {text!r}")
+        start, stop, step = (parts + [1])[:3]
+        if step < 1:
+            raise argparse.ArgumentTypeError(f"the step of {text!r} must be >= 1")
+        if stop < start:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is empty: the start must not exceed the stop (e.g. 1:10)"
+            )
+        ks = range(start, stop + 1, step)
+    else:
+        ks = _k_ints([p for p in text.split(",") if p.strip()], text)
+        if not ks:
+            raise argparse.ArgumentTypeError(f"no K values in {text!r}; {_K_FORMAT}")
+    if _k_min(ks) < 1:
         raise argparse.ArgumentTypeError(f"K values must be >= 1, got {text!r}")
     return ks
+
+
+def _k_ints(parts, text):
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_K_FORMAT}; got {text!r}") from None
+
+
+def _k_min(ks):
+    """Smallest value of ``parse_k_range``'s result (a range is not iterated)."""
+    return ks[0] if isinstance(ks, range) else min(ks)
+
+
+def _k_max(ks):
+    """Largest value of ``parse_k_range``'s result (a range is not iterated)."""
+    return ks[-1] if isinstance(ks, range) else max(ks)
 
 
 def build_parser():
@@ -173,7 +220,8 @@ def build_parser():
                    help="write the n_samples x K responsibilities (gmm models)")
     p.add_argument("--key", default=None, help="array to read from a .npz DATA file")
     p.add_argument("--n-threads", type=_threads, default=None, metavar="N",
-                   help="threads (default: all cores)")
+                   help="threads, at most the cores available; -1: all, -2: all but "
+                        "one (default: all cores)")
     p.set_defaults(func=_cmd_predict)
 
     # info ------------------------------------------------------------------
@@ -227,23 +275,138 @@ def _fit_options(p, n_init_default=None):
                        else " (default: %(default)s)"))
     p.add_argument("--max-iter", type=_positive_int, default=None, metavar="N",
                    help="maximum iterations (default: the estimator's)")
-    p.add_argument("--tol", type=_positive_float, default=None,
-                   help="convergence tolerance (default: the estimator's)")
+    p.add_argument("--tol", type=_tolerance, default=None,
+                   help="convergence tolerance, >= 0 (default: the estimator's)")
     p.add_argument("--random-state", type=_seed, default=None, metavar="SEED",
                    help="seed for reproducible results")
     p.add_argument("--n-threads", type=_threads, default=None, metavar="N",
-                   help="threads (default: all cores)")
+                   help="threads, at most the cores available; -1: all, -2: all but "
+                        "one (default: all cores)")
 
 
 # ----------------------------------------------------------------------------
 # commands
 
 
+def _check_output(path, option, *, extensions=None, inputs=()):
+    """Raise ValueError now if ``path`` cannot be written, before any fit.
+
+    Parameters
+    ----------
+    path : str
+        The output file named by ``option``.
+    option : str
+        The option, for the message (``"-o"``, ``"--plot"``).
+    extensions : sequence of str, optional
+        Accepted extensions (lower case, with the dot).
+    inputs : sequence of str
+        Input files that ``path`` must not overwrite.
+    """
+    if not path:
+        raise ValueError(f"{option}: the file name is empty")
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path!r} is a directory; give a file name")
+    ext = os.path.splitext(path)[1].lower()
+    if extensions is not None and ext not in extensions:
+        raise ValueError(
+            f"{option} {path!r}: unsupported file type {ext or '(no extension)'!r}; "
+            f"use one of {', '.join(extensions)}"
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        what = "is not a directory" if os.path.exists(directory) else "does not exist"
+        raise ValueError(f"{option} {path!r}: the directory {directory!r} {what}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path!r}: cannot write in {directory!r} (permission denied)")
+    if os.path.exists(path):
+        if not os.path.isfile(path):
+            # a device such as /dev/null would be replaced by the model file
+            raise ValueError(f"{option} {path!r} is not a regular file")
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{option} {path!r}: the file exists and is read-only")
+        for other in inputs:
+            if os.path.exists(other) and os.path.samefile(path, other):
+                raise ValueError(
+                    f"{option} {path!r} is the input file {other!r}; choose another "
+                    "output file"
+                )
+
+
+def _check_figure_path(path, option):
+    """Check a figure file (needs matplotlib) before any fit."""
+    try:
+        import matplotlib  # noqa: F401 - a module set to None counts as missing
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ImportError(f"{option} needs matplotlib: pip install \"fastem[plot]\"") from None
+    formats = sorted("." + ext for ext in FigureCanvasBase.get_supported_filetypes())
+    _check_output(path, option, extensions=formats)
+
+
+def _check_model_file(path):
+    """Raise a one-line error now if ``path`` cannot be a model file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such model file: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a model file")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"cannot read {path!r}: permission denied")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # model files are zip (.npz) archives
+        raise ValueError(
+            f"{path!r} is not a valid fastem model file: it is not an .npz archive "
+            "(model files are written by 'fastem fit')"
+        )
+
+
+@contextlib.contextmanager
+def _reading_model(path):
+    """Report any failure to read the model file ``path`` as a ValueError.
+
+    ``fastem.load`` raises ValueError for the problems it recognises; a
+    damaged file can also make numpy or zipfile raise other exceptions
+    (BadZipFile, OSError, EOFError, tokenize.TokenError, SyntaxError,
+    KeyError, MemoryError for a header claiming a huge array...): each
+    becomes "not a valid fastem model file: TYPE: text".
+    """
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        text = " ".join(str(exc).split())
+        raise ValueError(
+            f"{path!r} is not a valid fastem model file: {type(exc).__name__}"
+            + (f": {text}" if text else "")
+        ) from exc
+
+
+def _load_model(path):
+    """``fastem.load(path)`` with one-line errors (see ``_reading_model``)."""
+    from fastem._persistence import load
+
+    _check_model_file(path)
+    with _reading_model(path):
+        return load(path)
+
+
 def _cmd_demo(args):
     from fastem._demo import run_demo
 
+    if not args.no_plot and _has_matplotlib():
+        # without matplotlib the demo says how to get the figure and goes on
+        _check_figure_path(args.output, "-o")
     run_demo(output=args.output, plot=not args.no_plot, random_state=args.random_state)
     return EXIT_OK
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _read(args):
@@ -262,9 +425,7 @@ def _cmd_fit(args):
     if args.model == "kmeans" and args.covariance_type is not None:
         raise ValueError("--covariance-type applies to --model gmm only")
     # fail before a long fit, not after it
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"output directory does not exist: {out_dir!r}")
+    _check_output(args.output, "-o", inputs=[args.data])
     X, _ = read_data(args.data, key=args.key, dtype=args.dtype)
     n_samples = X.shape[0]
     if args.k > n_samples:
@@ -318,9 +479,11 @@ def _cmd_predict(args):
     import numpy as np
 
     from fastem._io import read_data, write_array
-    from fastem._persistence import load
 
-    model = load(args.model)
+    if args.output is not None:
+        _check_output(args.output, "-o", extensions=_RESULT_EXTENSIONS,
+                      inputs=[args.model, args.data])
+    model = _load_model(args.model)
     if args.proba and not hasattr(model, "predict_proba"):
         raise ValueError(
             f"--proba needs a Gaussian mixture model; {args.model!r} holds a "
@@ -348,8 +511,17 @@ def _cmd_predict(args):
 def _cmd_info(args):
     from fastem._persistence import describe
 
-    print(describe(args.model))
+    _check_model_file(args.model)
+    with _reading_model(args.model):
+        text = describe(args.model)
+    print(text)
     return EXIT_OK
+
+
+def _describe_ks(ks):
+    if isinstance(ks, range) and len(ks) > 10:
+        return f"{ks.start}..{ks[-1]}" + (f" (step {ks.step})" if ks.step != 1 else "")
+    return ", ".join(map(str, ks))
 
 
 def _cmd_select_k(args):
@@ -369,26 +541,23 @@ def _cmd_select_k(args):
         methods = ("bic", "aic", "stability")
     else:
         methods = METHODS
+    if "stability" in methods and args.n_runs < 2:
+        raise ValueError("--n-runs must be at least 2 for the stability method")
     if args.plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "--plot needs matplotlib: pip install \"fastem[plot]\""
-            ) from None
+        _check_figure_path(args.plot, "--plot")
     X, _ = _read(args)
-    if max(args.k) > X.shape[0]:
+    if _k_max(args.k) > X.shape[0]:
         raise ValueError(
-            f"K={max(args.k)} is larger than the number of samples ({X.shape[0]}) "
-            f"in {args.data!r}"
+            f"K={_k_max(args.k)} is larger than the number of samples ({X.shape[0]}) "
+            f"in {args.data!r}; use a smaller --k range"
         )
     kwargs = {}
     for name in ("max_iter", "tol"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     if not args.quiet:
-        print(f"select-k on {_describe_data(args.data, X)}, K in "
-              f"{', '.join(map(str, args.k))}", file=sys.stderr, flush=True)
+        print(f"select-k on {_describe_data(args.data, X)}, K in {_describe_ks(args.k)}",
+              file=sys.stderr, flush=True)
     result = select_k(
         X, args.k, methods=methods, model=args.model or "kmeans",
         covariance_type=args.covariance_type, n_runs=args.n_runs, n_init=args.n_init,
@@ -406,15 +575,24 @@ def _cmd_select_k(args):
 # entry point
 
 
+# errors that bad input (files, options, data) can cause: reported as one
+# line; any other exception is a bug in fastem and is reported as such
+_INPUT_ERRORS = (ValueError, TypeError, OSError, ImportError, MemoryError,
+                 OverflowError, Warning)
+
+
 def _one_line(exc):
     text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "out of memory" + (f": {text}" if text else "")
+    if not isinstance(exc, _INPUT_ERRORS):
+        return (f"internal error ({name}: {text}); this is a bug in fastem: please "
+                "report it with the traceback that --debug shows")
     if isinstance(exc, (ValueError, TypeError, OSError, ImportError)) and text:
         # FileNotFoundError from open() reads "[Errno 2] No such file or
         # directory: 'x'": keep it, it is clear
         return text
-    name = type(exc).__name__
-    if isinstance(exc, MemoryError):
-        return "out of memory" + (f": {text}" if text else "")
     return f"{name}: {text}" if text else name
 
 
@@ -425,6 +603,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None):
     """Run the ``fastem`` command line.
+
+    Every error is reported as one line on standard error (``--debug``
+    shows the traceback instead); Ctrl-C stops the command with status 130.
 
     Parameters
     ----------
@@ -437,6 +618,14 @@ def main(argv=None):
         0 on success, 1 on an error, 2 on a bad command line, 130 when
         interrupted.
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("fastem: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -451,9 +640,6 @@ def main(argv=None):
             warnings.showwarning = _show_warning
         try:
             return args.func(args)
-        except KeyboardInterrupt:
-            print("fastem: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
         except BrokenPipeError:
             # output piped into a program that stopped reading (| head)
             with contextlib.suppress(OSError):

@@ -1,13 +1,14 @@
 """Reading data files for the command line: .npy, .npz, .csv, .tsv, .txt.
 
 Every reader returns a validated 2-D float array (float32 or float64) and
-the column names, or raises ``ValueError`` / ``FileNotFoundError`` with a
-one-line message that names the file and, for text files, the line and
-column at fault.
+the column names, or raises ``ValueError`` / ``FileNotFoundError`` /
+``PermissionError`` with a one-line message that names the file and, for
+text files, the line and column at fault.
 """
 import csv
 import math
 import os
+import re
 import warnings
 from importlib import resources
 
@@ -23,6 +24,8 @@ SUPPORTED = BINARY_EXTENSIONS + tuple(TEXT_DELIMITERS)
 
 # cell contents read as "missing" in text files (compared lower-case)
 _MISSING = {"", "na", "nan", "n/a", "null", "none", "?", "-", "--", "#n/a"}
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def faithful_path():
@@ -63,7 +66,9 @@ def read_data(path, *, key=None, dtype=None):
         ``key``), ``.csv`` (comma-separated), ``.tsv``/``.tab``
         (tab-separated) or ``.txt`` (whitespace-separated). Text files may
         start with a header row (detected: a first row in which no field is
-        a number); lines starting with ``#`` and blank lines are skipped.
+        a number); lines starting with ``#`` and blank lines are skipped. A
+        first row of integers that looks like numeric column names is read
+        as data, with a ``UserWarning``.
     key : str, optional
         Array to use in a ``.npz`` archive holding several.
     dtype : {None, "float32", "float64"}, default=None
@@ -82,9 +87,12 @@ def read_data(path, *, key=None, dtype=None):
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    PermissionError
+        If ``path`` cannot be read.
     ValueError
-        Unsupported extension, unreadable file, ragged or non-numeric text,
-        missing values (NaN), empty data.
+        Unsupported extension, unreadable or corrupted file, ragged or
+        non-numeric text, missing values (NaN), non-finite values (inf),
+        values too large for float32 with ``dtype="float32"``, empty data.
     """
     path = os.fspath(path)
     target = _dtype_arg(dtype)
@@ -92,7 +100,11 @@ def read_data(path, *, key=None, dtype=None):
         raise FileNotFoundError(f"no such file: {path!r}")
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a directory, not a data file")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"cannot read {path!r}: permission denied")
     ext = os.path.splitext(path)[1].lower()
+    if key is not None and ext != ".npz":
+        raise ValueError(f"key={key!r} applies to .npz files only, not {path!r}")
     if ext == ".npy":
         X, columns = _read_npy(path), None
     elif ext == ".npz":
@@ -104,10 +116,10 @@ def read_data(path, *, key=None, dtype=None):
             f"{path!r}: unsupported file type {ext or '(no extension)'!r}; "
             f"use one of {', '.join(SUPPORTED)}"
         )
-    if key is not None and ext != ".npz":
-        raise ValueError(f"key={key!r} applies to .npz files only, not {path!r}")
     if isinstance(X, np.ndarray) and X.ndim == 1:
         X = X.reshape(-1, 1)
+    if target is np.float32:
+        X = _to_float32(X, path)
     try:
         X = check_array(X, name=repr(path), dtype=target)
     except TypeError as exc:
@@ -117,22 +129,50 @@ def read_data(path, *, key=None, dtype=None):
     return X, columns
 
 
+def _exc_text(exc):
+    """``exc`` as one line; its type is named when its text alone is unclear."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (ValueError, OSError, EOFError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _to_float32(X, path):
+    """``X`` as float32; ValueError if a finite value overflows float32."""
+    if not isinstance(X, np.ndarray) or X.dtype == np.float32 or X.dtype.kind != "f":
+        return X  # check_array converts or rejects it
+    with np.errstate(over="ignore"):
+        X32 = X.astype(np.float32)
+    # one pass without a temporary; float32 values cannot overflow a float64 sum
+    if not np.isfinite(np.sum(X32, dtype=np.float64)):
+        # the first value finite in X but not in float32
+        overflow = ~np.isfinite(X32) & np.isfinite(X)
+        if overflow.any():
+            row, col = np.argwhere(overflow)[0]
+            raise ValueError(
+                f"{path!r}: the value {float(X[row, col])!r} (row {row}, column {col + 1}) "
+                "is too large for float32; use --dtype float64"
+            )
+    return X32
+
+
 def _read_npy(path):
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
-        raise ValueError(f"{path!r}: cannot read this .npy file ({exc})") from None
-    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path!r}: cannot read this .npy file ({_exc_text(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - a corrupted header can raise
+        # OSError, EOFError, tokenize.TokenError, SyntaxError, OverflowError...
         raise ValueError(
-            f"{path!r}: not a valid .npy file (truncated or corrupted: {exc})"
+            f"{path!r}: not a valid .npy file (truncated or corrupted: {_exc_text(exc)})"
         ) from None
 
 
 def _read_npz(path, key):
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path!r}: not a valid .npz file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, OSError, EOFError...
+        raise ValueError(f"{path!r}: not a valid .npz file ({_exc_text(exc)})") from None
     with archive:
         keys = list(archive.files)
         if key is None:
@@ -149,9 +189,14 @@ def _read_npz(path, key):
             )
         try:
             return archive[key]
-        except Exception as exc:  # zip CRC errors, object arrays, truncation
+        except MemoryError as exc:
             raise ValueError(
-                f"{path!r}: cannot read array {key!r} ({exc})"
+                f"{path!r}: cannot read array {key!r}: out of memory ({exc})"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - zip CRC errors, object
+            # arrays, truncation, corrupted headers (TokenError, SyntaxError)
+            raise ValueError(
+                f"{path!r}: cannot read array {key!r} ({_exc_text(exc)})"
             ) from None
 
 
@@ -243,15 +288,51 @@ def _read_text(path, delimiter, dtype):
         with np.errstate(invalid="ignore", over="ignore"):
             finite = np.isfinite(np.sum(X, dtype=np.float64))
         if finite:
+            if not has_header and _may_be_header(first, X):
+                warnings.warn(
+                    f"{path!r}: line {header_line} ({_shorten(first)}) was read as "
+                    "data, but it looks like a header of numeric column names; "
+                    "if it is one, delete it or give the columns non-numeric names",
+                    UserWarning,
+                    stacklevel=3,
+                )
             return X, columns
     # slow path: find the first problem and say where it is
-    _diagnose_text(path, delimiter, has_header, columns)
+    _diagnose_text(path, delimiter, has_header, columns, dtype)
     if failure is not None:
         raise ValueError(f"{path!r}: cannot read as numbers ({failure})")
     return X, columns  # pragma: no cover - diagnose raises on non-finite data
 
 
-def _diagnose_text(path, delimiter, has_header, columns):
+def _shorten(fields, n=6):
+    shown = [x.strip() for x in fields[:n]]
+    return ",".join(shown + ["..."] if len(fields) > n else shown)
+
+
+def _is_integer_literal(field):
+    return re.fullmatch(r"[+-]?[0-9]+", field.strip()) is not None
+
+
+def _may_be_header(first, X):
+    """Whether a first row made only of numbers looks like column names.
+
+    It does when all its fields are written as integers and either the
+    fields number the columns (``0,1,...,D-1`` or ``1,...,D``, D >= 3) or
+    the rows below hold non-integer values (float data under a header such
+    as pandas' default ``0,1,2``, or years); only the next 10,000 rows are
+    looked at.
+    """
+    if not all(_is_integer_literal(x) for x in first):
+        return False
+    values = [int(x) for x in first]
+    n = len(values)
+    if n >= 3 and values in (list(range(n)), list(range(1, n + 1))):
+        return True
+    body = X[1:10_001]
+    return bool(np.any(body != np.round(body)))
+
+
+def _diagnose_text(path, delimiter, has_header, columns, dtype=np.float64):
     """Raise ValueError describing the first problem in a text data file."""
     n_cols = len(columns)
     records = _records(path, delimiter)
@@ -278,7 +359,14 @@ def _diagnose_text(path, delimiter, has_header, columns):
                 except ValueError:
                     kind = "text"
                 else:
-                    kind = None if math.isfinite(value) else "missing"
+                    if math.isnan(value):
+                        kind = "missing"
+                    elif math.isinf(value):
+                        kind = "non-finite"
+                    elif dtype is np.float32 and abs(value) > _FLOAT32_MAX:
+                        kind = "float32"
+                    else:
+                        kind = None
             if kind is not None:
                 bad.append((j, kind, cell))
         if not bad:
@@ -295,12 +383,23 @@ def _diagnose_text(path, delimiter, has_header, columns):
                 "or encode as numbers"
             )
         j, kind, cell = bad[0]
+        where = (f"{path!r}: line {lineno} (data row "
+                 f"{_row_hint(path, delimiter, lineno, has_header)})")
         if kind == "missing":
             what = "an empty cell" if cell == "" else f"a missing value ({cell!r})"
             raise ValueError(
-                f"{path!r}: line {lineno} (data row {_row_hint(path, delimiter, lineno, has_header)}) "
-                f"has {what} in column {columns[j]!r}; remove or impute missing "
-                "values first"
+                f"{where} has {what} in column {columns[j]!r}; remove or impute "
+                "missing values first"
+            )
+        if kind == "non-finite":
+            raise ValueError(
+                f"{where} has a non-finite value ({cell!r}) in column {columns[j]!r}; "
+                "fastem needs finite numbers: remove or replace infinite values"
+            )
+        if kind == "float32":
+            raise ValueError(
+                f"{where} has a value too large for float32 ({cell!r}) in column "
+                f"{columns[j]!r}; use --dtype float64"
             )
         raise ValueError(
             f"{path!r}: line {lineno}, column {columns[j]!r}: {cell!r} is not a number"
