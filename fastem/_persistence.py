@@ -247,7 +247,7 @@ def _open(path):
         raise
     except Exception as exc:  # any decoding failure means: not a model file
         raise _bad(path, f"cannot open it as an .npz archive "
-                         f"({type(exc).__name__}: {exc})") from None
+                         f"({type(exc).__name__}: {exc})") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _bad(path, "it holds a single array, not an .npz model archive")
     return archive
@@ -259,7 +259,7 @@ def _read_member(archive, key, path):
     try:
         return archive[key]
     except Exception as exc:  # a corrupted header or body, whatever the parser says
-        raise _bad(path, f"entry {key!r} is corrupted ({type(exc).__name__}: {exc})") from None
+        raise _bad(path, f"entry {key!r} is corrupted ({type(exc).__name__}: {exc})") from exc
 
 
 def _metadata(archive, path):
@@ -367,7 +367,7 @@ def load(path):
     try:
         estimator._check_loaded()
     except (ValueError, TypeError, AttributeError) as exc:
-        raise _bad(path_s, str(exc)) from None
+        raise _bad(path_s, str(exc)) from exc
     return estimator
 
 
