@@ -185,8 +185,11 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
     GEMM, log-sum-exp, responsibilities and weighted sufficient statistics
     together), so no ``n_samples x n_components`` array is ever allocated
     during ``fit``. float32 data stays float32 (parameters are returned in
-    float32) while all statistics are accumulated in float64, centred on the
-    data mean, so float32 fits do not lose their variances to cancellation.
+    float32). The statistics are accumulated about each component's current
+    mean and summed in float64 (float32 data: in float32 over at most 64
+    rows first), and a pass is repeated about the new means when a mean moves
+    far relative to its spread, so covariances keep their precision however
+    far the components lie from the data mean or the initial means.
 
     Parameters
     ----------

@@ -2,8 +2,9 @@
 
 * M-step: parameters from the float64 sufficient statistics that the kernel
   (``fastem._kernels._gaussian.em_pass``) accumulates on data centred on a
-  global shift ``c``, or (float32 E-steps of 'full', 'diag', 'spherical') on
-  each component's current mean: ``c`` may be one reference per component.
+  global shift ``c`` or on one reference per component (``c_k``, usually its
+  current mean: the E-steps of 'full', 'diag' and 'spherical', and of 'tied'
+  far from ``c``, whose statistics then have the 'full' layout).
 * Cholesky factors of the precisions, as scikit-learn computes them (to
   rounding).
 * The E-step operands the kernel takes (stacked factors, shifted means,

@@ -23,13 +23,16 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    gamma_nk; the weighted log-likelihood sum_n w_n log p(x_n) is summed in
    float64.
 4. accumulates the weighted sufficient statistics [N_k, S1_k, S2_k]:
-   - float32 full / diag / spherical: about each component's current mean
-     m_k (x - m_k is small: no cancellation in float32), in float32 over at
-     most 64 rows per accumulator, then float64 (_gmm_simd.h);
-   - float32 tied: float64 arithmetic on responsibilities renormalised so
-     that they sum to the sample weight (the tied M-step needs it);
-   - float64 diag / spherical: a register-blocked row kernel, about c;
-   - float64 full / tied and the initialisation passes: ONE float64 GEMM
+   - with per-component references r_k (``centres``; the fit passes the
+     current means for 'full', 'diag' and 'spherical', and for 'tied' when
+     its components lie far from c): sums of w gamma (x - r_k) and its
+     squares / products by the row kernels of _gmm_simd.h, float64
+     throughout for float64 data, float32 over at most 64 rows per
+     accumulator then float64 for float32 data ('tied' then accumulates
+     'full' statistics, see ``stat_type``);
+   - otherwise about c: float32 'tied' E-steps in float64 arithmetic on
+     responsibilities renormalised so that they sum to the sample weight
+     (the tied M-step needs it); everything else by ONE float64 GEMM
      ``(w * gamma)^T @ F`` with the quadratic features F = [1, xc, q(xc)],
      q = vech(xc xc^T) (full, upper triangle row by row), xc^2 (diag),
      |xc|^2 (spherical) or nothing (tied: its second moment does not depend
