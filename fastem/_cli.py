@@ -345,12 +345,9 @@ def _check_figure_path(path, option):
 
 def _check_model_file(path):
     """Raise a one-line error now if ``path`` cannot be a model file."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such model file: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a directory, not a model file")
-    if not os.access(path, os.R_OK):
-        raise PermissionError(f"cannot read {path!r}: permission denied")
+    from fastem._io import check_readable_file
+
+    check_readable_file(path, "model file")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # model files are zip (.npz) archives

@@ -55,6 +55,20 @@ def _dtype_arg(dtype):
     return dt.type
 
 
+
+def check_readable_file(path, what, missing=None):
+    """Raise a one-line error unless ``path`` is a readable file.
+
+    ``what`` names it in the messages ("data file", "model file").
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{missing or 'no such ' + what}: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a {what}")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"cannot read {path!r}: permission denied")
+
+
 def read_data(path, *, key=None, dtype=None):
     """Read a data matrix from a file, chosen by its extension.
 
@@ -96,12 +110,7 @@ def read_data(path, *, key=None, dtype=None):
     """
     path = os.fspath(path)
     target = _dtype_arg(dtype)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a directory, not a data file")
-    if not os.access(path, os.R_OK):
-        raise PermissionError(f"cannot read {path!r}: permission denied")
+    check_readable_file(path, "data file", missing="no such file")
     ext = os.path.splitext(path)[1].lower()
     if key is not None and ext != ".npz":
         raise ValueError(f"key={key!r} applies to .npz files only, not {path!r}")
