@@ -527,9 +527,14 @@ def assigned_sqdist(const floating[:, ::1] X,
                     int n_threads):
     """out[i] = ||x_i - centres[labels[i]]||^2 in float64 (same frame for both)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i
+    cdef int cancel = 0
     with nogil:
         for i in prange(n, schedule='static', num_threads=n_threads):
+            # every 4096 rows (a static schedule gives each thread one range)
+            if cancel or ((i & 4095) == 0 and interrupted(&cancel)):
+                continue
             out[i] = _sqdist(&X[i, 0], &centres[labels[i], 0], d)
+    raise_pending(cancel)
 
 
 def pairwise_sqdist(const floating[:, ::1] X,
