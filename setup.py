@@ -239,6 +239,10 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             variant = VARIANT_OF.get(ext.name)
             if variant is not None and variant not in config["variants"]:
+                # not built: nor may an earlier build's module go into the wheel
+                stale = self.get_ext_fullpath(ext.name)
+                if os.path.exists(stale):
+                    os.remove(stale)
                 continue
             extra = config["variants"][variant] if variant else []
             ext.extra_compile_args = config["compile_args"] + extra
