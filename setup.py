@@ -1,9 +1,19 @@
 """Build script for fastem's compiled kernels.
 
-Every ``fastem/_kernels/*.pyx`` becomes an extension module. OpenMP is used
-when the compiler accepts ``-fopenmp``; otherwise the same sources compile
-serially (``prange`` degrades to ``range``) and ``fastem.show_config()``
-reports it.
+Every ``fastem/_kernels/*.pyx`` becomes an extension module. The flags are
+chosen at build time for the compiler that setuptools will use (GCC, clang /
+Apple clang, MSVC), each one tried on a tiny probe first:
+
+- optimisation: ``-O3 -fno-math-errno`` (GCC, clang) or ``/O2`` (MSVC);
+- OpenMP: ``-fopenmp`` (GCC, clang), ``-Xpreprocessor -fopenmp -lomp``
+  (Apple clang with libomp), ``/openmp`` (MSVC). When none works the same
+  sources compile serially (``prange`` degrades to ``range``);
+- SIMD variants, x86-64 only: the K-means kernels are built a second time
+  with ``-march=x86-64-v3`` (GCC, clang) and the mixture kernels' GCC
+  ``target_clones`` are kept when the compiler and platform accept them
+  (they need ifunc: glibc, not musl).
+
+``fastem.show_config()`` reports what was chosen.
 
 Environment variables
 ---------------------
@@ -12,96 +22,47 @@ FASTEM_DEBUG=1
     ``-O1 -g``. The test-suite can run under it (see README).
 FASTEM_NO_OPENMP=1
     Build without OpenMP even when the compiler supports it.
+FASTEM_NO_SIMD_VARIANTS=1
+    Build neither the x86-64-v3 K-means variant nor the mixture kernels'
+    target_clones: one build of every kernel, for the baseline ISA.
+LIBOMP_PREFIX=/path
+    clang / Apple clang: where libomp's ``include/`` and ``lib/`` are
+    (default on macOS: ``brew --prefix libomp`` when Homebrew is there).
+FASTEM_BUILD_JOBS=N
+    Parallel Cython jobs (default: the number of CPUs).
 """
-import os
-import platform
+import contextlib
 import glob
+import json
+import os
 import shutil
 import subprocess
-import sysconfig
+import sys
 import tempfile
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError
 
 
 def _truthy(name):
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _compiler_accepts_openmp():
-    """Compile and link a tiny OpenMP program with the configured C compiler."""
-    if _truthy("FASTEM_NO_OPENMP"):
-        return False
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    cc = cc.split()
-    if shutil.which(cc[0]) is None:
-        return False
-    source = (
-        "#include <omp.h>\n"
-        "int main(void) { int n = 0;\n"
-        "#pragma omp parallel reduction(+:n)\n"
-        "n += 1; return omp_get_max_threads() > 0 && n > 0 ? 0 : 1; }\n"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "probe.c")
-        with open(src, "w") as f:
-            f.write(source)
-        try:
-            result = subprocess.run(
-                cc + ["-fopenmp", src, "-o", os.path.join(tmp, "probe")],
-                capture_output=True,
-                timeout=60,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return False
-        return result.returncode == 0
-
-
-def _compiler_accepts(flags):
-    """True when the C compiler compiles an empty program with ``flags``."""
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
-    if shutil.which(cc[0]) is None:
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "probe.c")
-        with open(src, "w") as f:
-            f.write("int main(void) { return 0; }\n")
-        try:
-            result = subprocess.run(cc + flags + ["-c", src, "-o", os.path.join(tmp, "probe.o")],
-                                    capture_output=True, timeout=60)
-        except (OSError, subprocess.SubprocessError):
-            return False
-        return result.returncode == 0
-
-
 DEBUG = _truthy("FASTEM_DEBUG")
-OPENMP = _compiler_accepts_openmp()
+NO_OPENMP = _truthy("FASTEM_NO_OPENMP")
+NO_SIMD_VARIANTS = _truthy("FASTEM_NO_SIMD_VARIANTS")
+
+here = os.path.dirname(os.path.abspath(__file__))
+kernel_dir = os.path.join(here, "fastem", "_kernels")
 
 # The K-means kernels are also compiled for x86-64-v3 (AVX2 + FMA) and chosen
 # at import time when the CPU has it (fastem/_kernels/__init__.py); the
-# baseline build stays for every other x86-64 CPU, so one wheel runs
-# everywhere. (The Gaussian kernels dispatch inside their C helpers instead,
-# see _gmm_simd.h.)
+# baseline build stays for every other CPU, so one wheel runs everywhere.
+# (The Gaussian kernels dispatch inside their C helpers instead, by GCC
+# target_clones, see _gmm_simd.h.)
 SIMD_KERNELS = ("_kmeans",)
-SIMD_VARIANTS = []
-if (platform.machine().lower() in {"x86_64", "amd64"}
-        and not _truthy("FASTEM_NO_SIMD_VARIANTS")
-        and _compiler_accepts(["-march=x86-64-v3"])):
-    SIMD_VARIANTS.append(("x86_64_v3", ["-march=x86-64-v3"]))
-
-compile_args = ["-O1", "-g"] if DEBUG else ["-O3"]
-# Let the compiler vectorise min/max and sqrt without errno bookkeeping;
-# no -ffast-math: reductions must stay in the order the source writes them.
-compile_args += ["-fno-math-errno"]
-link_args = []
-macros = [("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")]
-if OPENMP:
-    compile_args.append("-fopenmp")
-    link_args.append("-fopenmp")
-elif _compiler_accepts(["-fopenmp-simd"]):
-    # no OpenMP runtime, but '#pragma omp simd' still guides vectorisation
-    compile_args.append("-fopenmp-simd")
-macros.append(("FASTEM_DEBUG_BUILD", "1" if DEBUG else "0"))
+SIMD_VARIANTS = {"x86_64_v3": ["-march=x86-64-v3"]}
 
 compiler_directives = {
     "language_level": 3,
@@ -114,19 +75,184 @@ compiler_directives = {
     "embedsignature": True,
 }
 
-here = os.path.dirname(os.path.abspath(__file__))
-kernel_dir = os.path.join(here, "fastem", "_kernels")
+# Probe programs: each one compiles (and links) only where the answer is yes.
+PROBE_CLANG = "#ifndef __clang__\n#error not clang\n#endif\nint fastem_probe(void) { return 0; }\n"
+PROBE_X86_64 = ("#if !defined(__x86_64__) && !defined(_M_X64)\n#error not x86-64\n#endif\n"
+                "int fastem_probe(void) { return 0; }\n")
+PROBE_EMPTY = "int fastem_probe(void) { return 0; }\n"
+PROBE_OPENMP = (
+    "#include <omp.h>\n"
+    "int fastem_probe(void) { int n = 0;\n"
+    "#pragma omp parallel reduction(+:n)\n"
+    "n += 1;\n"
+    "return n + omp_get_max_threads(); }\n"
+)
+# the attribute of FE_HOT in _gmm_simd.h (GCC on x86-64; needs ifunc support)
+PROBE_TARGET_CLONES = (
+    '__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))\n'
+    "int fastem_probe(int x) { return x + 1; }\n"
+)
 
 
-def _extension(name, source, extra_flags=()):
-    return Extension(
-        name,
-        [source],
-        include_dirs=[kernel_dir],
-        define_macros=macros,
-        extra_compile_args=compile_args + list(extra_flags),
-        extra_link_args=link_args,
-    )
+@contextlib.contextmanager
+def _quiet():
+    """Silence the compiler's own output (a failed probe is an answer, not an error)."""
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(devnull.fileno(), 1), os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+
+
+def _libomp_prefix():
+    """Where libomp lives for clang: $LIBOMP_PREFIX, else Homebrew's on macOS."""
+    prefix = os.environ.get("LIBOMP_PREFIX")
+    if not prefix and sys.platform == "darwin" and shutil.which("brew"):
+        result = subprocess.run(["brew", "--prefix", "libomp"], capture_output=True, text=True)
+        prefix = result.stdout.strip() if result.returncode == 0 else None
+    return prefix if prefix and os.path.isdir(prefix) else None
+
+
+class BuildExt(build_ext):
+    """build_ext that cythonizes, then picks the flags for the compiler in use."""
+
+    def build_extensions(self):
+        # .pyx -> .c (setuptools keeps its own bookkeeping on these objects,
+        # so only their sources change)
+        c_sources = {ext.name: ext.sources for ext in _cythonize(self.extensions)}
+        for ext in self.extensions:
+            ext.sources = c_sources[ext.name]
+        config = self._configure()
+        print("fastem build: " + json.dumps(config["summary"]), flush=True)
+        self._apply(config)
+        super().build_extensions()
+
+    # -- probing -----------------------------------------------------------
+    def _builds(self, source, compile_args=(), link_args=(), include_dirs=(), library_dirs=()):
+        """True when ``source`` compiles and links into a shared library with these flags."""
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write(source)
+            try:
+                with _quiet():
+                    objects = self.compiler.compile([src], output_dir=tmp,
+                                                    include_dirs=list(include_dirs),
+                                                    extra_postargs=list(compile_args))
+                    self.compiler.link_shared_object(
+                        objects, os.path.join(tmp, "probe" + self.compiler.shared_lib_extension),
+                        library_dirs=list(library_dirs), extra_postargs=list(link_args))
+            except CCompilerError:
+                return False
+            return True
+
+    def _family(self):
+        if self.compiler.compiler_type == "msvc":
+            return "msvc"
+        return "clang" if self._builds(PROBE_CLANG) else "gcc"
+
+    def _openmp(self, family):
+        """(compile args, link args, include dirs, library dirs) for OpenMP, or None."""
+        if family == "msvc":
+            candidates = [(["/openmp"], [], [], [])]
+        elif family == "gcc":
+            candidates = [(["-fopenmp"], ["-fopenmp"], [], [])]
+        else:  # clang: LLVM's driver takes -fopenmp, Apple's needs libomp spelled out
+            prefix = _libomp_prefix()
+            incs = [os.path.join(prefix, "include")] if prefix else []
+            libs = [os.path.join(prefix, "lib")] if prefix else []
+            candidates = [(["-fopenmp"], ["-fopenmp"], incs, libs),
+                          (["-Xpreprocessor", "-fopenmp"], ["-lomp"], incs, libs)]
+        for candidate in candidates:
+            if self._builds(PROBE_OPENMP, *candidate):
+                return candidate
+        return None
+
+    def _configure(self):
+        family = self._family()
+        if family == "msvc":
+            compile_args = ["/Od", "/Zi"] if DEBUG else ["/O2"]
+        else:
+            # -fno-math-errno lets the compiler vectorise min/max and sqrt
+            # without errno bookkeeping; no -ffast-math: reductions must stay
+            # in the order the source writes them.
+            compile_args = (["-O1", "-g"] if DEBUG else ["-O3"]) + ["-fno-math-errno"]
+        link_args, include_dirs, library_dirs = [], [], []
+
+        openmp = None if NO_OPENMP else self._openmp(family)
+        if openmp:
+            compile_args += openmp[0]
+            link_args += openmp[1]
+            include_dirs += openmp[2]
+            library_dirs += openmp[3]
+        elif family != "msvc" and self._builds(PROBE_EMPTY, ["-fopenmp-simd"]):
+            # no OpenMP runtime, but '#pragma omp simd' still guides vectorisation
+            compile_args.append("-fopenmp-simd")
+
+        x86_64 = self._builds(PROBE_X86_64)
+        variants = {}
+        if x86_64 and family != "msvc" and not NO_SIMD_VARIANTS:
+            variants = {name: flags for name, flags in SIMD_VARIANTS.items()
+                        if self._builds(PROBE_EMPTY, flags)}
+        target_clones = (x86_64 and family == "gcc" and not NO_SIMD_VARIANTS
+                         and self._builds(PROBE_TARGET_CLONES, compile_args))
+
+        macros = [("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+                  ("FASTEM_DEBUG_BUILD", "1" if DEBUG else "0")]
+        if not target_clones:
+            macros.append(("FASTEM_NO_TARGET_CLONES", "1"))
+        return {
+            "compile_args": compile_args,
+            "link_args": link_args,
+            "include_dirs": include_dirs,
+            "library_dirs": library_dirs,
+            "macros": macros,
+            "variants": variants,
+            "summary": {
+                "compiler": family,
+                "openmp": {"compile": openmp[0], "link": openmp[1]} if openmp else None,
+                "compile_args": compile_args,
+                "simd_variants": sorted(variants),
+                "target_clones": bool(target_clones),
+                "debug": DEBUG,
+            },
+        }
+
+    # -- applying ----------------------------------------------------------
+    def _apply(self, config):
+        """Set every extension's flags; drop the SIMD variants this compiler cannot build."""
+        # The flags are a dependency of every extension: a build with other
+        # flags (debug, no OpenMP) must not reuse modules built with these.
+        stamp = os.path.join(self.build_temp, "fastem-build-flags.json")
+        text = json.dumps({k: config[k] for k in ("compile_args", "link_args", "macros",
+                                                  "include_dirs", "library_dirs")})
+        os.makedirs(self.build_temp, exist_ok=True)
+        if not os.path.exists(stamp) or open(stamp).read() != text:
+            with open(stamp, "w") as f:
+                f.write(text)
+
+        kept = []
+        for ext in self.extensions:
+            variant = VARIANT_OF.get(ext.name)
+            if variant is not None and variant not in config["variants"]:
+                # not built: nor may an earlier build's module go into the wheel
+                stale = self.get_ext_fullpath(ext.name)
+                if os.path.exists(stale):
+                    os.remove(stale)
+                continue
+            extra = config["variants"][variant] if variant else []
+            ext.extra_compile_args = config["compile_args"] + extra
+            ext.extra_link_args = list(config["link_args"])
+            ext.include_dirs = [kernel_dir] + config["include_dirs"] + list(ext.include_dirs)
+            ext.library_dirs = list(config["library_dirs"])
+            ext.define_macros = list(config["macros"])
+            ext.depends = list(ext.depends) + [stamp]
+            kept.append(ext)
+        self.extensions[:] = kept
 
 
 def _variant_source(stem, suffix):
@@ -139,16 +265,6 @@ def _variant_source(stem, suffix):
         with open(path, "w") as f:
             f.write(text)
     return path
-
-
-extensions = []
-for pyx in sorted(glob.glob(os.path.join("fastem", "_kernels", "*.pyx"))):
-    stem = os.path.basename(pyx)[:-4]
-    extensions.append(_extension(f"fastem._kernels.{stem}", pyx))
-    if stem in SIMD_KERNELS:
-        for suffix, flags in SIMD_VARIANTS:
-            extensions.append(_extension(f"fastem._kernels.{stem}_{suffix}",
-                                         _variant_source(stem, suffix), flags))
 
 
 def _cythonize(exts):
@@ -164,4 +280,18 @@ def _cythonize(exts):
     )
 
 
-setup(ext_modules=_cythonize(extensions))
+# Every kernel module, plus one module per SIMD variant of SIMD_KERNELS
+# (VARIANT_OF: module name -> variant); BuildExt sets the flags and drops the
+# variants the compiler cannot build.
+extensions = []
+VARIANT_OF = {}
+for pyx in sorted(glob.glob(os.path.join("fastem", "_kernels", "*.pyx"))):
+    stem = os.path.basename(pyx)[:-4]
+    extensions.append(Extension(f"fastem._kernels.{stem}", [pyx]))
+    if stem in SIMD_KERNELS:
+        for suffix in SIMD_VARIANTS:
+            name = f"fastem._kernels.{stem}_{suffix}"
+            extensions.append(Extension(name, [_variant_source(stem, suffix)]))
+            VARIANT_OF[name] = suffix
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

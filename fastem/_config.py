@@ -1,8 +1,77 @@
 """How this fastem was built and what it will use at run time."""
+import ctypes
+import os
+import pkgutil
 import sys
 
 import numpy as np
 import scipy
+
+# _OPENMP (yyyymm) -> OpenMP specification version
+_OPENMP_VERSIONS = {
+    200203: "2.0", 200505: "2.5", 200805: "3.0", 201107: "3.1", 201307: "4.0",
+    201511: "4.5", 201811: "5.0", 202011: "5.1", 202111: "5.2", 202411: "6.0",
+}
+
+
+def _openmp_version(date):
+    if not date:
+        return None
+    return _OPENMP_VERSIONS.get(date, f"_OPENMP={date}")
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _library_file(address):
+    """File of the loaded shared library that holds ``address``; None if unknown.
+
+    The dynamic linker answers (dladdr; GetModuleHandleExW on Windows), so
+    this is the OpenMP runtime the kernels really call: in a repaired wheel,
+    the copy bundled in ``fastem.libs``.
+    """
+    if not address:
+        return None
+    try:
+        if sys.platform == "win32":
+            kernel32 = ctypes.WinDLL("kernel32")
+            handle = ctypes.c_void_p()
+            from_address, unchanged_refcount = 0x4, 0x2
+            kernel32.GetModuleHandleExW.argtypes = [
+                ctypes.c_uint32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+            if not kernel32.GetModuleHandleExW(from_address | unchanged_refcount,
+                                               address, ctypes.byref(handle)):
+                return None
+            path = ctypes.create_unicode_buffer(32768)
+            kernel32.GetModuleFileNameW.argtypes = [
+                ctypes.c_void_p, ctypes.c_wchar_p, ctypes.c_uint32]
+            return path.value if kernel32.GetModuleFileNameW(handle, path, 32768) else None
+        dladdr = ctypes.CDLL(None).dladdr
+    except (OSError, AttributeError):
+        return None
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    dladdr.restype = ctypes.c_int
+    info = _DlInfo()
+    if dladdr(address, ctypes.byref(info)) and info.dli_fname:
+        return os.path.realpath(os.fsdecode(info.dli_fname))
+    return None
+
+
+def _kmeans_variants():
+    """K-means kernel builds in this installation: 'baseline' plus the SIMD variants."""
+    import fastem._kernels as kernels
+
+    names = (m.name for m in pkgutil.iter_modules(kernels.__path__))
+    return ["baseline"] + sorted(n[len("_kmeans_"):] for n in names if n.startswith("_kmeans_"))
+
+
+def _kmeans_variant_in_use():
+    from fastem._kernels import load_kernels
+
+    name = load_kernels("_kmeans").__name__.rsplit(".", 1)[1]
+    return name[len("_kmeans_"):] if name.startswith("_kmeans_") else "baseline"
 
 
 def build_info():
@@ -11,22 +80,33 @@ def build_info():
     Returns
     -------
     info : dict
-        ``version``, ``openmp`` (kernels compiled with OpenMP), ``debug_build``
-        (bounds checks on), ``simd_variant`` (kernel build in use:
-        'x86_64_v3' or 'baseline'), ``openmp_max_threads``, ``available_cpus``,
-        ``default_n_threads`` and the numpy/scipy/python versions.
+        ``version``; ``compiler`` (the C compiler that built the kernels);
+        ``openmp`` (kernels compiled with OpenMP), ``openmp_version`` (the
+        OpenMP version the compiler implements, None without OpenMP),
+        ``openmp_runtime`` (file of the OpenMP runtime library the kernels
+        call, None without OpenMP); ``debug_build`` (bounds checks on);
+        ``simd_variant`` (K-means kernel build in use: 'x86_64_v3' or
+        'baseline'), ``simd_variants`` (the K-means builds installed),
+        ``gmm_target_clones`` (mixture kernels cloned for x86-64-v4/v3/baseline,
+        the best picked at load time); ``openmp_max_threads``,
+        ``available_cpus``, ``default_n_threads`` and the numpy/scipy/python
+        versions.
     """
     from fastem import __version__
-    from fastem._kernels import simd_variant
-    from fastem._kernels._openmp import debug_build, openmp_enabled, openmp_max_threads
+    from fastem._kernels import _openmp
     from fastem._validation import available_cpus, effective_n_threads
 
     return {
         "version": __version__,
-        "openmp": openmp_enabled(),
-        "debug_build": debug_build(),
-        "simd_variant": simd_variant(),
-        "openmp_max_threads": openmp_max_threads(),
+        "compiler": _openmp.compiler(),
+        "openmp": _openmp.openmp_enabled(),
+        "openmp_version": _openmp_version(_openmp.openmp_date()),
+        "openmp_runtime": _library_file(_openmp.openmp_symbol_address()),
+        "debug_build": _openmp.debug_build(),
+        "simd_variant": _kmeans_variant_in_use(),
+        "simd_variants": _kmeans_variants(),
+        "gmm_target_clones": _openmp.gmm_target_clones(),
+        "openmp_max_threads": _openmp.openmp_max_threads(),
         "available_cpus": available_cpus(),
         "default_n_threads": effective_n_threads(None),
         "numpy": np.__version__,
@@ -36,7 +116,8 @@ def build_info():
 
 
 def show_config(file=None):
-    """Print how fastem was built: OpenMP or serial, debug or release, threads.
+    """Print how fastem was built (compiler, OpenMP, SIMD variants, debug or
+    release) and the thread defaults.
 
     Parameters
     ----------
@@ -48,4 +129,6 @@ def show_config(file=None):
     if not info["openmp"]:
         print("fastem was built WITHOUT OpenMP: kernels run on one thread.", file=out)
     for key, value in info.items():
+        if isinstance(value, list):
+            value = ", ".join(value)
         print(f"{key:>20}: {value}", file=out)

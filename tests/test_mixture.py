@@ -1,5 +1,4 @@
 """fastem.GaussianMixture: parity with scikit-learn, EM properties, bad input."""
-import os
 import pickle
 import warnings
 
@@ -10,11 +9,12 @@ from scipy import stats as sps
 from scipy.special import logsumexp
 
 from fastem import ConvergenceWarning, GaussianMixture, NotFittedError
+from fastem._io import faithful_path
 
 import sklearn.mixture as sk_mixture
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
-FAITHFUL = os.path.join(os.path.dirname(__file__), os.pardir, "fastem", "data", "faithful.csv")
+FAITHFUL = faithful_path()  # the installed copy: the tests also run outside the source tree
 
 
 def blobs(n, d, k, seed=0, scale=3.0, offset=0.0):

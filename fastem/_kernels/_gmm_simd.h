@@ -10,7 +10,8 @@
  * clamped exp (it changes no result: it only drops the guarantee on FP
  * exception flags); with GCC on x86-64 Linux the functions are also cloned
  * for AVX-512 / AVX2 and the best clone is picked at load time (ifunc), since
- * the package is built for the baseline ISA.
+ * the package is built for the baseline ISA. setup.py defines
+ * FASTEM_NO_TARGET_CLONES where the compiler rejects them (no ifunc: musl).
  */
 #ifndef FASTEM_GMM_SIMD_H
 #define FASTEM_GMM_SIMD_H
@@ -20,7 +21,7 @@
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__) && (__GNUC__ >= 11)
+    defined(__linux__) && (__GNUC__ >= 11) && !defined(FASTEM_NO_TARGET_CLONES)
 #define FE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", \
                                             "default"), optimize("no-trapping-math")))
 #define FE_INLINE static inline __attribute__((always_inline, optimize("no-trapping-math")))
