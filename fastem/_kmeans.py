@@ -198,8 +198,12 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         self.labels_ = labels
         self.inertia_ = inertia
         self.n_iter_ = n_iter
-        self._n_features_out = k
         return self
+
+    @property
+    def _n_features_out(self):
+        # transform's columns (get_feature_names_out), also for loaded models
+        return self.cluster_centers_.shape[0]
 
     def _check_params(self):
         """Validated (n_clusters, max_iter, tol, algorithm, n_threads)."""
@@ -207,7 +211,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         max_iter = check_int(self.max_iter, "max_iter", min_value=1)
         tol = check_real(self.tol, "tol", min_value=0.0)
         algorithm = check_option(self.algorithm, "algorithm", {"auto", "lloyd", "elkan"})
-        check_int(self.verbose, "verbose", min_value=0)
         return k, max_iter, tol, algorithm, effective_n_threads(self.n_threads)
 
     def _fitted_state(self):

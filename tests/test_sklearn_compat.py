@@ -177,3 +177,12 @@ def test_sklearn_exceptions_are_raised():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", category=sklearn.exceptions.ConvergenceWarning)
         GaussianMixture(3, max_iter=1, tol=0, random_state=0).fit(X)
+
+
+def test_feature_names_out_of_a_loaded_model(tmp_path):
+    X, _ = _blobs()
+    km = KMeans(3, random_state=0).fit(X)
+    km.save(tmp_path / "km.npz")
+    loaded = fastem.load(tmp_path / "km.npz")
+    assert list(loaded.get_feature_names_out()) == ["kmeans0", "kmeans1", "kmeans2"]
+    np.testing.assert_array_equal(loaded.transform(X), km.transform(X))
