@@ -9,7 +9,8 @@ kmeans_plusplus
 MiniBatchKMeans
     Mini-batch k-means (fit by sampled batches, or partial_fit on a stream).
 GaussianMixture
-    EM for full, tied, diag and spherical covariances.
+    EM for full, tied, diag and spherical covariances (``fit``), and
+    stepwise online EM on batches (``partial_fit``).
 adjusted_rand_score
     scikit-learn's adjusted Rand index, re-exported (select_k uses it).
 select_k, SelectKResult

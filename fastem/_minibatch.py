@@ -97,7 +97,9 @@ class MiniBatchKMeans(KMeans):
         Mini-batch steps done.
     counts_ : ndarray of shape (n_clusters,), float64
         Weight each centre has accumulated (sets its learning rate; saved in
-        model files so that ``partial_fit`` continues after ``load``).
+        model files so that ``partial_fit`` continues after ``load``; the
+        random reassignments after ``load`` draw from a new generator seeded
+        with ``random_state``, pickling keeps the generator).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)

@@ -320,6 +320,10 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
 
     Notes
     -----
+    :meth:`partial_fit` (not offered by scikit-learn) fits the same model by
+    stepwise online EM, one batch at a time (see its docstring and
+    ``learning_decay`` / ``learning_offset``).
+
     ``sample_weight`` (not offered by scikit-learn) multiplies each sample's
     responsibilities in the sufficient statistics and its log-likelihood in
     the lower bound: integer weights give the same fit as repeated rows.
