@@ -239,7 +239,7 @@ def test_bad_schedule_parameters(params, match):
         GaussianMixture(2, **params).partial_fit(X)
 
 
-def test_inconsistent_stream_state_raises():
+def test_inconsistent_stream_state_raises(tmp_path):
     X = blobs(500, 3, 2, seed=11)
     gm = GaussianMixture(2, random_state=0).partial_fit(X)
     gm.suff_stats_ = gm.suff_stats_[:, :-1]
@@ -252,4 +252,5 @@ def test_inconsistent_stream_state_raises():
     gm = GaussianMixture(2, random_state=0).partial_fit(X)
     del gm.suff_stats_ref_
     with pytest.raises(ValueError, match="suff_stats_ref_ is missing"):
-        gm.save("unused.npz")
+        gm.save(tmp_path / "gm.npz")
+    assert not (tmp_path / "gm.npz").exists()
