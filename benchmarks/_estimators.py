@@ -1,5 +1,5 @@
 """The estimators the benchmarks measure: fastem's public API, imported in one
 place (the asv suite and compare.py both go through here)."""
-from fastem import GaussianMixture, KMeans, kmeans_plusplus
+from fastem import GaussianMixture, KMeans, MiniBatchKMeans, kmeans_plusplus
 
-__all__ = ["GaussianMixture", "KMeans", "kmeans_plusplus"]
+__all__ = ["GaussianMixture", "KMeans", "MiniBatchKMeans", "kmeans_plusplus"]

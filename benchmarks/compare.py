@@ -21,6 +21,11 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
     gmm32        the same in float32
     gmm-memory   N=1e7 D=16 K=16 float64, 5 EM iterations, cov=full: peak RSS of
                  a fresh subprocess per library, beyond the data
+    minibatch    N=2e6 D=32 K=64 float32, MiniBatchKMeans with default parameters:
+                 time per fit and inertia on all of X, means over 5 seeds
+    online-em    N=2e6 D=16 K=16 float64, cov=full: one epoch of
+                 GaussianMixture.partial_fit in batches of 1e4 against batch EM
+                 run to convergence (default tol), all from the same parameters
 
 Examples::
 
@@ -30,7 +35,8 @@ Examples::
     python benchmarks/compare.py gmm:n=1e6,k=32,iter=10 --repeat 1
     python benchmarks/compare.py --tiny                # seconds; what CI runs
 
-Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list).
+Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list),
+seeds (minibatch), batch (online-em).
 """
 import argparse
 import collections
@@ -63,8 +69,12 @@ WORKLOADS = {
     "gmm32": dict(kind="gmm", n=200_000, d=16, k=16, dtype="float32", iter=20, cov=COV_ALL),
     "gmm-memory": dict(kind="gmm-memory", n=10_000_000, d=16, k=16, dtype="float64",
                        iter=5, cov=["full"]),
+    "minibatch": dict(kind="minibatch", n=2_000_000, d=32, k=64, dtype="float32", seeds=5),
+    "online-em": dict(kind="online-em", n=2_000_000, d=16, k=16, dtype="float64",
+                      batch=10_000, cov=["full"]),
 }
-DEFAULT_WORKLOADS = ["kmeans", "kmeans++", "gmm", "gmm32", "gmm-memory"]
+DEFAULT_WORKLOADS = ["kmeans", "kmeans++", "gmm", "gmm32", "gmm-memory", "minibatch",
+                     "online-em"]
 
 # --tiny: every workload at toy size (CI smoke test; seconds in all)
 TINY = {
@@ -73,6 +83,8 @@ TINY = {
     "gmm": dict(n=5_000, d=4, k=4),
     "gmm32": dict(n=5_000, d=4, k=4),
     "gmm-memory": dict(n=100_000, d=4, k=4, iter=2),
+    "minibatch": dict(n=20_000, d=8, k=8, seeds=2),
+    "online-em": dict(n=20_000, d=4, k=4, batch=2_000),
 }
 
 LIBRARIES = {
@@ -80,13 +92,16 @@ LIBRARIES = {
     "kmeans++": ["fastem", "sklearn", "daal4py"],
     "gmm": ["fastem", "sklearn", "daal4py"],
     "gmm-memory": ["fastem", "sklearn", "daal4py"],
+    "minibatch": ["fastem", "sklearn"],
+    "online-em": ["fastem", "fastem-batch", "sklearn"],
 }
 # libraries whose failure fails the script (the optional peers only report)
-REQUIRED = {"fastem", "sklearn", "sklearn-lloyd", "sklearn-elkan"}
+REQUIRED = {"fastem", "fastem-batch", "sklearn", "sklearn-lloyd", "sklearn-elkan"}
 
 LABELS = {
     "fastem": "fastem",
     "sklearn": "scikit-learn",
+    "fastem-batch": "fastem (batch EM)",
     "sklearn-lloyd": "scikit-learn (lloyd)",
     "sklearn-elkan": "scikit-learn (elkan)",
     "sklearnex": "scikit-learn-intelex",
@@ -106,10 +121,10 @@ def parse_workload(text, tiny=False):
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         key = key.strip()
-        if not eq or key not in ("n", "d", "k", "dtype", "iter", "cov"):
+        if not eq or key not in ("n", "d", "k", "dtype", "iter", "cov", "seeds", "batch"):
             raise SystemExit(f"bad workload option {item!r} in {text!r} "
-                             "(keys: n, d, k, dtype, iter, cov)")
-        if key in ("n", "d", "k", "iter"):
+                             "(keys: n, d, k, dtype, iter, cov, seeds, batch)")
+        if key in ("n", "d", "k", "iter", "seeds", "batch"):
             spec[key] = int(float(value))
         elif key == "dtype":
             if value not in ("float32", "float64"):
@@ -140,6 +155,10 @@ def describe(spec, cov=None):
     parts.append(f"N={_num(spec['n'])} D={spec['d']} K={spec['k']} {spec['dtype']}")
     if "iter" in spec:
         parts.append(f"{spec['iter']} it")
+    if "seeds" in spec:
+        parts.append(f"mean of {spec['seeds']} seeds")
+    if "batch" in spec:
+        parts.append(f"batches of {_num(spec['batch'])}")
     return " ".join(parts)
 
 
@@ -427,6 +446,65 @@ def _gmm_runner(lib, X, params, k, cov, n_iter, threads):
     return run
 
 
+# -- streaming ------------------------------------------------------------------
+
+
+def _minibatch_runner(lib, X, k, seeds, threads):
+    """A zero-argument callable fitting ``lib``'s MiniBatchKMeans (default
+    parameters) once per seed; returns (list of centres, mean steps, note).
+    Its time divided by ``seeds`` is the mean time per fit."""
+    import numpy as np
+
+    if lib == "fastem":
+        MiniBatchKMeans = _fastem().MiniBatchKMeans
+        extra = dict(n_threads=threads)
+    else:
+        from sklearn.cluster import MiniBatchKMeans
+
+        extra = {}
+
+    def run():
+        fits = [MiniBatchKMeans(n_clusters=k, random_state=seed, **extra).fit(X)
+                for seed in range(seeds)]
+        return ([f.cluster_centers_ for f in fits],
+                int(round(np.mean([f.n_steps_ for f in fits]))), "steps: mean n_steps_")
+
+    return run
+
+
+def _online_em_runner(lib, X, params, k, batch, threads):
+    """One epoch of fastem's partial_fit ('fastem'), or batch EM to
+    convergence ('fastem-batch', 'sklearn'), from ``params``; returns
+    ((weights, means, covariances), iterations or steps, note)."""
+    weights, means, precisions = params
+    init = dict(weights_init=weights, means_init=means, precisions_init=precisions)
+    if lib == "fastem":
+        GaussianMixture = _fastem().GaussianMixture
+
+        def run():
+            gm = GaussianMixture(n_components=k, n_threads=threads, **init)
+            for start in range(0, X.shape[0], batch):
+                gm.partial_fit(X[start:start + batch])
+            return ((gm.weights_, gm.means_, gm.covariances_), gm.n_steps_,
+                    "one epoch of partial_fit (iter: batches)")
+
+        return run
+    if lib == "fastem-batch":
+        GaussianMixture = _fastem().GaussianMixture
+        extra = dict(n_threads=threads)
+    else:
+        from sklearn.mixture import GaussianMixture
+
+        extra = {}
+
+    def run():
+        gm = GaussianMixture(n_components=k, max_iter=1000, **init, **extra).fit(X)
+        return ((gm.weights_, gm.means_, gm.covariances_), gm.n_iter_,
+                "batch EM to convergence (tol=1e-3)")
+
+    return run
+
+
 # -- the worker's entry points --------------------------------------------------
 
 
@@ -452,11 +530,11 @@ def run_fit_workload(spec, repeat, threads, libraries):
     n, d, k = spec["n"], spec["d"], spec["k"]
     X = data.make_mixture(n, d, k, dtype=spec["dtype"], seed=0)
     rows = []
-    covs = spec.get("cov", [None]) if kind == "gmm" else [None]
+    covs = spec.get("cov", [None]) if kind in ("gmm", "online-em") else [None]
     for cov in covs:
         if kind == "kmeans":
             init = data.initial_centers(X, k, seed=1)
-        elif kind == "gmm":
+        elif kind in ("gmm", "online-em"):
             params = data.initial_gmm_parameters(X, k, cov, seed=1)
         for lib in libraries:
             if not _peer_available(lib):
@@ -468,6 +546,10 @@ def run_fit_workload(spec, repeat, threads, libraries):
                     run = _kmeans_runner(lib, X, init, k, spec["iter"], threads)
                 elif kind == "kmeans++":
                     run = _kmeanspp_runner(lib, X, k, threads)
+                elif kind == "minibatch":
+                    run = _minibatch_runner(lib, X, k, spec["seeds"], threads)
+                elif kind == "online-em":
+                    run = _online_em_runner(lib, X, params, k, spec["batch"], threads)
                 else:
                     run = _gmm_runner(lib, X, params, k, cov, spec["iter"], threads)
                 if run is None:
@@ -476,10 +558,14 @@ def run_fit_workload(spec, repeat, threads, libraries):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     best, (result, n_run, note) = _best_time(run, repeat)
-                if kind == "gmm":
+                if kind in ("gmm", "online-em"):
                     w, m, c = result
                     quality = data.mean_log_likelihood(X, w, m, c, cov)
                     qname = "mean log-lik"
+                elif kind == "minibatch":
+                    best /= spec["seeds"]
+                    quality = float(np.mean([data.inertia(X, c) for c in result]))
+                    qname = "inertia"
                 else:
                     quality = data.inertia(X, np.asarray(result))
                     qname = "inertia" if kind == "kmeans" else "potential"
@@ -841,7 +927,8 @@ def main(argv=None):
             res, err = run_worker({"what": "fit", "spec": spec, "threads": threads,
                                    "repeat": repeat, "libraries": libs}, threads, args.timeout)
             if res is None:
-                covs = spec.get("cov", [None]) if spec["kind"] == "gmm" else [None]
+                covs = (spec.get("cov", [None]) if spec["kind"] in ("gmm", "online-em")
+                        else [None])
                 res = [_row(spec, lib, cov, status="error", note=err)
                        for cov in covs for lib in libs]
             rows.extend(res)

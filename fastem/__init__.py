@@ -6,8 +6,11 @@ KMeans
     Lloyd's algorithm on a chunked Cython/OpenMP core, k-means++ seeding.
 kmeans_plusplus
     Greedy k-means++ seeding on its own.
+MiniBatchKMeans
+    Mini-batch k-means (fit by sampled batches, or partial_fit on a stream).
 GaussianMixture
-    EM for full, tied, diag and spherical covariances.
+    EM for full, tied, diag and spherical covariances (``fit``), and
+    stepwise online EM on batches (``partial_fit``).
 adjusted_rand_score
     scikit-learn's adjusted Rand index, re-exported (select_k uses it).
 select_k, SelectKResult
@@ -25,6 +28,7 @@ from sklearn.metrics import adjusted_rand_score
 from fastem._config import build_info, show_config
 from fastem._init import kmeans_plusplus
 from fastem._kmeans import KMeans
+from fastem._minibatch import MiniBatchKMeans
 from fastem._mixture import GaussianMixture
 from fastem._persistence import load
 from fastem._select_k import SelectKResult, select_k
@@ -33,6 +37,7 @@ __all__ = [
     "ConvergenceWarning",
     "GaussianMixture",
     "KMeans",
+    "MiniBatchKMeans",
     "NotFittedError",
     "SelectKResult",
     "adjusted_rand_score",

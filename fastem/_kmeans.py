@@ -113,6 +113,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
     differences in float64.
     """
 
+    # n_init='auto' for 'random' or a callable init
+    _random_n_init = 10
+
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto",
                  max_iter=300, tol=1e-4, verbose=0, random_state=None,
                  copy_x=True, algorithm="auto", n_threads=None):
@@ -237,9 +240,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         n_init = self.n_init
         if isinstance(init, str):
             check_option(init, "init", {"k-means++", "random"})
-            auto_n_init = 1 if init == "k-means++" else 10
+            auto_n_init = 1 if init == "k-means++" else self._random_n_init
         elif callable(init):
-            auto_n_init = 10
+            auto_n_init = self._random_n_init
         else:
             init = self._check_init_array(init, X, k)
             auto_n_init = 1
@@ -292,16 +295,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
     def _assign(self, X, sample_weight=None):
         X, sw, centres, shift = self._prepare(X, sample_weight)
-        k, d = centres.shape
-        labels = np.full(X.shape[0], -1, dtype=np.int32)
-        sums = np.empty((k, d))
-        weights = np.empty(k)
         with blas_single_threaded():
-            _, inertia, _ = _k.lloyd_pass(
-                X, _weights_or_empty(sw, X.dtype), _shift_or_empty(shift),
-                centres, labels, sums, weights, np.nan,
-                _lloyd_chunk_rows(k, d, X.dtype),
-                effective_n_threads(self.n_threads))
+            labels, inertia, _, _ = assign_pass(X, sw, centres, shift,
+                                                effective_n_threads(self.n_threads))
         return labels, inertia
 
     def predict(self, X):
@@ -400,6 +396,29 @@ def inference_frame(centres, dtype):
     shift = frame_shift(centres.mean(axis=0, dtype=np.float64),
                         centres.var(axis=0, dtype=np.float64), dtype)
     return np.ascontiguousarray(centres - shift), shift
+
+
+def assign_pass(X, sample_weight, centres, shift, n_threads):
+    """One ``lloyd_pass`` over X with centres in the frame of ``shift``.
+
+    BLAS must already be single-threaded.
+
+    Returns
+    -------
+    labels : ndarray (n_samples,), int32, index of the nearest centre
+    inertia : float, for the centres passed in
+    sums : ndarray (k, d), float64, sum over assigned rows of w (x - shift)
+    weights : ndarray (k,), float64, sum of w over assigned rows
+    """
+    k, d = centres.shape
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    sums = np.empty((k, d))
+    weights = np.empty(k)
+    _, inertia, _ = _k.lloyd_pass(
+        X, _weights_or_empty(sample_weight, X.dtype), _shift_or_empty(shift),
+        centres, labels, sums, weights, np.nan, _lloyd_chunk_rows(k, d, X.dtype),
+        n_threads)
+    return labels, inertia, sums, weights
 
 
 def _weights_or_empty(sample_weight, dtype):

@@ -32,6 +32,9 @@ from fastem._mixture_mstep import (
     n_parameters,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
+    recentre_statistics,
+    statistics_layout,
+    unpack_vech,
 )
 from fastem._parallel import blas_single_threaded
 from fastem._validation import (
@@ -56,6 +59,37 @@ _RANDOM_INIT_BLOCK = 65536
 # margin below the 1e-4 a float32 step is held to, which ordinary EM steps
 # (moves of a few sigma) stay under, so only far moves cost a second pass
 _ACCURACY = {np.dtype(np.float64): 1e-11, np.dtype(np.float32): 3e-5}
+
+
+# fitted attributes of partial_fit's stream (fit removes them)
+_STREAM_ATTRIBUTES = ("suff_stats_", "suff_stats_ref_", "n_steps_")
+
+
+def _data_context(X, sw, eng, cov_type):
+    """What every pass of a fit over X shares (the ``ctx`` dict).
+
+    The weighted data mean is the fixed shift of every pass, computed with
+    shift 0 (one pass, float64 sums); 'tied' also takes the data's second
+    moment about it once.
+    """
+    n_samples, n_features = X.shape
+    dtype = X.dtype
+    zero = np.zeros(n_features, dtype=dtype)
+    _, st = eng.run(X, sw, zero, "one", cov_type="tied", K=1)
+    total_w = float(st[0, 0])
+    shift = (st[0, 1:] / total_w).astype(dtype)
+    tied_moments = None
+    if cov_type == "tied":
+        _, st = eng.run(X, sw, shift, "one", cov_type="full", K=1)
+        tied_moments = (float(st[0, 0]), st[0, 1:1 + n_features].copy(),
+                        unpack_vech(st[:, 1 + n_features:], n_features)[0])
+    eps = float(np.finfo(dtype).eps)
+    # scikit-learn's N_k = G_k + 10 eps, scaled by the mean weight so that
+    # rescaling all sample weights changes nothing
+    eps_reg = 10.0 * eps * (total_w / n_samples)
+    return dict(X=X, sw=sw, eng=eng, shift=shift, shift64=shift.astype(np.float64),
+                tied_moments=tied_moments, eps_reg=eps_reg, total_w=total_w,
+                dtype=dtype, cov_type=cov_type)
 
 
 def _factor_triangle(A, n_features):
@@ -241,6 +275,13 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         and the lower bound change.
     verbose_interval : int, default=10
         Iterations between two progress messages.
+    learning_decay : float in (0.5, 1], default=0.6
+        ``kappa`` of :meth:`partial_fit`'s step sizes
+        ``rho_t = (t + learning_offset) ** -kappa``, where ``t`` is the number
+        of batches already seen. Smaller values forget old batches faster.
+    learning_offset : float >= 0, default=10.0
+        ``t0`` of the step sizes: larger values give early batches less
+        weight each (slower start, less noise).
 
     Attributes
     ----------
@@ -266,9 +307,23 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Column names, when X was a DataFrame with string column names.
+    suff_stats_ : ndarray of shape (n_components, n_statistics), float64
+        After :meth:`partial_fit`: the running sufficient statistics per unit
+        weight (columns ``G_k``, ``S1_k`` and the second moments, as in
+        ``fastem._mixture_mstep.m_step``; 'tied' keeps each component's
+        scatter), taken about ``suff_stats_ref_``. Saved in model files,
+        so that ``load`` then ``partial_fit`` continues the stream exactly.
+    suff_stats_ref_ : ndarray of shape (n_components, n_features), float64
+        The reference point of each component's statistics.
+    n_steps_ : int
+        After :meth:`partial_fit`: the number of batches seen.
 
     Notes
     -----
+    :meth:`partial_fit` (not offered by scikit-learn) fits the same model by
+    stepwise online EM, one batch at a time (see its docstring and
+    ``learning_decay`` / ``learning_offset``).
+
     ``sample_weight`` (not offered by scikit-learn) multiplies each sample's
     responsibilities in the sufficient statistics and its log-likelihood in
     the lower bound: integer weights give the same fit as repeated rows.
@@ -311,6 +366,8 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         n_threads=None,
         verbose=0,
         verbose_interval=10,
+        learning_decay=0.6,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -327,6 +384,8 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ------------------------------------------------------------------
     # parameter checks
@@ -343,6 +402,11 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
             raise TypeError(f"warm_start must be a bool, got {self.warm_start!r}.")
         check_int(self.verbose, "verbose", min_value=0)
         check_int(self.verbose_interval, "verbose_interval", min_value=1)
+        kappa = check_real(self.learning_decay, "learning_decay", min_value=0.5,
+                           strict_min=True)
+        if kappa > 1.0:
+            raise ValueError(f"learning_decay must be in (0.5, 1], got {kappa}.")
+        check_real(self.learning_offset, "learning_offset", min_value=0.0)
         return effective_n_threads(self.n_threads)
 
     # ------------------------------------------------------------------
@@ -412,27 +476,10 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         X = check_data(self, X, reset=do_init)
         n_samples, n_features = X.shape
         K = self.n_components
-        if K > n_samples:
-            raise ValueError(
-                f"n_components={K} must be <= n_samples={n_samples}: a mixture "
-                "cannot have more components than samples."
-            )
-        sw = check_sample_weight(sample_weight, n_samples, X.dtype)
-        if sw is not None and np.count_nonzero(sw) < K:
-            raise ValueError(
-                f"Only {np.count_nonzero(sw)} samples have a positive weight, fewer "
-                f"than n_components={K}."
-            )
+        sw = self._check_training_weights(sample_weight, n_samples, X.dtype)
         cov_type = self.covariance_type
         dtype = X.dtype
-        weights_init = means_init = precisions_init = None
-        if self.weights_init is not None:
-            weights_init = check_weights_init(self.weights_init, K, dtype)
-        if self.means_init is not None:
-            means_init = check_means_init(self.means_init, K, n_features)
-        if self.precisions_init is not None:
-            precisions_init = check_precisions_init(self.precisions_init, cov_type,
-                                                    K, n_features)
+        weights_init, means_init, precisions_init = self._checked_inits(X)
 
         if not do_init:
             if state.means.shape[0] != K or state.cov_type != cov_type:
@@ -445,27 +492,8 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
 
         with blas_single_threaded():
             eng = _Engine(cov_type, K, n_features, dtype, n_threads)
-            # weighted data mean: the fixed shift of every pass, computed with
-            # shift 0 (one pass, float64 sums)
-            zero = np.zeros(n_features, dtype=dtype)
-            _, st = eng.run(X, sw, zero, "one", cov_type="tied", K=1)
-            total_w = float(st[0, 0])
-            shift = (st[0, 1:] / total_w).astype(dtype)
-            shift64 = shift.astype(np.float64)
-            tied_moments = None
-            if cov_type == "tied":
-                _, st = eng.run(X, sw, shift, "one", cov_type="full", K=1)
-                from fastem._mixture_mstep import unpack_vech
-
-                tied_moments = (float(st[0, 0]), st[0, 1:1 + n_features].copy(),
-                                unpack_vech(st[:, 1 + n_features:], n_features)[0])
-            eps = float(np.finfo(dtype).eps)
-            # scikit-learn's N_k = G_k + 10 eps, scaled by the mean weight so
-            # that rescaling all sample weights changes nothing
-            eps_reg = 10.0 * eps * (total_w / n_samples)
-            ctx = dict(X=X, sw=sw, eng=eng, shift=shift, shift64=shift64,
-                       tied_moments=tied_moments, eps_reg=eps_reg, total_w=total_w,
-                       dtype=dtype, cov_type=cov_type)
+            ctx = _data_context(X, sw, eng, cov_type)
+            total_w = ctx["total_w"]
 
             max_lower_bound = -np.inf
             best = None
@@ -513,7 +541,170 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         self.lower_bound_ = float(max_lower_bound)
         self.lower_bounds_ = [float(v) for v in lower_bounds]
         self._fit_covariance_type = cov_type
+        for name in _STREAM_ATTRIBUTES:  # a new fit starts no stream
+            vars(self).pop(name, None)
         return X
+
+    # ------------------------------------------------------------------
+    # online EM
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of stepwise online EM (Cappe & Moulines 2009) on a batch.
+
+        The E-step on the batch (one fused pass, as in :meth:`fit`) gives its
+        sufficient statistics per unit weight; the running statistics ``s``
+        are blended with them, ``s <- (1 - rho_t) s + rho_t stats(batch)``
+        with ``rho_t = (t + learning_offset) ** -learning_decay`` (``t``:
+        batches already seen; the first batch, ``t = 0``, takes
+        ``rho = 1``), and the M-step (with ``reg_covar``) follows. With
+        ``rho = 1`` a step is exactly one EM iteration of :meth:`fit` on the
+        batch.
+
+        The first call initialises the parameters from its batch as
+        :meth:`fit` does (``init_params`` or the ``*_init`` arrays, one
+        initialisation); on an estimator fitted by :meth:`fit`, the stream
+        starts from the fitted parameters. Later calls need the same number
+        of features and float dtype. All fitted attributes are updated, so
+        every method works after any number of calls; ``lower_bound_`` is
+        the batch's average log-likelihood before the step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch.
+        y : Ignored
+            Present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample of the batch.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        with unchanged_on_error(self):
+            self._online_em(X, sample_weight)
+        return self
+
+    def _online_em(self, X, sample_weight):
+        n_threads = self._check_params()
+        first = not hasattr(self, "means_")
+        if not first:
+            state = self._fitted_state()
+            if state.means.shape[0] != self.n_components or state.cov_type != self.covariance_type:
+                raise ValueError(
+                    "partial_fit needs the same n_components and covariance_type as "
+                    "the fitted model; refit (fit, or a new estimator) to change them."
+                )
+        X = check_data(self, X, reset=first)
+        if not first and X.dtype != state.means.dtype:
+            raise ValueError(
+                f"X has dtype {X.dtype}, but the model was fitted on "
+                f"{state.means.dtype} data: pass every batch in the same float dtype."
+            )
+        n_samples, n_features = X.shape
+        cov_type, dtype = self.covariance_type, X.dtype
+        K = self.n_components
+        if first:
+            sw = self._check_training_weights(sample_weight, n_samples, dtype)
+            inits = self._checked_inits(X)
+        else:
+            sw = check_sample_weight(sample_weight, n_samples, dtype)
+        with blas_single_threaded():
+            eng = _Engine(cov_type, K, n_features, dtype, n_threads)
+            if first:
+                ctx = _data_context(X, sw, eng, cov_type)
+                params = self._initial_parameters(ctx, check_random_state(self.random_state),
+                                                  *inits)
+            else:
+                params = self._current_parameters(state)
+                # any shift works; the mixture's centre keeps float32 near the data
+                shift = (params["weights"] @ params["means"]).astype(dtype)
+                total_w = float(n_samples if sw is None else sw.sum(dtype=np.float64))
+                ctx = dict(X=X, sw=sw, eng=eng, shift=shift, shift64=shift.astype(np.float64),
+                           tied_moments=None, total_w=total_w, dtype=dtype, cov_type=cov_type,
+                           eps_reg=10.0 * float(np.finfo(dtype).eps) * total_w / n_samples)
+            # the statistics are per unit weight: so is the regulariser of N_k
+            ctx["eps_reg"] /= ctx["total_w"]
+            seen = int(self.n_steps_) if hasattr(self, "suff_stats_") else 0
+            running = (self.suff_stats_, self.suff_stats_ref_) if seen else None
+            rho = 1.0 if not seen else (seen + float(self.learning_offset)) ** (
+                -float(self.learning_decay))
+            ll, params, stats, refs = self._online_step(params, ctx, rho, running)
+        self._set_parameters(params, dtype)
+        self.suff_stats_ = stats
+        self.suff_stats_ref_ = refs
+        self.n_steps_ = seen + 1
+        self.n_iter_ = self.n_steps_
+        self.converged_ = False
+        self.lower_bound_ = float(ll / ctx["total_w"])
+        self.lower_bounds_ = [self.lower_bound_]
+        self._fit_covariance_type = cov_type
+
+    def _online_step(self, params, ctx, rho, running):
+        """E-step on ctx's batch, blend, M-step.
+
+        ``running``: (statistics, references) of the stream so far, or None.
+        Statistics can only be blended about the same reference, so the
+        running ones are first moved exactly (``recentre_statistics``) to
+        where the batch's are taken: each component's current mean, or the
+        batch's shift where ``_references`` allows it ('tied' always per
+        component, keeping each scatter). ``_accurate_m_step`` may redo the
+        pass about the new means; the blend is then redone too.
+
+        Returns (log-likelihood of the batch, params, statistics, references).
+        """
+        X, sw, eng, cov_type = ctx["X"], ctx["sw"], ctx["eng"], ctx["cov_type"]
+        operands = self._operands(params, ctx)
+        means = np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
+        refs = self._references(params, ctx)
+        if refs is None and cov_type == "tied":
+            refs = means
+        layout = statistics_layout(cov_type)
+        blended = {}
+
+        def blended_pass(references, stat_type, repeated=False):
+            ll, st = eng.run(X, sw, ctx["shift"], "estep", operands=operands,
+                             centres=references, stat_type=stat_type,
+                             reuse_distances=not repeated)
+            origin = (np.tile(ctx["shift64"], (means.shape[0], 1)) if references is None
+                      else references.astype(np.float64))
+            st = st / ctx["total_w"]
+            if running is not None:
+                old = recentre_statistics(running[0], running[1], origin, layout)
+                st = (1.0 - rho) * old + rho * st
+            blended.update(stats=st, refs=origin)
+            return ll, st
+
+        ll, params = self._accurate_m_step(blended_pass, ctx, refs, previous=params)
+        return ll, params, blended["stats"], blended["refs"]
+
+    def _check_training_weights(self, sample_weight, n_samples, dtype):
+        K = self.n_components
+        if K > n_samples:
+            raise ValueError(
+                f"n_components={K} must be <= n_samples={n_samples}: a mixture "
+                "cannot have more components than samples."
+            )
+        sw = check_sample_weight(sample_weight, n_samples, dtype)
+        if sw is not None and np.count_nonzero(sw) < K:
+            raise ValueError(
+                f"Only {np.count_nonzero(sw)} samples have a positive weight, fewer "
+                f"than n_components={K}."
+            )
+        return sw
+
+    def _checked_inits(self, X):
+        """(weights_init, means_init, precisions_init), checked, or None each."""
+        K, n_features, dtype = self.n_components, X.shape[1], X.dtype
+        weights_init = means_init = precisions_init = None
+        if self.weights_init is not None:
+            weights_init = check_weights_init(self.weights_init, K, dtype)
+        if self.means_init is not None:
+            means_init = check_means_init(self.means_init, K, n_features)
+        if self.precisions_init is not None:
+            precisions_init = check_precisions_init(self.precisions_init,
+                                                    self.covariance_type, K, n_features)
+        return weights_init, means_init, precisions_init
 
     # parameters during fit: dict of float64 arrays
     def _current_parameters(self, state):
@@ -767,7 +958,25 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
                                        positive=cov_type in ("diag", "spherical"))
         if cov_type in ("full", "tied"):
             _check_triangular_factors(prec_chol.reshape((-1, D, D)))
+        if any(hasattr(self, name) for name in _STREAM_ATTRIBUTES):
+            self._check_stream_state(cov_type, K, D)
         return FittedMixture(cov_type, weights, means, prec_chol)
+
+    def _check_stream_state(self, cov_type, K, D):
+        """partial_fit's running statistics: all three attributes, shapes
+        matching the model, finite, G_k >= 0."""
+        P = _gaussian.n_stat_features(_gaussian.COV_TYPES[statistics_layout(cov_type)], D)
+        check_fitted_int(self, "n_steps_", min_value=1)
+        stats = check_fitted_array(self, "suff_stats_", (K, P))
+        check_fitted_array(self, "suff_stats_ref_", (K, D), coordinates=True)
+        if stats.dtype != np.float64 or self.suff_stats_ref_.dtype != np.float64:
+            raise ValueError(
+                "GaussianMixture.suff_stats_ and suff_stats_ref_ must be float64: "
+                "refit the estimator.")
+        if (stats[:, 0] < 0).any():
+            raise ValueError(
+                "GaussianMixture.suff_stats_ has a negative component weight: refit "
+                "the estimator.")
 
     def _row_pass(self, X, *, lpn=False, resp=False, labels=False, sample_weight=None,
                   validated=False):

@@ -150,6 +150,55 @@ def m_step(stats, shift, covariance_type, reg_covar, eps_reg, tied_moments=None,
     return nk, means, cov, empty
 
 
+def statistics_layout(covariance_type):
+    """Layout of the statistics online EM keeps: 'tied' keeps each
+    component's scatter ('full' layout) about its own reference."""
+    return "full" if covariance_type == "tied" else covariance_type
+
+
+def recentre_statistics(stats, old, new, layout):
+    """Statistics about per-component references ``old`` re-expressed about ``new``.
+
+    With ``delta_k = new_k - old_k``, every row satisfies
+    ``x - new_k = (x - old_k) - delta_k``, so, exactly (only rounding):
+
+    * ``S1' = S1 - G delta``
+    * full: ``S2' = S2 - S1 delta^T - delta S1^T + G delta delta^T``
+    * diag: ``S2' = S2 - 2 delta * S1 + G delta^2`` (per feature)
+    * spherical: ``S2' = S2 - 2 delta . S1 + G |delta|^2``
+
+    Statistics about the same reference can then be blended linearly.
+
+    Parameters
+    ----------
+    stats : ndarray (K, P), float64, in ``layout`` ('full', 'diag' or
+        'spherical'; see ``m_step``)
+    old, new : ndarray (K, D), float64
+
+    Returns
+    -------
+    stats : ndarray (K, P), a new array
+    """
+    D = old.shape[1]
+    G = stats[:, 0]
+    S1 = stats[:, 1:1 + D]
+    delta = new - old
+    out = stats.copy()
+    out[:, 1:1 + D] = S1 - G[:, None] * delta
+    if layout == "full":
+        iu = np.triu_indices(D)
+        s1_delta = S1[:, :, None] * delta[:, None, :]
+        change = (G[:, None, None] * delta[:, :, None] * delta[:, None, :]
+                  - s1_delta - np.transpose(s1_delta, (0, 2, 1)))
+        out[:, 1 + D:] += change[:, iu[0], iu[1]]
+    elif layout == "diag":
+        out[:, 1 + D:] += G[:, None] * delta ** 2 - 2.0 * delta * S1
+    else:
+        out[:, 1 + D] += G * np.einsum("kd,kd->k", delta, delta) - 2.0 * np.einsum(
+            "kd,kd->k", delta, S1)
+    return out
+
+
 def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
     """Cholesky factors of the precisions, as scikit-learn computes them.
 

@@ -137,18 +137,22 @@ def test_reference_metrics_agree_with_scikit_learn():
 
 def test_compare_prints_the_table(tmp_path):
     out = tmp_path / "compare.json"
+    import fastem
+
+    # the workers import the fastem under test, as this process does
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fastem.__file__))}
     proc = subprocess.run(
         [sys.executable, os.path.join(BENCH_DIR, "compare.py"), "--tiny",
          "kmeans", "kmeans++", "gmm:cov=full/spherical", "gmm-memory:n=20000",
-         "--json", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=str(tmp_path),
+         "minibatch", "online-em", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=str(tmp_path), env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| workload | library |" in proc.stdout
     assert "scikit-learn (lloyd)" in proc.stdout
     result = json.loads(out.read_text())
     rows = result["rows"]
-    for lib in ("fastem", "sklearn-lloyd", "sklearn-elkan", "sklearn"):
+    for lib in ("fastem", "sklearn-lloyd", "sklearn-elkan", "sklearn", "fastem-batch"):
         mine = [r for r in rows if r["library"] == lib]
         assert mine and all(r["status"] == "ok" for r in mine), mine
     # optional peers: either measured or reported as not installed, never a crash

@@ -23,12 +23,13 @@ from sklearn.utils import estimator_html_repr
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastem
-from fastem import GaussianMixture, KMeans
+from fastem import GaussianMixture, KMeans, MiniBatchKMeans
 
 
 def _expected_failed_checks(estimator):
     # scikit-learn marks the same check as an expected failure for its own
-    # KMeans (sklearn/utils/_test_common/instance_generator.py): seeding
+    # KMeans and MiniBatchKMeans (a subclass of fastem's KMeans here)
+    # (sklearn/utils/_test_common/instance_generator.py): seeding
     # draws rows with probability proportional to their weight, and a row
     # of weight 2 is not drawn exactly as two copies of it would be, so the
     # fitted centres can differ. (Integer weights equal repeated rows from
@@ -42,7 +43,7 @@ def _expected_failed_checks(estimator):
     return {}
 
 
-@parametrize_with_checks([KMeans(), GaussianMixture()],
+@parametrize_with_checks([KMeans(), MiniBatchKMeans(), GaussianMixture()],
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_check_estimator(estimator, check):
     check(estimator)
