@@ -233,7 +233,6 @@ class MiniBatchKMeans(KMeans):
             else:
                 # scikit-learn's estimate: the smoothed mean batch inertia
                 self.inertia_ = (stop.ewa if stop.ewa is not None else stop.last) * total_w
-        self._n_features_out = k
         return self
 
     def _check_n_samples(self, X, k):
@@ -339,7 +338,6 @@ class MiniBatchKMeans(KMeans):
         self.counts_ = counts
         self._n_since_reassign = n_since
         self.n_steps_ = int(self.n_steps_) + 1
-        self._n_features_out = centres.shape[0]
         return self
 
 
