@@ -227,7 +227,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         centres = self.cluster_centers_
         if not isinstance(centres, np.ndarray) or centres.ndim != 2 or 0 in centres.shape:
             raise ValueError(
-                "KMeans.cluster_centers_ must be a non-empty 2-D array, got "
+                f"{type(self).__name__}.cluster_centers_ must be a non-empty 2-D array, got "
                 f"{getattr(centres, 'shape', type(centres).__name__)}. The fitted "
                 "state is inconsistent: refit the estimator."
             )
