@@ -152,11 +152,11 @@ class MiniBatchKMeans(KMeans):
 
     def _fitted_state(self):
         centres = super()._fitted_state()
-        if hasattr(self, "counts_"):
-            counts = check_fitted_array(self, "counts_", (centres.shape[0],))
-            if (counts < 0).any():
-                raise ValueError(
-                    f"{type(self).__name__}.counts_ must be >= 0: refit the estimator.")
+        # partial_fit continues from counts_: it must be there and consistent
+        counts = check_fitted_array(self, "counts_", (centres.shape[0],))
+        if (counts < 0).any():
+            raise ValueError(
+                f"{type(self).__name__}.counts_ must be >= 0: refit the estimator.")
         return centres
 
     def _init_size(self, n_samples, batch):

@@ -274,3 +274,13 @@ def test_inconsistent_counts_raise():
     mb.counts_ = np.ones(3)
     with pytest.raises(ValueError, match="counts_ has shape"):
         mb.predict(X)
+
+
+def test_partial_fit_without_counts_is_a_clear_error():
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    mb = MiniBatchKMeans(3, random_state=0, n_init=1).fit(X)
+    del mb.counts_
+    with pytest.raises(ValueError, match="counts_ is missing"):
+        mb.partial_fit(X)
+    with pytest.raises(ValueError, match="counts_ is missing"):
+        mb.predict(X)
