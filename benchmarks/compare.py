@@ -23,6 +23,7 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
                  a fresh subprocess per library, beyond the data
     minibatch    N=2e6 D=32 K=64 float32, MiniBatchKMeans with default parameters:
                  time per fit and inertia on all of X, means over 5 seeds
+                 (the note gives the standard error of the mean inertia)
     online-em    N=2e6 D=16 K=16 float64, cov=full: one epoch of
                  GaussianMixture.partial_fit in batches of 1e4 against batch EM
                  run to convergence (default tol), all from the same parameters
@@ -564,8 +565,12 @@ def run_fit_workload(spec, repeat, threads, libraries):
                     qname = "mean log-lik"
                 elif kind == "minibatch":
                     best /= spec["seeds"]
-                    quality = float(np.mean([data.inertia(X, c) for c in result]))
+                    per_seed = [data.inertia(X, c) for c in result]
+                    quality = float(np.mean(per_seed))
                     qname = "inertia"
+                    if len(per_seed) > 1:  # the seeds' spread: is a gap noise?
+                        sem = np.std(per_seed, ddof=1) / math.sqrt(len(per_seed))
+                        note += f"; inertia standard error {sem:.3g}"
                 else:
                     quality = data.inertia(X, np.asarray(result))
                     qname = "inertia" if kind == "kmeans" else "potential"
