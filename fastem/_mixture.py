@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from fastem._base import ModelFileMixin, check_data, unchanged_on_error
-from fastem._kernels import _gaussian
+from fastem._kernels import load_kernels
 from fastem._mixture_mstep import (
     COVARIANCE_TYPES,
     check_means_init,
@@ -47,6 +47,9 @@ from fastem._validation import (
     check_sample_weight,
     effective_n_threads,
 )
+
+# the mixture kernels in the build for this CPU's SIMD level (or FASTEM_SIMD's)
+_gaussian = load_kernels("_gaussian")
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 

@@ -50,31 +50,21 @@ cdef extern from "_simd.h" nogil:
                              const double *sw, const double *cand, Py_ssize_t L,
                              uint16_t *improves, double *sums, double *pots,
                              double scale)
-    float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
-    double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
 
 
 
 cdef inline double _sqdist(const floating *a, const floating *b,
                            Py_ssize_t n) noexcept nogil:
-    """sum_j (a_j - b_j)^2, vectorised, in the data's precision."""
+    """sum_j (a_j - b_j)^2 in the data's precision, in the fixed lanes of
+    _simd.h: the value the k-means++ candidate pass compares, in every build."""
     if floating is float:
         return fastem_sqdist_f32(a, b, n)
     else:
         return fastem_sqdist_f64(a, b, n)
 
 
-cdef inline double _kpp_sqdist(const floating *x, const floating *c,
-                               Py_ssize_t d) noexcept nogil:
-    """||x - c||^2 as the k-means++ passes compute it (see fastem_kpp_rows_*)."""
-    if floating is float:
-        return fastem_kpp_sqdist_f32(x, c, d)
-    else:
-        return fastem_kpp_sqdist_f64(x, c, d)
-
-
 cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
-    """sum_j a_j^2, vectorised, in the data's precision."""
+    """sum_j a_j^2 in the data's precision (the lanes of _sqdist)."""
     if floating is float:
         return fastem_sqnorm_f32(a, n)
     else:
@@ -682,7 +672,7 @@ def kpp_init_closest(const floating[:, ::1] X,
             start = c * nbmax
             nb = min(nbmax, n - start)
             for i in range(start, start + nb):
-                closest[i] = _to_float32(scale * _kpp_sqdist(&X[i, 0], &centre[0], d))
+                closest[i] = _to_float32(scale * _sqdist(&X[i, 0], &centre[0], d))
                 nearest[i] = 0
             chunk_pot[c] = _chunk_potential(&closest[start],
                                             swp + start if swp != NULL else NULL, nb)
@@ -744,7 +734,7 @@ cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
         i = todo[t]
         improves[i] &= ~bit
-        dist = _to_float32(scale * _kpp_sqdist(x + i * d, centre, d))
+        dist = _to_float32(scale * _sqdist(x + i * d, centre, d))
         if dist < closest[i]:
             closest[i] = <float>dist
             nearest[i] = <centre_index>index
