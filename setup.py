@@ -190,9 +190,6 @@ class BuildExt(build_ext):
             link_args += openmp[1]
             include_dirs += openmp[2]
             library_dirs += openmp[3]
-        elif family != "msvc" and self._builds(PROBE_EMPTY, ["-fopenmp-simd"]):
-            # no OpenMP runtime, but '#pragma omp simd' still guides vectorisation
-            compile_args.append("-fopenmp-simd")
 
         x86_64 = self._builds(PROBE_X86_64)
         variants = {}

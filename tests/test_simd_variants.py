@@ -28,8 +28,11 @@ FASTEM_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastem.__file__)
 # multiples of any vector width, and take the D <= 16 and D > 16 paths.
 CHILD = r"""
 import sys
+import warnings
 import numpy as np
 import fastem
+
+warnings.simplefilter("ignore")  # max_iter is small on purpose
 
 out = {"level": np.array(fastem.build_info()["simd_variant"])}
 rng = np.random.default_rng(0)

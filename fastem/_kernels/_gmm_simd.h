@@ -953,9 +953,11 @@ FE_DEFINE_STATS_DIAG(fe_stats_diag_d, double, fe_vd, vd, fe_sum_d)
  * Fused E-step of 'full' and 'tied' for triangular factors and D <= 16.
  *
  * log N(x | k) = const_k - 1/2 sum_d (y_kd - crow_kd)^2 with
- * y_kd = sum_i xc_i L_k[i, d]; an upper factor (the M-step's, as
- * scikit-learn's) has L_k[i, d] = 0 for i > d, a lower one (a Cholesky
- * factor of user-given precisions) for i < d, so y_kd is a sum over i <= d
+ * y_kd = sum_i xc_i L_k[i, d]; an upper factor (every factor fastem
+ * computes: the M-step's and those of user-given precisions, as
+ * scikit-learn's) has L_k[i, d] = 0 for i > d, a lower one (only a
+ * hand-set or loaded precisions_cholesky_, which the fitted-state checks
+ * accept) for i < d, so y_kd is a sum over i <= d
  * (resp. i >= d): D(D+1)/2 multiply-adds per component instead of D^2.
  * Rows go in vector lanes: a block of VL rows of the transposed chunk
  * (xcT) is loaded once into DD vectors x_i, then for every component the

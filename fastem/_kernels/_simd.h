@@ -115,9 +115,13 @@ static inline uint16_t fastem_cand_bit(Py_ssize_t l)
 
 static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
 {
+#if defined(__GNUC__) || defined(__clang__)
     Py_ssize_t off;
     for (off = 0; off < nbytes; off += 64)
         __builtin_prefetch((const char *)row + off);
+#else
+    (void)row; (void)nbytes;  /* a hint only: nothing to do without it */
+#endif
 }
 
 #if defined(__AVX2__)
