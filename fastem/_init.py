@@ -85,7 +85,7 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     n_samples, n_features = X.shape
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    rows = chunk_rows(n_features * X.dtype.itemsize, min_rows=256)
+    rows = chunk_rows(n_features, X.dtype.itemsize, min_rows=256)
     n_chunks = -(-n_samples // rows)
     sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
 

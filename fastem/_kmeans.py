@@ -433,8 +433,7 @@ def _shift_or_empty(shift):
 
 def _lloyd_chunk_rows(n_clusters, n_features, dtype):
     # a chunk holds its shifted rows (d) and its distance block (k) per row
-    return chunk_rows((n_clusters + n_features) * np.dtype(dtype).itemsize,
-                      min_rows=64)
+    return chunk_rows(n_clusters + n_features, np.dtype(dtype).itemsize)
 
 
 def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,

@@ -37,6 +37,7 @@ from fastem._mixture_mstep import (
     unpack_vech,
 )
 from fastem._parallel import blas_single_threaded, chunk_rows
+from fastem._stats import column_mean_var
 from fastem._validation import (
     check_fitted_array,
     check_fitted_int,
@@ -71,16 +72,15 @@ _STREAM_ATTRIBUTES = ("suff_stats_", "suff_stats_ref_", "n_steps_")
 def _data_context(X, sw, eng, cov_type):
     """What every pass of a fit over X shares (the ``ctx`` dict).
 
-    The weighted data mean is the fixed shift of every pass, computed with
-    shift 0 (one pass, float64 sums); 'tied' also takes the data's second
-    moment about it once.
+    The weighted data mean is the fixed shift of every pass (one parallel
+    pass of ``column_mean_var``, float64 sums about the first row); 'tied'
+    also takes the data's second moment about it once.
     """
     n_samples, n_features = X.shape
     dtype = X.dtype
-    zero = np.zeros(n_features, dtype=dtype)
-    _, st = eng.run(X, sw, zero, "one", cov_type="tied", K=1)
-    total_w = float(st[0, 0])
-    shift = (st[0, 1:] / total_w).astype(dtype)
+    mean, _ = column_mean_var(X, sw, eng.n_threads)
+    total_w = float(n_samples) if sw is None else float(np.sum(sw, dtype=np.float64))
+    shift = mean.astype(dtype)
     tied_moments = None
     if cov_type == "tied":
         _, st = eng.run(X, sw, shift, "one", cov_type="full", K=1)

@@ -31,24 +31,25 @@ def blas_single_threaded():
     return _controller.limit(limits=1, user_api="blas")
 
 
-def chunk_rows(bytes_per_row, *, min_rows=32, max_rows=4096):
+def chunk_rows(n_values, itemsize=1, *, min_rows=64, max_rows=4096):
     """Rows per chunk of a kernel pass: the one chunk-size policy of fastem.
 
-    The largest multiple of ``ROW_ALIGN`` rows whose working set (the bytes
-    the kernel declares per row of a chunk) fits in ``L2_TARGET_BYTES``,
-    clamped to ``[min_rows, max_rows]``. It depends only on the problem's
-    shape and dtype, never on the thread count: the chunking fixes the
-    order of floating-point sums, so results stay bit-identical whatever the
-    number of threads.
+    The largest multiple of ``ROW_ALIGN`` rows whose working set (the
+    ``n_values * itemsize`` bytes the kernel declares per row of a chunk)
+    fits in ``L2_TARGET_BYTES``, clamped to ``[min_rows, max_rows]``. It
+    depends only on the problem's shape and dtype, never on the thread
+    count: the chunking fixes the order of floating-point sums, so results
+    stay bit-identical whatever the number of threads.
 
     Parameters
     ----------
-    bytes_per_row : int
-        Bytes a kernel works on per row of a chunk (for the Lloyd pass,
-        ``(n_clusters + n_features) * itemsize``: the shifted row and its
-        distances).
+    n_values : int
+        Values a kernel works on per row of a chunk (for the Lloyd pass,
+        ``n_clusters + n_features``: the shifted row and its distances).
+    itemsize : int
+        Bytes per value (1 when ``n_values`` already counts bytes).
     min_rows, max_rows : int
         Bounds set by the kernel (multiples of ``ROW_ALIGN``).
     """
-    rows = L2_TARGET_BYTES // max(1, int(bytes_per_row))
+    rows = L2_TARGET_BYTES // max(1, int(n_values) * int(itemsize))
     return max(min_rows, min(max_rows, rows // ROW_ALIGN * ROW_ALIGN))

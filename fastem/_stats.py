@@ -33,7 +33,7 @@ def column_mean_var(X, sample_weight=None, n_threads=None):
     s2 = np.empty(n_features)
     sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
     total = column_moments(X, sw, ref, s1, s2,
-                           chunk_rows(n_features * X.dtype.itemsize, min_rows=256),
+                           chunk_rows(n_features, X.dtype.itemsize, min_rows=256),
                            effective_n_threads(n_threads))
     d1 = s1 / total
     return ref + d1, np.maximum(s2 / total - d1 * d1, 0.0)

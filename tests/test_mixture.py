@@ -9,7 +9,7 @@ from scipy import stats as sps
 from scipy.special import logsumexp
 
 from fastem import ConvergenceWarning, GaussianMixture, NotFittedError
-from fastem._io import faithful_path
+from fastem._app.io import faithful_path
 
 import sklearn.mixture as sk_mixture
 

@@ -20,7 +20,10 @@
 #   ONE function that takes them, in order, from a Carver (carve()). Run on
 #   a Carver without memory (base NULL) it only adds up the size; run on the
 #   allocated block it hands out the same offsets. Size and layout cannot
-#   disagree.
+#   disagree. Inside a prange, carve into a variable the loop body ASSIGNS
+#   (return the layout as a struct by value): Cython makes assigned
+#   variables thread-private, but not pointers filled through an address
+#   (&p), which would then be shared by all threads.
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free, malloc
 

@@ -41,18 +41,44 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    log-densities and responsibilities are held component-major (K x nb) so
    that the per-row work runs over rows in SIMD lanes.
 
+Which C kernel (_gmm_simd.h; _d float64, _f float32 data) runs::
+
+    step           covariance      D <= 16 (fused, in registers)   D > 16
+    -------------  --------------  ------------------------------  ----------------------
+    2. E-step      full, tied      fe_estep_chol (upper or lower   _estep_gemm (banded
+                                   factors; tied=1 for tied)       by the triangle) +
+                                                                   fe_logprob_chol
+                   full, tied with general (non-triangular) factors: _estep_gemm (one
+                                   band) + fe_logprob_chol, any D
+                   diag, sph.      fe_estep_diag                   fe_logprob_diag
+    3. rows        all             fe_lse_cols (fe_argmax_cols for labels), fe_wsum
+    4a. statistics full / tied     fe_stats_full (float32 with D <= 16:
+        about          with 'full' fe_stats_full16_f)
+        centres        statistics
+                   diag, sph.      fe_stats_diag; float32 spherical E-steps
+                                   with D <= 16: fe_stats_sph_f (reuses the
+                                   E-step's distances)
+    4b. statistics float32 tied    fe_stats_tied_f
+        about the  E-step
+        shift      mode "one",     fe_moments (the data's weighted moments)
+                   full
+                   otherwise       fe_features_T + one float64 GEMM
+
 Nothing of size N x K or N x K x D is allocated: per-thread workspaces hold
-one chunk. Rows are cut into chunks of a fixed size that does not depend on
-the thread count (``fastem._parallel.chunk_rows`` of ``chunk_bytes_per_row``),
-and the chunks into the fixed partitions of ``_common.pxd``. One parallel region per pass hands out partitions dynamically; a
-partition runs its chunks in order, summing their statistics into its own
-slot, and after the region the slots are added in partition order. Every
+one chunk (``ChunkWs``, carved by ``_chunk_workspace``). Rows are cut into
+chunks of a fixed size that does not depend on the thread count
+(``fastem._parallel.chunk_rows`` of ``chunk_bytes_per_row``), and the chunks
+into the fixed partitions of ``_common.pxd``. One parallel region per pass
+hands out partitions dynamically; a partition runs its chunks in order,
+summing their statistics into its own slot, and after the region the slots
+are added in partition order. Every
 floating-point sum is therefore done in the same order whatever the number
 of threads: 1 and N threads give bit-identical results.
 """
 from cython.parallel cimport prange
 from libc.math cimport log, sqrt
 from libc.stdlib cimport calloc, free
+from libc.string cimport memset
 
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
@@ -292,16 +318,35 @@ def workspace_bytes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B,
     return int(carved_size(&cv))
 
 
-cdef double _process_chunk(
-        const floating *X, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, const floating *shift, int cov_type, int stat_type,
-        int mode, const floating *A, const floating *crow, const double *const_k,
-        const floating *centres, const floating *fused_a, const floating *fused_b,
-        const double *resp_in, const int *labels_in, int tri, bint reuse_distances,
-        bint do_stats, bint accumulate, double *slot, Py_ssize_t P,
-        ChunkWs *ws,
-        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
-    """One chunk of ``nb`` rows: E-step, row outputs and statistics.
+cdef struct PassArgs:
+    # What every chunk of one em_pass reads, set once by em_pass (see its
+    # docstring). Arrays of the data's type are void * (a struct cannot hold
+    # the fused type); pointers to per-row arrays point at row 0, NULL when
+    # absent.
+    Py_ssize_t N, D, K, P, B          # rows, features, components,
+                                      # statistics columns, rows per chunk
+    int cov_type, stat_type, mode, tri
+    bint do_stats, reuse_distances
+    const void *sw                    # (N,) sample weights
+    const void *shift                 # (D,) the global centre c
+    const void *A                     # E-step operands
+    const void *crow
+    const double *const_k
+    const void *fused_a               # packed operands of the fused E-steps
+    const void *fused_b
+    const void *centres               # (K, D) references of the statistics
+    const double *resp_in             # (N, K) given responsibilities
+    const int *labels_in              # (N,) given labels
+    void *out_lpn                     # (N,) log p(x_n)
+    void *out_resp                    # (N, K) responsibilities
+    long long *out_labels             # (N,) labels
+
+
+cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
+                           Py_ssize_t nb, bint accumulate, double *slot,
+                           ChunkWs *ws) noexcept nogil:
+    """One chunk of ``nb`` rows, ``X`` = its first row (row ``r0`` of the
+    pass): E-step, row outputs and statistics.
 
     The chunk's statistics (layout of ``stat_type``) are written into (or,
     with ``accumulate``, added to) ``slot``.
@@ -314,27 +359,22 @@ cdef double _process_chunk(
     about them by the row kernels of _gmm_simd.h, in any mode; otherwise
     about the global shift: float32 'tied' E-steps by fe_stats_tied_f, the
     rest by one float64 GEMM of quadratic features.
-    ``fused_a`` / ``fused_b``: packed operands of the fused E-step kernels
-    (D <= 16), or NULL for the GEMM / transposed-loop path.
 
-    ``ws``: this thread's workspace (ChunkWs, carved by _chunk_workspace).
+    ``a``: the pass's operands (PassArgs); ``ws``: this thread's workspace (ChunkWs, carved by _chunk_workspace).
     Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
     """
-    cdef Py_ssize_t b, k, e
-    cdef Py_ssize_t Dp = padded_width(D, sizeof(floating))
+    cdef Py_ssize_t D = a.D, K = a.K, P = a.P
+    cdef int cov_type = a.cov_type, stat_type = a.stat_type, mode = a.mode
+    cdef bint do_stats = a.do_stats
+    cdef const floating *sw = NULL if a.sw == NULL else <const floating *>a.sw + r0
+    cdef const floating *shift = <const floating *>a.shift
+    cdef const floating *centres = <const floating *>a.centres
+    cdef const double *resp_in = NULL if a.resp_in == NULL else a.resp_in + r0 * K
+    cdef const int *labels_in = NULL if a.labels_in == NULL else a.labels_in + r0
+    cdef Py_ssize_t b, k
     cdef floating *xcT = <floating *>ws.xcT
-    cdef floating *Y = <floating *>ws.Y
-    cdef floating *G = <floating *>ws.G
     cdef floating *lpf
-    cdef floating *lse_f = <floating *>ws.lse_f
-    cdef floating *m_f = <floating *>ws.m_f
-    cdef floating *s_f = <floating *>ws.s_f
-    cdef floating *xp = <floating *>ws.xp
-    cdef floating *Zs = <floating *>ws.Zs
-    cdef floating *GZs = <floating *>ws.GZs
-    cdef floating *mp = <floating *>ws.mp
     cdef floating *Rs = <floating *>ws.Rs
-    cdef const floating *rows
     cdef bint sph_r = False
     cdef double *FT = ws.FT
     cdef double *lpT = ws.lpT
@@ -375,11 +415,9 @@ cdef double _process_chunk(
     if mode == RESP_ESTEP:
         # float32 spherical statistics reuse the fused E-step's squared
         # distances (Rs)
-        sph_r = (floating is float and own_centres and fused_a != NULL
-                 and cov_type == COV_SPHERICAL and reuse_distances)
-        ll = _estep_chunk(xcT, nb, D, K, sw, cov_type, A, crow, const_k, fused_a,
-                          fused_b, tri, Y, G, lpf, m_f, s_f, lse_f,
-                          Rs if sph_r else NULL, out_lpn, out_resp, out_labels)
+        sph_r = (floating is float and own_centres and a.fused_a != NULL
+                 and cov_type == COV_SPHERICAL and a.reuse_distances)
+        ll = _estep_chunk(a, xcT, r0, nb, ws, lpf, Rs if sph_r else NULL)
         if do_stats and sw != NULL and not tied_f:
             for k in range(K):
                 rf = lpf + k * nb
@@ -402,44 +440,7 @@ cdef double _process_chunk(
         return ll
 
     if own_centres:
-        # 4a. statistics about each component's own reference
-        if not accumulate:
-            for e in range(K * P):
-                slot[e] = 0.0
-        if floating is float:
-            if mode != RESP_ESTEP:
-                for e in range(K * nb):
-                    lpf[e] = <float>lpT[e]
-            if sph_r:
-                fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
-                               slot, P)
-                return ll
-        if Dp == D:
-            rows = X
-        else:
-            if floating is double:
-                fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
-            else:
-                fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
-            rows = xp
-        if floating is double:
-            fe_pad_rows_d(centres, K, <int>D, <int>Dp, mp)
-            if stat_type == COV_FULL:
-                fe_stats_full_d(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
-                                slot, P)
-            else:
-                fe_stats_diag_d(rows, nb, <int>D, <int>Dp, <int>K,
-                                stat_type == COV_SPHERICAL, mp, lpf, slot, P)
-        else:
-            fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
-            if stat_type == COV_FULL and Dp == 16:
-                fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
-            elif stat_type == COV_FULL:
-                fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
-                                slot, P)
-            else:
-                fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
-                                stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+        _centre_statistics(a, X, nb, accumulate, slot, ws, lpf, sph_r)
         return ll
     if floating is float:
         if tied_f:
@@ -456,18 +457,91 @@ cdef double _process_chunk(
     return ll
 
 
-cdef double _estep_chunk(
-        const floating *xcT, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, int cov_type, const floating *A, const floating *crow,
-        const double *const_k, const floating *fused_a, const floating *fused_b,
-        int tri, floating *Y, floating *G, floating *lpf, floating *m_f,
-        floating *s_f, floating *lse_f, floating *Rs,
-        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
-    """E-step of one chunk: responsibilities into lpf (K x nb), row outputs.
+cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb,
+                             bint accumulate, double *slot, ChunkWs *ws,
+                             floating *lpf, bint sph_r) noexcept nogil:
+    """4a. The chunk's statistics about each component's own reference
+    (``a.centres``), weights w gamma in lpf (float32 data) or ws.lpT
+    (float64, and float32 outside E-steps), into ``slot``. ``sph_r``: float32
+    spherical E-step whose squared distances are in ws.Rs."""
+    cdef Py_ssize_t D = a.D, K = a.K, P = a.P, e
+    cdef Py_ssize_t Dp = padded_width(D, sizeof(floating))
+    cdef int stat_type = a.stat_type, mode = a.mode
+    cdef const floating *shift = <const floating *>a.shift
+    cdef const floating *A = <const floating *>a.A
+    cdef const floating *centres = <const floating *>a.centres
+    cdef const floating *rows
+    cdef floating *xcT = <floating *>ws.xcT
+    cdef floating *xp = <floating *>ws.xp
+    cdef floating *Zs = <floating *>ws.Zs
+    cdef floating *GZs = <floating *>ws.GZs
+    cdef floating *mp = <floating *>ws.mp
+    cdef floating *Rs = <floating *>ws.Rs
+    cdef double *lpT = ws.lpT
+    if not accumulate:
+        for e in range(K * P):
+            slot[e] = 0.0
+    if floating is float:
+        if mode != RESP_ESTEP:
+            for e in range(K * nb):
+                lpf[e] = <float>lpT[e]
+        if sph_r:
+            fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
+                           slot, P)
+            return
+    if Dp == D:
+        rows = X
+    else:
+        if floating is double:
+            fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
+        else:
+            fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
+        rows = xp
+    if floating is double:
+        fe_pad_rows_d(centres, K, <int>D, <int>Dp, mp)
+        if stat_type == COV_FULL:
+            fe_stats_full_d(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+                            slot, P)
+        else:
+            fe_stats_diag_d(rows, nb, <int>D, <int>Dp, <int>K,
+                            stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+    else:
+        fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
+        if stat_type == COV_FULL and Dp == 16:
+            fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
+        elif stat_type == COV_FULL:
+            fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+                            slot, P)
+        else:
+            fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
+                            stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+
+
+cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
+                         Py_ssize_t nb, ChunkWs *ws, floating *lpf,
+                         floating *Rs) noexcept nogil:
+    """E-step of the chunk of ``nb`` rows from row ``r0`` (centred and
+    transposed in ``xcT``): responsibilities into lpf (K x nb), row outputs.
 
     ``Rs``: where the float32 spherical kernel leaves the squared distances
     for the statistics (or NULL). Returns sum_n w_n log p(x_n).
     """
+    cdef Py_ssize_t D = a.D, K = a.K
+    cdef int cov_type = a.cov_type, tri = a.tri
+    cdef const floating *sw = NULL if a.sw == NULL else <const floating *>a.sw + r0
+    cdef const floating *A = <const floating *>a.A
+    cdef const floating *crow = <const floating *>a.crow
+    cdef const double *const_k = a.const_k
+    cdef const floating *fused_a = <const floating *>a.fused_a
+    cdef const floating *fused_b = <const floating *>a.fused_b
+    cdef floating *Y = <floating *>ws.Y
+    cdef floating *G = <floating *>ws.G
+    cdef floating *m_f = <floating *>ws.m_f
+    cdef floating *s_f = <floating *>ws.s_f
+    cdef floating *lse_f = <floating *>ws.lse_f
+    cdef floating *out_lpn = NULL if a.out_lpn == NULL else <floating *>a.out_lpn + r0
+    cdef floating *out_resp = NULL if a.out_resp == NULL else <floating *>a.out_resp + r0 * K
+    cdef long long *out_labels = NULL if a.out_labels == NULL else a.out_labels + r0
     cdef Py_ssize_t b, k
     cdef floating *rf
     cdef double ll
@@ -530,40 +604,24 @@ cdef double _estep_chunk(
     return ll
 
 
-cdef double _process_partition(
-        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t B, Py_ssize_t N,
-        const floating *X, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, const floating *shift, int cov_type, int stat_type,
-        int mode, const floating *A, const floating *crow, const double *const_k,
-        const floating *centres, const floating *fused_a, const floating *fused_b,
-        const double *resp_in, const int *labels_in, int tri, bint reuse_distances,
-        bint do_stats, double *slot, Py_ssize_t P, char *thread_ws,
-        floating *out_lpn, floating *out_resp, long long *out_labels,
-        int *cancel) noexcept nogil:
-    """Chunks c0 .. c1-1 in order, statistics summed into ``slot``, in the
-    workspace ``thread_ws`` of the calling thread; stops early when the pass
-    is interrupted (``cancel``)."""
+cdef double _process_partition(const PassArgs *a, const floating *X,
+                               Py_ssize_t c0, Py_ssize_t c1, double *slot,
+                               char *thread_ws, int *cancel) noexcept nogil:
+    """Chunks c0 .. c1-1 of X in order, statistics summed into ``slot``, in
+    the workspace ``thread_ws`` of the calling thread; stops early when the
+    pass is interrupted (``cancel``)."""
     cdef double ll = 0.0
-    cdef Py_ssize_t ci, r0, nb
+    cdef Py_ssize_t ci, r0
     cdef Carver cv = Carver(thread_ws, 0)
-    cdef ChunkWs ws = _chunk_workspace(&cv, B, D, K, P, _estep_width(cov_type, K, D),
-                                       sizeof(floating), cov_type == COV_TIED)
+    cdef ChunkWs ws = _chunk_workspace(&cv, a.B, a.D, a.K, a.P,
+                                       _estep_width(a.cov_type, a.K, a.D),
+                                       sizeof(floating), a.cov_type == COV_TIED)
     for ci in range(c0, c1):
         if interrupted(cancel):
             break
-        r0 = ci * B
-        nb = min(B, N - r0)
-        ll += _process_chunk(
-            X + r0 * D, nb, D, K,
-            NULL if sw == NULL else sw + r0,
-            shift, cov_type, stat_type, mode, A, crow, const_k, centres, fused_a,
-            fused_b,
-            NULL if resp_in == NULL else resp_in + r0 * K,
-            NULL if labels_in == NULL else labels_in + r0, tri, reuse_distances,
-            do_stats, ci > c0, slot, P, &ws,
-            NULL if out_lpn == NULL else out_lpn + r0,
-            NULL if out_resp == NULL else out_resp + r0 * K,
-            NULL if out_labels == NULL else out_labels + r0)
+        r0 = ci * a.B
+        ll += _process_chunk(a, X + r0 * a.D, r0, min(a.B, a.N - r0), ci > c0,
+                             slot, &ws)
     return ll
 
 
@@ -615,7 +673,7 @@ def em_pass(const floating[:, ::1] X,
     out_resp : (N, K) responsibilities or (0, K)
     out_labels : (N,) int64 argmax_k of w_k N(x_n | k), or (0,)
     n_components : K
-    chunk : rows per chunk (see chunk_rows)
+    chunk : rows per chunk (fastem._parallel.chunk_rows of chunk_bytes_per_row)
     n_threads : OpenMP threads
     tri : TRI_UPPER / TRI_LOWER when every factor in A is upper / lower
         triangular (full and tied), which lets the E-step GEMM skip the
@@ -631,30 +689,18 @@ def em_pass(const floating[:, ::1] X,
     """
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = n_components
     cdef Py_ssize_t P = stats.shape[1]
-    cdef Py_ssize_t B = chunk
     cdef Py_ssize_t KP = K * P
-    cdef bint do_stats = stats.shape[0] > 0
-    cdef Py_ssize_t p, e
+    cdef Py_ssize_t p, e, per_thread
     cdef int tid
     cdef double ll_total = 0.0
     cdef int cancel = 0
     cdef Partitions pt
+    cdef PassArgs a
     cdef double *stats_p = NULL
     cdef const floating *X_p = NULL
-    cdef const floating *sw_p = NULL
-    cdef const floating *shift_p = &shift[0]
-    cdef const floating *A_p = NULL
-    cdef const floating *crow_p = NULL
-    cdef const double *const_p = NULL
-    cdef const floating *centres_p = NULL
-    cdef const double *resp_p = NULL
-    cdef const int *lab_p = NULL
-    cdef Py_ssize_t per_thread
+    cdef floating *fused = NULL
     cdef void *raw = NULL
     cdef char *ws = NULL
-    cdef floating *lpn_p = NULL
-    cdef floating *resp_out_p = NULL
-    cdef long long *lab_out_p = NULL
 
     if stat_type < 0:
         stat_type = cov_type
@@ -668,101 +714,127 @@ def em_pass(const floating[:, ::1] X,
         return 0.0
     if stats.shape[1] != P or P != n_stat_features(stat_type, D):
         raise ValueError("em_pass: statistics of the wrong size")
+    memset(&a, 0, sizeof(PassArgs))
+    a.N = N
+    a.D = D
+    a.K = K
+    a.P = P
+    a.B = chunk
+    a.cov_type = cov_type
+    a.stat_type = stat_type
+    a.mode = mode
+    a.tri = tri
+    a.do_stats = stats.shape[0] > 0
+    a.reuse_distances = reuse_distances
+    a.shift = &shift[0]
     X_p = &X[0, 0]
     if sample_weight.shape[0] > 0:
-        sw_p = &sample_weight[0]
-    if do_stats and centres.shape[0] > 0:
-        centres_p = &centres[0, 0]
+        a.sw = &sample_weight[0]
+    if a.do_stats and centres.shape[0] > 0:
+        a.centres = &centres[0, 0]
     if mode == RESP_ESTEP:
-        A_p = &A[0, 0]
-        const_p = &const_k[0]
-        crow_p = &crow[0]
+        a.A = &A[0, 0]
+        a.crow = &crow[0]
+        a.const_k = &const_k[0]
+        fused = _fused_operands(A, crow, cov_type, K, tri)
+        if fused != NULL:
+            a.fused_a = fused
+            a.fused_b = fused + fused_a_len(cov_type, K, D)
     elif mode == RESP_GIVEN:
-        resp_p = &resp_in[0, 0]
+        a.resp_in = &resp_in[0, 0]
     elif mode == RESP_LABELS:
-        lab_p = &labels_in[0]
-    if do_stats:
+        a.labels_in = &labels_in[0]
+    if a.do_stats:
         stats_p = &stats[0, 0]
         for e in range(KP):
             stats_p[e] = 0.0
     if out_lpn.shape[0] > 0:
-        lpn_p = &out_lpn[0]
+        a.out_lpn = &out_lpn[0]
     if out_resp.shape[0] > 0:
-        resp_out_p = &out_resp[0, 0]
+        a.out_resp = &out_resp[0, 0]
     if out_labels.shape[0] > 0:
-        lab_out_p = &out_labels[0]
-
-    # operands of the fused E-steps (D <= 16, see _gmm_simd.h), zero-padded
-    # to DD columns: full / tied with triangular factors: fused_a = the
-    # n_fac x DD x DD factors, fused_b = the K x DD offsets crow_k
-    cdef int DD = fe_estep_chol_width(<int>D)
-    cdef Py_ssize_t n_fac = K if cov_type == COV_FULL else 1
-    cdef Py_ssize_t W = K * D if cov_type == COV_FULL else D
-    cdef Py_ssize_t i, d, k
-    cdef floating prec
-    cdef floating *fused_a = NULL
-    cdef floating *fused_b = NULL
-    if (mode == RESP_ESTEP and (cov_type == COV_FULL or cov_type == COV_TIED)
-            and tri != TRI_GENERAL and DD > 0):
-        fused_a = <floating *>calloc(n_fac * DD * DD + K * DD, sizeof(floating))
-        if fused_a == NULL:
-            raise MemoryError()
-        fused_b = fused_a + n_fac * DD * DD
-        for k in range(n_fac):
-            for i in range(D):
-                for d in range(D):
-                    fused_a[(k * DD + i) * DD + d] = A[i, d * n_fac + k]
-        for k in range(K):
-            for d in range(D):
-                fused_b[k * DD + d] = crow[d * K + k]
-    elif (mode == RESP_ESTEP and (cov_type == COV_DIAG or cov_type == COV_SPHERICAL)
-            and DD > 0):
-        # diag / spherical: fused_a, fused_b = U, V of fe_estep_diag (K x DD):
-        # float64 sqrt(p), (mu - c) sqrt(p); float32 mu - c, p (spherical:
-        # p_k repeated over d)
-        fused_a = <floating *>calloc(2 * K * DD, sizeof(floating))
-        if fused_a == NULL:
-            raise MemoryError()
-        fused_b = fused_a + K * DD
-        for k in range(K):
-            for d in range(D):
-                prec = crow[k * D + d] if cov_type == COV_DIAG else crow[k]
-                if floating is double:
-                    fused_a[k * DD + d] = sqrt(prec)
-                    fused_b[k * DD + d] = A[k, d] * sqrt(prec)
-                else:
-                    fused_a[k * DD + d] = A[k, d]
-                    fused_b[k * DD + d] = prec
+        a.out_labels = &out_labels[0]
 
     # fixed partitions of the chunks (see _common.pxd); slot p holds the
     # partition's statistics (K x P) and then its log-likelihood
-    per_thread = workspace_bytes(cov_type, K, D, B, sizeof(floating), stat_type)
+    per_thread = workspace_bytes(cov_type, K, D, chunk, sizeof(floating), stat_type)
     pt.slots = NULL
-    if partitions_init(&pt, N, B, KP + 1) == 0:
+    if partitions_init(&pt, N, chunk, KP + 1) == 0:
         ws = workspaces_alloc(per_thread, n_threads, &raw)
     if ws == NULL:
-        free(fused_a); free(raw); partitions_free(&pt)
+        free(fused); free(raw); partitions_free(&pt)
         raise MemoryError("fastem: could not allocate the mixture pass workspace")
     with nogil:
         for p in prange(pt.n_parts, schedule="dynamic", chunksize=1,
                         num_threads=n_threads):
             tid = omp_get_thread_num()
             slot_of(&pt, p)[KP] = _process_partition(
-                first_chunk(&pt, p), first_chunk(&pt, p + 1), B, N,
-                X_p, D, K, sw_p, shift_p, cov_type, stat_type, mode, A_p, crow_p,
-                const_p,
-                centres_p, fused_a, fused_b, resp_p, lab_p, tri, reuse_distances,
-                do_stats, slot_of(&pt, p), P,
-                ws + tid * per_thread, lpn_p, resp_out_p, lab_out_p, &cancel)
+                &a, X_p, first_chunk(&pt, p), first_chunk(&pt, p + 1), slot_of(&pt, p),
+                ws + tid * per_thread, &cancel)
         # deterministic reduction: partitions added in partition order
         partitions_sum(&pt, KP, 1, &ll_total)
-        if do_stats:
+        if a.do_stats:
             partitions_sum(&pt, 0, KP, stats_p)
     partitions_free(&pt)
     free(raw)
-    free(fused_a)
+    free(fused)
     raise_pending(cancel)
     return ll_total
+
+
+cdef inline Py_ssize_t fused_a_len(int cov_type, Py_ssize_t K, Py_ssize_t D) noexcept nogil:
+    """Length of fused_a in the block _fused_operands returns (fused_b follows)."""
+    cdef Py_ssize_t DD = fe_estep_chol_width(<int>D)
+    if cov_type == COV_FULL:
+        return K * DD * DD
+    if cov_type == COV_TIED:
+        return DD * DD
+    return K * DD
+
+
+cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] crow,
+                               int cov_type, Py_ssize_t K, int tri) except? NULL:
+    """The operands of the fused E-steps (D <= 16, see _gmm_simd.h), packed
+    and zero-padded to DD columns in one block [fused_a, fused_b]; NULL when
+    no fused kernel applies (D > 16, or factors that are not triangular).
+
+    full / tied with triangular factors: fused_a = the n_fac x DD x DD
+    factors, fused_b = the K x DD offsets crow_k. diag / spherical: fused_a,
+    fused_b = U, V of fe_estep_diag (K x DD): float64 sqrt(p), (mu - c)
+    sqrt(p); float32 mu - c, p (spherical: p_k repeated over d).
+    """
+    cdef Py_ssize_t D = A.shape[0] if cov_type in (COV_FULL, COV_TIED) else A.shape[1]
+    cdef int DD = fe_estep_chol_width(<int>D)
+    cdef Py_ssize_t n_fac = K if cov_type == COV_FULL else 1
+    cdef Py_ssize_t i, d, k, n_a = fused_a_len(cov_type, K, D)
+    cdef floating prec
+    cdef floating *fa
+    cdef floating *fb
+    if DD == 0 or ((cov_type == COV_FULL or cov_type == COV_TIED) and tri == TRI_GENERAL):
+        return NULL
+    fa = <floating *>calloc(n_a + K * DD, sizeof(floating))
+    if fa == NULL:
+        raise MemoryError("fastem: could not allocate the fused E-step operands")
+    fb = fa + n_a
+    if cov_type == COV_FULL or cov_type == COV_TIED:
+        for k in range(n_fac):
+            for i in range(D):
+                for d in range(D):
+                    fa[(k * DD + i) * DD + d] = A[i, d * n_fac + k]
+        for k in range(K):
+            for d in range(D):
+                fb[k * DD + d] = crow[d * K + k]
+        return fa
+    for k in range(K):
+        for d in range(D):
+            prec = crow[k * D + d] if cov_type == COV_DIAG else crow[k]
+            if floating is double:
+                fa[k * DD + d] = sqrt(prec)
+                fb[k * DD + d] = A[k, d] * sqrt(prec)
+            else:
+                fa[k * DD + d] = A[k, d]
+                fb[k * DD + d] = prec
+    return fa
 
 
 def _check_pass_shapes(Py_ssize_t N, Py_ssize_t D, Py_ssize_t K, int cov_type,
