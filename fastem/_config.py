@@ -71,7 +71,8 @@ def build_info():
         call, None without OpenMP); ``debug_build`` (bounds checks on);
         ``simd_variant`` (the SIMD level the kernels run at: 'baseline',
         'x86_64_v3' or 'x86_64_v4'; the best this CPU runs, or the one
-        ``FASTEM_SIMD`` forces), ``simd_variants`` (the levels installed),
+        ``FASTEM_SIMD`` forces, when it is installed; else 'baseline'),
+        ``simd_variants`` (the levels installed),
         ``simd_modules`` (for every kernel module, the level of the build in
         use: all the same unless a module lacks a variant, which then runs
         its baseline build); ``openmp_max_threads``,
@@ -82,6 +83,8 @@ def build_info():
     from fastem._kernels import _openmp, built_levels, module_levels, simd_level
     from fastem._validation import available_cpus, effective_n_threads
 
+    level = simd_level()
+
     return {
         "version": __version__,
         "compiler": _openmp.compiler(),
@@ -89,7 +92,7 @@ def build_info():
         "openmp_version": _openmp_version(_openmp.openmp_date()),
         "openmp_runtime": _library_file(_openmp.openmp_symbol_address()),
         "debug_build": _openmp.debug_build(),
-        "simd_variant": simd_level(),
+        "simd_variant": level if level in built_levels() else "baseline",
         "simd_variants": built_levels(),
         "simd_modules": module_levels(),
         "openmp_max_threads": _openmp.openmp_max_threads(),
