@@ -8,10 +8,15 @@ Apple clang, MSVC), each one tried on a tiny probe first:
 - OpenMP: ``-fopenmp`` (GCC, clang), ``-Xpreprocessor -fopenmp -lomp``
   (Apple clang with libomp), ``/openmp`` (MSVC). When none works the same
   sources compile serially (``prange`` degrades to ``range``);
-- SIMD variants, x86-64 only: the K-means kernels are built a second time
-  with ``-march=x86-64-v3`` (GCC, clang) and the mixture kernels' GCC
-  ``target_clones`` are kept when the compiler and platform accept them
-  (they need ifunc: glibc, not musl).
+- no floating-point contraction: ``-ffp-contract=off`` (GCC, clang; MSVC
+  does not contract by default), so that a multiply-add rounds twice in
+  every build and the SIMD variants below give the baseline's results bit
+  for bit;
+- SIMD variants, x86-64 only (GCC, clang): every kernel module but
+  ``_openmp`` is built once more for each level of ``SIMD_VARIANTS``
+  (``-march=x86-64-v3``: AVX2 + FMA; ``-march=x86-64-v4``: AVX-512), and
+  ``fastem._kernels.load_kernels`` imports the best one the CPU runs
+  (``FASTEM_SIMD`` forces one). One dispatch scheme for every kernel.
 
 ``fastem.show_config()`` reports what was chosen.
 
@@ -23,8 +28,7 @@ FASTEM_DEBUG=1
 FASTEM_NO_OPENMP=1
     Build without OpenMP even when the compiler supports it.
 FASTEM_NO_SIMD_VARIANTS=1
-    Build neither the x86-64-v3 K-means variant nor the mixture kernels'
-    target_clones: one build of every kernel, for the baseline ISA.
+    Build no SIMD variant: one build of every kernel, for the baseline ISA.
 LIBOMP_PREFIX=/path
     clang / Apple clang: where libomp's ``include/`` and ``lib/`` are
     (default on macOS: ``brew --prefix libomp`` when Homebrew is there).
@@ -56,13 +60,12 @@ NO_SIMD_VARIANTS = _truthy("FASTEM_NO_SIMD_VARIANTS")
 here = os.path.dirname(os.path.abspath(__file__))
 kernel_dir = os.path.join(here, "fastem", "_kernels")
 
-# The K-means kernels are also compiled for x86-64-v3 (AVX2 + FMA) and chosen
-# at import time when the CPU has it (fastem/_kernels/__init__.py); the
-# baseline build stays for every other CPU, so one wheel runs everywhere.
-# (The Gaussian kernels dispatch inside their C helpers instead, by GCC
-# target_clones, see _gmm_simd.h.)
-SIMD_KERNELS = ("_kmeans",)
-SIMD_VARIANTS = {"x86_64_v3": ["-march=x86-64-v3"]}
+# Every kernel module (but SCALAR_MODULES) is also compiled for each of these
+# x86-64 levels and the best one the CPU runs is chosen at import time
+# (fastem/_kernels/__init__.py, which lists the same levels); the baseline
+# build stays for every other CPU, so one wheel runs everywhere.
+SCALAR_MODULES = ("_openmp",)
+SIMD_VARIANTS = {"x86_64_v3": ["-march=x86-64-v3"], "x86_64_v4": ["-march=x86-64-v4"]}
 
 compiler_directives = {
     "language_level": 3,
@@ -86,11 +89,6 @@ PROBE_OPENMP = (
     "#pragma omp parallel reduction(+:n)\n"
     "n += 1;\n"
     "return n + omp_get_max_threads(); }\n"
-)
-# the attribute of FE_HOT in _gmm_simd.h (GCC on x86-64; needs ifunc support)
-PROBE_TARGET_CLONES = (
-    '__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))\n'
-    "int fastem_probe(int x) { return x + 1; }\n"
 )
 
 
@@ -180,7 +178,10 @@ class BuildExt(build_ext):
             # -fno-math-errno lets the compiler vectorise min/max and sqrt
             # without errno bookkeeping; no -ffast-math: reductions must stay
             # in the order the source writes them.
-            compile_args = (["-O1", "-g"] if DEBUG else ["-O3"]) + ["-fno-math-errno"]
+            # -ffp-contract=off: a * b + c is rounded twice in every build,
+            # never fused into an FMA by the x86-64-v3/v4 variants only.
+            compile_args = ((["-O1", "-g"] if DEBUG else ["-O3"])
+                            + ["-fno-math-errno", "-ffp-contract=off"])
         link_args, include_dirs, library_dirs = [], [], []
 
         openmp = None if NO_OPENMP else self._openmp(family)
@@ -189,22 +190,15 @@ class BuildExt(build_ext):
             link_args += openmp[1]
             include_dirs += openmp[2]
             library_dirs += openmp[3]
-        elif family != "msvc" and self._builds(PROBE_EMPTY, ["-fopenmp-simd"]):
-            # no OpenMP runtime, but '#pragma omp simd' still guides vectorisation
-            compile_args.append("-fopenmp-simd")
 
         x86_64 = self._builds(PROBE_X86_64)
         variants = {}
         if x86_64 and family != "msvc" and not NO_SIMD_VARIANTS:
             variants = {name: flags for name, flags in SIMD_VARIANTS.items()
                         if self._builds(PROBE_EMPTY, flags)}
-        target_clones = (x86_64 and family == "gcc" and not NO_SIMD_VARIANTS
-                         and self._builds(PROBE_TARGET_CLONES, compile_args))
 
         macros = [("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
                   ("FASTEM_DEBUG_BUILD", "1" if DEBUG else "0")]
-        if not target_clones:
-            macros.append(("FASTEM_NO_TARGET_CLONES", "1"))
         return {
             "compile_args": compile_args,
             "link_args": link_args,
@@ -217,7 +211,6 @@ class BuildExt(build_ext):
                 "openmp": {"compile": openmp[0], "link": openmp[1]} if openmp else None,
                 "compile_args": compile_args,
                 "simd_variants": sorted(variants),
-                "target_clones": bool(target_clones),
                 "debug": DEBUG,
             },
         }
@@ -280,15 +273,15 @@ def _cythonize(exts):
     )
 
 
-# Every kernel module, plus one module per SIMD variant of SIMD_KERNELS
-# (VARIANT_OF: module name -> variant); BuildExt sets the flags and drops the
-# variants the compiler cannot build.
+# Every kernel module, plus one module per SIMD variant of each module not in
+# SCALAR_MODULES (VARIANT_OF: module name -> variant); BuildExt sets the flags
+# and drops the variants the compiler cannot build.
 extensions = []
 VARIANT_OF = {}
 for pyx in sorted(glob.glob(os.path.join("fastem", "_kernels", "*.pyx"))):
     stem = os.path.basename(pyx)[:-4]
     extensions.append(Extension(f"fastem._kernels.{stem}", [pyx]))
-    if stem in SIMD_KERNELS:
+    if stem not in SCALAR_MODULES:
         for suffix in SIMD_VARIANTS:
             name = f"fastem._kernels.{stem}_{suffix}"
             extensions.append(Extension(name, [_variant_source(stem, suffix)]))

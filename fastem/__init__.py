@@ -30,8 +30,8 @@ from fastem._init import kmeans_plusplus
 from fastem._kmeans import KMeans
 from fastem._minibatch import MiniBatchKMeans
 from fastem._mixture import GaussianMixture
-from fastem._persistence import load
-from fastem._select_k import SelectKResult, select_k
+from fastem._app.persistence import load
+from fastem._app.select_k import SelectKResult, select_k
 
 __all__ = [
     "ConvergenceWarning",

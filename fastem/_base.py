@@ -42,7 +42,7 @@ class ModelFileMixin:
         ValueError
             If its fitted attributes are inconsistent.
         """
-        from fastem._persistence import save_model
+        from fastem._app.persistence import save_model
 
         self._fitted_state()
         return save_model(self, path)

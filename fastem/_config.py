@@ -1,7 +1,6 @@
 """How this fastem was built and what it will use at run time."""
 import ctypes
 import os
-import pkgutil
 import sys
 
 import numpy as np
@@ -59,21 +58,6 @@ def _library_file(address):
     return None
 
 
-def _kmeans_variants():
-    """K-means kernel builds in this installation: 'baseline' plus the SIMD variants."""
-    import fastem._kernels as kernels
-
-    names = (m.name for m in pkgutil.iter_modules(kernels.__path__))
-    return ["baseline"] + sorted(n[len("_kmeans_"):] for n in names if n.startswith("_kmeans_"))
-
-
-def _kmeans_variant_in_use():
-    from fastem._kernels import load_kernels
-
-    name = load_kernels("_kmeans").__name__.rsplit(".", 1)[1]
-    return name[len("_kmeans_"):] if name.startswith("_kmeans_") else "baseline"
-
-
 def build_info():
     """Facts about the compiled core and the runtime, as a dict.
 
@@ -85,16 +69,21 @@ def build_info():
         OpenMP version the compiler implements, None without OpenMP),
         ``openmp_runtime`` (file of the OpenMP runtime library the kernels
         call, None without OpenMP); ``debug_build`` (bounds checks on);
-        ``simd_variant`` (K-means kernel build in use: 'x86_64_v3' or
-        'baseline'), ``simd_variants`` (the K-means builds installed),
-        ``gmm_target_clones`` (mixture kernels cloned for x86-64-v4/v3/baseline,
-        the best picked at load time); ``openmp_max_threads``,
+        ``simd_variant`` (the SIMD level the kernels run at: 'baseline',
+        'x86_64_v3' or 'x86_64_v4'; the best this CPU runs, or the one
+        ``FASTEM_SIMD`` forces, when it is installed; else 'baseline'),
+        ``simd_variants`` (the levels installed),
+        ``simd_modules`` (for every kernel module, the level of the build in
+        use: all the same unless a module lacks a variant, which then runs
+        its baseline build); ``openmp_max_threads``,
         ``available_cpus``, ``default_n_threads`` and the numpy/scipy/python
         versions.
     """
     from fastem import __version__
-    from fastem._kernels import _openmp
+    from fastem._kernels import _openmp, built_levels, module_levels, simd_level
     from fastem._validation import available_cpus, effective_n_threads
+
+    level = simd_level()
 
     return {
         "version": __version__,
@@ -103,9 +92,9 @@ def build_info():
         "openmp_version": _openmp_version(_openmp.openmp_date()),
         "openmp_runtime": _library_file(_openmp.openmp_symbol_address()),
         "debug_build": _openmp.debug_build(),
-        "simd_variant": _kmeans_variant_in_use(),
-        "simd_variants": _kmeans_variants(),
-        "gmm_target_clones": _openmp.gmm_target_clones(),
+        "simd_variant": level if level in built_levels() else "baseline",
+        "simd_variants": built_levels(),
+        "simd_modules": module_levels(),
         "openmp_max_threads": _openmp.openmp_max_threads(),
         "available_cpus": available_cpus(),
         "default_n_threads": effective_n_threads(None),
@@ -131,4 +120,6 @@ def show_config(file=None):
     for key, value in info.items():
         if isinstance(value, list):
             value = ", ".join(value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
         print(f"{key:>20}: {value}", file=out)

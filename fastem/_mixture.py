@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from fastem._base import ModelFileMixin, check_data, unchanged_on_error
-from fastem._kernels import _gaussian
+from fastem._kernels import load_kernels
 from fastem._mixture_mstep import (
     COVARIANCE_TYPES,
     check_means_init,
@@ -36,7 +36,8 @@ from fastem._mixture_mstep import (
     statistics_layout,
     unpack_vech,
 )
-from fastem._parallel import blas_single_threaded
+from fastem._parallel import blas_single_threaded, chunk_rows
+from fastem._stats import column_mean_var
 from fastem._validation import (
     check_fitted_array,
     check_fitted_int,
@@ -47,6 +48,9 @@ from fastem._validation import (
     check_sample_weight,
     effective_n_threads,
 )
+
+# the mixture kernels in the build for this CPU's SIMD level (or FASTEM_SIMD's)
+_gaussian = load_kernels("_gaussian")
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -68,16 +72,15 @@ _STREAM_ATTRIBUTES = ("suff_stats_", "suff_stats_ref_", "n_steps_")
 def _data_context(X, sw, eng, cov_type):
     """What every pass of a fit over X shares (the ``ctx`` dict).
 
-    The weighted data mean is the fixed shift of every pass, computed with
-    shift 0 (one pass, float64 sums); 'tied' also takes the data's second
-    moment about it once.
+    The weighted data mean is the fixed shift of every pass (one parallel
+    pass of ``column_mean_var``, float64 sums about the first row); 'tied'
+    also takes the data's second moment about it once.
     """
     n_samples, n_features = X.shape
     dtype = X.dtype
-    zero = np.zeros(n_features, dtype=dtype)
-    _, st = eng.run(X, sw, zero, "one", cov_type="tied", K=1)
-    total_w = float(st[0, 0])
-    shift = (st[0, 1:] / total_w).astype(dtype)
+    mean, _ = column_mean_var(X, sw, eng.n_threads)
+    total_w = float(n_samples) if sw is None else float(np.sum(sw, dtype=np.float64))
+    shift = mean.astype(dtype)
     tied_moments = None
     if cov_type == "tied":
         _, st = eng.run(X, sw, shift, "one", cov_type="full", K=1)
@@ -149,7 +152,8 @@ def _check_triangular_factors(factors):
 
 
 class _Engine:
-    """Workspaces and buffers for the kernel, allocated once per fit/predict."""
+    """The passes of one model shape (covariance type, K, D, dtype) over X:
+    ``run`` is one call of the kernel (``em_pass``) for a block of rows."""
 
     def __init__(self, covariance_type, n_components, n_features, dtype, n_threads):
         self.cov_code = _gaussian.COV_TYPES[covariance_type]
@@ -157,7 +161,6 @@ class _Engine:
         self.D = n_features
         self.dtype = np.dtype(dtype)
         self.n_threads = n_threads
-        self._workspaces = {}
 
     def run(self, X, sw, shift, mode, *, operands=None, centres=None, resp=None,
             labels=None, stats=True, out_lpn=None, out_resp=None, out_labels=None,
@@ -174,7 +177,7 @@ class _Engine:
         stat_code = cov_code if stat_type is None else _gaussian.COV_TYPES[stat_type]
         K = self.K if K is None else K
         D = self.D
-        fws, dws, slots, chunk = self._workspace(cov_code, K, stat_code)
+        chunk = self._chunk_rows(cov_code, K)
         P = _gaussian.n_stat_features(stat_code, D)
         st = np.empty((K, P)) if stats else np.empty((0, P))
         tri = _gaussian.TRIANGLES["general"]
@@ -191,25 +194,18 @@ class _Engine:
             np.empty((0, D), self.dtype) if centres is None else centres,
             np.empty((0, K)) if resp is None else resp,
             np.empty(0, np.int32) if labels is None else labels,
-            st, slots, fws, dws,
+            st,
             empty if out_lpn is None else out_lpn,
             np.empty((0, K), self.dtype) if out_resp is None else out_resp,
             np.empty(0, np.int64) if out_labels is None else out_labels,
             K, chunk, self.n_threads, tri, stat_code, reuse_distances)
         return ll, (st if stats else None)
 
-    def _workspace(self, cov_code, K, stat_code):
-        """Per-thread workspaces, partition slots and chunk size of a pass
-        kind, allocated at its first use and kept for the fit."""
-        key = (cov_code, K, stat_code)
-        if key not in self._workspaces:
-            chunk = _gaussian.chunk_rows(cov_code, K, self.D, self.dtype.itemsize)
-            nf, nd = _gaussian.workspace_sizes(cov_code, K, self.D, chunk, stat_code)
-            P = _gaussian.n_stat_features(stat_code, self.D)
-            self._workspaces[key] = (np.empty((self.n_threads, nf), dtype=self.dtype),
-                                     np.empty((self.n_threads, nd)),
-                                     np.empty((_gaussian.NPART, K * P)), chunk)
-        return self._workspaces[key]
+    def _chunk_rows(self, cov_code, K):
+        """Rows per chunk of a pass kind (the kernel owns its workspaces)."""
+        return chunk_rows(
+            _gaussian.chunk_bytes_per_row(cov_code, K, self.D, self.dtype.itemsize),
+            min_rows=32, max_rows=1024)
 
 
 class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):

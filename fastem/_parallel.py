@@ -6,8 +6,13 @@ every OpenMP thread would start its own BLAS team (oversubscription).
 """
 from threadpoolctl import ThreadpoolController
 
-# Working set per chunk that should stay in a core's L2 cache.
-L2_TARGET_BYTES = 256 * 1024
+# Working set of one chunk aimed at: it should stay in a core's L2 cache
+# (512 KiB to 2 MiB on current x86-64 cores) with room for the operands the
+# chunk is combined with (centres, factors), so that per-component loops
+# re-read the chunk from cache.
+L2_TARGET_BYTES = 320 * 1024
+# rows per chunk are a multiple of this (the row blocks of the SIMD kernels)
+ROW_ALIGN = 16
 
 
 _controller = None
@@ -26,21 +31,25 @@ def blas_single_threaded():
     return _controller.limit(limits=1, user_api="blas")
 
 
-def chunk_rows(n_columns, itemsize, *, min_rows=64, max_rows=4096):
-    """Rows per chunk so that one chunk's ``n_columns``-wide work fits in L2.
+def chunk_rows(n_values, itemsize=1, *, min_rows=64, max_rows=4096):
+    """Rows per chunk of a kernel pass: the one chunk-size policy of fastem.
 
-    A power of two between ``min_rows`` and ``max_rows``. It depends only on
-    the problem's shape and dtype, never on the thread count: the chunking
-    fixes the order of floating-point sums, so results stay bit-identical
-    whatever the number of threads.
+    The largest multiple of ``ROW_ALIGN`` rows whose working set (the
+    ``n_values * itemsize`` bytes the kernel declares per row of a chunk)
+    fits in ``L2_TARGET_BYTES``, clamped to ``[min_rows, max_rows]``. It
+    depends only on the problem's shape and dtype, never on the thread
+    count: the chunking fixes the order of floating-point sums, so results
+    stay bit-identical whatever the number of threads.
 
     Parameters
     ----------
-    n_columns : int
-        Values held per row of a chunk (for K-means, centres + features).
+    n_values : int
+        Values a kernel works on per row of a chunk (for the Lloyd pass,
+        ``n_clusters + n_features``: the shifted row and its distances).
     itemsize : int
-        Bytes per value.
+        Bytes per value (1 when ``n_values`` already counts bytes).
+    min_rows, max_rows : int
+        Bounds set by the kernel (multiples of ``ROW_ALIGN``).
     """
-    rows = L2_TARGET_BYTES // max(1, n_columns * itemsize)
-    rows = max(min_rows, min(max_rows, rows))
-    return 1 << (int(rows).bit_length() - 1)
+    rows = L2_TARGET_BYTES // max(1, int(n_values) * int(itemsize))
+    return max(min_rows, min(max_rows, rows // ROW_ALIGN * ROW_ALIGN))

@@ -1,9 +1,11 @@
 """Column statistics of large arrays with bounded temporary memory."""
 import numpy as np
 
-from fastem._kernels._stats import column_moments
+from fastem._kernels import load_kernels
 from fastem._parallel import chunk_rows
 from fastem._validation import effective_n_threads
+
+column_moments = load_kernels("_stats").column_moments
 
 
 def column_mean_var(X, sample_weight=None, n_threads=None):

@@ -10,8 +10,8 @@ import pytest
 
 import fastem
 from fastem import load
-from fastem._cli import main, parse_k_range
-from fastem._io import faithful_path, read_data
+from fastem._app.cli import main, parse_k_range
+from fastem._app.io import faithful_path, read_data
 
 FASTEM_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastem.__file__)))
 
@@ -88,7 +88,7 @@ def test_demo_without_matplotlib_fresh_process(tmp_path):
     # a fresh interpreter where importing matplotlib fails, as on a machine
     # without it; the demo must still run and say how to get the figure
     block = ("import sys; sys.modules['matplotlib'] = None; "
-             "from fastem._cli import main; sys.exit(main(['demo']))")
+             "from fastem._app.cli import main; sys.exit(main(['demo']))")
     res = run_cli("-c", block, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert 'pip install "fastem[plot]"' in res.stdout
@@ -841,12 +841,12 @@ def test_n_threads_out_of_range_is_capped(tmp_path, capsys, threads):
 def test_internal_errors_are_named_as_bugs(monkeypatch, capsys):
     # an exception that bad input cannot cause is reported as a fastem bug
     # (still one line), and --debug shows it
-    import fastem._select_k
+    import fastem._app.select_k
 
     def broken(*args, **kwargs):
         raise AttributeError("'NoneType' object has no attribute 'shape'")
 
-    monkeypatch.setattr(fastem._select_k, "select_k", broken)
+    monkeypatch.setattr(fastem._app.select_k, "select_k", broken)
     assert main(["select-k", faithful_path(), "-q"]) == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
@@ -856,11 +856,11 @@ def test_internal_errors_are_named_as_bugs(monkeypatch, capsys):
 
 
 def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
-    import fastem._select_k
+    import fastem._app.select_k
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fastem._select_k, "select_k", interrupted)
+    monkeypatch.setattr(fastem._app.select_k, "select_k", interrupted)
     assert main(["select-k", faithful_path(), "-q"]) == 130
     assert capsys.readouterr().err == "fastem: interrupted\n"

@@ -17,9 +17,11 @@ def test_build_info_keys_and_types():
     assert isinstance(info["compiler"], str) and info["compiler"] not in {"", "unknown"}
     assert isinstance(info["openmp"], bool)
     assert isinstance(info["debug_build"], bool)
-    assert isinstance(info["gmm_target_clones"], bool)
     assert info["simd_variants"][0] == "baseline"
-    assert info["simd_variant"] in info["simd_variants"]
+    assert info["simd_variant"] in ("baseline", "x86_64_v3", "x86_64_v4")
+    assert set(info["simd_modules"]) == {"_kmeans", "_gaussian", "_stats"}
+    for level in info["simd_modules"].values():
+        assert level in (info["simd_variant"], "baseline")
     assert info["openmp_max_threads"] >= 1
     assert info["default_n_threads"] >= 1
 
@@ -49,15 +51,39 @@ def test_repaired_wheel_uses_its_bundled_openmp_runtime():
     assert runtime.startswith(os.path.realpath(os.path.join(site, bundled[0])) + os.sep)
 
 
-def test_simd_variant_in_use_is_the_loaded_kernel(monkeypatch):
-    from fastem._kernels import load_kernels
+def test_simd_level_in_use_is_the_loaded_kernel(monkeypatch):
+    """Every kernel module is the build of the reported level (its baseline
+    build where that level was not built), and FASTEM_SIMD forces it."""
+    from fastem._kernels import KERNEL_MODULES, built_levels, cpu_levels, load_kernels
 
-    module = load_kernels("_kmeans").__name__
-    variant = fastem.build_info()["simd_variant"]
-    assert module == ("fastem._kernels._kmeans" if variant == "baseline"
-                      else f"fastem._kernels._kmeans_{variant}")
+    info = fastem.build_info()
+    level = info["simd_variant"]
+    best = cpu_levels()[-1]
+    assert level == (best if best in built_levels() else "baseline")
+    for name in KERNEL_MODULES:
+        module = load_kernels(name).__name__
+        expect = level if level in built_levels(name) else "baseline"
+        assert info["simd_modules"][name] == expect
+        assert module == (f"fastem._kernels.{name}" if expect == "baseline"
+                          else f"fastem._kernels.{name}_{expect}")
     monkeypatch.setenv("FASTEM_SIMD", "baseline")
     assert fastem.build_info()["simd_variant"] == "baseline"
+    assert set(fastem.build_info()["simd_modules"].values()) == {"baseline"}
+
+
+def test_simd_level_forcing_errors(monkeypatch):
+    """A name that is no level, or a level this CPU cannot run, is refused
+    with a message naming what to use instead."""
+    from fastem._kernels import LEVELS, cpu_levels, simd_level
+
+    monkeypatch.setenv("FASTEM_SIMD", "avx9")
+    with pytest.raises(ValueError, match="not a SIMD level.*baseline"):
+        simd_level()
+    missing = [lvl for lvl in LEVELS if lvl not in cpu_levels()]
+    if missing:
+        monkeypatch.setenv("FASTEM_SIMD", missing[-1])
+        with pytest.raises(ValueError, match="this CPU cannot run"):
+            simd_level()
 
 
 def test_show_config_prints_every_fact():
@@ -67,32 +93,3 @@ def test_show_config_prints_every_fact():
     for key in fastem.build_info():
         assert re.search(rf"^\s*{key}: ", text, re.MULTILINE), key
     assert ("WITHOUT OpenMP" in text) == (not fastem.build_info()["openmp"])
-
-
-def test_gmm_clone_condition_matches_the_header():
-    """_openmp.pyx reports whether _gmm_simd.h took its target_clones branch
-    by repeating the header's condition; the two must stay the same."""
-    header = os.path.join(ROOT, "fastem", "_kernels", "_gmm_simd.h")
-    pyx = os.path.join(ROOT, "fastem", "_kernels", "_openmp.pyx")
-    if not (os.path.exists(header) and os.path.exists(pyx)):
-        pytest.skip("kernel sources not next to the tests")
-
-    def condition(text, before):
-        # the '#if' (continued lines joined) just before the line holding `before`
-        lines = text.replace("\\\\\n", "\\\n").split("\n")
-        end = next(i for i, line in enumerate(lines) if before in line)
-        start = max(i for i in range(end) if lines[i].lstrip().startswith("#if "))
-        joined = " ".join(line.strip().rstrip("\\") for line in lines[start:end])
-        return " ".join(joined.split())
-
-    with open(header) as f:
-        from_header = condition(f.read(), "target_clones(")
-    with open(pyx) as f:
-        from_pyx = condition(f.read(), "#define FASTEM_GMM_TARGET_CLONES 1")
-    assert from_header == from_pyx
-    assert "FASTEM_NO_TARGET_CLONES" in from_header
-
-
-def test_gmm_target_clones_only_for_gcc():
-    if _openmp.gmm_target_clones():
-        assert fastem.build_info()["compiler"].startswith("gcc ")

@@ -9,7 +9,7 @@ from scipy import stats as sps
 from scipy.special import logsumexp
 
 from fastem import ConvergenceWarning, GaussianMixture, NotFittedError
-from fastem._io import faithful_path
+from fastem._app.io import faithful_path
 
 import sklearn.mixture as sk_mixture
 
@@ -97,7 +97,8 @@ def test_parity_with_sklearn_float32(cov, data):
     The reference is scikit-learn on the same (float32) values in float64:
     scikit-learn's own float32 path is itself off by more than 1e-4 in places
     (e.g. 'tied' on Old Faithful, where E[x x^T] - mu mu^T cancels in float32),
-    while fastem accumulates in float64. The lower bounds, weights and means
+    while fastem accumulates about each component's mean (float32 sums over
+    at most 64 rows, then float64). The lower bounds, weights and means
     are also checked against scikit-learn's float32 run.
     """
     X = DATASETS[data]().astype(np.float32)

@@ -6,7 +6,7 @@ import pytest
 
 import fastem
 from fastem import GaussianMixture, KMeans, NotFittedError, load
-from fastem._persistence import FORMAT_VERSION, METADATA_KEY, read_metadata
+from fastem._app.persistence import FORMAT_VERSION, METADATA_KEY, read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ def test_object_arrays_are_refused(tmp_path, kmeans):
 
 
 def test_describe(tmp_path, kmeans):
-    from fastem._persistence import describe
+    from fastem._app.persistence import describe
 
     path = tmp_path / "km.npz"
     kmeans.save(path)

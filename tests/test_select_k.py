@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from fastem import SelectKResult, select_k
-from fastem._io import load_faithful
-from fastem._select_k import elbow_k
+from fastem._app.io import load_faithful
+from fastem._app.select_k import elbow_k
 
 
 @pytest.fixture(scope="module")

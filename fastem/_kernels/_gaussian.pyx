@@ -41,20 +41,49 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    log-densities and responsibilities are held component-major (K x nb) so
    that the per-row work runs over rows in SIMD lanes.
 
+Which C kernel (_gmm_simd.h; _d float64, _f float32 data) runs::
+
+    step           covariance      D <= 16 (fused, in registers)   D > 16
+    -------------  --------------  ------------------------------  ----------------------
+    2. E-step      full, tied      fe_estep_chol (upper or lower   _estep_gemm (banded
+                                   factors; tied=1 for tied)       by the triangle) +
+                                                                   fe_logprob_chol
+                   full, tied with general (non-triangular) factors: _estep_gemm (one
+                                   band) + fe_logprob_chol, any D
+                   diag, sph.      fe_estep_diag                   fe_logprob_diag
+    3. rows        all             fe_lse_cols (fe_argmax_cols for labels), fe_wsum
+    4a. statistics full / tied     fe_stats_full (float32 with D <= 16:
+        about          with 'full' fe_stats_full16_f)
+        centres        statistics
+                   diag, sph.      fe_stats_diag; float32 spherical E-steps
+                                   with D <= 16: fe_stats_sph_f (reuses the
+                                   E-step's distances)
+    4b. statistics float32 tied    fe_stats_tied_f
+        about the  E-step
+        shift      mode "one",     fe_moments (the data's weighted moments)
+                   full
+                   otherwise       fe_features_T + one float64 GEMM
+
 Nothing of size N x K or N x K x D is allocated: per-thread workspaces hold
-one chunk. Rows are cut into chunks of a fixed size that does not depend on
-the thread count, and the chunks into NPART contiguous partitions (also
-fixed). One parallel region per pass hands out partitions dynamically; a
-partition runs its chunks in order, summing their statistics into its own
-slot, and after the region the slots are added in partition order. Every
+one chunk (``ChunkWs``, carved by ``_chunk_workspace``). Rows are cut into
+chunks of a fixed size that does not depend on the thread count
+(``fastem._parallel.chunk_rows`` of ``chunk_bytes_per_row``), and the chunks
+into the fixed partitions of ``_common.pxd``. One parallel region per pass
+hands out partitions dynamically; a partition runs its chunks in order,
+summing their statistics into its own slot, and after the region the slots
+are added in partition order. Every
 floating-point sum is therefore done in the same order whatever the number
 of threads: 1 and N threads give bit-identical results.
 """
 from cython.parallel cimport prange
 from libc.math cimport log, sqrt
 from libc.stdlib cimport calloc, free
+from libc.string cimport memset
 
-from fastem._kernels._blas cimport floating, gemm_rowmajor
+from fastem._kernels._blas cimport gemm_rowmajor
+from fastem._kernels._common cimport (
+    Carver, Partitions, carve, carved_size, first_chunk, floating, padded_width,
+    partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._openmp cimport omp_get_thread_num
 
@@ -151,15 +180,6 @@ COV_TYPES = {"full": COV_FULL, "tied": COV_TIED, "diag": COV_DIAG,
 RESP_MODES = {"estep": RESP_ESTEP, "given": RESP_GIVEN, "labels": RESP_LABELS,
               "one": RESP_ONE}
 
-# number of partitions of the chunks (fixed: the reduction order must not
-# depend on the thread count); dynamic scheduling of partitions keeps the
-# threads busy even when some cores are shared with other processes
-cdef enum:
-    _NPART = 64
-NPART = _NPART
-# bytes of per-chunk working set aimed at: a third of a core's L2 (1 MiB
-# here), so that the per-component loops re-read the chunk from cache
-_CHUNK_BYTES = 320 * 1024
 
 # structure of the Cholesky factors in the E-step operand (full / tied)
 cdef enum:
@@ -215,8 +235,9 @@ def n_stat_features(int cov_type, Py_ssize_t D):
     return 2 + D
 
 
-def _estep_width(int cov_type, Py_ssize_t K, Py_ssize_t D):
-    # columns of the E-step GEMM output / operand per row
+cdef inline Py_ssize_t _estep_width(int cov_type, Py_ssize_t K,
+                                    Py_ssize_t D) noexcept nogil:
+    """Rows of the E-step GEMM output per row of the chunk (full, tied)."""
     if cov_type == COV_FULL:
         return K * D
     if cov_type == COV_TIED:
@@ -224,55 +245,108 @@ def _estep_width(int cov_type, Py_ssize_t K, Py_ssize_t D):
     return 0
 
 
-def padded_width(Py_ssize_t D, Py_ssize_t itemsize):
-    """D rounded up to whole 64-byte vectors (the statistics kernels' rows)."""
-    return ((D * itemsize + 63) // 64) * 64 // itemsize
-
-
-def chunk_rows(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t itemsize):
-    """Rows per chunk: the chunk's K-wide E-step work fits in L2.
-
-    Depends only on the problem's shape and dtype (never on the thread
-    count), so the order of every sum is fixed.
-    """
+def chunk_bytes_per_row(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t itemsize):
+    """Bytes of one thread's workspace per row of a chunk (the E-step's
+    K-wide work), for ``fastem._parallel.chunk_rows``."""
     cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    cdef Py_ssize_t Dp = padded_width(D, itemsize)
-    cdef Py_ssize_t per_row = itemsize * (D + W + 2 * K + 4 + 3 * Dp)
+    cdef Py_ssize_t per_row = itemsize * (D + W + 2 * K + 4 + 3 * padded_width(D, itemsize))
     if cov_type == COV_TIED:
         per_row += 8 * (1 + D + K)
-    cdef Py_ssize_t B = _CHUNK_BYTES // per_row
-    B = (B // 16) * 16
-    return int(max(32, min(1024, B)))
+    return int(per_row)
 
 
-def workspace_sizes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B,
-                    int stat_type=-1):
-    """(floating elements, float64 elements) of ONE thread's workspace.
+cdef struct ChunkWs:
+    # One thread's workspace for one chunk of nb rows. The floating arrays
+    # are void * (a struct cannot hold the fused type); _process_chunk casts.
+    void *xcT      # D x nb: the chunk centred on the shift, transposed
+    void *Y        # W x nb: the E-step GEMM output (full / tied, D > 16)
+    void *G        # nb: scratch of the log-density kernels
+    void *lpf      # K x nb: log-densities, then responsibilities (float32
+                   # data; float64 data uses lpT in place)
+    void *lse_f    # nb: log-sum-exp of each row
+    void *m_f      # nb: row maxima
+    void *s_f      # nb: row sums
+    void *xp       # nb x Dp: rows padded to whole vectors
+    void *Zs       # nb x Dp: scratch of the 'full' statistics
+    void *GZs      # nb x Dp: scratch of the 'full' statistics
+    void *mp       # K x Dp: padded references
+    void *Rs       # K x nb: squared distances ('spherical' float32)
+    double *FT     # P x nb: quadratic features (statistics about the shift)
+    double *lpT    # K x nb: float64 responsibilities (FT + P nb)
+    # FT and lpT start a float64 block that also serves, alone, as the
+    # scratch of fe_moments_* (2 D nb) and fe_stats_tied_f
+
+
+cdef inline ChunkWs _chunk_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t D,
+                                     Py_ssize_t K, Py_ssize_t P, Py_ssize_t W,
+                                     Py_ssize_t itemsize, bint tied) noexcept nogil:
+    """Carve one thread's workspace (or, with cv.base NULL, measure it): the
+    only place that knows its layout."""
+    cdef ChunkWs w
+    cdef Py_ssize_t Dp = padded_width(D, itemsize)
+    cdef Py_ssize_t n_double = max(nb * (P + K), 2 * D * nb)
+    if tied:
+        n_double = max(n_double, fe_stats_tied_work(K, D))
+    w.xcT = carve(cv, D * nb, itemsize)
+    w.Y = carve(cv, W * nb, itemsize)
+    w.G = carve(cv, nb, itemsize)
+    w.lpf = carve(cv, K * nb, itemsize)
+    w.lse_f = carve(cv, nb, itemsize)
+    w.m_f = carve(cv, nb, itemsize)
+    w.s_f = carve(cv, nb, itemsize)
+    w.xp = carve(cv, nb * Dp, itemsize)
+    w.Zs = carve(cv, nb * Dp, itemsize)
+    w.GZs = carve(cv, nb * Dp, itemsize)
+    w.mp = carve(cv, K * Dp, itemsize)
+    w.Rs = carve(cv, K * nb, itemsize)
+    w.FT = <double *>carve(cv, n_double, sizeof(double))
+    w.lpT = NULL if w.FT == NULL else w.FT + nb * P
+    return w
+
+
+def workspace_bytes(int cov_type, Py_ssize_t K, Py_ssize_t D, Py_ssize_t B,
+                    Py_ssize_t itemsize, int stat_type=-1):
+    """Bytes of ONE thread's workspace for chunks of B rows (see ChunkWs).
 
     ``stat_type``: the layout of the statistics (default: ``cov_type``'s;
-    'tied' E-steps may accumulate 'full' statistics, see ``em_pass``). The
-    floating workspace is sized for float32 data's padding, which is the
-    wider one (float64 rows pad to a multiple of 8, float32 rows of 16).
+    'tied' E-steps may accumulate 'full' statistics, see ``em_pass``).
     """
-    cdef Py_ssize_t P = n_stat_features(cov_type if stat_type < 0 else stat_type, D)
-    cdef Py_ssize_t W = _estep_width(cov_type, K, D)
-    cdef Py_ssize_t Dp = padded_width(D, 4)
-    cdef Py_ssize_t nd = B * (P + K + 3)
-    if cov_type == COV_TIED:
-        nd = max(nd, fe_stats_tied_work(K, D))
-    return int(B * (D + W + 1 + 2 * K + 3 + 3 * Dp) + K * Dp), int(nd)
+    cdef Carver cv = Carver(NULL, 0)
+    _chunk_workspace(&cv, B, D, K,
+                     n_stat_features(cov_type if stat_type < 0 else stat_type, D),
+                     _estep_width(cov_type, K, D), itemsize, cov_type == COV_TIED)
+    return int(carved_size(&cv))
 
 
-cdef double _process_chunk(
-        const floating *X, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, const floating *shift, int cov_type, int stat_type,
-        int mode, const floating *A, const floating *crow, const double *const_k,
-        const floating *centres, const floating *fused_a, const floating *fused_b,
-        const double *resp_in, const int *labels_in, int tri, bint reuse_distances,
-        bint do_stats, bint accumulate, double *slot, Py_ssize_t P,
-        floating *fws, double *dws,
-        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
-    """One chunk of ``nb`` rows: E-step, row outputs and statistics.
+cdef struct PassArgs:
+    # What every chunk of one em_pass reads, set once by em_pass (see its
+    # docstring). Arrays of the data's type are void * (a struct cannot hold
+    # the fused type); pointers to per-row arrays point at row 0, NULL when
+    # absent.
+    Py_ssize_t N, D, K, P, B          # rows, features, components,
+                                      # statistics columns, rows per chunk
+    int cov_type, stat_type, mode, tri
+    bint do_stats, reuse_distances
+    const void *sw                    # (N,) sample weights
+    const void *shift                 # (D,) the global centre c
+    const void *A                     # E-step operands
+    const void *crow
+    const double *const_k
+    const void *fused_a               # packed operands of the fused E-steps
+    const void *fused_b
+    const void *centres               # (K, D) references of the statistics
+    const double *resp_in             # (N, K) given responsibilities
+    const int *labels_in              # (N,) given labels
+    void *out_lpn                     # (N,) log p(x_n)
+    void *out_resp                    # (N, K) responsibilities
+    long long *out_labels             # (N,) labels
+
+
+cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
+                           Py_ssize_t nb, bint accumulate, double *slot,
+                           ChunkWs *ws) noexcept nogil:
+    """One chunk of ``nb`` rows, ``X`` = its first row (row ``r0`` of the
+    pass): E-step, row outputs and statistics.
 
     The chunk's statistics (layout of ``stat_type``) are written into (or,
     with ``accumulate``, added to) ``slot``.
@@ -285,37 +359,25 @@ cdef double _process_chunk(
     about them by the row kernels of _gmm_simd.h, in any mode; otherwise
     about the global shift: float32 'tied' E-steps by fe_stats_tied_f, the
     rest by one float64 GEMM of quadratic features.
-    ``fused_a`` / ``fused_b``: packed operands of the fused E-step kernels
-    (D <= 16), or NULL for the GEMM / transposed-loop path.
 
-    Workspaces: ``fws`` (floating) holds xc^T (D x nb), the E-step GEMM
-    output Y^T (W x nb), nb scratch, lp (K x nb), three nb rows, the padded
-    rows, two nb x Dp scratch blocks, the padded centres (K x Dp) and the
-    squared distances of 'spherical' float32 (K x nb);
-    ``dws`` (float64) holds the features F (P x nb), lpT (K x nb) and three
-    nb rows. Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
+    ``a``: the pass's operands (PassArgs); ``ws``: this thread's workspace (ChunkWs, carved by _chunk_workspace).
+    Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
     """
-    cdef Py_ssize_t W, b, k, e
-    cdef Py_ssize_t Dp = ((D * sizeof(floating) + 63) // 64) * 64 // sizeof(floating)
-    cdef floating *xcT = fws
-    cdef floating *Y = fws + nb * D
-    cdef floating *G
+    cdef Py_ssize_t D = a.D, K = a.K, P = a.P
+    cdef int cov_type = a.cov_type, stat_type = a.stat_type, mode = a.mode
+    cdef bint do_stats = a.do_stats
+    cdef const floating *sw = NULL if a.sw == NULL else <const floating *>a.sw + r0
+    cdef const floating *shift = <const floating *>a.shift
+    cdef const floating *centres = <const floating *>a.centres
+    cdef const double *resp_in = NULL if a.resp_in == NULL else a.resp_in + r0 * K
+    cdef const int *labels_in = NULL if a.labels_in == NULL else a.labels_in + r0
+    cdef Py_ssize_t b, k
+    cdef floating *xcT = <floating *>ws.xcT
     cdef floating *lpf
-    cdef floating *lse_f
-    cdef floating *m_f
-    cdef floating *s_f
-    cdef floating *xp
-    cdef floating *Zs
-    cdef floating *GZs
-    cdef floating *mp
-    cdef floating *Rs
-    cdef const floating *rows
+    cdef floating *Rs = <floating *>ws.Rs
     cdef bint sph_r = False
-    cdef double *FT = dws
-    cdef double *lpT = dws + nb * P
-    cdef double *lse = lpT + nb * K
-    cdef double *scr1 = lse + nb
-    cdef double *scr2 = scr1 + nb
+    cdef double *FT = ws.FT
+    cdef double *lpT = ws.lpT
     cdef double *r
     cdef floating *rf
     cdef double ll = 0.0
@@ -324,27 +386,10 @@ cdef double _process_chunk(
     # float32 'tied' E-step about the shift: fe_stats_tied_f
     cdef bint tied_f = (floating is float and do_stats and not own_centres
                         and mode == RESP_ESTEP and cov_type == COV_TIED)
-
-    if cov_type == COV_FULL:
-        W = K * D
-    elif cov_type == COV_TIED:
-        W = D
-    else:
-        W = 0
-    G = Y + nb * W  # nb scratch
-    # the floating workspace's layout does not depend on where lpf lives
-    lse_f = G + nb + nb * K
     if floating is double:
         lpf = lpT  # float64 responsibilities feed the statistics in place
     else:
-        lpf = G + nb
-    m_f = lse_f + nb
-    s_f = m_f + nb
-    xp = s_f + nb
-    Zs = xp + nb * Dp
-    GZs = Zs + nb * Dp
-    mp = GZs + nb * Dp
-    Rs = mp + K * Dp
+        lpf = <floating *>ws.lpf
 
     # 1. centre the chunk on the global shift, transposed (D x nb)
     if floating is double:
@@ -353,11 +398,11 @@ cdef double _process_chunk(
         fe_center_T_f(X, nb, <int>D, shift, xcT)
 
     if mode == RESP_ONE and cov_type == COV_FULL and do_stats:
-        # the data's weighted moments (see fe_moments_*); dws as scratch
+        # the data's weighted moments (see fe_moments_*); FT as scratch
         if floating is double:
-            fe_moments_d(xcT, nb, <int>D, sw, dws, slot, accumulate)
+            fe_moments_d(xcT, nb, <int>D, sw, FT, slot, accumulate)
         else:
-            fe_moments_f(xcT, nb, <int>D, sw, dws, slot, accumulate)
+            fe_moments_f(xcT, nb, <int>D, sw, FT, slot, accumulate)
         return 0.0
 
     # features [1; xc; q(xc)] (P x nb) in float64 for the GEMM statistics
@@ -370,11 +415,9 @@ cdef double _process_chunk(
     if mode == RESP_ESTEP:
         # float32 spherical statistics reuse the fused E-step's squared
         # distances (Rs)
-        sph_r = (floating is float and own_centres and fused_a != NULL
-                 and cov_type == COV_SPHERICAL and reuse_distances)
-        ll = _estep_chunk(xcT, nb, D, K, sw, cov_type, A, crow, const_k, fused_a,
-                          fused_b, tri, Y, G, lpf, m_f, s_f, lse_f,
-                          Rs if sph_r else NULL, out_lpn, out_resp, out_labels)
+        sph_r = (floating is float and own_centres and a.fused_a != NULL
+                 and cov_type == COV_SPHERICAL and a.reuse_distances)
+        ll = _estep_chunk(a, xcT, r0, nb, ws, lpf, Rs if sph_r else NULL)
         if do_stats and sw != NULL and not tied_f:
             for k in range(K):
                 rf = lpf + k * nb
@@ -397,50 +440,13 @@ cdef double _process_chunk(
         return ll
 
     if own_centres:
-        # 4a. statistics about each component's own reference
-        if not accumulate:
-            for e in range(K * P):
-                slot[e] = 0.0
-        if floating is float:
-            if mode != RESP_ESTEP:
-                for e in range(K * nb):
-                    lpf[e] = <float>lpT[e]
-            if sph_r:
-                fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
-                               slot, P)
-                return ll
-        if Dp == D:
-            rows = X
-        else:
-            if floating is double:
-                fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
-            else:
-                fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
-            rows = xp
-        if floating is double:
-            fe_pad_rows_d(centres, K, <int>D, <int>Dp, mp)
-            if stat_type == COV_FULL:
-                fe_stats_full_d(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
-                                slot, P)
-            else:
-                fe_stats_diag_d(rows, nb, <int>D, <int>Dp, <int>K,
-                                stat_type == COV_SPHERICAL, mp, lpf, slot, P)
-        else:
-            fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
-            if stat_type == COV_FULL and Dp == 16:
-                fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
-            elif stat_type == COV_FULL:
-                fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
-                                slot, P)
-            else:
-                fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
-                                stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+        _centre_statistics(a, X, nb, accumulate, slot, ws, lpf, sph_r)
         return ll
     if floating is float:
         if tied_f:
             # float64 N_k and S1_k from renormalised float32 responsibilities
-            # (see fe_stats_tied_f), dws as its scratch
-            fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, dws, slot, accumulate)
+            # (see fe_stats_tied_f), FT as its scratch
+            fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, FT, slot, accumulate)
             return ll
     # 4b. statistics about the shift: slot (K x P) = (w gamma)^T (K x nb) @
     # FT^T (nb x P), float64 (float64 E-steps left their responsibilities in
@@ -451,18 +457,91 @@ cdef double _process_chunk(
     return ll
 
 
-cdef double _estep_chunk(
-        const floating *xcT, Py_ssize_t nb, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, int cov_type, const floating *A, const floating *crow,
-        const double *const_k, const floating *fused_a, const floating *fused_b,
-        int tri, floating *Y, floating *G, floating *lpf, floating *m_f,
-        floating *s_f, floating *lse_f, floating *Rs,
-        floating *out_lpn, floating *out_resp, long long *out_labels) noexcept nogil:
-    """E-step of one chunk: responsibilities into lpf (K x nb), row outputs.
+cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb,
+                             bint accumulate, double *slot, ChunkWs *ws,
+                             floating *lpf, bint sph_r) noexcept nogil:
+    """4a. The chunk's statistics about each component's own reference
+    (``a.centres``), weights w gamma in lpf (float32 data) or ws.lpT
+    (float64, and float32 outside E-steps), into ``slot``. ``sph_r``: float32
+    spherical E-step whose squared distances are in ws.Rs."""
+    cdef Py_ssize_t D = a.D, K = a.K, P = a.P, e
+    cdef Py_ssize_t Dp = padded_width(D, sizeof(floating))
+    cdef int stat_type = a.stat_type, mode = a.mode
+    cdef const floating *shift = <const floating *>a.shift
+    cdef const floating *A = <const floating *>a.A
+    cdef const floating *centres = <const floating *>a.centres
+    cdef const floating *rows
+    cdef floating *xcT = <floating *>ws.xcT
+    cdef floating *xp = <floating *>ws.xp
+    cdef floating *Zs = <floating *>ws.Zs
+    cdef floating *GZs = <floating *>ws.GZs
+    cdef floating *mp = <floating *>ws.mp
+    cdef floating *Rs = <floating *>ws.Rs
+    cdef double *lpT = ws.lpT
+    if not accumulate:
+        for e in range(K * P):
+            slot[e] = 0.0
+    if floating is float:
+        if mode != RESP_ESTEP:
+            for e in range(K * nb):
+                lpf[e] = <float>lpT[e]
+        if sph_r:
+            fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
+                           slot, P)
+            return
+    if Dp == D:
+        rows = X
+    else:
+        if floating is double:
+            fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
+        else:
+            fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
+        rows = xp
+    if floating is double:
+        fe_pad_rows_d(centres, K, <int>D, <int>Dp, mp)
+        if stat_type == COV_FULL:
+            fe_stats_full_d(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+                            slot, P)
+        else:
+            fe_stats_diag_d(rows, nb, <int>D, <int>Dp, <int>K,
+                            stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+    else:
+        fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
+        if stat_type == COV_FULL and Dp == 16:
+            fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
+        elif stat_type == COV_FULL:
+            fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+                            slot, P)
+        else:
+            fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
+                            stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+
+
+cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
+                         Py_ssize_t nb, ChunkWs *ws, floating *lpf,
+                         floating *Rs) noexcept nogil:
+    """E-step of the chunk of ``nb`` rows from row ``r0`` (centred and
+    transposed in ``xcT``): responsibilities into lpf (K x nb), row outputs.
 
     ``Rs``: where the float32 spherical kernel leaves the squared distances
     for the statistics (or NULL). Returns sum_n w_n log p(x_n).
     """
+    cdef Py_ssize_t D = a.D, K = a.K
+    cdef int cov_type = a.cov_type, tri = a.tri
+    cdef const floating *sw = NULL if a.sw == NULL else <const floating *>a.sw + r0
+    cdef const floating *A = <const floating *>a.A
+    cdef const floating *crow = <const floating *>a.crow
+    cdef const double *const_k = a.const_k
+    cdef const floating *fused_a = <const floating *>a.fused_a
+    cdef const floating *fused_b = <const floating *>a.fused_b
+    cdef floating *Y = <floating *>ws.Y
+    cdef floating *G = <floating *>ws.G
+    cdef floating *m_f = <floating *>ws.m_f
+    cdef floating *s_f = <floating *>ws.s_f
+    cdef floating *lse_f = <floating *>ws.lse_f
+    cdef floating *out_lpn = NULL if a.out_lpn == NULL else <floating *>a.out_lpn + r0
+    cdef floating *out_resp = NULL if a.out_resp == NULL else <floating *>a.out_resp + r0 * K
+    cdef long long *out_labels = NULL if a.out_labels == NULL else a.out_labels + r0
     cdef Py_ssize_t b, k
     cdef floating *rf
     cdef double ll
@@ -525,37 +604,24 @@ cdef double _estep_chunk(
     return ll
 
 
-cdef double _process_partition(
-        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t B, Py_ssize_t N,
-        const floating *X, Py_ssize_t D, Py_ssize_t K,
-        const floating *sw, const floating *shift, int cov_type, int stat_type,
-        int mode, const floating *A, const floating *crow, const double *const_k,
-        const floating *centres, const floating *fused_a, const floating *fused_b,
-        const double *resp_in, const int *labels_in, int tri, bint reuse_distances,
-        bint do_stats, double *slot, Py_ssize_t P,
-        floating *fws, double *dws,
-        floating *out_lpn, floating *out_resp, long long *out_labels,
-        int *cancel) noexcept nogil:
-    """Chunks c0 .. c1-1 in order, statistics summed into ``slot``; stops
-    early when the pass is interrupted (``cancel``)."""
+cdef double _process_partition(const PassArgs *a, const floating *X,
+                               Py_ssize_t c0, Py_ssize_t c1, double *slot,
+                               char *thread_ws, int *cancel) noexcept nogil:
+    """Chunks c0 .. c1-1 of X in order, statistics summed into ``slot``, in
+    the workspace ``thread_ws`` of the calling thread; stops early when the
+    pass is interrupted (``cancel``)."""
     cdef double ll = 0.0
-    cdef Py_ssize_t ci, r0, nb
+    cdef Py_ssize_t ci, r0
+    cdef Carver cv = Carver(thread_ws, 0)
+    cdef ChunkWs ws = _chunk_workspace(&cv, a.B, a.D, a.K, a.P,
+                                       _estep_width(a.cov_type, a.K, a.D),
+                                       sizeof(floating), a.cov_type == COV_TIED)
     for ci in range(c0, c1):
         if interrupted(cancel):
             break
-        r0 = ci * B
-        nb = min(B, N - r0)
-        ll += _process_chunk(
-            X + r0 * D, nb, D, K,
-            NULL if sw == NULL else sw + r0,
-            shift, cov_type, stat_type, mode, A, crow, const_k, centres, fused_a,
-            fused_b,
-            NULL if resp_in == NULL else resp_in + r0 * K,
-            NULL if labels_in == NULL else labels_in + r0, tri, reuse_distances,
-            do_stats, ci > c0, slot, P, fws, dws,
-            NULL if out_lpn == NULL else out_lpn + r0,
-            NULL if out_resp == NULL else out_resp + r0 * K,
-            NULL if out_labels == NULL else out_labels + r0)
+        r0 = ci * a.B
+        ll += _process_chunk(a, X + r0 * a.D, r0, min(a.B, a.N - r0), ci > c0,
+                             slot, &ws)
     return ll
 
 
@@ -571,9 +637,6 @@ def em_pass(const floating[:, ::1] X,
             const double[:, ::1] resp_in,
             const int[::1] labels_in,
             double[:, ::1] stats,
-            double[:, ::1] slots,
-            floating[:, ::1] fws,
-            double[:, ::1] dws,
             floating[::1] out_lpn,
             floating[:, ::1] out_resp,
             long long[::1] out_labels,
@@ -606,13 +669,11 @@ def em_pass(const floating[:, ::1] X,
     resp_in : (N, K) float64 for mode "given", else (0, K)
     labels_in : (N,) int32 for mode "labels", else (0,)
     stats : (K, P) float64 output (overwritten) or (0, P) for no statistics
-    slots : (NPART, K*P) float64 scratch
-    fws, dws : (n_threads, *) per-thread workspaces (see workspace_sizes)
     out_lpn : (N,) log p(x_n) or (0,)
     out_resp : (N, K) responsibilities or (0, K)
     out_labels : (N,) int64 argmax_k of w_k N(x_n | k), or (0,)
     n_components : K
-    chunk : rows per chunk (see chunk_rows)
+    chunk : rows per chunk (fastem._parallel.chunk_rows of chunk_bytes_per_row)
     n_threads : OpenMP threads
     tri : TRI_UPPER / TRI_LOWER when every factor in A is upper / lower
         triangular (full and tied), which lets the E-step GEMM skip the
@@ -628,33 +689,18 @@ def em_pass(const floating[:, ::1] X,
     """
     cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = n_components
     cdef Py_ssize_t P = stats.shape[1]
-    cdef Py_ssize_t B = chunk
-    cdef Py_ssize_t n_chunks = (N + B - 1) // B
     cdef Py_ssize_t KP = K * P
-    cdef bint do_stats = stats.shape[0] > 0
-    cdef Py_ssize_t npart, p, e
+    cdef Py_ssize_t p, e, per_thread
     cdef int tid
     cdef double ll_total = 0.0
     cdef int cancel = 0
-    cdef double[::1] slot_ll = _zeros(_NPART)
-    cdef double *slot_ll_p = &slot_ll[0]
-    cdef double *slots_p = &slots[0, 0]
+    cdef Partitions pt
+    cdef PassArgs a
     cdef double *stats_p = NULL
     cdef const floating *X_p = NULL
-    cdef const floating *sw_p = NULL
-    cdef const floating *shift_p = &shift[0]
-    cdef const floating *A_p = NULL
-    cdef const floating *crow_p = NULL
-    cdef const double *const_p = NULL
-    cdef const floating *centres_p = NULL
-    cdef const double *resp_p = NULL
-    cdef const int *lab_p = NULL
-    cdef floating *fws_p = &fws[0, 0]
-    cdef double *dws_p = &dws[0, 0]
-    cdef Py_ssize_t fstride = fws.shape[1], dstride = dws.shape[1]
-    cdef floating *lpn_p = NULL
-    cdef floating *resp_out_p = NULL
-    cdef long long *lab_out_p = NULL
+    cdef floating *fused = NULL
+    cdef void *raw = NULL
+    cdef char *ws = NULL
 
     if stat_type < 0:
         stat_type = cov_type
@@ -666,107 +712,129 @@ def em_pass(const floating[:, ::1] X,
                        out_labels.shape[0], chunk, n_threads)
     if N == 0:
         return 0.0
-    if slots.shape[0] < _NPART or slots.shape[1] < KP:
-        raise ValueError("slots workspace too small")
-    if fws.shape[0] < n_threads or dws.shape[0] < n_threads:
-        raise ValueError("workspace has fewer rows than threads")
-    need_f, need_d = workspace_sizes(cov_type, K, D, B, stat_type)
-    if fws.shape[1] < need_f or dws.shape[1] < need_d or stats.shape[1] != P \
-            or P != n_stat_features(stat_type, D):
-        raise ValueError("workspace or statistics of the wrong size")
+    if stats.shape[1] != P or P != n_stat_features(stat_type, D):
+        raise ValueError("em_pass: statistics of the wrong size")
+    memset(&a, 0, sizeof(PassArgs))
+    a.N = N
+    a.D = D
+    a.K = K
+    a.P = P
+    a.B = chunk
+    a.cov_type = cov_type
+    a.stat_type = stat_type
+    a.mode = mode
+    a.tri = tri
+    a.do_stats = stats.shape[0] > 0
+    a.reuse_distances = reuse_distances
+    a.shift = &shift[0]
     X_p = &X[0, 0]
     if sample_weight.shape[0] > 0:
-        sw_p = &sample_weight[0]
-    if do_stats and centres.shape[0] > 0:
-        centres_p = &centres[0, 0]
+        a.sw = &sample_weight[0]
+    if a.do_stats and centres.shape[0] > 0:
+        a.centres = &centres[0, 0]
     if mode == RESP_ESTEP:
-        A_p = &A[0, 0]
-        const_p = &const_k[0]
-        crow_p = &crow[0]
+        a.A = &A[0, 0]
+        a.crow = &crow[0]
+        a.const_k = &const_k[0]
+        fused = _fused_operands(A, crow, cov_type, K, tri)
+        if fused != NULL:
+            a.fused_a = fused
+            a.fused_b = fused + fused_a_len(cov_type, K, D)
     elif mode == RESP_GIVEN:
-        resp_p = &resp_in[0, 0]
+        a.resp_in = &resp_in[0, 0]
     elif mode == RESP_LABELS:
-        lab_p = &labels_in[0]
-    if do_stats:
+        a.labels_in = &labels_in[0]
+    if a.do_stats:
         stats_p = &stats[0, 0]
         for e in range(KP):
             stats_p[e] = 0.0
     if out_lpn.shape[0] > 0:
-        lpn_p = &out_lpn[0]
+        a.out_lpn = &out_lpn[0]
     if out_resp.shape[0] > 0:
-        resp_out_p = &out_resp[0, 0]
+        a.out_resp = &out_resp[0, 0]
     if out_labels.shape[0] > 0:
-        lab_out_p = &out_labels[0]
+        a.out_labels = &out_labels[0]
 
-    # operands of the fused E-steps (D <= 16, see _gmm_simd.h), zero-padded
-    # to DD columns: full / tied with triangular factors: fused_a = the
-    # n_fac x DD x DD factors, fused_b = the K x DD offsets crow_k
+    # fixed partitions of the chunks (see _common.pxd); slot p holds the
+    # partition's statistics (K x P) and then its log-likelihood
+    per_thread = workspace_bytes(cov_type, K, D, chunk, sizeof(floating), stat_type)
+    pt.slots = NULL
+    if partitions_init(&pt, N, chunk, KP + 1) == 0:
+        ws = workspaces_alloc(per_thread, n_threads, &raw)
+    if ws == NULL:
+        free(fused); free(raw); partitions_free(&pt)
+        raise MemoryError("fastem: could not allocate the mixture pass workspace")
+    with nogil:
+        for p in prange(pt.n_parts, schedule="dynamic", chunksize=1,
+                        num_threads=n_threads):
+            tid = omp_get_thread_num()
+            slot_of(&pt, p)[KP] = _process_partition(
+                &a, X_p, first_chunk(&pt, p), first_chunk(&pt, p + 1), slot_of(&pt, p),
+                ws + tid * per_thread, &cancel)
+        # deterministic reduction: partitions added in partition order
+        partitions_sum(&pt, KP, 1, &ll_total)
+        if a.do_stats:
+            partitions_sum(&pt, 0, KP, stats_p)
+    partitions_free(&pt)
+    free(raw)
+    free(fused)
+    raise_pending(cancel)
+    return ll_total
+
+
+cdef inline Py_ssize_t fused_a_len(int cov_type, Py_ssize_t K, Py_ssize_t D) noexcept nogil:
+    """Length of fused_a in the block _fused_operands returns (fused_b follows)."""
+    cdef Py_ssize_t DD = fe_estep_chol_width(<int>D)
+    if cov_type == COV_FULL:
+        return K * DD * DD
+    if cov_type == COV_TIED:
+        return DD * DD
+    return K * DD
+
+
+cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] crow,
+                               int cov_type, Py_ssize_t K, int tri) except? NULL:
+    """The operands of the fused E-steps (D <= 16, see _gmm_simd.h), packed
+    and zero-padded to DD columns in one block [fused_a, fused_b]; NULL when
+    no fused kernel applies (D > 16, or factors that are not triangular).
+
+    full / tied with triangular factors: fused_a = the n_fac x DD x DD
+    factors, fused_b = the K x DD offsets crow_k. diag / spherical: fused_a,
+    fused_b = U, V of fe_estep_diag (K x DD): float64 sqrt(p), (mu - c)
+    sqrt(p); float32 mu - c, p (spherical: p_k repeated over d).
+    """
+    cdef Py_ssize_t D = A.shape[0] if cov_type in (COV_FULL, COV_TIED) else A.shape[1]
     cdef int DD = fe_estep_chol_width(<int>D)
     cdef Py_ssize_t n_fac = K if cov_type == COV_FULL else 1
-    cdef Py_ssize_t W = K * D if cov_type == COV_FULL else D
-    cdef Py_ssize_t i, d, k
+    cdef Py_ssize_t i, d, k, n_a = fused_a_len(cov_type, K, D)
     cdef floating prec
-    cdef floating *fused_a = NULL
-    cdef floating *fused_b = NULL
-    if (mode == RESP_ESTEP and (cov_type == COV_FULL or cov_type == COV_TIED)
-            and tri != TRI_GENERAL and DD > 0):
-        fused_a = <floating *>calloc(n_fac * DD * DD + K * DD, sizeof(floating))
-        if fused_a == NULL:
-            raise MemoryError()
-        fused_b = fused_a + n_fac * DD * DD
+    cdef floating *fa
+    cdef floating *fb
+    if DD == 0 or ((cov_type == COV_FULL or cov_type == COV_TIED) and tri == TRI_GENERAL):
+        return NULL
+    fa = <floating *>calloc(n_a + K * DD, sizeof(floating))
+    if fa == NULL:
+        raise MemoryError("fastem: could not allocate the fused E-step operands")
+    fb = fa + n_a
+    if cov_type == COV_FULL or cov_type == COV_TIED:
         for k in range(n_fac):
             for i in range(D):
                 for d in range(D):
-                    fused_a[(k * DD + i) * DD + d] = A[i, d * n_fac + k]
+                    fa[(k * DD + i) * DD + d] = A[i, d * n_fac + k]
         for k in range(K):
             for d in range(D):
-                fused_b[k * DD + d] = crow[d * K + k]
-    elif (mode == RESP_ESTEP and (cov_type == COV_DIAG or cov_type == COV_SPHERICAL)
-            and DD > 0):
-        # diag / spherical: fused_a, fused_b = U, V of fe_estep_diag (K x DD):
-        # float64 sqrt(p), (mu - c) sqrt(p); float32 mu - c, p (spherical:
-        # p_k repeated over d)
-        fused_a = <floating *>calloc(2 * K * DD, sizeof(floating))
-        if fused_a == NULL:
-            raise MemoryError()
-        fused_b = fused_a + K * DD
-        for k in range(K):
-            for d in range(D):
-                prec = crow[k * D + d] if cov_type == COV_DIAG else crow[k]
-                if floating is double:
-                    fused_a[k * DD + d] = sqrt(prec)
-                    fused_b[k * DD + d] = A[k, d] * sqrt(prec)
-                else:
-                    fused_a[k * DD + d] = A[k, d]
-                    fused_b[k * DD + d] = prec
-
-    # fixed partition of the chunks (independent of the thread count):
-    # partition p owns chunks [p * n_chunks // npart, (p+1) * n_chunks // npart)
-    npart = min(<Py_ssize_t>_NPART, n_chunks)
-    with nogil:
-        for p in prange(npart, schedule="dynamic", chunksize=1,
-                        num_threads=n_threads):
-            tid = omp_get_thread_num()
-            slot_ll_p[p] = _process_partition(
-                p * n_chunks // npart, (p + 1) * n_chunks // npart, B, N,
-                X_p, D, K, sw_p, shift_p, cov_type, stat_type, mode, A_p, crow_p,
-                const_p,
-                centres_p, fused_a, fused_b, resp_p, lab_p, tri, reuse_distances,
-                do_stats, slots_p + p * KP, P,
-                fws_p + tid * fstride, dws_p + tid * dstride,
-                lpn_p, resp_out_p, lab_out_p, &cancel)
-        # deterministic reduction: partitions added in partition order
-        for p in range(npart):
-            ll_total += slot_ll_p[p]
-        if do_stats:
-            for e in range(KP):
-                stats_p[e] = 0.0
-            for p in range(npart):
-                for e in range(KP):
-                    stats_p[e] += slots_p[p * KP + e]
-    free(fused_a)
-    raise_pending(cancel)
-    return ll_total
+                fb[k * DD + d] = crow[d * K + k]
+        return fa
+    for k in range(K):
+        for d in range(D):
+            prec = crow[k * D + d] if cov_type == COV_DIAG else crow[k]
+            if floating is double:
+                fa[k * DD + d] = sqrt(prec)
+                fb[k * DD + d] = A[k, d] * sqrt(prec)
+            else:
+                fa[k * DD + d] = A[k, d]
+                fb[k * DD + d] = prec
+    return fa
 
 
 def _check_pass_shapes(Py_ssize_t N, Py_ssize_t D, Py_ssize_t K, int cov_type,
@@ -809,8 +877,3 @@ def _check_pass_shapes(Py_ssize_t N, Py_ssize_t D, Py_ssize_t K, int cov_type,
     if (n_lpn not in (0, N) or o0 not in (0, N) or o1 != K or n_olab not in (0, N)
             or ((n_lpn or o0 or n_olab) and mode != RESP_ESTEP)):
         raise ValueError("em_pass: row outputs of the wrong shape")
-
-
-cdef double[::1] _zeros(Py_ssize_t n):
-    import numpy as np
-    return np.zeros(n)

@@ -8,10 +8,11 @@
  *
  * FE_HOT: "no-trapping-math" lets GCC if-convert the comparisons of the
  * clamped exp (it changes no result: it only drops the guarantee on FP
- * exception flags); with GCC on x86-64 Linux the functions are also cloned
- * for AVX-512 / AVX2 and the best clone is picked at load time (ifunc), since
- * the package is built for the baseline ISA. setup.py defines
- * FASTEM_NO_TARGET_CLONES where the compiler rejects them (no ifunc: musl).
+ * exception flags). The vector width is chosen per build, not here: the
+ * module is compiled for the baseline ISA and for each SIMD level (setup.py,
+ * fastem/_kernels/__init__.py); without floating-point contraction
+ * (-ffp-contract=off) and with the fixed 64-byte generic vectors below, all
+ * builds give the same results bit for bit.
  */
 #ifndef FASTEM_GMM_SIMD_H
 #define FASTEM_GMM_SIMD_H
@@ -20,12 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__) && (__GNUC__ >= 11) && !defined(FASTEM_NO_TARGET_CLONES)
-#define FE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", \
-                                            "default"), optimize("no-trapping-math")))
-#define FE_INLINE static inline __attribute__((always_inline, optimize("no-trapping-math")))
-#elif defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__)
 #define FE_HOT __attribute__((optimize("no-trapping-math")))
 #define FE_INLINE static inline __attribute__((always_inline, optimize("no-trapping-math")))
 #else
@@ -421,7 +417,8 @@ FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_f, float)
  * sub-blocks of 64 rows, whose partial sums go to float64 accumulators
  * (float64 data: float64 throughout); the chunk's totals are added to the
  * float64 slot. Vectors are GCC/Clang generic vectors of 64 bytes; each
- * function clone lowers them to its own ISA.
+ * build lowers them to its own ISA (the lanes, and so the results, are the
+ * same in all).
  * ------------------------------------------------------------------------- */
 #define FE_VBYTES 64
 typedef float fe_vf __attribute__((vector_size(FE_VBYTES)));
@@ -956,9 +953,11 @@ FE_DEFINE_STATS_DIAG(fe_stats_diag_d, double, fe_vd, vd, fe_sum_d)
  * Fused E-step of 'full' and 'tied' for triangular factors and D <= 16.
  *
  * log N(x | k) = const_k - 1/2 sum_d (y_kd - crow_kd)^2 with
- * y_kd = sum_i xc_i L_k[i, d]; an upper factor (the M-step's, as
- * scikit-learn's) has L_k[i, d] = 0 for i > d, a lower one (a Cholesky
- * factor of user-given precisions) for i < d, so y_kd is a sum over i <= d
+ * y_kd = sum_i xc_i L_k[i, d]; an upper factor (every factor fastem
+ * computes: the M-step's and those of user-given precisions, as
+ * scikit-learn's) has L_k[i, d] = 0 for i > d, a lower one (only a
+ * hand-set or loaded precisions_cholesky_, which the fitted-state checks
+ * accept) for i < d, so y_kd is a sum over i <= d
  * (resp. i >= d): D(D+1)/2 multiply-adds per component instead of D^2.
  * Rows go in vector lanes: a block of VL rows of the transposed chunk
  * (xcT) is loaded once into DD vectors x_i, then for every component the

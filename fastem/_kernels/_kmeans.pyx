@@ -23,10 +23,12 @@ from libc.float cimport FLT_MAX
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memset
 
-from fastem._kernels._blas cimport floating, gemm_rowmajor
+from fastem._kernels._blas cimport gemm_rowmajor
+from fastem._kernels._common cimport (
+    Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
+    partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-from fastem._kernels._partition cimport n_partitions, partition_start
 
 cdef extern from "_simd.h" nogil:
     float fastem_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
@@ -45,56 +47,35 @@ cdef extern from "_simd.h" nogil:
                              Py_ssize_t n_todo, const float *closest,
                              const float *sw, const float *cand, Py_ssize_t L,
                              uint16_t *improves, double *sums)
+    # the k-means++ improvement-mask bit of candidate l, and the software
+    # prefetch of gathered rows (FASTEM_PREFETCH_ROWS ahead)
+    uint16_t fastem_cand_bit(Py_ssize_t l)
+    void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
+    enum: FASTEM_PREFETCH_ROWS
     void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
                              Py_ssize_t n_todo, const float *closest,
                              const double *sw, const double *cand, Py_ssize_t L,
                              uint16_t *improves, double *sums, double *pots,
                              double scale)
-    float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
-    double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
 
 
 
 cdef inline double _sqdist(const floating *a, const floating *b,
                            Py_ssize_t n) noexcept nogil:
-    """sum_j (a_j - b_j)^2, vectorised, in the data's precision."""
+    """sum_j (a_j - b_j)^2 in the data's precision, in the fixed lanes of
+    _simd.h: the value the k-means++ candidate pass compares, in every build."""
     if floating is float:
         return fastem_sqdist_f32(a, b, n)
     else:
         return fastem_sqdist_f64(a, b, n)
 
 
-cdef inline double _kpp_sqdist(const floating *x, const floating *c,
-                               Py_ssize_t d) noexcept nogil:
-    """||x - c||^2 as the k-means++ passes compute it (see fastem_kpp_rows_*)."""
-    if floating is float:
-        return fastem_kpp_sqdist_f32(x, c, d)
-    else:
-        return fastem_kpp_sqdist_f64(x, c, d)
-
-
 cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
-    """sum_j a_j^2, vectorised, in the data's precision."""
+    """sum_j a_j^2 in the data's precision (the lanes of _sqdist)."""
     if floating is float:
         return fastem_sqnorm_f32(a, n)
     else:
         return fastem_sqnorm_f64(a, n)
-
-
-cdef extern from * nogil:
-    void __builtin_prefetch(const void *addr)
-
-# rows of lookahead when prefetching rows gathered after pruning: they no
-# longer form the sequential stream the hardware prefetcher follows
-cdef enum:
-    PREFETCH_ROWS = 6
-
-
-cdef inline void _prefetch(const void *row, Py_ssize_t nbytes) noexcept nogil:
-    cdef Py_ssize_t off = 0
-    while off < nbytes:
-        __builtin_prefetch(<const char *>row + off)
-        off += 64
 
 
 cdef inline void _shift_rows(const floating *x, const floating *shift,
@@ -178,6 +159,27 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     changed[0] += n_changed
 
 
+cdef struct PassWs:
+    # One thread's workspace of a Lloyd or bounded pass (void *: a struct
+    # cannot hold the fused type). Returned by value, so that inside a
+    # prange the variable it is assigned to is private to the thread.
+    void *rows          # nb x d: the chunk's rows in the shifted frame
+    void *dist          # nb x k: distance block
+    int32_t *gathered   # nb: rows gathered for a full search (bounded pass)
+
+
+cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
+                                   Py_ssize_t k, Py_ssize_t itemsize,
+                                   bint bounded) noexcept nogil:
+    """Carve one thread's workspace, or with cv.base NULL measure it: the
+    only place that knows its layout."""
+    cdef PassWs w
+    w.rows = carve(cv, nb * d, itemsize)
+    w.dist = carve(cv, nb * k, itemsize)
+    w.gathered = <int32_t *>carve(cv, nb if bounded else 0, sizeof(int32_t))
+    return w
+
+
 def lloyd_pass(const floating[:, ::1] X,
                const floating[::1] sample_weight,
                const floating[::1] shift,
@@ -216,62 +218,60 @@ def lloyd_pass(const floating[:, ::1] X,
         sum_i w_i ||x_i - shift||^2 (computed, or passed through).
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
-    cdef Py_ssize_t nbmax = chunk_rows
-    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
-    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax
-    cdef Py_ssize_t slot_len = k * d + k + 3
-    cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
-    cdef Py_ssize_t p, c, c0, c1, tid, start, nb, e, total_changed = 0
-    cdef double inertia = 0.0, norms = 0.0
+    cdef Py_ssize_t p, c, tid, start
+    cdef double tail[3]
     cdef bint with_norms = norms_total != norms_total  # NaN: compute them
     cdef int cancel = 0
     cdef const floating *xp = &X[0, 0]
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
-    cdef floating *work = <floating *>malloc(n_threads * per_thread * sizeof(floating) + k * sizeof(floating))
-    cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
-    cdef floating *csq
-    cdef floating *tw
+    cdef floating *csq = <floating *>malloc(k * sizeof(floating))
+    cdef void *raw = NULL
+    cdef char *ws = NULL
+    cdef Carver cv = Carver(NULL, 0)
+    cdef Carver tc
+    cdef PassWs tw
+    cdef Py_ssize_t per_thread
     cdef double *slot
-    if work == NULL or slots == NULL:
-        free(work); free(slots)
+    cdef Partitions pt
+    # slot: [sums (k x d), weights (k), inertia, n_changed, norms]
+    pt.slots = NULL
+    _pass_workspace(&cv, chunk_rows, d, k, sizeof(floating), False)
+    per_thread = carved_size(&cv)
+    if csq != NULL and partitions_init(&pt, n, chunk_rows, k * d + k + 3) == 0:
+        ws = workspaces_alloc(per_thread, n_threads, &raw)
+    if ws == NULL:
+        free(csq); free(raw); partitions_free(&pt)
         raise MemoryError("fastem: could not allocate the Lloyd pass workspace")
-    csq = work + n_threads * per_thread
     with nogil:
         _centre_sqnorms(&centres[0, 0], k, d, csq)
-        for p in prange(n_parts, schedule='dynamic', num_threads=n_threads):
+        for p in prange(pt.n_parts, schedule='dynamic', num_threads=n_threads):
             tid = omp_get_thread_num()
-            tw = work + tid * per_thread
-            slot = slots + p * slot_len
-            c0 = partition_start(p, n_parts, n_chunks)
-            c1 = partition_start(p + 1, n_parts, n_chunks)
-            for c in range(c0, c1):
+            tc = Carver(ws + tid * per_thread, 0)
+            tw = _pass_workspace(&tc, chunk_rows, d, k, sizeof(floating), False)
+            slot = slot_of(&pt, p)
+            for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
                 if interrupted(&cancel):
                     break
-                start = c * nbmax
-                nb = min(nbmax, n - start)
-                _lloyd_chunk(xp + start * d, nb, d, k,
+                start = c * chunk_rows
+                _lloyd_chunk(xp + start * d, chunk_len(&pt, c), d, k,
                              swp + start if swp != NULL else NULL,
                              shp, &centres[0, 0], csq, &labels[start],
-                             tw, tw + nbmax * d, with_norms,
+                             <floating *>tw.rows, <floating *>tw.dist, with_norms,
                              slot, slot + k * d, slot + k * d + k,
                              slot + k * d + k + 1, slot + k * d + k + 2)
         # fixed-order reduction of the partitions' slots
         memset(&sums[0, 0], 0, k * d * sizeof(double))
         memset(&weights[0], 0, k * sizeof(double))
-        for p in range(n_parts):
-            slot = slots + p * slot_len
-            for e in range(k * d):
-                (&sums[0, 0])[e] += slot[e]
-            for e in range(k):
-                weights[e] += slot[k * d + e]
-            inertia += slot[k * d + k]
-            total_changed += <Py_ssize_t>slot[k * d + k + 1]
-            norms += slot[k * d + k + 2]
-    free(work); free(slots)
+        memset(tail, 0, 3 * sizeof(double))
+        partitions_sum(&pt, 0, k * d, &sums[0, 0])
+        partitions_sum(&pt, k * d, k, &weights[0])
+        partitions_sum(&pt, k * d + k, 3, tail)
+    free(csq); free(raw); partitions_free(&pt)
     raise_pending(cancel)
-    if not with_norms:
-        norms = norms_total
+    norms = tail[2] if with_norms else norms_total
+    inertia = tail[0]
+    total_changed = <Py_ssize_t>tail[1]
     # sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 + sum_i w_i best_i; rounding
     # of the float32 expansion can leave a hair below zero for a perfect fit
     return total_changed, max(norms + inertia, 0.0), norms
@@ -383,8 +383,9 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                 n_todo += 1
         # 2. tighten u to the exact distance for the others (prefetched)
         for t in range(n_todo):
-            if t + PREFETCH_ROWS < n_todo:
-                _prefetch(x + gathered[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+            if t + FASTEM_PREFETCH_ROWS < n_todo:
+                fastem_prefetch_row(x + gathered[t + FASTEM_PREFETCH_ROWS] * d,
+                                    d * sizeof(floating))
             i = gathered[t]
             u = sqrt(_frame_sqdist(x + i * d, shift, centres + labels[i] * d, d))
             upper[i] = <floating>(u * (1.0 + 1e-6))
@@ -455,27 +456,30 @@ def bounded_pass(const floating[:, ::1] X,
     weights as in ``lloyd_pass``.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
-    cdef Py_ssize_t nbmax = chunk_rows
-    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
-    cdef Py_ssize_t per_thread = nbmax * d + k * nbmax + nbmax
     cdef int cancel = 0
-    cdef Py_ssize_t slot_len = k * d + k + 2
-    cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
-    cdef Py_ssize_t p, c, j, tid, start, e, drift_arg = 0
+    cdef Py_ssize_t p, c, j, tid, start, per_thread, drift_arg = 0
     cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0
-    cdef double n_changed = 0.0, n_full = 0.0
+    cdef double counts[2]
     cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
-    cdef floating *work = <floating *>malloc(n_threads * per_thread * sizeof(floating) + k * sizeof(floating))
-    cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
-    cdef floating *csq
-    cdef floating *tw
+    cdef floating *csq = <floating *>malloc(k * sizeof(floating))
+    cdef void *raw = NULL
+    cdef char *ws = NULL
+    cdef Carver cv = Carver(NULL, 0)
+    cdef Carver tc
+    cdef PassWs tw
     cdef double *slot
-    if work == NULL or slots == NULL:
-        free(work); free(slots)
+    cdef Partitions pt
+    # slot: [sums (k x d), weights (k), n_changed, n_full]
+    pt.slots = NULL
+    _pass_workspace(&cv, chunk_rows, d, k, sizeof(floating), True)
+    per_thread = carved_size(&cv)
+    if csq != NULL and partitions_init(&pt, n, chunk_rows, k * d + k + 2) == 0:
+        ws = workspaces_alloc(per_thread, n_threads, &raw)
+    if ws == NULL:
+        free(csq); free(raw); partitions_free(&pt)
         raise MemoryError("fastem: could not allocate the bounded pass workspace")
-    csq = work + n_threads * per_thread
     with nogil:
         _centre_sqnorms(&centres[0, 0], k, d, csq)
         for j in range(k):
@@ -487,37 +491,34 @@ def bounded_pass(const floating[:, ::1] X,
                 drift_arg = j
             elif drift[j] > drift_second:
                 drift_second = drift[j]
-        for p in prange(n_parts, schedule='dynamic', num_threads=n_threads):
+        for p in prange(pt.n_parts, schedule='dynamic', num_threads=n_threads):
             tid = omp_get_thread_num()
-            tw = work + tid * per_thread
-            slot = slots + p * slot_len
-            for c in range(partition_start(p, n_parts, n_chunks),
-                           partition_start(p + 1, n_parts, n_chunks)):
+            tc = Carver(ws + tid * per_thread, 0)
+            tw = _pass_workspace(&tc, chunk_rows, d, k, sizeof(floating), True)
+            slot = slot_of(&pt, p)
+            for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
                 if interrupted(&cancel):
                     break
-                start = c * nbmax
-                _bounded_chunk(&X[start, 0], min(nbmax, n - start), d, k,
+                start = c * chunk_rows
+                _bounded_chunk(&X[start, 0], chunk_len(&pt, c), d, k,
                                swp + start if swp != NULL else NULL, shp,
                                &centres[0, 0], csq, csq_max, &half_sep[0],
                                &drift[0], drift_max, drift_second, drift_arg,
                                fresh, err_scale, &upper[start], &lower[start],
-                               &labels[start], tw, tw + nbmax * d,
-                               <int32_t *>(tw + nbmax * d + k * nbmax),
+                               &labels[start], <floating *>tw.rows,
+                               <floating *>tw.dist, tw.gathered,
                                slot, slot + k * d, slot + k * d + k)
+        # fixed-order reduction; without ``fresh`` the slots update the sums
         if fresh:
             memset(&sums[0, 0], 0, k * d * sizeof(double))
             memset(&weights[0], 0, k * sizeof(double))
-        for p in range(n_parts):
-            slot = slots + p * slot_len
-            for e in range(k * d):
-                (&sums[0, 0])[e] += slot[e]
-            for e in range(k):
-                weights[e] += slot[k * d + e]
-            n_changed += slot[k * d + k]
-            n_full += slot[k * d + k + 1]
-    free(work); free(slots)
+        memset(counts, 0, 2 * sizeof(double))
+        partitions_sum(&pt, 0, k * d, &sums[0, 0])
+        partitions_sum(&pt, k * d, k, &weights[0])
+        partitions_sum(&pt, k * d + k, 2, counts)
+    free(csq); free(raw); partitions_free(&pt)
     raise_pending(cancel)
-    return <Py_ssize_t>n_changed, <Py_ssize_t>n_full
+    return <Py_ssize_t>counts[0], <Py_ssize_t>counts[1]
 
 
 def assigned_sqdist(const floating[:, ::1] X,
@@ -637,12 +638,6 @@ cdef inline float _to_float32(double v) noexcept nogil:
     """Round a squared distance to float32, saturating instead of overflowing."""
     return <float>(v if v < FLT_MAX else FLT_MAX)
 
-# bit of candidate l in the uint16 improvement mask; candidates 15 and up
-# share the last bit (their rows are simply recomputed when one is chosen)
-cdef inline uint16_t _cand_bit(Py_ssize_t l) noexcept nogil:
-    return <uint16_t>(1 << (l if l < 15 else 15))
-
-
 def kpp_init_closest(const floating[:, ::1] X,
                      const floating[::1] sample_weight,
                      const floating[::1] centre,
@@ -682,7 +677,7 @@ def kpp_init_closest(const floating[:, ::1] X,
             start = c * nbmax
             nb = min(nbmax, n - start)
             for i in range(start, start + nb):
-                closest[i] = _to_float32(scale * _kpp_sqdist(&X[i, 0], &centre[0], d))
+                closest[i] = _to_float32(scale * _sqdist(&X[i, 0], &centre[0], d))
                 nearest[i] = 0
             chunk_pot[c] = _chunk_potential(&closest[start],
                                             swp + start if swp != NULL else NULL, nb)
@@ -740,11 +735,11 @@ cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         todo[n_todo] = <int32_t>i
         n_todo += (improves[i] & bit) != 0
     for t in range(n_todo):
-        if t + PREFETCH_ROWS < n_todo:
-            _prefetch(x + todo[t + PREFETCH_ROWS] * d, d * sizeof(floating))
+        if t + FASTEM_PREFETCH_ROWS < n_todo:
+            fastem_prefetch_row(x + todo[t + FASTEM_PREFETCH_ROWS] * d, d * sizeof(floating))
         i = todo[t]
         improves[i] &= ~bit
-        dist = _to_float32(scale * _kpp_sqdist(x + i * d, centre, d))
+        dist = _to_float32(scale * _sqdist(x + i * d, centre, d))
         if dist < closest[i]:
             closest[i] = <float>dist
             nearest[i] = <centre_index>index
@@ -774,7 +769,7 @@ def kpp_settle_rows(const floating[:, ::1] X,
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         _kpp_apply(&X[start, 0], stop - start, d, &centre[0], centre_index,
-                   _cand_bit(candidate), &improves[start], &closest[start],
+                   fastem_cand_bit(candidate), &improves[start], &closest[start],
                    &nearest[start], todo, scale)
     free(todo)
 
@@ -805,7 +800,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
         chosen centre is taken into account first (see below)
     improves : (n,) uint16 in/out: on entry the masks of the last pass, on
         exit bit l set where candidate l is closer than closest_i (see
-        ``_cand_bit``)
+        ``fastem_cand_bit``)
     last_centre, last_index, last_candidate : the centre chosen after the
         last pass, its index among the chosen centres, and which candidate
         of that pass it was; last_index = 0 when there is none to apply
@@ -823,7 +818,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, l, tid
     cdef int cancel = 0
-    cdef uint16_t last_bit = _cand_bit(last_candidate)
+    cdef uint16_t last_bit = fastem_cand_bit(last_candidate)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *lcp = &last_centre[0] if last_index > 0 else NULL
     # float64 data: the potentials measure the distances in float64, one

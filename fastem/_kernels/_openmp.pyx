@@ -27,15 +27,6 @@ cdef extern from *:
     #define FASTEM_OPENMP_DATE 0
     #endif
 
-    /* Whether _gmm_simd.h took its target_clones branch: the same condition
-       as FE_HOT's there (keep the two in step; tests/test_config.py checks). */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \\
-        defined(__linux__) && (__GNUC__ >= 11) && !defined(FASTEM_NO_TARGET_CLONES)
-    #define FASTEM_GMM_TARGET_CLONES 1
-    #else
-    #define FASTEM_GMM_TARGET_CLONES 0
-    #endif
-
     /* The address of the OpenMP runtime's omp_get_max_threads as this module
        resolved it (fastem._config finds the library file that holds it);
        0 without OpenMP. */
@@ -48,7 +39,6 @@ cdef extern from *:
     """
     const char *FASTEM_COMPILER
     int FASTEM_OPENMP_DATE
-    int FASTEM_GMM_TARGET_CLONES
     size_t fastem_openmp_symbol()
 
 
@@ -81,8 +71,3 @@ def openmp_symbol_address():
     """Address of ``omp_get_max_threads`` in the OpenMP runtime the kernels
     call (0 without OpenMP): ``fastem.build_info`` maps it to the library file."""
     return fastem_openmp_symbol()
-
-
-def gmm_target_clones():
-    """True when the mixture kernels carry x86-64-v4/v3/baseline clones."""
-    return bool(FASTEM_GMM_TARGET_CLONES)

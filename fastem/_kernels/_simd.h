@@ -1,17 +1,24 @@
-/* Small SIMD building blocks of the kernels, written in C where Cython
- * cannot say what the vectoriser needs.
+/* Small SIMD building blocks of the K-means kernels, written in C where
+ * Cython cannot say what the vectoriser needs.
  *
- * 1. Squared norms and distances of short vectors: a reduction, which the
- *    compiler only vectorises when told it may reassociate the sum. '#pragma
- *    omp simd reduction' says exactly that for this loop and nowhere else
- *    (no -ffast-math); the association is fixed by the binary, so results
- *    stay deterministic. Sums run in the data's precision.
+ * Every result here is the same bit for bit in every build (baseline,
+ * x86-64-v3, x86-64-v4; setup.py compiles them all with -ffp-contract=off):
+ * where a vector path exists (AVX2 intrinsics), the plain C path beside it
+ * is its reference and does the same operations in the same order.
+ *
+ * 1. Squared norms and distances of short vectors, in the data's precision,
+ *    in a fixed number of lanes (FASTEM_LANES_F32 = 8 for float,
+ *    FASTEM_LANES_F64 = 4 for double, whatever the ISA): lane l sums the
+ *    coordinates j = l mod lanes in order, and the lanes are added by a
+ *    fixed tree, ((0+1)+(2+3))+((4+5)+(6+7)) or (0+1)+(2+3). The compiler
+ *    vectorises the lanes (independent sums) at any width without changing
+ *    a result; the AVX2 k-means++ pass below uses the same lanes and tree.
  *
  * 2. Argmin over one row of a distance block, with AVX2 intrinsics in the
- *    x86-64-v3 build (GCC does not vectorise an argmin by itself).
+ *    x86-64-v3/v4 builds (GCC does not vectorise an argmin by itself).
  *
  * 3. The row loop of the k-means++ candidate pass, measuring a row against
- *    all candidates at once (AVX2 + FMA in the x86-64-v3 build).
+ *    all candidates at once (AVX2 in the x86-64-v3/v4 builds).
  */
 #ifndef FASTEM_SIMD_H
 #define FASTEM_SIMD_H
@@ -19,70 +26,71 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float fastem_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
+#define FASTEM_LANES_F32 8
+#define FASTEM_LANES_F64 4
+
+static inline float fastem_lanes_sum_f32(const float *a)
 {
-    float s = 0.0f;
-    Py_ssize_t j;
-#pragma omp simd reduction(+:s)
-    for (j = 0; j < n; j++) {
-        float d = a[j] - b[j];
-        s += d * d;
-    }
-    return s;
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-static inline double fastem_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
+static inline double fastem_lanes_sum_f64(const double *a)
 {
-    double s = 0.0;
-    Py_ssize_t j;
-#pragma omp simd reduction(+:s)
-    for (j = 0; j < n; j++) {
-        double d = a[j] - b[j];
-        s += d * d;
-    }
-    return s;
+    return (a[0] + a[1]) + (a[2] + a[3]);
 }
+
+/* sum_j (a_j - b_j)^2 (b == NULL: sum_j a_j^2) in LANES lanes, see 1. above */
+#define FASTEM_DEFINE_SQDIST(NAME, T, LANES, LANES_SUM)                      \
+static inline T NAME(const T *a, const T *b, Py_ssize_t n)                  \
+{                                                                           \
+    T acc[LANES] = {0};                                                     \
+    Py_ssize_t j = 0;                                                       \
+    int l;                                                                  \
+    for (; j + LANES <= n; j += LANES)                                      \
+        for (l = 0; l < LANES; l++) {                                       \
+            T d = a[j + l] - (b != NULL ? b[j + l] : (T)0);                 \
+            acc[l] += d * d;                                                \
+        }                                                                   \
+    for (l = 0; j + l < n; l++) {                                           \
+        T d = a[j + l] - (b != NULL ? b[j + l] : (T)0);                     \
+        acc[l] += d * d;                                                    \
+    }                                                                       \
+    return LANES_SUM(acc);                                                  \
+}
+FASTEM_DEFINE_SQDIST(fastem_sqdist_f32, float, FASTEM_LANES_F32, fastem_lanes_sum_f32)
+FASTEM_DEFINE_SQDIST(fastem_sqdist_f64, double, FASTEM_LANES_F64, fastem_lanes_sum_f64)
 
 static inline float fastem_sqnorm_f32(const float *a, Py_ssize_t n)
 {
-    float s = 0.0f;
-    Py_ssize_t j;
-#pragma omp simd reduction(+:s)
-    for (j = 0; j < n; j++)
-        s += a[j] * a[j];
-    return s;
+    return fastem_sqdist_f32(a, NULL, n);
 }
 
 static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
 {
-    double s = 0.0;
-    Py_ssize_t j;
-#pragma omp simd reduction(+:s)
-    for (j = 0; j < n; j++)
-        s += a[j] * a[j];
-    return s;
+    return fastem_sqdist_f64(a, NULL, n);
 }
 
 /* k-means++ seeding: squared distances from one row x to each of several
  * candidate rows c_0, c_1, ... (stored one after another, d values each),
  * sum_j (x_j - c_lj)^2 in the data's precision (fastem_kpp_rows_*), and to
- * one centre (fastem_kpp_sqdist_*, used to apply the chosen one).
+ * one centre (fastem_sqdist_*, used to apply the chosen one).
  *
- * With AVX2 + FMA (the x86-64-v3 build), each block of 8 (float) or 4
+ * With AVX2 (the x86-64-v3/v4 builds), each block of 8 (float) or 4
  * (double) coordinates of x is loaded once and used for up to 8 / 4
- * candidates, each with its own vector accumulator (acc_l = fma(diff, diff,
- * acc_l), blocks in order; the ragged end of a row is a masked load, whose
- * zero lanes add exactly 0). The accumulators are reduced together by a
+ * candidates, each with its own vector accumulator (acc_l += diff * diff,
+ * rounded twice like the plain C, blocks in order; the ragged end of a row
+ * is a masked load, whose zero lanes add exactly 0). The accumulators are reduced together by a
  * transposing hadd tree, which adds the lanes of every candidate in the same
  * fixed order, ((0+1)+(2+3))+((4+5)+(6+7)) (float) or (0+1)+(2+3) (double),
  * whatever its slot or the number of candidates: a distance does not depend
- * on which other candidates were measured with it, so fastem_kpp_sqdist (one
+ * on which other candidates were measured with it, so fastem_sqdist (one
  * candidate) gives bit for bit the value the candidate pass compared. On
  * typical data a row that one candidate may beat is not ruled out for most
  * of the others either, so measuring all candidates in one sweep (sharing
  * the loads of x and the reductions, with no unpredictable branch per
  * candidate) beats measuring only the candidates a bound does not rule out.
- * Elsewhere both are the plain fastem_sqdist_*. */
+ * The lanes and the tree are those of fastem_sqdist_* (1. above), which is
+ * the plain C reference of this pass (FASTEM_KPP_ROWS_GENERIC). */
 
 /* The candidate pass over the rows todo[0..n_todo) of a chunk that the
  * pruning bounds kept (see _kpp_candidates_chunk in _kmeans.pyx): improves[i]
@@ -94,9 +102,7 @@ static inline double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
  * choose the candidate). Squared distances of float64 data are first
  * multiplied by ``scale`` (a power of two chosen from the data's spread,
  * see greedy_kmeans_plusplus): exact, and it keeps them inside float32's
- * range whatever the data's scale. For float32 data w_i * min(...) is a product of two
- * floats, exact in double, so fma(w, v, s) and s + w * v agree and every
- * build sums the same values in the same order. Rows are prefetched
+ * range whatever the data's scale. Rows are prefetched
  * FASTEM_PREFETCH_ROWS ahead: after pruning they no longer form the
  * sequential stream the hardware prefetcher follows. */
 #define FASTEM_PREFETCH_ROWS 6
@@ -109,12 +115,16 @@ static inline uint16_t fastem_cand_bit(Py_ssize_t l)
 
 static inline void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
 {
+#if defined(__GNUC__) || defined(__clang__)
     Py_ssize_t off;
     for (off = 0; off < nbytes; off += 64)
         __builtin_prefetch((const char *)row + off);
+#else
+    (void)row; (void)nbytes;  /* a hint only: nothing to do without it */
+#endif
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 
 static inline __m256i fastem_tail_mask8(Py_ssize_t r)
@@ -133,7 +143,7 @@ static inline __m256i fastem_tail_mask4(Py_ssize_t r)
 #define FASTEM_SQD_BLOCK_F32(A, XV, CV)                                        \
     do {                                                                      \
         __m256 df_ = _mm256_sub_ps(XV, CV);                                   \
-        A = _mm256_fmadd_ps(df_, df_, A);                                     \
+        A = _mm256_add_ps(A, _mm256_mul_ps(df_, df_));                        \
     } while (0)
 
 /* The 8 candidate sums in a vector, lane l for candidate l (0 in lanes l >=
@@ -183,7 +193,7 @@ fastem_sqdist8_f32(const float *x, const float *c, Py_ssize_t d, int nc)
 #define FASTEM_SQD_BLOCK_F64(A, XV, CV)                                        \
     do {                                                                      \
         __m256d df_ = _mm256_sub_pd(XV, CV);                                  \
-        A = _mm256_fmadd_pd(df_, df_, A);                                     \
+        A = _mm256_add_pd(A, _mm256_mul_pd(df_, df_));                        \
     } while (0)
 
 /* The 4 candidate sums in a vector; nc in 1..4, a compile-time constant */
@@ -270,9 +280,10 @@ fastem_kpp_rows8_f32(const float *x, Py_ssize_t d, const int32_t *todo,
         /* min_ps(a, b) is a < b ? a : b, the same test as the mask's */
         __m256 nv = _mm256_min_ps(dv, curv);
         __m256d wv = _mm256_set1_pd(sw != NULL ? (double)sw[i] : 1.0);
-        k_lo = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_castps256_ps128(nv)), k_lo);
+        k_lo = _mm256_add_pd(k_lo, _mm256_mul_pd(wv, _mm256_cvtps_pd(_mm256_castps256_ps128(nv))));
         if (nc > 4)
-            k_hi = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_extractf128_ps(nv, 1)), k_hi);
+            k_hi = _mm256_add_pd(k_hi,
+                                 _mm256_mul_pd(wv, _mm256_cvtps_pd(_mm256_extractf128_ps(nv, 1))));
     }
     _mm256_storeu_pd(out, k_lo);
     _mm256_storeu_pd(out + 4, k_hi);
@@ -359,15 +370,6 @@ static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int3
     }
 }
 
-static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
-{
-    return _mm256_cvtss_f32(fastem_sqdist8_f32(x, c, d, 1));
-}
-
-static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
-{
-    return _mm256_cvtsd_f64(fastem_sqdist4_f64(x, c, d, 1));
-}
 #else
 #define FASTEM_KPP_ROWS_GENERIC(T, SQDIST)                                    \
     Py_ssize_t t, l;                                                          \
@@ -415,15 +417,6 @@ static inline void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int3
     FASTEM_KPP_ROWS_GENERIC(double, fastem_sqdist_f64)
 }
 
-static inline float fastem_kpp_sqdist_f32(const float *x, const float *c, Py_ssize_t d)
-{
-    return fastem_sqdist_f32(x, c, d);
-}
-
-static inline double fastem_kpp_sqdist_f64(const double *x, const double *c, Py_ssize_t d)
-{
-    return fastem_sqdist_f64(x, c, d);
-}
 #endif
 
 /* Index of the smallest dist[j] + csq[j] over one row (first one on ties,

@@ -1,10 +1,12 @@
 """Column moments of X in one parallel pass (float64 accumulation)."""
 from cython.parallel cimport prange
-from libc.stdlib cimport calloc, free
 
-from fastem._kernels._blas cimport floating
+import numpy as np
+
+from fastem._kernels._common cimport (
+    Partitions, chunk_len, first_chunk, floating, partitions_free, partitions_init,
+    partitions_sum, slot_of)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-from fastem._kernels._partition cimport n_partitions, partition_start
 
 
 cdef void _moments_rows(const floating *x, Py_ssize_t nb, Py_ssize_t d,
@@ -38,37 +40,28 @@ def column_moments(const floating[:, ::1] X,
     0 means unit weights.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
-    cdef Py_ssize_t slot_len = 2 * d + 1
-    cdef Py_ssize_t n_parts = n_partitions(n_chunks, slot_len)
-    cdef Py_ssize_t p, c, start, j
-    cdef double total = 0.0
+    cdef Py_ssize_t p, c, start
     cdef int cancel = 0
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
-    cdef double *slots = <double *>calloc(n_parts * slot_len, sizeof(double))
     cdef double *slot
-    if slots == NULL:
+    cdef double[::1] sums = np.zeros(2 * d + 1)
+    cdef Partitions pt
+    # slot: [sum w, sum w (x - ref) (d), sum w (x - ref)^2 (d)]
+    if partitions_init(&pt, n, chunk_rows, 2 * d + 1) != 0:
         raise MemoryError("fastem: could not allocate the column-moment workspace")
     with nogil:
-        for p in prange(n_parts, schedule='dynamic', num_threads=n_threads):
-            slot = slots + p * slot_len
-            for c in range(partition_start(p, n_parts, n_chunks),
-                           partition_start(p + 1, n_parts, n_chunks)):
+        for p in prange(pt.n_parts, schedule='dynamic', num_threads=n_threads):
+            slot = slot_of(&pt, p)
+            for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
                 if interrupted(&cancel):
                     break
                 start = c * chunk_rows
-                _moments_rows(&X[start, 0], min(chunk_rows, n - start), d,
+                _moments_rows(&X[start, 0], chunk_len(&pt, c), d,
                               swp + start if swp != NULL else NULL, &ref[0],
                               slot, slot + 1, slot + 1 + d)
-        for j in range(d):
-            s1[j] = 0.0
-            s2[j] = 0.0
-        for p in range(n_parts):
-            slot = slots + p * slot_len
-            total += slot[0]
-            for j in range(d):
-                s1[j] += slot[1 + j]
-                s2[j] += slot[1 + d + j]
-    free(slots)
+        partitions_sum(&pt, 0, 2 * d + 1, &sums[0])
+    partitions_free(&pt)
     raise_pending(cancel)
-    return total
+    s1[:] = sums[1:1 + d]
+    s2[:] = sums[1 + d:]
+    return sums[0]

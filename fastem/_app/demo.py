@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from fastem._io import faithful_path, load_faithful
+from fastem._app.io import faithful_path, load_faithful
 from sklearn.metrics import adjusted_rand_score
 
 PLOT_HINT = 'pip install "fastem[plot]"'

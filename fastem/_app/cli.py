@@ -345,7 +345,7 @@ def _check_figure_path(path, option):
 
 def _check_model_file(path):
     """Raise a one-line error now if ``path`` cannot be a model file."""
-    from fastem._io import check_readable_file
+    from fastem._app.io import check_readable_file
 
     check_readable_file(path, "model file")
     with open(path, "rb") as f:
@@ -381,7 +381,7 @@ def _reading_model(path):
 
 def _load_model(path):
     """``fastem.load(path)`` with one-line errors (see ``_reading_model``)."""
-    from fastem._persistence import load
+    from fastem._app.persistence import load
 
     _check_model_file(path)
     with _reading_model(path):
@@ -389,7 +389,7 @@ def _load_model(path):
 
 
 def _cmd_demo(args):
-    from fastem._demo import run_demo
+    from fastem._app.demo import run_demo
 
     if not args.no_plot and _has_matplotlib():
         # without matplotlib the demo says how to get the figure and goes on
@@ -407,7 +407,7 @@ def _has_matplotlib():
 
 
 def _read(args):
-    from fastem._io import read_data
+    from fastem._app.io import read_data
 
     return read_data(args.data, key=args.key, dtype=args.dtype)
 
@@ -417,7 +417,7 @@ def _describe_data(path, X):
 
 
 def _cmd_fit(args):
-    from fastem._io import read_data
+    from fastem._app.io import read_data
 
     if args.model == "kmeans" and args.covariance_type is not None:
         raise ValueError("--covariance-type applies to --model gmm only")
@@ -475,7 +475,7 @@ def _cmd_fit(args):
 def _cmd_predict(args):
     import numpy as np
 
-    from fastem._io import read_data, write_array
+    from fastem._app.io import read_data, write_array
 
     if args.output is not None:
         _check_output(args.output, "-o", extensions=_RESULT_EXTENSIONS,
@@ -506,7 +506,7 @@ def _cmd_predict(args):
 
 
 def _cmd_info(args):
-    from fastem._persistence import describe
+    from fastem._app.persistence import describe
 
     _check_model_file(args.model)
     with _reading_model(args.model):
@@ -522,7 +522,7 @@ def _describe_ks(ks):
 
 
 def _cmd_select_k(args):
-    from fastem._select_k import METHODS, select_k
+    from fastem._app.select_k import METHODS, select_k
 
     if args.methods is not None:
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

@@ -221,12 +221,6 @@ def _is_number(field):
     return True
 
 
-def _split(line, delimiter):
-    if delimiter is None:
-        return line.split()
-    return next(csv.reader([line], delimiter=delimiter))
-
-
 def _records(path, delimiter):
     """Yield (line_number, fields) for each non-blank, non-comment record."""
     with open(path, newline="", encoding="utf-8-sig") as f:

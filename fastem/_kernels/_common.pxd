@@ -1,0 +1,143 @@
+# The layer every kernel shares, in one cimport:
+#
+#     from fastem._kernels._common cimport (floating, Partitions, ...)
+#
+# * ``floating``: the fused float/double type of every kernel (_blas.pxd).
+# * Chunks: a pass walks X in chunks of ``chunk_rows`` consecutive rows (the
+#   last one may be shorter). The number of rows is chosen in Python by ONE
+#   policy, ``fastem._parallel.chunk_rows`` (a chunk's working set fits in
+#   L2), from the bytes per row the kernel declares; it depends only on the
+#   problem's shape and dtype, never on the thread count.
+# * Partitions: the chunks are split into at most MAX_PARTITIONS contiguous
+#   runs. Each run is accumulated sequentially into its own slot (slot_len
+#   doubles) by whichever thread takes it (dynamic schedule, so a
+#   descheduled thread does not stall the pass), and the slots are then
+#   added in partition order (partitions_sum). The split depends only on the
+#   number of chunks and the slot size, never on the thread count, so the
+#   order of every floating-point sum is fixed and 1 and N threads agree bit
+#   for bit.
+# * Workspaces: a kernel describes the arrays of one thread's workspace in
+#   ONE function that takes them, in order, from a Carver (carve()). Run on
+#   a Carver without memory (base NULL) it only adds up the size; run on the
+#   allocated block it hands out the same offsets. Size and layout cannot
+#   disagree. Inside a prange, carve into a variable the loop body ASSIGNS
+#   (return the layout as a struct by value): Cython makes assigned
+#   variables thread-private, but not pointers filled through an address
+#   (&p), which would then be shared by all threads.
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport calloc, free, malloc
+
+from fastem._kernels._blas cimport floating
+
+cdef enum:
+    MAX_PARTITIONS = 64
+    # the slots of all partitions together stay below this many doubles
+    MAX_SLOT_DOUBLES = 8 * 1024 * 1024
+    # alignment of every array carved from a workspace (a cache line, and
+    # the widest vector)
+    CARVE_ALIGN = 64
+
+
+cdef inline Py_ssize_t n_partitions(Py_ssize_t n_chunks,
+                                    Py_ssize_t slot_len) noexcept nogil:
+    cdef Py_ssize_t p = MAX_PARTITIONS
+    if p * slot_len > MAX_SLOT_DOUBLES:
+        p = max(<Py_ssize_t>8, MAX_SLOT_DOUBLES // slot_len)
+    return max(<Py_ssize_t>1, min(p, n_chunks))
+
+
+cdef inline Py_ssize_t partition_start(Py_ssize_t p, Py_ssize_t n_parts,
+                                       Py_ssize_t n_chunks) noexcept nogil:
+    """First chunk of partition p: an even split of n_chunks into n_parts."""
+    return (p * n_chunks) // n_parts
+
+
+cdef struct Partitions:
+    Py_ssize_t n_rows       # rows of the pass
+    Py_ssize_t chunk_rows   # rows per chunk (the last chunk may be shorter)
+    Py_ssize_t n_chunks
+    Py_ssize_t n_parts
+    Py_ssize_t slot_len     # doubles per partition slot
+    double *slots           # n_parts * slot_len doubles, zeroed
+
+
+cdef inline int partitions_init(Partitions *pt, Py_ssize_t n_rows,
+                                Py_ssize_t chunk_rows,
+                                Py_ssize_t slot_len) noexcept nogil:
+    """The fixed partitions of a pass and their zeroed slots; -1 when the
+    slots cannot be allocated (pt.slots is then NULL)."""
+    pt.n_rows = n_rows
+    pt.chunk_rows = chunk_rows
+    pt.n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
+    pt.slot_len = slot_len
+    pt.n_parts = n_partitions(pt.n_chunks, slot_len)
+    pt.slots = <double *>calloc(pt.n_parts * slot_len if slot_len > 0 else 1,
+                                sizeof(double))
+    return -1 if pt.slots == NULL else 0
+
+
+cdef inline Py_ssize_t first_chunk(const Partitions *pt, Py_ssize_t p) noexcept nogil:
+    """First chunk of partition p (p == n_parts: one past the last chunk)."""
+    return partition_start(p, pt.n_parts, pt.n_chunks)
+
+
+cdef inline Py_ssize_t chunk_len(const Partitions *pt, Py_ssize_t c) noexcept nogil:
+    """Rows of chunk c (which starts at row c * chunk_rows)."""
+    return min(pt.chunk_rows, pt.n_rows - c * pt.chunk_rows)
+
+
+cdef inline double *slot_of(const Partitions *pt, Py_ssize_t p) noexcept nogil:
+    return pt.slots + p * pt.slot_len
+
+
+cdef inline void partitions_sum(const Partitions *pt, Py_ssize_t e0, Py_ssize_t n,
+                               double *out) noexcept nogil:
+    """out[e] += slot_p[e0 + e] for p = 0, 1, ... in order, e < n: the fixed
+    reduction order of every pass (out is zeroed by the caller, or holds
+    the running totals the pass updates)."""
+    cdef Py_ssize_t p, e
+    cdef const double *s
+    for p in range(pt.n_parts):
+        s = pt.slots + p * pt.slot_len + e0
+        for e in range(n):
+            out[e] += s[e]
+
+
+cdef inline void partitions_free(Partitions *pt) noexcept nogil:
+    free(pt.slots)
+    pt.slots = NULL
+
+
+cdef struct Carver:
+    char *base          # the workspace, or NULL to measure only
+    Py_ssize_t size     # bytes handed out so far (aligned)
+
+
+cdef inline void *carve(Carver *cv, Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
+    """The next ``count`` items of a workspace, CARVE_ALIGN-aligned (NULL
+    while measuring)."""
+    cdef Py_ssize_t start = (cv.size + CARVE_ALIGN - 1) // CARVE_ALIGN * CARVE_ALIGN
+    cv.size = start + count * itemsize
+    return NULL if cv.base == NULL else <void *>(cv.base + start)
+
+
+cdef inline Py_ssize_t carved_size(const Carver *cv) noexcept nogil:
+    """Bytes of one workspace measured by a Carver, rounded up to CARVE_ALIGN
+    (so that consecutive per-thread workspaces stay aligned)."""
+    return (cv.size + CARVE_ALIGN - 1) // CARVE_ALIGN * CARVE_ALIGN
+
+
+cdef inline char *workspaces_alloc(Py_ssize_t per_thread, int n_threads,
+                                   void **raw) noexcept nogil:
+    """n_threads workspaces of ``per_thread`` bytes (a carved_size), the
+    first CARVE_ALIGN-aligned; free(raw[0]) releases them. NULL if out of
+    memory."""
+    raw[0] = malloc(per_thread * n_threads + CARVE_ALIGN)
+    if raw[0] == NULL:
+        return NULL
+    return <char *>((<uintptr_t>raw[0] + CARVE_ALIGN - 1) // CARVE_ALIGN * CARVE_ALIGN)
+
+
+cdef inline Py_ssize_t padded_width(Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
+    """d rounded up to whole 64-byte vectors (rows of the padded copies)."""
+    return ((d * itemsize + 63) // 64) * 64 // itemsize

@@ -1,0 +1,110 @@
+"""The K-means passes of fastem._kernels._kmeans against a numpy reference.
+
+Each pass is called directly, as the estimators call it, on edge sizes:
+N = 1, K = 1, D = 1, K = N, N not a multiple of the chunk and several
+partitions of chunks, with and without sample weights and a frame shift.
+Labels must be the reference's argmin (well-separated data: no near ties),
+the per-centre sums and weights its sums, in float64.
+"""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fastem._kernels import load_kernels
+from fastem._kmeans import _bound_updates
+
+_k = load_kernels("_kmeans")
+
+# (n, d, k, chunk_rows)
+SHAPES = [(1, 1, 1, 32), (1, 3, 1, 32), (7, 2, 7, 32), (1000, 1, 4, 32),
+          (1037, 5, 3, 64), (4099, 17, 9, 128), (300, 40, 1, 32)]
+
+
+def _data(n, d, k, dtype, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=20.0, size=(k, d))
+    labels = np.arange(n) % k  # every centre has rows (K = N: one each)
+    X = centres[labels] + rng.normal(scale=0.5, size=(n, d)) + 3.0
+    return X.astype(dtype), (centres + 3.0).astype(dtype), rng.uniform(0.5, 2.0, n)
+
+
+def _reference(X, C, w):
+    X64, C64 = X.astype(np.float64), C.astype(np.float64)
+    d2 = ((X64[:, None, :] - C64[None, :, :]) ** 2).sum(axis=2)
+    lab = d2.argmin(axis=1)
+    k = C.shape[0]
+    sums = np.zeros((k, X.shape[1]))
+    np.add.at(sums, lab, w[:, None] * X64)
+    return lab, sums, np.bincount(lab, weights=w, minlength=k), float(w @ d2.min(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,d,k,chunk", SHAPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_lloyd_pass(dtype, n, d, k, chunk, weighted, shifted):
+    X, C, w = _data(n, d, k, dtype, seed=n + d + k)
+    w = w if weighted else np.ones(n)
+    sw = w.astype(dtype) if weighted else np.empty(0, dtype)
+    shift = X.mean(axis=0).astype(dtype) if shifted else np.zeros(d, dtype)
+    lab, sums, weights, inertia = _reference(X, C, w.astype(dtype).astype(np.float64))
+    labels = np.full(n, -1, np.int32)
+    out_sums, out_w = np.empty((k, d)), np.empty(k)
+    n_changed, got_inertia, norms = _k.lloyd_pass(
+        X, sw, shift if shifted else shift[:0], C - shift, labels, out_sums, out_w,
+        np.nan, chunk, 2)
+    assert_array_equal(labels, lab)
+    assert n_changed == n
+    ww = w.astype(dtype).astype(np.float64)
+    assert_allclose(out_w, weights, rtol=1e-12)
+    # sums are of w (x - shift), the difference taken in the data's precision
+    _, shifted_sums, _, _ = _reference(X - shift, C - shift, ww)
+    assert_allclose(out_sums, shifted_sums, rtol=1e-9, atol=1e-9 * np.abs(sums).max())
+    rtol = 1e-9 if dtype == np.float64 else 2e-3
+    assert_allclose(got_inertia, inertia, rtol=rtol, atol=rtol * norms)
+    assert_allclose(norms, ww @ ((X.astype(np.float64) - shift) ** 2).sum(axis=1),
+                    rtol=1e-6 if dtype == np.float32 else 1e-12)
+    # a second pass from the same labels changes nothing
+    n_changed, _, _ = _k.lloyd_pass(X, sw, shift if shifted else shift[:0], C - shift,
+                                    labels, out_sums, out_w, norms, chunk, 1)
+    assert n_changed == 0
+    assert_array_equal(labels, lab)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,d,k,chunk", SHAPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
+    X, C, w = _data(n, d, k, dtype, seed=2 * n + d + k)
+    w = w if weighted else np.ones(n)
+    sw = w.astype(dtype) if weighted else np.empty(0, dtype)
+    ww = w.astype(dtype).astype(np.float64)
+    upper, lower = np.empty(n, dtype), np.empty(n, dtype)
+    labels = np.full(n, -1, np.int32)
+    sums, weights = np.empty((k, d)), np.empty(k)
+    drift, half_sep = _bound_updates(None, C)
+    _k.bounded_pass(X, sw, np.empty(0, dtype), C, half_sep, drift, upper, lower,
+                    labels, sums, weights, True, chunk, 2)
+    lab, ref_sums, ref_w, _ = _reference(X, C, ww)
+    assert_array_equal(labels, lab)
+    assert_allclose(sums, ref_sums, rtol=1e-9, atol=1e-9 * np.abs(ref_sums).max())
+    assert_allclose(weights, ref_w, rtol=1e-12)
+    # the bounds hold for the distances to the own and the other centres
+    d = np.sqrt(((X.astype(np.float64)[:, None] - C.astype(np.float64)) ** 2).sum(axis=2))
+    own = d[np.arange(n), lab]
+    assert np.all(upper >= own * (1 - 1e-5))
+    if k > 1:
+        d[np.arange(n), lab] = np.inf
+        assert np.all(lower <= d.min(axis=1) * (1 + 1e-5))
+    # move the centres (swap two of them): the incremental pass must reach
+    # the reference for the new centres from the updated sums
+    if k > 1:
+        C2 = C.copy()
+        C2[[0, 1]] = C[[1, 0]]
+        drift, half_sep = _bound_updates(C.astype(np.float64), C2)
+        _k.bounded_pass(X, sw, np.empty(0, dtype), C2, half_sep, drift, upper, lower,
+                        labels, sums, weights, False, chunk, 2)
+        lab2, sums2, w2, _ = _reference(X, C2, ww)
+        assert_array_equal(labels, lab2)
+        assert_allclose(sums, sums2, rtol=1e-9, atol=1e-9 * np.abs(sums2).max())
+        assert_allclose(weights, w2, rtol=1e-12, atol=1e-12)
