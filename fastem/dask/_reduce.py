@@ -19,7 +19,7 @@ def tree(parts, combine):
     """Combine Delayed ``parts`` pairwise, neighbours first, in order."""
     level = list(parts)
     while len(level) > 1:
-        level = [dask.delayed(combine, pure=True)(level[i], level[i + 1])
+        level = [dask.delayed(combine, pure=False)(level[i], level[i + 1])
                  if i + 1 < len(level) else level[i]
                  for i in range(0, len(level), 2)]
     return level[0]
@@ -29,14 +29,16 @@ def block_tasks(func, blocks, *args, state=None):
     """``func(x, w, *args, index, start)`` for every block, as Delayed.
 
     ``args`` (parameters: centres, a PassSpec) are put in the graph once,
-    so each worker receives them once per pass. ``state``: a list of
+    so each worker receives them once per pass. Keys are unique per call
+    (``pure=False``): two passes with equal inputs never share results
+    that the first one's clean-up may release. ``state``: a list of
     per-block Delayed objects passed after ``w`` (k-means|| rows' state).
     """
     shared = [dask.delayed(a, pure=True, traverse=False) for a in args]
     tasks = []
     for i, (xb, wb) in enumerate(zip(blocks.x_blocks, blocks.w_blocks)):
         extra = () if state is None else (state[i],)
-        tasks.append(dask.delayed(func, pure=True)(
+        tasks.append(dask.delayed(func, pure=False)(
             xb, wb, *extra, *shared, i, int(blocks.starts[i])))
     return tasks
 
