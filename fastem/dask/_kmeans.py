@@ -81,7 +81,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     ----------
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
     labels_ : dask.array.Array of shape (n_samples,), int32
-        Lazy: the nearest centre of each training row (``predict(X)``).
+        Lazy: the nearest centre of each training row (``predict(X)``); it
+        refers to the training blocks (persisted ones stay in the workers'
+        memory while it lives: ``del km.labels_`` releases them).
     inertia_ : float
     n_iter_ : int
     n_features_in_ : int
@@ -176,9 +178,6 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             if init == "random" and blocks.sw is not None:
                 raise ValueError("init='random' is not offered with sample_weight on "
                                  "Dask data: use 'k-means||' or an array.")
-            local.set_params(init="k-means++" if init == "k-means||" else "random")
-            _, n_init = local._check_init(np.empty((0, n_features), dtype), k)
-            return init, n_init
         local.set_params(init=init)
         return local._check_init(np.empty((0, n_features), dtype), k)
 
