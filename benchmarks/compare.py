@@ -27,7 +27,8 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
                  GaussianMixture.partial_fit in batches of 1e4 against batch EM
                  run to convergence (default tol), all from the same parameters
     dask-kmeans  N=2e7 D=32 K=64 float32, 20 Lloyd iterations from one init:
-                 fastem in memory (all threads), fastem.dask and dask-ml's KMeans
+                 fastem in memory (all threads; default and algorithm='lloyd',
+                 the plain passes fastem.dask runs), fastem.dask and dask-ml's KMeans
                  on a LocalCluster(2 workers x 1 thread); worker peak RSS
     dask-gmm     N=2e7 D=16 K=16 float32, 10 EM iterations, cov=full: fastem in
                  memory and fastem.dask (dask-ml has no Gaussian mixture)
@@ -105,7 +106,7 @@ LIBRARIES = {
     "gmm-memory": ["fastem", "sklearn", "daal4py"],
     "minibatch": ["fastem", "sklearn"],
     "online-em": ["fastem", "fastem-batch", "sklearn"],
-    "dask-kmeans": ["fastem", "fastem-dask", "dask-ml"],
+    "dask-kmeans": ["fastem", "fastem-lloyd", "fastem-dask", "dask-ml"],
     "dask-gmm": ["fastem", "fastem-dask"],
 }
 # libraries whose failure fails the script (the optional peers only report)
@@ -123,6 +124,7 @@ LABELS = {
     "daal4py": "daal4py",
     "faiss": "faiss-cpu",
     "fastem-dask": "fastem.dask",
+    "fastem-lloyd": "fastem (lloyd)",
     "dask-ml": "dask-ml",
 }
 PEER_MODULES = {"faiss": "faiss", "sklearnex": "sklearnex", "daal4py": "daal4py"}
