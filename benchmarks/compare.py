@@ -27,6 +27,12 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
     online-em    N=2e6 D=16 K=16 float64, cov=full: one epoch of
                  GaussianMixture.partial_fit in batches of 1e4 against batch EM
                  run to convergence (default tol), all from the same parameters
+    dask-kmeans  N=2e7 D=32 K=64 float32, 20 Lloyd iterations from one init:
+                 fastem in memory (all threads; default and algorithm='lloyd',
+                 the plain passes fastem.dask runs), fastem.dask and dask-ml's KMeans
+                 on a LocalCluster(2 workers x 1 thread); worker peak RSS
+    dask-gmm     N=2e7 D=16 K=16 float32, 10 EM iterations, cov=full: fastem in
+                 memory and fastem.dask (dask-ml has no Gaussian mixture)
 
 Examples::
 
@@ -42,6 +48,7 @@ seeds (minibatch), batch (online-em).
 import argparse
 import collections
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -73,9 +80,12 @@ WORKLOADS = {
     "minibatch": dict(kind="minibatch", n=2_000_000, d=32, k=64, dtype="float32", seeds=5),
     "online-em": dict(kind="online-em", n=2_000_000, d=16, k=16, dtype="float64",
                       batch=10_000, cov=["full"]),
+    "dask-kmeans": dict(kind="dask-kmeans", n=20_000_000, d=32, k=64, dtype="float32",
+                        iter=20),
+    "dask-gmm": dict(kind="dask-gmm", n=20_000_000, d=16, k=16, dtype="float32", iter=10),
 }
 DEFAULT_WORKLOADS = ["kmeans", "kmeans++", "gmm", "gmm32", "gmm-memory", "minibatch",
-                     "online-em"]
+                     "online-em", "dask-kmeans", "dask-gmm"]
 
 # --tiny: every workload at toy size (CI smoke test; seconds in all)
 TINY = {
@@ -86,6 +96,8 @@ TINY = {
     "gmm-memory": dict(n=100_000, d=4, k=4, iter=2),
     "minibatch": dict(n=20_000, d=8, k=8, seeds=2),
     "online-em": dict(n=20_000, d=4, k=4, batch=2_000),
+    "dask-kmeans": dict(n=50_000, d=8, k=8, iter=5),
+    "dask-gmm": dict(n=50_000, d=4, k=4, iter=3),
 }
 
 LIBRARIES = {
@@ -95,9 +107,13 @@ LIBRARIES = {
     "gmm-memory": ["fastem", "sklearn", "daal4py"],
     "minibatch": ["fastem", "sklearn"],
     "online-em": ["fastem", "fastem-batch", "sklearn"],
+    "dask-kmeans": ["fastem", "fastem-lloyd", "fastem-dask", "dask-ml"],
+    "dask-gmm": ["fastem", "fastem-dask"],
 }
 # libraries whose failure fails the script (the optional peers only report)
-REQUIRED = {"fastem", "fastem-batch", "sklearn", "sklearn-lloyd", "sklearn-elkan"}
+REQUIRED = {"fastem", "fastem-batch", "fastem-dask", "sklearn", "sklearn-lloyd", "sklearn-elkan"}
+# (fastem-dask and dask-ml need the optional dask extra: reported as "not
+# installed" without it)
 
 LABELS = {
     "fastem": "fastem",
@@ -108,6 +124,9 @@ LABELS = {
     "sklearnex": "scikit-learn-intelex",
     "daal4py": "daal4py",
     "faiss": "faiss-cpu",
+    "fastem-dask": "fastem.dask",
+    "fastem-lloyd": "fastem (lloyd)",
+    "dask-ml": "dask-ml",
 }
 PEER_MODULES = {"faiss": "faiss", "sklearnex": "sklearnex", "daal4py": "daal4py"}
 
@@ -705,6 +724,15 @@ def worker_main(task_path, out_path):
         task = json.load(f)
     if task["what"] == "environment":
         result = environment_info(task["threads"])
+    elif task["what"] == "fit" and task["spec"]["kind"].startswith("dask-"):
+        import types
+
+        helpers = types.SimpleNamespace(
+            data_module=_import_data_module, row=_row, failure=_failure, describe=describe,
+            kmeans_runner=_kmeans_runner, gmm_runner=_gmm_runner,
+            installed=lambda m: importlib.util.find_spec(m) is not None)
+        result = _sibling("_dask_workloads").run_dask_workload(
+            task["spec"], task["repeat"], task["threads"], task["libraries"], helpers)
     elif task["what"] == "fit":
         result = run_fit_workload(task["spec"], task["repeat"], task["threads"],
                                   task["libraries"])

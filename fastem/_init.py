@@ -208,3 +208,166 @@ def random_rows(n_samples, n_rows, sample_weight, rng):
             f"fewer than the {n_rows} requested clusters/components."
         )
     return rng.choice(n_samples, size=n_rows, replace=False, p=p)
+
+
+# ---------------------------------------------------------------------------
+# k-means|| (Bahmani, Moseley, Vattani, Kumar, Vassilvitskii 2012)
+#
+# Rounds of independent sampling replace k-means++'s k sequential draws:
+#   C = {one row drawn with probability w_i / W};  phi = sum_i w_i D_i^2
+#   each round: every row joins C independently with probability
+#       min(1, l w_i D_i^2 / phi)           (l = oversampling * k; l rows
+#   expected), then D_i^2 and phi are updated for the new members of C;
+#   finally each candidate is weighted by the total weight of the rows
+#   closest to it, and weighted greedy k-means++ picks k centres among them.
+# The per-row work is written for one block of rows (``kmeans_parallel_*``);
+# a block keeps its rows' D_i^2 and nearest candidate between rounds. The
+# in-memory ``kmeans_parallel`` runs them on X as one block, fastem.dask on
+# every block of a dask array, through the same driver (``KMeansParallel``).
+
+#: rounds and oversampling factor (l = 2k) of the published algorithm
+N_ROUNDS = 5
+OVERSAMPLING = 2.0
+
+
+def kmeans_parallel_start(n_samples):
+    """A block's per-row state: D_i^2 (float64, +inf: no candidate yet) and
+    the index of its nearest candidate."""
+    return np.full(n_samples, np.inf), np.full(n_samples, -1, dtype=np.int32)
+
+
+def kmeans_parallel_update(X, sample_weight, state, new, first_index, n_threads):
+    """Bring a block's state up to date with the new candidates ``new``
+    (rows in X's dtype, numbered from ``first_index``); returns the block's
+    potential ``sum_i w_i D_i^2`` (float64). ``state`` is modified in place.
+
+    The nearest new candidate of each row comes from the K-means assignment
+    kernel (GEMM in the candidates' frame); its squared distance is then
+    recomputed exactly, so D_i^2 never carries the expansion's rounding.
+    BLAS must already be single-threaded.
+    """
+    from fastem._kmeans import assign_pass, inference_frame
+
+    closest, nearest = state
+    new = np.ascontiguousarray(new, dtype=X.dtype)
+    frame_centres, frame = inference_frame(new, X.dtype)
+    labels = assign_pass(X, None, frame_centres, frame, n_threads)[0]
+    dist = np.empty(X.shape[0])
+    _k.assigned_sqdist(X, new, labels, dist, n_threads)
+    better = dist < closest
+    closest[better] = dist[better]
+    nearest[better] = labels[better] + first_index
+    if sample_weight is None:
+        return float(closest.sum())
+    return float(np.dot(sample_weight.astype(np.float64), closest))
+
+
+def kmeans_parallel_sample(X, sample_weight, state, factor, seed, block_index):
+    """Rows of a block drawn by one round: row i is taken when
+    ``u_i < factor * w_i * D_i^2`` (factor = l / phi; inf takes every row of
+    positive potential), ``u`` from ``default_rng([seed, block_index])``.
+
+    Returns the block's drawn rows (X's dtype), in row order.
+    """
+    closest = state[0]
+    u = np.random.default_rng([seed, block_index]).uniform(size=closest.shape[0])
+    potential = closest if sample_weight is None else closest * sample_weight
+    with np.errstate(invalid="ignore"):  # inf * 0: a row at a candidate
+        taken = np.flatnonzero(u < factor * potential)
+    return np.ascontiguousarray(X[taken])
+
+
+def kmeans_parallel_weights(sample_weight, state, n_candidates):
+    """Total weight (float64) of the rows of a block nearest to each candidate."""
+    nearest = state[1]
+    return np.bincount(nearest, weights=None if sample_weight is None
+                       else sample_weight.astype(np.float64), minlength=n_candidates)
+
+
+class KMeansParallel:
+    """The k-means|| driver, over any set of row blocks.
+
+    ``blocks`` does the per-row work on every block and combines the
+    results in block order; it provides ``locate(target)`` (the row whose
+    cumulative weight first exceeds ``target``, and the total weight),
+    ``update(new, first_index)`` (sum of the blocks' potentials),
+    ``sample(factor, seed)`` (the drawn rows of every block, in block
+    order) and ``weights(n_candidates)`` (summed candidate weights).
+    """
+
+    def __init__(self, n_rounds=N_ROUNDS, oversampling=OVERSAMPLING):
+        self.n_rounds = n_rounds
+        self.oversampling = oversampling
+
+    def candidates(self, blocks, n_clusters, rng):
+        """Weighted candidates: (rows (m, d) in X's dtype, weights (m,))."""
+        first = blocks.locate(rng.uniform())
+        rows = [first[None, :]]
+        n_cand = 1
+        potential = blocks.update(rows[0], 0)
+        rounds = 0
+        # the published rounds, then (rarely: tiny or very redundant data)
+        # rounds taking every row not yet at a candidate until there are k
+        while potential > 0 and (rounds < self.n_rounds or n_cand < n_clusters):
+            factor = (self.oversampling * n_clusters / potential
+                      if rounds < self.n_rounds else np.inf)
+            new = blocks.sample(factor, int(rng.integers(2**63 - 1)))
+            rounds += 1
+            if new.shape[0]:
+                potential = blocks.update(new, n_cand)
+                rows.append(new)
+                n_cand += new.shape[0]
+        return np.concatenate(rows), blocks.weights(n_cand)
+
+    def seeds(self, blocks, n_clusters, rng, n_threads):
+        """k centres: weighted greedy k-means++ on the candidates."""
+        cand, weights = self.candidates(blocks, n_clusters, rng)
+        if cand.shape[0] < n_clusters:
+            # fewer distinct rows than clusters: repeat candidates (weight
+            # 0, so they are picked only once nothing else is left)
+            extra = np.arange(n_clusters - cand.shape[0]) % cand.shape[0]
+            cand = np.concatenate([cand, cand[extra]])
+            weights = np.concatenate([weights, np.zeros(extra.shape[0])])
+        cand = np.ascontiguousarray(cand)
+        idx = greedy_kmeans_plusplus(cand, n_clusters, weights.astype(cand.dtype),
+                                     rng, None, n_threads)
+        return cand[idx]
+
+
+class _OneBlock:
+    """X as a single block, for the in-memory ``kmeans_parallel``."""
+
+    def __init__(self, X, sample_weight, n_threads):
+        self.X, self.sw, self.n_threads = X, sample_weight, n_threads
+        self.state = kmeans_parallel_start(X.shape[0])
+
+    def locate(self, u):
+        n = self.X.shape[0]
+        if self.sw is None:
+            return self.X[min(int(u * n), n - 1)]
+        cum = np.cumsum(self.sw, dtype=np.float64)
+        return self.X[min(int(np.searchsorted(cum, u * cum[-1], side="right")), n - 1)]
+
+    def update(self, new, first_index):
+        return kmeans_parallel_update(self.X, self.sw, self.state, new, first_index,
+                                      self.n_threads)
+
+    def sample(self, factor, seed):
+        return kmeans_parallel_sample(self.X, self.sw, self.state, factor, seed, 0)
+
+    def weights(self, n_candidates):
+        return kmeans_parallel_weights(self.sw, self.state, n_candidates)
+
+
+def kmeans_parallel(X, n_clusters, sample_weight, rng, n_threads, *,
+                    n_rounds=N_ROUNDS, oversampling=OVERSAMPLING):
+    """k-means|| seeds of X (in X's dtype); inputs already validated.
+
+    The first candidate is a row drawn with probability proportional to its
+    weight (never simply X[0]); the candidates keep the weight of the rows
+    closest to them. Per round, ``rng`` gives one seed and
+    ``kmeans_parallel_sample`` draws one uniform per row from it. BLAS must
+    already be single-threaded.
+    """
+    blocks = _OneBlock(X, sample_weight, n_threads)
+    return KMeansParallel(n_rounds, oversampling).seeds(blocks, n_clusters, rng, n_threads)

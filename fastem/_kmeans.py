@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from fastem._base import ModelFileMixin, check_data, unchanged_on_error
-from fastem._init import greedy_kmeans_plusplus, random_rows
+from fastem._init import greedy_kmeans_plusplus, kmeans_parallel, random_rows
 from fastem._kernels import load_kernels
 from fastem._parallel import blas_single_threaded, chunk_rows
 from fastem._stats import column_mean_var, frame_shift
@@ -54,14 +54,18 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
     ----------
     n_clusters : int, default=8
         Number of clusters.
-    init : {'k-means++', 'random'}, array-like of shape (n_clusters, n_features) or callable, default='k-means++'
+    init : {'k-means++', 'k-means||', 'random'}, array-like of shape (n_clusters, n_features) or callable, default='k-means++'
         Seeding. 'k-means++': greedy k-means++ (``2 + log(k)`` candidates per
-        step). 'random': distinct rows drawn with probability proportional to
+        step). 'k-means||': k-means|| (Bahmani et al. 2012; 5 rounds of
+        independent draws with oversampling ``l = 2k``, then weighted greedy
+        k-means++ on the candidates; the default of :mod:`fastem.dask`).
+        'random': distinct rows drawn with probability proportional to
         their weight. An array: the initial centres. A callable
         ``init(X, n_clusters, random_state)`` returning such an array.
     n_init : 'auto' or int, default='auto'
         Number of seedings; the run with the lowest inertia is kept. 'auto'
-        means 1 for 'k-means++' or an array, 10 for 'random' or a callable.
+        means 1 for 'k-means++', 'k-means||' or an array, 10 for 'random' or a
+        callable.
     max_iter : int, default=300
         Maximum number of Lloyd iterations per run.
     tol : float, default=1e-4
@@ -239,8 +243,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         init = self.init
         n_init = self.n_init
         if isinstance(init, str):
-            check_option(init, "init", {"k-means++", "random"})
-            auto_n_init = 1 if init == "k-means++" else self._random_n_init
+            check_option(init, "init", {"k-means++", "k-means||", "random"})
+            auto_n_init = 1 if init in ("k-means++", "k-means||") else self._random_n_init
         elif callable(init):
             auto_n_init = self._random_n_init
         else:
@@ -276,6 +280,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         if isinstance(init, str) and init == "k-means++":
             idx = greedy_kmeans_plusplus(X, k, sw, rng, None, n_threads)
             centres = X[idx]
+        elif isinstance(init, str) and init == "k-means||":
+            centres = kmeans_parallel(X, k, sw, rng, n_threads)
         elif isinstance(init, str):  # 'random'
             centres = X[random_rows(X.shape[0], k, sw, rng)]
         elif callable(init):
@@ -493,9 +499,7 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
                 _relocate_empty_clusters(X, sample_weight, centres, shift, shift64,
                                          labels, sums, weights, n_threads)
                 fresh = True  # bounds and incremental sums start over
-            new64 = _centres_from_sums(sums, weights, centres64)
-            centre_shift = float(np.square(new64 - centres64).sum())
-            centres64 = new64
+            centres64, centre_shift = lloyd_update(sums, weights, centres64)
             centres = centres64.astype(X.dtype)
         if verbose:
             if bounded:
@@ -558,18 +562,75 @@ def _relocate_empty_clusters(X, sample_weight, centres, shift, shift64, labels,
     Same rule as scikit-learn: the farthest rows (by squared distance to
     their current centre) seed the empty clusters, and their weight and
     coordinates are moved from their old cluster's statistics to the new one.
-    Modifies ``sums`` and ``weights`` in place.
+    Modifies ``sums`` and ``weights`` in place. (fastem.dask runs the same
+    two steps, ``farthest_assigned_rows`` per block of rows, then
+    ``move_to_empty_clusters`` on the merged candidates.)
     """
-    empty = np.flatnonzero(weights == 0)
-    n_empty = empty.shape[0]
+    n_empty = int(np.count_nonzero(weights == 0))
+    _, _, rows, row_weights, old_labels = farthest_assigned_rows(
+        X, sample_weight, centres, shift, n_empty, n_threads, labels=labels)
+    move_to_empty_clusters(sums, weights, rows, row_weights, old_labels)
+
+
+# ---------------------------------------------------------------------------
+# Lloyd's M-step pieces shared with fastem.dask (which runs them on statistics
+# reduced over a dask array's blocks); the in-memory fit treats X as one block.
+
+def lloyd_update(sums, weights, centres64):
+    """The M-step: new centres (float64) and the summed squared centre shift.
+
+    ``sums``, ``weights``: the statistics of one pass (``assign_pass``),
+    after ``move_to_empty_clusters`` if a cluster was empty.
+    """
+    new64 = _centres_from_sums(sums, weights, centres64)
+    return new64, float(np.square(new64 - centres64).sum())
+
+
+def farthest_rows(dist, n):
+    """Indices of the ``n`` largest ``dist``, by decreasing distance, ties by
+    increasing index (an order that does not depend on how rows are split)."""
+    n = min(int(n), dist.shape[0])
+    if n == 0:
+        return np.empty(0, dtype=np.intp)
+    top = np.argpartition(dist, dist.shape[0] - n)[dist.shape[0] - n:]
+    return top[np.lexsort((top, -dist[top]))]
+
+
+def farthest_assigned_rows(X, sample_weight, centres, shift, n, n_threads, labels=None):
+    """The ``n`` rows of X farthest from their nearest centre.
+
+    ``centres`` in the shifted frame of ``shift`` (as the Lloyd passes);
+    ``labels``: their nearest centres if already known (else one
+    ``assign_pass`` finds them). Squared distances are exact float64 sums.
+    BLAS must already be single-threaded.
+
+    Returns
+    -------
+    dist : ndarray (m,), float64, m = min(n, n_samples), decreasing
+    index : ndarray (m,), their row indices in X
+    rows : ndarray (m, d), float64, the rows minus ``shift``
+    row_weights : ndarray (m,), float64
+    old_labels : ndarray (m,), int32, their current centres
+    """
+    if labels is None:
+        labels = assign_pass(X, sample_weight, centres, shift, n_threads)[0]
     dist = np.empty(X.shape[0])
+    shift64 = shift.astype(np.float64)
     unshifted = np.ascontiguousarray((centres.astype(np.float64) + shift64).astype(X.dtype))
     _k.assigned_sqdist(X, unshifted, labels, dist, n_threads)
-    far = np.argpartition(dist, -n_empty)[:-n_empty - 1:-1]
-    for new_id, idx in zip(empty, far):
-        w = 1.0 if sample_weight is None else float(sample_weight[idx])
-        old_id = labels[idx]
-        row = X[idx].astype(np.float64) - shift64
+    far = farthest_rows(dist, n)
+    row_weights = (np.ones(far.shape[0]) if sample_weight is None
+                   else sample_weight[far].astype(np.float64))
+    return (dist[far], far, X[far].astype(np.float64) - shift64, row_weights,
+            labels[far])
+
+
+def move_to_empty_clusters(sums, weights, rows, row_weights, old_labels):
+    """Give each empty cluster (in index order) one of ``rows`` (in order):
+    its weight and shifted coordinates move from its old cluster's
+    statistics to the empty one. Modifies ``sums`` and ``weights`` in place."""
+    empty = np.flatnonzero(weights == 0)
+    for new_id, row, w, old_id in zip(empty, rows, row_weights, old_labels):
         sums[old_id] -= w * row
         weights[old_id] -= w
         sums[new_id] = w * row

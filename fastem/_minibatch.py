@@ -47,7 +47,7 @@ class MiniBatchKMeans(KMeans):
     ----------
     n_clusters : int, default=8
         Number of clusters.
-    init : {'k-means++', 'random'}, array-like of shape (n_clusters, n_features) or callable, default='k-means++'
+    init : {'k-means++', 'k-means||', 'random'}, array-like of shape (n_clusters, n_features) or callable, default='k-means++'
         Seeding, on a random subset of ``init_size`` rows (as for
         :class:`fastem.KMeans`).
     max_iter : int, default=100
@@ -75,7 +75,8 @@ class MiniBatchKMeans(KMeans):
         compared); ``3 * batch_size`` if None, at least ``3 * n_clusters``.
     n_init : 'auto' or int, default='auto'
         Number of seedings, the best on the ``init_size`` rows is kept;
-        'auto': 1 for 'k-means++' or an array, 3 for 'random' or a callable.
+        'auto': 1 for 'k-means++', 'k-means||' or an array, 3 for 'random' or
+        a callable.
     reassignment_ratio : float, default=0.01
         Centres whose accumulated weight is below this fraction of the
         largest are moved onto random rows of the batch (checked every

@@ -37,7 +37,6 @@ from fastem._mixture_mstep import (
     unpack_vech,
 )
 from fastem._parallel import blas_single_threaded, chunk_rows
-from fastem._stats import column_mean_var
 from fastem._validation import (
     check_fitted_array,
     check_fitted_int,
@@ -70,27 +69,39 @@ _STREAM_ATTRIBUTES = ("suff_stats_", "suff_stats_ref_", "n_steps_")
 
 
 def _data_context(X, sw, eng, cov_type):
-    """What every pass of a fit over X shares (the ``ctx`` dict).
+    """What every pass of an in-memory fit over X shares (the ``ctx`` dict):
+    ``data_context`` with X as one block."""
+    ctx = data_context(lambda spec: pass_statistics(X, sw, spec, engine=eng),
+                       X.shape[0], X.shape[1], X.dtype, cov_type)
+    ctx.update(X=X, sw=sw, eng=eng)
+    return ctx
 
-    The weighted data mean is the fixed shift of every pass (one parallel
-    pass of ``column_mean_var``, float64 sums about the first row); 'tied'
-    also takes the data's second moment about it once.
+
+def data_context(run, n_samples, n_features, dtype, cov_type):
+    """What every pass of a fit shares (the ``ctx`` dict).
+
+    ``run(spec)`` returns the (log-likelihood, statistics) of the pass
+    ``spec`` (a ``PassSpec``) over all the data: ``pass_statistics`` on X
+    (in memory) or on every block of a dask array, summed (fastem.dask).
+    The weighted data mean is the fixed shift of every pass, computed with
+    shift 0 (one pass, float64 sums); 'tied' also takes the data's second
+    moment about it once.
     """
-    n_samples, n_features = X.shape
-    dtype = X.dtype
-    mean, _ = column_mean_var(X, sw, eng.n_threads)
-    total_w = float(n_samples) if sw is None else float(np.sum(sw, dtype=np.float64))
-    shift = mean.astype(dtype)
+    dtype = np.dtype(dtype)
+    zero = np.zeros(n_features, dtype=dtype)
+    _, st = run(PassSpec("tied", 1, "one", zero))
+    total_w = float(st[0, 0])
+    shift = (st[0, 1:] / total_w).astype(dtype)
     tied_moments = None
     if cov_type == "tied":
-        _, st = eng.run(X, sw, shift, "one", cov_type="full", K=1)
+        _, st = run(PassSpec("full", 1, "one", shift))
         tied_moments = (float(st[0, 0]), st[0, 1:1 + n_features].copy(),
                         unpack_vech(st[:, 1 + n_features:], n_features)[0])
     eps = float(np.finfo(dtype).eps)
     # scikit-learn's N_k = G_k + 10 eps, scaled by the mean weight so that
     # rescaling all sample weights changes nothing
     eps_reg = 10.0 * eps * (total_w / n_samples)
-    return dict(X=X, sw=sw, eng=eng, shift=shift, shift64=shift.astype(np.float64),
+    return dict(run=run, shift=shift, shift64=shift.astype(np.float64),
                 tied_moments=tied_moments, eps_reg=eps_reg, total_w=total_w,
                 dtype=dtype, cov_type=cov_type)
 
@@ -206,6 +217,60 @@ class _Engine:
         return chunk_rows(
             _gaussian.chunk_bytes_per_row(cov_code, K, self.D, self.dtype.itemsize),
             min_rows=32, max_rows=1024)
+
+
+# ----------------------------------------------------------------------
+# One pass over one block of rows: the only per-row work of a fit. The
+# in-memory fit runs it on X (one block); fastem.dask on every block of a
+# dask array, summing the statistics in block order. Keep both on it.
+
+class PassSpec(NamedTuple):
+    """Everything a pass needs but the rows (small, picklable).
+
+    ``cov_type`` / ``n_components``: the pass's (K=1 for the data's moments);
+    ``mode``: a key of ``_gaussian.RESP_MODES`` ('estep', 'one', 'labels',
+    'given'); ``shift``: (D,) in X's dtype; ``operands``: ``estep_operands``
+    or None; ``references``: (K, D) in X's dtype or None (the statistics are
+    taken about ``shift``); ``stat_type``: the statistics' layout if not the
+    covariance type's; ``reuse_distances``: see ``em_pass``; ``n_threads``:
+    for a block task (the in-memory fit's engine has its own).
+    """
+
+    cov_type: str
+    n_components: int
+    mode: str
+    shift: np.ndarray
+    operands: tuple = None
+    references: np.ndarray = None
+    stat_type: str = None
+    reuse_distances: bool = True
+    n_threads: int = 1
+
+
+def pass_statistics(X, sw, spec, *, labels=None, resp=None, engine=None):
+    """One fused kernel pass over the rows X: (log-likelihood, statistics).
+
+    The log-likelihood is ``sum_n w_n log p(x_n)`` (0 unless an E-step), the
+    statistics the (K, P) float64 array of ``spec``'s layout; both add over
+    blocks of rows. ``labels`` / ``resp``: the rows' given assignments
+    ('labels' / 'given' modes). ``engine``: an ``_Engine`` whose workspaces
+    to reuse (a new one otherwise). BLAS must already be single-threaded.
+    """
+    if engine is None:
+        engine = _Engine(spec.cov_type, spec.n_components, X.shape[1], X.dtype,
+                         spec.n_threads)
+    return engine.run(X, sw, spec.shift, spec.mode, operands=spec.operands,
+                      centres=spec.references, labels=labels, resp=resp,
+                      cov_type=spec.cov_type, K=spec.n_components,
+                      stat_type=spec.stat_type,
+                      reuse_distances=spec.reuse_distances)
+
+
+def estep_spec(ctx, params, operands, references, stat_type, repeated=False):
+    """The E-step pass of an EM iteration (``repeated``: the second pass
+    about the new means, see ``GaussianMixture._accurate_m_step``)."""
+    return PassSpec(ctx["cov_type"], params["means"].shape[0], "estep", ctx["shift"],
+                    operands, references, stat_type, not repeated)
 
 
 class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
@@ -489,40 +554,53 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         with blas_single_threaded():
             eng = _Engine(cov_type, K, n_features, dtype, n_threads)
             ctx = _data_context(X, sw, eng, cov_type)
-            total_w = ctx["total_w"]
+            run = self._em_runs(ctx, rng, n_init, None if do_init else state,
+                                (weights_init, means_init, precisions_init))
+        self._store_fit(run, n_init, dtype)
+        return X
 
-            max_lower_bound = -np.inf
-            best = None
-            self.converged_ = False
-            for init in range(n_init):
-                self._verbose_init_beg(init)
-                if do_init:
-                    params = self._initial_parameters(ctx, rng, weights_init,
-                                                      means_init, precisions_init)
-                    lower_bound = -np.inf
-                else:
-                    params = self._current_parameters(state)
-                    lower_bound = self.lower_bound_
-                lower_bounds = []
-                converged = False
-                n_iter = 0
-                for n_iter in range(1, self.max_iter + 1):
-                    prev = lower_bound
-                    ll, params = self._em_iteration(params, ctx)
-                    lower_bound = ll / total_w
-                    lower_bounds.append(lower_bound)
-                    change = lower_bound - prev
-                    self._verbose_iter_end(n_iter, change)
-                    if abs(change) < self.tol:
-                        converged = True
-                        break
-                self._verbose_init_end(lower_bound, converged)
-                if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
-                    max_lower_bound = lower_bound
-                    best = (params, n_iter, lower_bounds, converged)
-            params, n_iter, lower_bounds, converged = best
-            self.converged_ = converged
+    # The EM runs and the fitted attributes, from a data context; shared with
+    # fastem.dask.GaussianMixture, whose ctx["run"] passes over dask blocks.
 
+    def _em_runs(self, ctx, rng, n_init, state, inits):
+        """``n_init`` EM runs (one from ``state``, the fitted parameters, for
+        a warm start); returns the best as a dict (params, n_iter,
+        lower_bounds, converged, lower_bound)."""
+        max_lower_bound = -np.inf
+        best = None
+        for init in range(n_init):
+            self._verbose_init_beg(init)
+            if state is None:
+                params = self._initial_parameters(ctx, rng, *inits)
+                lower_bound = -np.inf
+            else:
+                params = self._current_parameters(state)
+                lower_bound = self.lower_bound_
+            lower_bounds = []
+            converged = False
+            n_iter = 0
+            for n_iter in range(1, self.max_iter + 1):
+                prev = lower_bound
+                ll, params = self._em_iteration(params, ctx)
+                lower_bound = ll / ctx["total_w"]
+                lower_bounds.append(lower_bound)
+                change = lower_bound - prev
+                self._verbose_iter_end(n_iter, change)
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            self._verbose_init_end(lower_bound, converged)
+            if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
+                max_lower_bound = lower_bound
+                best = dict(params=params, n_iter=n_iter, lower_bounds=lower_bounds,
+                            converged=converged)
+        best["lower_bound"] = max_lower_bound
+        return best
+
+    def _store_fit(self, run, n_init, dtype):
+        """Set the fitted attributes from ``_em_runs``' best run (warning
+        when it did not converge)."""
+        self.converged_ = run["converged"]
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 f"The best of {n_init} initialisation(s) did not converge within "
@@ -530,16 +608,15 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
                 "max_iter (or tol), try n_init > 1 or another init_params, or check "
                 "the data for degenerate (constant or duplicated) features.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        self._set_parameters(params, dtype)
-        self.n_iter_ = n_iter
-        self.lower_bound_ = float(max_lower_bound)
-        self.lower_bounds_ = [float(v) for v in lower_bounds]
-        self._fit_covariance_type = cov_type
+        self._set_parameters(run["params"], dtype)
+        self.n_iter_ = run["n_iter"]
+        self.lower_bound_ = float(run["lower_bound"])
+        self.lower_bounds_ = [float(v) for v in run["lower_bounds"]]
+        self._fit_covariance_type = self.covariance_type
         for name in _STREAM_ATTRIBUTES:  # a new fit starts no stream
             vars(self).pop(name, None)
-        return X
 
     # ------------------------------------------------------------------
     # online EM
@@ -722,9 +799,8 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         operands = self._operands(params, ctx)
 
         def estep_pass(references, stat_type, repeated=False):
-            return ctx["eng"].run(ctx["X"], ctx["sw"], ctx["shift"], "estep",
-                                  operands=operands, centres=references,
-                                  stat_type=stat_type, reuse_distances=not repeated)
+            return ctx["run"](estep_spec(ctx, params, operands, references, stat_type,
+                                         repeated))
 
         return self._accurate_m_step(estep_pass, ctx, self._references(params, ctx),
                                      previous=params)

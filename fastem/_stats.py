@@ -27,14 +27,36 @@ def column_mean_var(X, sample_weight=None, n_threads=None):
     -------
     mean, var : ndarray of shape (n_features,), float64
     """
-    n_features = X.shape[1]
     ref = X[0].astype(np.float64)
+    return mean_var_from_moments(ref, *column_moments_about(X, sample_weight, ref,
+                                                            n_threads))
+
+
+def column_moments_about(X, sample_weight, ref, n_threads=None):
+    """Weighted column moments of X about ``ref``: one pass, float64 sums.
+
+    The statistics of one block of rows, which add over blocks: fastem.dask
+    sums them over a dask array's blocks (all about the same ``ref``), the
+    in-memory ``column_mean_var`` takes X as one block.
+
+    Returns
+    -------
+    total : float, sum_i w_i
+    s1, s2 : ndarray of shape (n_features,), float64
+        ``sum_i w_i (x_i - ref)`` and ``sum_i w_i (x_i - ref)^2``.
+    """
+    n_features = X.shape[1]
     s1 = np.empty(n_features)
     s2 = np.empty(n_features)
     sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
-    total = column_moments(X, sw, ref, s1, s2,
+    total = column_moments(X, sw, np.ascontiguousarray(ref, dtype=np.float64), s1, s2,
                            chunk_rows(n_features, X.dtype.itemsize, min_rows=256),
                            effective_n_threads(n_threads))
+    return total, s1, s2
+
+
+def mean_var_from_moments(ref, total, s1, s2):
+    """Mean and (population) variance from ``column_moments_about``'s sums."""
     d1 = s1 / total
     return ref + d1, np.maximum(s2 / total - d1 * d1, 0.0)
 

@@ -1,0 +1,159 @@
+"""Input of the Dask estimators: X (and sample_weight) as row blocks.
+
+One mechanism decides the blocks: X is rechunked to ``block_rows`` rows
+(all columns in one block), a size fixed by the data's shape and dtype
+only. The order of the floating-point sums then depends on the data alone,
+not on how the user chunked it nor on the cluster, so every fit of the
+same data gives bit-identical results.
+"""
+import math
+import numbers
+
+import numpy as np
+import dask
+import dask.array as da
+
+# bytes of X per block when block_rows is not given
+BLOCK_BYTES = 64 * 2**20
+# block_rows is a power of two in this range (the kernels' chunks, at most
+# 4096 rows, divide it)
+MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 4096, 2**22
+# persist='auto' keeps X in the workers' memory when it takes at most this
+# fraction of it
+PERSIST_FRACTION = 0.5
+
+
+def default_block_rows(n_features, dtype):
+    """Rows per block: a power of two giving about ``BLOCK_BYTES`` per block."""
+    rows = BLOCK_BYTES // max(1, n_features * np.dtype(dtype).itemsize)
+    rows = max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, rows))
+    return 1 << (int(rows).bit_length() - 1)
+
+
+def check_cluster():
+    """Raise if the current distributed client has no workers.
+
+    Without a distributed client, dask's default (local) scheduler runs
+    the tasks, which is fine.
+    """
+    try:
+        from distributed import default_client
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    if not client.scheduler_info().get("workers"):
+        raise ValueError(
+            "The Dask client has no workers: start some (or wait for them with "
+            "client.wait_for_workers(n)) before fitting."
+        )
+    return client
+
+
+def _cluster_memory(client):
+    if client is None:
+        return None
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    return sum(limits) or None
+
+
+class Blocks:
+    """X and sample_weight as aligned lists of row blocks (dask Delayed).
+
+    Attributes
+    ----------
+    X : dask.array.Array, (n_samples, n_features), float32 or float64
+    sw : dask.array.Array (n_samples,) of X's dtype, or None
+    x_blocks, w_blocks : lists of Delayed (w_blocks: None entries if no sw)
+    starts : ndarray (n_blocks + 1,), first row of each block, then n_samples
+    """
+
+    def __init__(self, X, sample_weight=None, *, block_rows=None, persist="auto"):
+        X = as_dask_array(X, block_rows)
+        n_samples, n_features = X.shape
+        rows = block_rows or default_block_rows(n_features, X.dtype)
+        X = X.rechunk((rows, n_features))
+        sw = None if sample_weight is None else _as_weights(sample_weight, X)
+        client = check_cluster()
+        if _should_persist(persist, X, client):
+            X, sw = (dask.persist(X) + (None,)) if sw is None else dask.persist(X, sw)
+        self.X, self.sw = X, sw
+        self.n_samples, self.n_features, self.dtype = n_samples, n_features, X.dtype
+        self.block_rows = rows
+        self.x_blocks = list(X.to_delayed().ravel())
+        self.w_blocks = (list(sw.to_delayed().ravel()) if sw is not None
+                         else [None] * len(self.x_blocks))
+        self.starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
+
+    def __len__(self):
+        return len(self.x_blocks)
+
+    def rows(self, indices):
+        """Rows of X at the given global indices (a small array, computed)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size == 0:
+            return np.empty((0, self.n_features), self.dtype)
+        return np.ascontiguousarray(self.X[indices].compute())
+
+
+def as_dask_array(X, block_rows=None):
+    """X as a 2-D float32/float64 dask array with known row chunks.
+
+    NumPy arrays and memmaps are wrapped (chunked along rows); other
+    numeric dtypes become float64, lazily. Values are checked (NaN,
+    infinity) in the first pass over the data, block by block.
+    """
+    if not isinstance(X, da.Array):
+        if hasattr(X, "__dask_graph__"):
+            raise TypeError(
+                f"X is a {type(X).__name__}; pass a dask.array.Array (for a dask "
+                "DataFrame: df.to_dask_array(lengths=True))."
+            )
+        X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
+        rows = block_rows or default_block_rows(X.shape[1], X.dtype if X.dtype.kind == "f" else np.float64)
+        X = da.from_array(X, chunks=(rows, -1))
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
+    if any(math.isnan(c) for c in X.chunks[0]) or any(math.isnan(c) for c in X.chunks[1]):
+        raise ValueError(
+            "X has unknown chunk sizes, so its blocks of rows cannot be "
+            "aligned: call X.compute_chunk_sizes() first (or, from a dask "
+            "DataFrame, df.to_dask_array(lengths=True))."
+        )
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must have at least one sample and one feature, got shape {X.shape}.")
+    if X.dtype.kind not in "fiub" or X.dtype.kind == "f" and X.dtype.itemsize > 8:
+        raise TypeError(f"X must hold real numbers, got dtype {X.dtype}.")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return X
+
+
+def _as_weights(sample_weight, X):
+    """sample_weight as a 1-D dask array aligned with X's row blocks."""
+    n_samples = X.shape[0]
+    if isinstance(sample_weight, numbers.Number):
+        return da.full(n_samples, sample_weight, dtype=X.dtype, chunks=X.chunks[0])
+    if not isinstance(sample_weight, da.Array):
+        sample_weight = np.asarray(sample_weight)
+        if sample_weight.dtype.kind not in "fiub":
+            raise TypeError(f"sample_weight must be numeric, got dtype {sample_weight.dtype}.")
+        sample_weight = da.from_array(sample_weight, chunks=-1)
+    if sample_weight.dtype.kind not in "fiub":
+        raise TypeError(f"sample_weight must be numeric, got dtype {sample_weight.dtype}.")
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
+        raise ValueError(
+            "sample_weight must be a 1-D array with one weight per sample: "
+            f"expected shape ({n_samples},), got {sample_weight.shape}."
+        )
+    return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
+
+
+def _should_persist(persist, X, client):
+    if persist == "auto":
+        memory = _cluster_memory(client)
+        return memory is None or X.nbytes <= PERSIST_FRACTION * memory
+    if not isinstance(persist, (bool, np.bool_)):
+        raise ValueError(f"persist must be 'auto', True or False, got {persist!r}.")
+    return bool(persist)

@@ -1,0 +1,60 @@
+"""k-means|| over the blocks of a dask array.
+
+The driver is the in-memory one (``fastem._init.KMeansParallel``); this
+module only runs its per-block steps as tasks. Each block's per-row state
+(squared distance to the nearest candidate and its index) stays on the
+workers between rounds (persisted), and only the drawn rows, one potential
+per block and the candidates' weights come back to the client.
+"""
+import dask
+import numpy as np
+
+from fastem._init import KMeansParallel
+from fastem.dask import _tasks
+from fastem.dask._reduce import add, block_tasks, map_collect, map_reduce, tree
+
+
+class BlockSeeding:
+    """The block operations ``KMeansParallel`` needs, on ``Blocks``."""
+
+    def __init__(self, blocks, n_threads):
+        self.blocks = blocks
+        self.n_threads = n_threads
+        self.state = [None] * len(blocks)
+
+    def locate(self, u):
+        """The row whose cumulative weight first exceeds u * total weight."""
+        b = self.blocks
+        if b.sw is None:
+            return b.rows([min(int(u * b.n_samples), b.n_samples - 1)])[0]
+        totals = np.array(map_collect(_tasks.weight_total, b))
+        cum = np.cumsum(totals)
+        target = u * cum[-1]
+        i = min(int(np.searchsorted(cum, target, side="right")), len(b) - 1)
+        task = dask.delayed(_tasks.locate_row, pure=True)(
+            b.x_blocks[i], b.w_blocks[i], target - (cum[i - 1] if i else 0.0), i,
+            int(b.starts[i]))
+        return task.compute()
+
+    def update(self, new, first_index):
+        tasks = block_tasks(_tasks.parallel_update, self.blocks, new, first_index,
+                            self.n_threads, state=self.state)
+        done = dask.persist(*tasks)
+        self.state = [t[0] for t in done]
+        return float(dask.compute(tree([t[1] for t in done], add))[0])
+
+    def sample(self, factor, seed):
+        rows = map_collect(_tasks.parallel_sample, self.blocks, factor, seed,
+                           state=self.state)
+        return np.ascontiguousarray(np.concatenate(rows))
+
+    def weights(self, n_candidates):
+        return map_reduce(_tasks.parallel_weights, self.blocks, n_candidates,
+                          state=self.state)
+
+
+def kmeans_parallel_blocks(blocks, n_clusters, rng, n_threads):
+    """k-means|| seeds (X's dtype) of the blocks: the in-memory algorithm,
+    the rows' uniform draws seeded per block."""
+    return KMeansParallel().seeds(BlockSeeding(blocks, n_threads), n_clusters, rng,
+                                  n_threads)
