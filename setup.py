@@ -61,7 +61,7 @@ kernel_dir = os.path.join(here, "fastem", "_kernels")
 # baseline build stays for every other CPU, so one wheel runs everywhere.
 # (The Gaussian kernels dispatch inside their C helpers instead, by GCC
 # target_clones, see _gmm_simd.h.)
-SIMD_KERNELS = ("_kmeans",)
+SIMD_KERNELS = ("_kmeans", "_sparse")
 SIMD_VARIANTS = {"x86_64_v3": ["-march=x86-64-v3"]}
 
 compiler_directives = {
