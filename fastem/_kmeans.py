@@ -220,6 +220,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         self.n_iter_ = n_iter
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR without densifying (fastem._sparse)
+        return tags
+
     @property
     def _n_features_out(self):
         # transform's columns (get_feature_names_out), also for loaded models

@@ -279,12 +279,12 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0):
     labels = np.full(n, -1, dtype=np.int32)
     mindist = np.empty(n)
     buffers = (np.empty((k, d)), np.empty(k))
-    centres64 = centres.astype(np.float64)
-    centres = centres64.astype(X.dtype)
+    # float64 centres, and the kernels' copy: feature-major in X's dtype
+    centres64 = centres.astype(X.dtype).astype(np.float64)
+    centres_t, csq = feature_major(centres64, X.dtype)
     strict = False
     start = time.perf_counter()
     for it in range(max_iter):
-        centres_t, csq = feature_major(centres, X.dtype)
         n_changed, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t,
                                              csq, labels, mindist, chunk, n_threads)
         if it > 0 and n_changed == 0:
@@ -293,12 +293,7 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0):
             sums, weights = _centre_sums(X, sw, labels, k, n_threads, out=buffers)
             if not weights.all():
                 _relocate_empty_clusters(X, sample_weight, labels, mindist, sums, weights)
-            new64 = centres64.copy()
-            has = weights > 0
-            new64[has] = sums[has] / weights[has, None]
-            centre_shift = float(np.square(new64 - centres64).sum())
-            centres64 = new64
-            centres = centres64.astype(X.dtype)
+            centre_shift = _ks.update_centres(sums, weights, centres64, centres_t, csq)
         if verbose:
             print(f"Iteration {it:4d}: inertia {inertia:.6e}, {n_changed} labels changed, "
                   f"centre shift {0.0 if strict else centre_shift:.3e}, "
@@ -310,12 +305,11 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0):
                          f"center shift {centre_shift:.3e} within tolerance {tol:.3e}."),
                       file=sys.stderr)
             break
-    centres_t, csq = feature_major(centres, X.dtype)
     _, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t, csq, labels,
                                  np.empty(0), chunk, n_threads)
     if verbose:
         print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
-    return labels, centres, inertia, it + 1
+    return labels, centres64.astype(X.dtype), inertia, it + 1
 
 
 def _relocate_empty_clusters(X, sample_weight, labels, mindist, sums, weights):

@@ -296,6 +296,43 @@ def centre_sums(const floating[::1] data, const index_t[::1] indices,
     raise_pending(cancel)
 
 
+def update_centres(const double[:, ::1] sums, const double[::1] weights,
+                   double[:, ::1] centres, floating[:, ::1] centres_t,
+                   double[::1] csq):
+    """Move the centres to their means; returns sum_c ||new_c - old_c||^2.
+
+    centres (k, d) float64 in/out: c = sums[c] / weights[c] where
+    weights[c] > 0 (the others stay). centres_t (d, kp) out: the new centres
+    feature-major in the data's dtype (padding columns untouched); csq (k,)
+    out: their squared norms in float64, from the rounded values. One pass
+    over the k x d values, eight centres at a time so that every write to
+    centres_t fills a cache line.
+    """
+    cdef Py_ssize_t k = centres.shape[0], d = centres.shape[1], kp = centres_t.shape[1]
+    cdef Py_ssize_t c0, c, j
+    cdef double v, diff, shift = 0.0, wc
+    cdef floating f
+    with nogil:
+        for c in range(k):
+            csq[c] = 0.0
+            if weights[c] > 0.0:
+                wc = weights[c]
+                for j in range(d):
+                    v = sums[c, j] / wc
+                    diff = v - centres[c, j]
+                    shift += diff * diff
+                    centres[c, j] = v
+        c0 = 0
+        while c0 < k:
+            for j in range(d):
+                for c in range(c0, min(c0 + TILE, k)):
+                    f = <floating>centres[c, j]
+                    centres_t[j, c] = f
+                    csq[c] += <double>f * <double>f
+            c0 += TILE
+    return shift
+
+
 # ---------------------------------------------------------------------------
 # Distances to every centre (transform)
 # ---------------------------------------------------------------------------
