@@ -368,19 +368,24 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials, n_
     out[0] = first
     scale = _distance_scale(X, xsq, first)
 
+    placed = []  # the rows whose non-zeros sit in the columns of points
+
     def measure(cols, bounds=None):
         """kpp_pass with column 0 = cols[0] applied, candidates cols[1:]."""
-        points[:] = 0
-        points[:, :len(cols)] = dense_rows(X, cols).T
+        for put, rows_now in ((False, placed), (True, cols)):  # clear, then scatter
+            for col, r in enumerate(rows_now):
+                nz = slice(indptr[r], indptr[r + 1])
+                points[indices[nz], col] = data[nz] if put else 0
+        placed[:] = cols
         psq = xsq[np.asarray(cols)]
         if bounds is None:
             _ks.kpp_pass(data, indices, indptr, sw, xsq, points, psq, True, closest,
                          chunk_cur, chunk_pots, potentials, rows, n_threads, scale)
             return
-        a, b = bounds
+        a, b = bounds  # one chunk: one thread (no parallel region to start)
         _ks.kpp_pass(data, indices, indptr[a:b + 1], sw[a:b] if sw.shape[0] else sw,
                      xsq[a:b], points, psq, True, closest[a:b], np.empty(1),
-                     np.empty((1, 0)), np.empty(0), b - a, n_threads, scale)
+                     np.empty((1, 0)), np.empty(0), b - a, 1, scale)
 
     _ks.kpp_pass(data, indices, indptr, sw, xsq, *_one_point(X, first, xsq), True,
                  closest, chunk_cur, np.empty((n_chunks, 0)), np.empty(0), rows, n_threads,
