@@ -89,8 +89,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         without being read, so after the first iterations a pass touches
         little more than two floats per row. Both give the same labels and
         centres up to floating-point ties. On sparse X every option runs
-        plain Lloyd passes: on sparse high-dimensional rows the bounds
-        rarely hold (see ``fastem._sparse``).
+        plain Lloyd passes (the bounded pass is not implemented for sparse
+        rows yet; see ``fastem._sparse`` for the measurement).
     n_threads : int, default=None
         OpenMP threads; None uses every core allowed by OMP_NUM_THREADS and
         the CPU affinity mask. Larger values are capped to that number;

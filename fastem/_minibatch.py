@@ -39,7 +39,9 @@ class MiniBatchKMeans(KMeans):
     A drop-in for ``sklearn.cluster.MiniBatchKMeans``: same parameters,
     methods and fitted attributes, same update (counts-based per-centre
     learning rates, random reassignment of low-count centres, early stopping
-    on an exponentially weighted average of the batch inertia). Each step is
+    on an exponentially weighted average of the batch inertia). Sparse
+    (CSR) data are used without densifying them, in ``fit`` and in
+    ``partial_fit`` (see :class:`fastem.KMeans`). Each step is
     one pass of fastem's compiled assignment kernel over the batch; float32
     data stays float32 in the distances, and the updates are computed in
     float64.

@@ -7,16 +7,19 @@ stay dense. Nothing here forms an n x d array: beyond X, a fit holds O(n)
 per-row arrays (labels, squared norms, distances to the centres) and
 O(k x d) centre arrays.
 
-``algorithm='auto'`` (and 'elkan') on sparse data runs plain Lloyd passes.
-Hamerly's bounds (the dense 'auto') skip a row when its centre provably
-stays the nearest; on sparse high-dimensional data (TF-IDF) the rows are
-nearly equidistant from every centre, so the bounds rarely hold: on the
-compare.py TF-IDF workload (d=1e5, ~50 non-zeros per row, k=100) fewer
-than 2 % of rows could be skipped per iteration after the first (measured
-with ``_hamerly_skip_fraction`` in benchmarks), while every skipped row
-still costs a bound update and every tested one an exact distance. The
-bounded pass does not pay off there, so it is not implemented for sparse
-rows.
+``algorithm`` on sparse data: every option ('auto', 'lloyd', 'elkan') runs
+plain Lloyd passes, because the bounded pass of the dense 'auto' (Hamerly's
+bounds) is not implemented for sparse rows yet. Whether it would pay off
+was measured with ``benchmarks/sparse_pruning.py`` on compare.py's
+TF-IDF-like data (5e4 rows of the generator, d=1e5, ~50 non-zeros per row,
+k=100, the same initial centres): the bounds skip no row in the first five
+iterations (the centres still move far, which breaks every lower bound),
+then 86-95 % of the rows from the sixth on, tightening the upper bound
+saves another ~1 %. So on such data it would pay off in the later
+iterations of a fit (each skipped row saves a k-wide pass over its
+non-zeros for two bound updates), but not in the first ones; a sparse
+bounded pass that falls back to plain passes while the bounds fail is the
+follow-up.
 """
 import math
 import sys
