@@ -318,7 +318,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         X, sw, centres, shift = self._prepare(X, sample_weight)
         with blas_single_threaded():
             labels, inertia, _, _ = assign_pass(X, sw, centres, shift,
-                                                effective_n_threads(self.n_threads))
+                                                effective_n_threads(self.n_threads),
+                                                with_sums=False)
         return labels, inertia
 
     def predict(self, X):
@@ -425,10 +426,12 @@ def inference_frame(centres, dtype, sparse=False):
     return np.ascontiguousarray(centres - shift), shift
 
 
-def assign_pass(X, sample_weight, centres, shift, n_threads):
+def assign_pass(X, sample_weight, centres, shift, n_threads, with_sums=True):
     """One ``lloyd_pass`` over X with centres in the frame of ``shift``.
 
-    BLAS must already be single-threaded.
+    BLAS must already be single-threaded. Sparse X go to
+    ``fastem._sparse.assign_pass`` (with a zero shift), which skips the sums
+    when ``with_sums`` is False (the dense pass computes them in passing).
 
     Returns
     -------
@@ -440,7 +443,7 @@ def assign_pass(X, sample_weight, centres, shift, n_threads):
     if _sparse.issparse(X):  # the frame of sparse data is never shifted
         if shift.any():
             raise ValueError("internal error: sparse data with a shifted frame")
-        return _sparse.assign_pass(X, sample_weight, centres, n_threads)
+        return _sparse.assign_pass(X, sample_weight, centres, n_threads, with_sums)
     k, d = centres.shape
     labels = np.full(X.shape[0], -1, dtype=np.int32)
     sums = np.empty((k, d))

@@ -235,7 +235,8 @@ class MiniBatchKMeans(KMeans):
             if self.compute_labels:
                 frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
                 self.labels_, self.inertia_, _, _ = assign_pass(X, sw, frame_centres,
-                                                                shift, n_threads)
+                                                                shift, n_threads,
+                                                                with_sums=False)
             else:
                 # scikit-learn's estimate: the smoothed mean batch inertia
                 self.inertia_ = (stop.ewa if stop.ewa is not None else stop.last) * total_w
@@ -271,7 +272,8 @@ class MiniBatchKMeans(KMeans):
                 sws = None  # all drawn rows weigh 0: seed them unweighted
             centres = self._initial_centres(Xs, k, init, sws, zero, rng, n_threads)
             frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
-            inertia = assign_pass(X_valid, sw_valid, frame_centres, shift, n_threads)[1]
+            inertia = assign_pass(X_valid, sw_valid, frame_centres, shift, n_threads,
+                                  with_sums=False)[1]
             if self.verbose:
                 print(f"Init {run + 1}/{n_init}: inertia {inertia:.6e} on "
                       f"{size} rows", file=sys.stderr)
@@ -339,7 +341,8 @@ class MiniBatchKMeans(KMeans):
             if self.compute_labels:
                 frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
                 self.labels_, self.inertia_, _, _ = assign_pass(X, sw, frame_centres,
-                                                                shift, n_threads)
+                                                                shift, n_threads,
+                                                                with_sums=False)
         self.cluster_centers_ = centres
         self.counts_ = counts
         self._n_since_reassign = n_since

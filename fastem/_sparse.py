@@ -213,8 +213,8 @@ def feature_major(points, dtype):
 # ----------------------------------------------------------------------
 # passes
 
-def assign_pass(X, sample_weight, centres, n_threads):
-    """Labels, inertia, and per-centre sums and weights of one pass.
+def assign_pass(X, sample_weight, centres, n_threads, with_sums=True):
+    """Labels, inertia, and (``with_sums``) per-centre sums and weights.
 
     The sparse counterpart of ``fastem._kmeans.assign_pass`` with a zero
     frame shift (sparse rows are never shifted).
@@ -223,8 +223,8 @@ def assign_pass(X, sample_weight, centres, n_threads):
     -------
     labels : ndarray (n,), int32
     inertia : float
-    sums : ndarray (k, d), float64, sum of w x over each centre's rows
-    weights : ndarray (k,), float64
+    sums : ndarray (k, d), float64, sum of w x over each centre's rows, or None
+    weights : ndarray (k,), float64, or None
     """
     data, indices, indptr = _arrays(X)
     k, d = centres.shape
@@ -234,6 +234,8 @@ def assign_pass(X, sample_weight, centres, n_threads):
     _, inertia = _ks.assign_pass(data, indices, indptr, sw, row_sqnorms(X, n_threads),
                                  centres_t, csq, labels, np.empty(0), _chunk_rows(X, k),
                                  n_threads)
+    if not with_sums:
+        return labels, inertia, None, None
     sums, weights = _centre_sums(X, sw, labels, k, n_threads)
     return labels, inertia, sums, weights
 
