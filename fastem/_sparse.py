@@ -373,6 +373,7 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials, n_
     out[0] = first
     scale = _distance_scale(X, xsq, first)
 
+    present = np.zeros(X.shape[1], dtype=np.uint8)  # columns where a point is non-zero
     placed = []  # the rows whose non-zeros sit in the columns of points
 
     def measure(cols, bounds=None):
@@ -381,20 +382,21 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials, n_
             for col, r in enumerate(rows_now):
                 nz = slice(indptr[r], indptr[r + 1])
                 points[indices[nz], col] = data[nz] if put else 0
+                present[indices[nz]] = put
         placed[:] = cols
         psq = xsq[np.asarray(cols)]
+        L_now = len(cols) - 1
         if bounds is None:
-            _ks.kpp_pass(data, indices, indptr, sw, xsq, points, psq, True, closest,
-                         chunk_cur, chunk_pots, potentials, rows, n_threads, scale)
+            _ks.kpp_pass(data, indices, indptr, sw, xsq, points, present, psq, True,
+                         closest, chunk_cur, chunk_pots[:, :L_now], potentials[:L_now],
+                         rows, n_threads, scale)
             return
         a, b = bounds  # one chunk: one thread (no parallel region to start)
         _ks.kpp_pass(data, indices, indptr[a:b + 1], sw[a:b] if sw.shape[0] else sw,
-                     xsq[a:b], points, psq, True, closest[a:b], np.empty(1),
+                     xsq[a:b], points, present, psq, True, closest[a:b], np.empty(1),
                      np.empty((1, 0)), np.empty(0), b - a, 1, scale)
 
-    _ks.kpp_pass(data, indices, indptr, sw, xsq, *_one_point(X, first, xsq), True,
-                 closest, chunk_cur, np.empty((n_chunks, 0)), np.empty(0), rows, n_threads,
-                 scale)
+    measure([first])  # closest from the first centre (no candidates)
     chunk_pot = chunk_cur.copy()
     last = first
     for c in range(1, n_clusters):
@@ -408,11 +410,6 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials, n_
         out[c] = last
         chunk_pot = chunk_pots[:, pick].copy()
     return out
-
-
-def _one_point(X, row, xsq):
-    points, _ = feature_major(dense_rows(X, [row]), X.dtype)
-    return points, xsq[[row]]
 
 
 def _distance_scale(X, xsq, first):

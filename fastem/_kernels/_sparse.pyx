@@ -405,9 +405,41 @@ cdef inline float _to_float32(double v) noexcept nogil:
     return <float>(v if v < FLT_MAX else FLT_MAX)
 
 
+cdef inline void _point_dots(const floating *data, const index_t *indices,
+                             Py_ssize_t p0, Py_ssize_t p1, const floating *pt,
+                             Py_ssize_t mp, const unsigned char *present,
+                             double *dot) noexcept nogil:
+    """``_row_dots`` against the few k-means++ points, reading the points
+    only at the non-zeros whose column one of them has (``present``; a
+    d-byte map that stays in cache, where the d x mp points do not). The
+    others would add exact zeros, and every non-zero keeps its accumulator
+    ((p - p0) % 4) and its place in it: the values are those of
+    ``_row_dots``, so ``_row_sqnorm`` still equals a row's dot product with
+    itself."""
+    cdef double acc[4][TILE]
+    cdef Py_ssize_t c0 = 0, t, p, ch
+    cdef double v
+    cdef const floating *r
+    while c0 < mp:
+        for ch in range(4):
+            for t in range(TILE):
+                acc[ch][t] = 0.0
+        for p in range(p0, p1):
+            if present[indices[p]]:
+                v = data[p]
+                r = pt + <Py_ssize_t>indices[p] * mp + c0
+                ch = (p - p0) & 3
+                for t in range(TILE):
+                    acc[ch][t] += v * <double>r[t]
+        for t in range(TILE):
+            dot[c0 + t] = (acc[0][t] + acc[1][t]) + (acc[2][t] + acc[3][t])
+        c0 += TILE
+
+
 cdef void _kpp_chunk(const floating *data, const index_t *indices,
                      const index_t *indptr, Py_ssize_t r0, Py_ssize_t r1,
                      const floating *sw, const double *xsq, const floating *pt,
+                     const unsigned char *present,
                      const double *psq, Py_ssize_t m, Py_ssize_t mp, bint apply,
                      double scale, float *closest, double *dot,
                      double *chunk_cur, double *chunk_pots,
@@ -419,7 +451,7 @@ cdef void _kpp_chunk(const floating *data, const index_t *indices,
     cdef double w, v, cur
     cdef float f
     for i in range(r0, r1):
-        _row_dots(data, indices, indptr[i], indptr[i + 1], pt, mp, dot)
+        _point_dots(data, indices, indptr[i], indptr[i + 1], pt, mp, present, dot)
         w = <double>sw[i] if sw != NULL else 1.0
         if apply:
             v = xsq[i] + psq[0] - 2.0 * dot[0]
@@ -439,6 +471,7 @@ cdef void _kpp_chunk(const floating *data, const index_t *indices,
 def kpp_pass(const floating[::1] data, const index_t[::1] indices,
              const index_t[::1] indptr, const floating[::1] sample_weight,
              const double[::1] xsq, const floating[:, ::1] points_t,
+             const unsigned char[::1] present,
              const double[::1] psq, bint apply, float[::1] closest,
              double[::1] chunk_cur, double[:, ::1] chunk_pots,
              double[::1] potentials, Py_ssize_t chunk_rows, int n_threads,
@@ -449,6 +482,8 @@ def kpp_pass(const floating[::1] data, const index_t[::1] indices,
     ----------
     points_t : (d, mp) float, feature-major; columns 0..m-1 are used
         (m = psq.shape[0]); column 0 is the last chosen centre if ``apply``
+    present : (d,) uint8, non-zero where some column of points_t is (every
+        row of points_t where it is 0 must be zero)
     psq : (m,) squared norms of the points
     closest : (n,) float32 in/out, scaled squared distance to the closest
         chosen centre (FLT_MAX before the first)
@@ -481,7 +516,8 @@ def kpp_pass(const floating[::1] data, const index_t[::1] indices,
             for l in range(L):
                 chunk_pots[c, l] = 0.0
             _kpp_chunk(dp, ip, &indptr[0], start, min(start + chunk_rows, n), swp,
-                       &xsq[0], &points_t[0, 0], &psq[0], m, mp, apply, scale,
+                       &xsq[0], &points_t[0, 0], &present[0], &psq[0], m, mp,
+                       apply, scale,
                        &closest[0], dots + omp_get_thread_num() * mp,
                        &chunk_cur[c], &chunk_pots[c, 0] if L > 0 else NULL,
                        pots + c * L)
