@@ -345,8 +345,9 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials, n_
     rows as the dense algorithm on ``X.toarray()`` (up to rounding of the
     distances: they come from the expansion here, from exact differences
     there). Each step is one pass (``kpp_pass``) that applies the last chosen
-    centre and measures the candidates; there is no pruning (on sparse
-    high-dimensional rows the triangle-inequality bounds rarely hold).
+    centre and measures the candidates, reading them only at the columns
+    they have (``present``); the dense algorithm's triangle-inequality
+    pruning is not implemented here.
     """
     from fastem._init import _draw_rows  # the dense algorithm's two-level draw
 
