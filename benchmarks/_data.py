@@ -12,6 +12,7 @@ smoke test only: timings there measure overhead, not kernels).
 import os
 
 import numpy as np
+import scipy.sparse as sp
 
 # --------------------------------------------------------------------------
 # profiles of the asv suite
@@ -114,10 +115,66 @@ def make_mixture(n, d, k, dtype=np.float64, seed=0, block_rows=BLOCK_ROWS):
 
 
 def initial_centers(X, k, seed=1):
-    """``k`` distinct rows of X (float64 copy), chosen with a fixed seed."""
+    """``k`` distinct rows of X (float64 copy, dense), chosen with a fixed seed."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(X.shape[0], size=k, replace=False))
+    if sp.issparse(X):
+        return X[rows].toarray().astype(np.float64)
     return np.asarray(X[rows], dtype=np.float64)
+
+
+def make_tfidf(n, d, nnz_per_row, n_topics, dtype=np.float64, seed=0, block_rows=BLOCK_ROWS):
+    """A TF-IDF-like CSR matrix: power-law column frequencies, L2-normalised rows.
+
+    Each row has a topic (one of ``n_topics``) and draws about
+    ``1.2 * nnz_per_row`` words (Poisson; repeats merge, leaving about
+    ``nnz_per_row`` non-zeros) from a Zipf law over the ``d`` columns
+    (exponent 1.1, truncated): half of them through a fixed random
+    permutation shared by all rows (the common vocabulary), half through a
+    permutation of its topic (an affine map of the rank, so nothing of size
+    topics x d is stored). Repeated words add up (term frequency); values
+    are ``log(1 + tf) * idf`` with ``idf = log((1 + n) / (1 + df)) + 1``
+    (scikit-learn's smooth idf), rows scaled to unit norm. Deterministic for
+    a seed; built block by block.
+    """
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, d + 1, dtype=np.float64)
+    cdf = np.cumsum(ranks ** -1.1)
+    cdf /= cdf[-1]
+    common = rng.permutation(d)
+    mult = rng.integers(1, d, size=n_topics)
+    mult[np.gcd(mult, d) != 1] = 1  # an affine map mod d is a permutation iff gcd = 1
+    offset = rng.integers(0, d, size=n_topics)
+    blocks = []
+    for start in range(0, n, block_rows):
+        nb = min(block_rows, n - start)
+        counts = rng.poisson(1.2 * nnz_per_row, size=nb)
+        total = int(counts.sum())
+        rank = np.minimum(np.searchsorted(cdf, rng.uniform(size=total)), d - 1)
+        topic = np.repeat(rng.integers(0, n_topics, size=nb), counts)
+        own = rng.uniform(size=total) < 0.5
+        cols = np.where(own, (rank * mult[topic] + offset[topic]) % d, common[rank])
+        rows = np.repeat(np.arange(nb), counts)
+        block = sp.csr_matrix((np.ones(total), (rows, cols)), shape=(nb, d))
+        block.sum_duplicates()
+        blocks.append(block)
+    X = sp.vstack(blocks, format="csr")
+    df = np.bincount(X.indices, minlength=d)
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    X.data = np.log1p(X.data) * idf[X.indices]
+    norms = _row_norms(X)
+    norms[norms == 0] = 1.0  # empty rows stay empty
+    X.data /= np.repeat(norms, np.diff(X.indptr))
+    return X.astype(dtype)
+
+
+def _row_norms(X):
+    """Euclidean norms of the rows of CSR X (float64; 0 for empty rows)."""
+    sq = np.zeros(X.shape[0])
+    lengths = np.diff(X.indptr)
+    nonempty = lengths > 0
+    sq[nonempty] = np.add.reduceat(X.data ** 2, X.indptr[:-1][nonempty])
+    return np.sqrt(sq)
 
 
 def _feature_variance(X, max_rows=200_000, seed=2):
@@ -167,12 +224,28 @@ def inertia(X, centers, block_rows=BLOCK_ROWS):
     """
     C = np.asarray(centers, dtype=np.float64)
     c_sq = np.einsum("ij,ij->i", C, C)
+    if sp.issparse(X):
+        return _sparse_inertia(X.tocsr(), C, c_sq, block_rows)
     total = 0.0
     for start in range(0, X.shape[0], block_rows):
         xb = np.asarray(X[start : start + block_rows], dtype=np.float64)
         nearest = np.argmin(c_sq - 2.0 * (xb @ C.T), axis=1)
         diff = xb - C[nearest]
         total += float(np.einsum("ij,ij->", diff, diff))
+    return total
+
+
+def _sparse_inertia(X, C, c_sq, block_rows):
+    """``inertia`` for CSR X: the nearest centre from the expansion, then
+    ||x - c||^2 = sum over the row's non-zeros of (x_j - c_j)^2 plus the
+    squared coordinates of c outside them, all in float64."""
+    total = 0.0
+    for start in range(0, X.shape[0], block_rows):
+        xb = X[start:start + block_rows].astype(np.float64)
+        nearest = np.argmin(c_sq - 2.0 * (xb @ C.T), axis=1)
+        rows = np.repeat(np.arange(xb.shape[0]), np.diff(xb.indptr))
+        cx = C[nearest[rows], xb.indices]
+        total += float(np.sum((xb.data - cx) ** 2) + c_sq[nearest].sum() - np.sum(cx * cx))
     return total
 
 

@@ -33,6 +33,11 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
                  on a LocalCluster(2 workers x 1 thread); worker peak RSS
     dask-gmm     N=2e7 D=16 K=16 float32, 10 EM iterations, cov=full: fastem in
                  memory and fastem.dask (dask-ml has no Gaussian mixture)
+    kmeans-sparse     TF-IDF-like CSR N=5e5 D=1e5 ~50 non-zeros per row (power-law
+                      column frequencies, rows L2-normalised; _data.make_tfidf),
+                      K=100 float64, 20 Lloyd iterations from one init
+    kmeans-sparse32   the same in float32
+    kmeans++-sparse   the same data, float64, k-means++ seeding (time + potential)
 
 Examples::
 
@@ -41,9 +46,14 @@ Examples::
     python benchmarks/compare.py --skip-memory --json out.json
     python benchmarks/compare.py gmm:n=1e6,k=32,iter=10 --repeat 1
     python benchmarks/compare.py --tiny                # seconds; what CI runs
+    python benchmarks/compare.py kmeans-sparse --libraries fastem --repeat 3
 
 Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list),
-seeds (minibatch), batch (online-em).
+seeds (minibatch), batch (online-em), nnz (sparse workloads: non-zeros per row).
+
+The sparse workloads compare with scikit-learn only (its 'lloyd'; the other
+peers have no sparse K-means here). scikit-learn needs minutes per fit at
+the default size: time it with ``--repeat 1`` in a separate run.
 """
 import argparse
 import collections
@@ -80,11 +90,18 @@ WORKLOADS = {
     "minibatch": dict(kind="minibatch", n=2_000_000, d=32, k=64, dtype="float32", seeds=5),
     "online-em": dict(kind="online-em", n=2_000_000, d=16, k=16, dtype="float64",
                       batch=10_000, cov=["full"]),
+    "kmeans-sparse": dict(kind="kmeans-sparse", n=500_000, d=100_000, k=100, nnz=50,
+                          dtype="float64", iter=20),
+    "kmeans-sparse32": dict(kind="kmeans-sparse", n=500_000, d=100_000, k=100, nnz=50,
+                            dtype="float32", iter=20),
+    "kmeans++-sparse": dict(kind="kmeans++-sparse", n=500_000, d=100_000, k=100, nnz=50,
+                            dtype="float64"),
     "dask-kmeans": dict(kind="dask-kmeans", n=20_000_000, d=32, k=64, dtype="float32",
                         iter=20),
     "dask-gmm": dict(kind="dask-gmm", n=20_000_000, d=16, k=16, dtype="float32", iter=10),
 }
 DEFAULT_WORKLOADS = ["kmeans", "kmeans++", "gmm", "gmm32", "gmm-memory", "minibatch",
+                     "kmeans-sparse", "kmeans-sparse32", "kmeans++-sparse",
                      "online-em", "dask-kmeans", "dask-gmm"]
 
 # --tiny: every workload at toy size (CI smoke test; seconds in all)
@@ -98,6 +115,9 @@ TINY = {
     "online-em": dict(n=20_000, d=4, k=4, batch=2_000),
     "dask-kmeans": dict(n=50_000, d=8, k=8, iter=5),
     "dask-gmm": dict(n=50_000, d=4, k=4, iter=3),
+    "kmeans-sparse": dict(n=5_000, d=2_000, k=10, nnz=20),
+    "kmeans-sparse32": dict(n=5_000, d=2_000, k=10, nnz=20),
+    "kmeans++-sparse": dict(n=5_000, d=2_000, k=10, nnz=20),
 }
 
 LIBRARIES = {
@@ -109,6 +129,8 @@ LIBRARIES = {
     "online-em": ["fastem", "fastem-batch", "sklearn"],
     "dask-kmeans": ["fastem", "fastem-lloyd", "fastem-dask", "dask-ml"],
     "dask-gmm": ["fastem", "fastem-dask"],
+    "kmeans-sparse": ["fastem", "sklearn-lloyd"],
+    "kmeans++-sparse": ["fastem", "sklearn"],
 }
 # libraries whose failure fails the script (the optional peers only report)
 REQUIRED = {"fastem", "fastem-batch", "fastem-dask", "sklearn", "sklearn-lloyd", "sklearn-elkan"}
@@ -141,10 +163,11 @@ def parse_workload(text, tiny=False):
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         key = key.strip()
-        if not eq or key not in ("n", "d", "k", "dtype", "iter", "cov", "seeds", "batch"):
+        if not eq or key not in ("n", "d", "k", "dtype", "iter", "cov", "seeds", "batch",
+                                 "nnz"):
             raise SystemExit(f"bad workload option {item!r} in {text!r} "
-                             "(keys: n, d, k, dtype, iter, cov, seeds, batch)")
-        if key in ("n", "d", "k", "iter", "seeds", "batch"):
+                             "(keys: n, d, k, dtype, iter, cov, seeds, batch, nnz)")
+        if key in ("n", "d", "k", "iter", "seeds", "batch", "nnz"):
             spec[key] = int(float(value))
         elif key == "dtype":
             if value not in ("float32", "float64"):
@@ -172,7 +195,9 @@ def describe(spec, cov=None):
     parts = [spec["name"]]
     if cov:
         parts.append(cov)
-    parts.append(f"N={_num(spec['n'])} D={spec['d']} K={spec['k']} {spec['dtype']}")
+    parts.append(f"N={_num(spec['n'])} D={_num(spec['d'])} K={spec['k']} {spec['dtype']}")
+    if "nnz" in spec:
+        parts.append(f"~{spec['nnz']} nnz/row")
     if "iter" in spec:
         parts.append(f"{spec['iter']} it")
     if "seeds" in spec:
@@ -548,7 +573,11 @@ def run_fit_workload(spec, repeat, threads, libraries):
     data = _import_data_module()
     kind = spec["kind"]
     n, d, k = spec["n"], spec["d"], spec["k"]
-    X = data.make_mixture(n, d, k, dtype=spec["dtype"], seed=0)
+    if kind.endswith("-sparse"):  # TF-IDF-like CSR; the same runners
+        X = data.make_tfidf(n, d, spec["nnz"], k, dtype=spec["dtype"], seed=0)
+        kind = kind[:-len("-sparse")]
+    else:
+        X = data.make_mixture(n, d, k, dtype=spec["dtype"], seed=0)
     rows = []
     covs = spec.get("cov", [None]) if kind in ("gmm", "online-em") else [None]
     for cov in covs:

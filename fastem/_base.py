@@ -53,7 +53,7 @@ class ModelFileMixin:
         self._fitted_state()
 
 
-def check_data(estimator, X, *, reset, dtype=None):
+def check_data(estimator, X, *, reset, dtype=None, accept_sparse=False):
     """Validate ``X`` for ``fit`` (``reset=True``) or for inference.
 
     fastem's :func:`~fastem._validation.check_array` converts the data (it
@@ -61,9 +61,11 @@ def check_data(estimator, X, *, reset, dtype=None):
     messages); scikit-learn's ``validate_data`` then records or checks
     ``n_features_in_`` and ``feature_names_in_`` on the original object, so
     DataFrames behave as in scikit-learn (names stored, a warning on renamed
-    columns).
+    columns). With ``accept_sparse``, scipy.sparse data come back as
+    canonical CSR.
     """
-    arr = check_array(X) if dtype is None else check_array(X, dtype=dtype)
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    arr = check_array(X, accept_sparse=accept_sparse, **kwargs)
     validate_data(estimator, X if hasattr(X, "columns") else arr, reset=reset,
                   skip_check_array=True)
     return arr

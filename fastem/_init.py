@@ -10,6 +10,8 @@ import numpy as np
 
 from fastem._kernels import load_kernels
 from fastem._parallel import chunk_rows
+from fastem._sparse import dense_rows, issparse
+from fastem._sparse import greedy_kmeans_plusplus as sparse_kmeans_plusplus
 from fastem._validation import (
     check_array,
     check_int,
@@ -37,8 +39,10 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Data; float32 is kept, other dtypes become float64.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data; float32 is kept, other dtypes become float64. Sparse data are
+        used as CSR without densifying them (same seeds as on
+        ``X.toarray()`` for the same ``random_state``).
     n_clusters : int
         Number of centres to choose.
     sample_weight : array-like of shape (n_samples,), default=None
@@ -59,7 +63,7 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     indices : ndarray of shape (n_clusters,)
         Their row indices in X.
     """
-    X = check_array(X)
+    X = check_array(X, accept_sparse=True)
     n_clusters = check_int(n_clusters, "n_clusters", min_value=1, max_value=X.shape[0])
     if n_local_trials is not None:
         n_local_trials = check_int(n_local_trials, "n_local_trials", min_value=1)
@@ -68,6 +72,8 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     threads = effective_n_threads(n_threads)
     indices = greedy_kmeans_plusplus(X, n_clusters, sw, rng, n_local_trials,
                                      threads)
+    if issparse(X):
+        return dense_rows(X, indices), indices
     return X[indices].copy(), indices
 
 
@@ -82,6 +88,9 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     that measures the candidates also takes the previous step's centre into
     account, and returns the chunk potentials each candidate would leave.
     """
+    if issparse(X):  # same algorithm and draws on CSR rows
+        return sparse_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
+                                      n_threads)
     n_samples, n_features = X.shape
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))

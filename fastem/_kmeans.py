@@ -21,6 +21,7 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
+from fastem import _sparse
 from fastem._base import ModelFileMixin, check_data, unchanged_on_error
 from fastem._init import greedy_kmeans_plusplus, kmeans_parallel, random_rows
 from fastem._kernels import load_kernels
@@ -49,6 +50,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
     (distances by GEMM, nearest centre, per-centre sums); float32 data stays
     float32 in the distance computation while every sum is accumulated in
     float64. Results are bit-identical for any number of threads.
+
+    scipy.sparse input (CSR; other formats are converted to CSR once) is
+    clustered without densifying it: the cross terms come from each row's
+    non-zeros, centres stay dense (see the README's "Sparse data").
 
     Parameters
     ----------
@@ -87,7 +92,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         method): a row whose centre provably stays the nearest is skipped
         without being read, so after the first iterations a pass touches
         little more than two floats per row. Both give the same labels and
-        centres up to floating-point ties.
+        centres up to floating-point ties. On sparse X every option runs
+        plain Lloyd passes (the bounded pass is not implemented for sparse
+        rows yet; see ``fastem._sparse`` for the measurement).
     n_threads : int, default=None
         OpenMP threads; None uses every core allowed by OMP_NUM_THREADS and
         the CPU affinity mask. Larger values are capped to that number;
@@ -141,9 +148,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. float32 and float64 are used as they are; other
-            numeric dtypes are converted to float64 once.
+            numeric dtypes are converted to float64 once. Sparse data are
+            used as CSR (other formats converted once; never densified).
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; an integer weight counts as that many
@@ -158,7 +166,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
     def _fit(self, X, sample_weight):
         k, max_iter, tol, algorithm, n_threads = self._check_params()
-        X = check_data(self, X, reset=True)
+        X = check_data(self, X, reset=True, accept_sparse=True)
         n_samples, n_features = X.shape
         if k > n_samples:
             raise ValueError(
@@ -169,8 +177,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         init, n_init = self._check_init(X, k)
         rng = check_random_state(self.random_state)
 
-        mean, var = column_mean_var(X, n_threads=n_threads)
-        shift = frame_shift(mean, var, X.dtype)
+        sparse = _sparse.issparse(X)
+        if sparse:  # sparse rows are never shifted (a shifted sparse row is dense)
+            mean, var = _sparse.column_mean_var(X)
+            shift = np.zeros(n_features, dtype=X.dtype)
+        else:
+            mean, var = column_mean_var(X, n_threads=n_threads)
+            shift = frame_shift(mean, var, X.dtype)
         abs_tol = float(np.mean(var)) * tol
         rows = _lloyd_chunk_rows(k, n_features, X.dtype)
 
@@ -178,10 +191,14 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         with blas_single_threaded():
             for run in range(n_init):
                 centres = self._initial_centres(X, k, init, sw, shift, rng, n_threads)
-                result = lloyd(X, sw, centres, shift, max_iter=max_iter,
-                               tol=abs_tol, chunk=rows, n_threads=n_threads,
-                               verbose=self.verbose,
-                               bounded=algorithm != "lloyd" and k > 1)
+                if sparse:
+                    result = _sparse.lloyd(X, sw, centres, max_iter=max_iter, tol=abs_tol,
+                                           n_threads=n_threads, verbose=self.verbose)
+                else:
+                    result = lloyd(X, sw, centres, shift, max_iter=max_iter,
+                                   tol=abs_tol, chunk=rows, n_threads=n_threads,
+                                   verbose=self.verbose,
+                                   bounded=algorithm != "lloyd" and k > 1)
                 if best is None or result[2] < best[2]:
                     best = result
         labels, centres, inertia, n_iter = best
@@ -206,6 +223,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR without densifying (fastem._sparse)
+        return tags
 
     @property
     def _n_features_out(self):
@@ -278,12 +300,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
     def _initial_centres(self, X, k, init, sw, shift, rng, n_threads):
         """Initial centres in X's dtype, in the shifted frame (c - shift)."""
         if isinstance(init, str) and init == "k-means++":
-            idx = greedy_kmeans_plusplus(X, k, sw, rng, None, n_threads)
-            centres = X[idx]
+            centres = _rows(X, greedy_kmeans_plusplus(X, k, sw, rng, None, n_threads))
         elif isinstance(init, str) and init == "k-means||":
+            if _sparse.issparse(X):
+                raise ValueError(
+                    "init='k-means||' does not take sparse X yet: use "
+                    "init='k-means++' (the default) or 'random' for sparse data.")
             centres = kmeans_parallel(X, k, sw, rng, n_threads)
         elif isinstance(init, str):  # 'random'
-            centres = X[random_rows(X.shape[0], k, sw, rng)]
+            centres = _rows(X, random_rows(X.shape[0], k, sw, rng))
         elif callable(init):
             legacy = np.random.RandomState(int(rng.integers(2**31 - 1)))
             centres = self._check_init_array(init(X, k, random_state=legacy), X, k)
@@ -295,15 +320,16 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
     def _prepare(self, X, sample_weight=None):
         centres = self._fitted_state()
-        X = check_data(self, X, reset=False)
+        X = check_data(self, X, reset=False, accept_sparse=True)
         sw = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-        return (X, sw) + inference_frame(centres, X.dtype)
+        return (X, sw) + inference_frame(centres, X.dtype, sparse=_sparse.issparse(X))
 
     def _assign(self, X, sample_weight=None):
         X, sw, centres, shift = self._prepare(X, sample_weight)
         with blas_single_threaded():
             labels, inertia, _, _ = assign_pass(X, sw, centres, shift,
-                                                effective_n_threads(self.n_threads))
+                                                effective_n_threads(self.n_threads),
+                                                with_sums=False)
         return labels, inertia
 
     def predict(self, X):
@@ -311,7 +337,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -324,7 +350,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -339,7 +365,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -347,6 +373,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         """
         X, _, centres, shift = self._prepare(X)
         k, d = centres.shape
+        if _sparse.issparse(X):
+            out = _sparse.pairwise_sqdist(X, centres, effective_n_threads(self.n_threads))
+            return np.sqrt(out, out=out)
         out = np.empty((X.shape[0], k), dtype=X.dtype)
         with blas_single_threaded():
             _k.pairwise_sqdist(X, _shift_or_empty(shift), centres, out,
@@ -359,7 +388,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -374,7 +403,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -386,12 +415,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         return -self._assign(X, sample_weight)[1]
 
 
-def inference_frame(centres, dtype):
+def inference_frame(centres, dtype, sparse=False):
     """Centres in the frame the inference passes use, and its shift.
 
     The centres' mean and spread stand in for the data's (see
     ``frame_shift``). ``fit`` labels the training rows with the same frame,
-    so ``labels_`` equals ``predict(X)`` bit for bit.
+    so ``labels_`` equals ``predict(X)`` bit for bit. For ``sparse`` data
+    the shift is zero (a shifted sparse row is dense).
 
     Returns
     -------
@@ -399,15 +429,19 @@ def inference_frame(centres, dtype):
     shift : ndarray (d,) of ``dtype``
     """
     centres = centres.astype(dtype, copy=False)
+    if sparse:
+        return np.ascontiguousarray(centres), np.zeros(centres.shape[1], dtype=dtype)
     shift = frame_shift(centres.mean(axis=0, dtype=np.float64),
                         centres.var(axis=0, dtype=np.float64), dtype)
     return np.ascontiguousarray(centres - shift), shift
 
 
-def assign_pass(X, sample_weight, centres, shift, n_threads):
+def assign_pass(X, sample_weight, centres, shift, n_threads, with_sums=True):
     """One ``lloyd_pass`` over X with centres in the frame of ``shift``.
 
-    BLAS must already be single-threaded.
+    BLAS must already be single-threaded. Sparse X go to
+    ``fastem._sparse.assign_pass`` (with a zero shift), which skips the sums
+    when ``with_sums`` is False (the dense pass computes them in passing).
 
     Returns
     -------
@@ -416,6 +450,10 @@ def assign_pass(X, sample_weight, centres, shift, n_threads):
     sums : ndarray (k, d), float64, sum over assigned rows of w (x - shift)
     weights : ndarray (k,), float64, sum of w over assigned rows
     """
+    if _sparse.issparse(X):  # the frame of sparse data is never shifted
+        if shift.any():
+            raise ValueError("internal error: sparse data with a shifted frame")
+        return _sparse.assign_pass(X, sample_weight, centres, n_threads, with_sums)
     k, d = centres.shape
     labels = np.full(X.shape[0], -1, dtype=np.int32)
     sums = np.empty((k, d))
@@ -425,6 +463,11 @@ def assign_pass(X, sample_weight, centres, shift, n_threads):
         centres, labels, sums, weights, np.nan, _lloyd_chunk_rows(k, d, X.dtype),
         n_threads)
     return labels, inertia, sums, weights
+
+
+def _rows(X, rows):
+    """Rows of X as a dense array (a copy), for dense or sparse X."""
+    return _sparse.dense_rows(X, rows) if _sparse.issparse(X) else X[rows]
 
 
 def _weights_or_empty(sample_weight, dtype):

@@ -18,8 +18,9 @@ import sys
 
 import numpy as np
 
+from fastem import _sparse
 from fastem._base import check_data, unchanged_on_error
-from fastem._kmeans import KMeans, assign_pass, inference_frame
+from fastem._kmeans import KMeans, _rows, assign_pass, inference_frame
 from fastem._parallel import blas_single_threaded
 from fastem._stats import column_mean_var
 from fastem._validation import (
@@ -38,7 +39,9 @@ class MiniBatchKMeans(KMeans):
     A drop-in for ``sklearn.cluster.MiniBatchKMeans``: same parameters,
     methods and fitted attributes, same update (counts-based per-centre
     learning rates, random reassignment of low-count centres, early stopping
-    on an exponentially weighted average of the batch inertia). Each step is
+    on an exponentially weighted average of the batch inertia). Sparse
+    (CSR) data are used without densifying them, in ``fit`` and in
+    ``partial_fit`` (see :class:`fastem.KMeans`). Each step is
     one pass of fastem's compiled assignment kernel over the batch; float32
     data stays float32 in the distances, and the updates are computed in
     float64.
@@ -172,7 +175,7 @@ class MiniBatchKMeans(KMeans):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data (float32 and float64 kept as they are).
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
@@ -188,13 +191,16 @@ class MiniBatchKMeans(KMeans):
 
     def _fit(self, X, sample_weight):
         k, max_iter, tol, n_threads = self._check_params()
-        X = check_data(self, X, reset=True)
+        X = check_data(self, X, reset=True, accept_sparse=True)
         n_samples = self._check_n_samples(X, k)
         sw = check_sample_weight(sample_weight, n_samples, X.dtype)
         init, n_init = self._check_init(X, k)
         rng = check_random_state(self.random_state)
         batch = min(self.batch_size, n_samples)
-        abs_tol = float(np.mean(column_mean_var(X, n_threads=n_threads)[1])) * tol if tol else 0.0
+        if tol:
+            var = (_sparse.column_mean_var(X) if _sparse.issparse(X)
+                   else column_mean_var(X, n_threads=n_threads))[1]
+        abs_tol = float(np.mean(var)) * tol if tol else 0.0
         total_w = float(n_samples if sw is None else sw.sum(dtype=np.float64))
         # batches with replacement, rows drawn proportionally to their weight
         # (inverse CDF of the weights: O(batch log n) per draw)
@@ -228,9 +234,10 @@ class MiniBatchKMeans(KMeans):
             self.n_steps_ = step + 1
             self.n_iter_ = int(math.ceil((step + 1) * batch / n_samples))
             if self.compute_labels:
-                frame_centres, shift = inference_frame(centres, X.dtype)
+                frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
                 self.labels_, self.inertia_, _, _ = assign_pass(X, sw, frame_centres,
-                                                                shift, n_threads)
+                                                                shift, n_threads,
+                                                                with_sums=False)
             else:
                 # scikit-learn's estimate: the smoothed mean batch inertia
                 self.inertia_ = (stop.ewa if stop.ewa is not None else stop.last) * total_w
@@ -265,8 +272,9 @@ class MiniBatchKMeans(KMeans):
             if sws is not None and not (sws > 0).any():
                 sws = None  # all drawn rows weigh 0: seed them unweighted
             centres = self._initial_centres(Xs, k, init, sws, zero, rng, n_threads)
-            frame_centres, shift = inference_frame(centres, X.dtype)
-            inertia = assign_pass(X_valid, sw_valid, frame_centres, shift, n_threads)[1]
+            frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
+            inertia = assign_pass(X_valid, sw_valid, frame_centres, shift, n_threads,
+                                  with_sums=False)[1]
             if self.verbose:
                 print(f"Init {run + 1}/{n_init}: inertia {inertia:.6e} on "
                       f"{size} rows", file=sys.stderr)
@@ -285,7 +293,7 @@ class MiniBatchKMeans(KMeans):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The batch.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
@@ -302,11 +310,11 @@ class MiniBatchKMeans(KMeans):
         k, _, _, n_threads = self._check_params()
         first = not hasattr(self, "cluster_centers_")
         if first:
-            X = check_data(self, X, reset=True)
+            X = check_data(self, X, reset=True, accept_sparse=True)
             self._check_n_samples(X, k)
         else:
             centres = self._fitted_state()
-            X = check_data(self, X, reset=False)
+            X = check_data(self, X, reset=False, accept_sparse=True)
             if X.dtype != centres.dtype:
                 raise ValueError(
                     f"X has dtype {X.dtype}, but {type(self).__name__} was fitted on "
@@ -332,9 +340,10 @@ class MiniBatchKMeans(KMeans):
                 reassignment_ratio=self.reassignment_ratio, n_threads=n_threads,
                 verbose=self.verbose)
             if self.compute_labels:
-                frame_centres, shift = inference_frame(centres, X.dtype)
+                frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
                 self.labels_, self.inertia_, _, _ = assign_pass(X, sw, frame_centres,
-                                                                shift, n_threads)
+                                                                shift, n_threads,
+                                                                with_sums=False)
         self.cluster_centers_ = centres
         self.counts_ = counts
         self._n_since_reassign = n_since
@@ -364,7 +373,7 @@ def minibatch_step(X, sample_weight, centres, counts, rng, *, reassign,
     centres : ndarray (k, d), X's dtype, the new centres
     inertia : float, the batch's inertia under the centres passed in
     """
-    frame_centres, shift = inference_frame(centres, X.dtype)
+    frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
     _, inertia, sums, weights = assign_pass(X, sample_weight, frame_centres, shift,
                                             n_threads)
     # sums are about the frame's shift: S_k - W_k c_k = sums_k - W_k (c_k - shift)
@@ -394,7 +403,7 @@ def _reassign_low_counts(X, centres, counts, rng, ratio, verbose):
     rows = rng.choice(X.shape[0], size=n_low, replace=False)
     if verbose:
         print(f"[MiniBatchKMeans] Reassigning {n_low} cluster centers.", file=sys.stderr)
-    centres[low] = X[rows]
+    centres[low] = _rows(X, rows)
     if (~low).any():
         counts[low] = counts[~low].min()
 

@@ -288,6 +288,13 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
     far relative to its spread, so covariances keep their precision however
     far the components lie from the data mean or the initial means.
 
+    Sparse input (``scipy.sparse``) is rejected with a ``TypeError``, as by
+    scikit-learn's GaussianMixture: the components' means and covariances
+    are dense, so a sparse X would be densified row by row anyway. Convert
+    it with ``X.toarray()`` if it fits in memory, or reduce its dimension
+    first (``sklearn.decomposition.TruncatedSVD``); for clustering sparse
+    data, :class:`fastem.KMeans` accepts CSR.
+
     Parameters
     ----------
     n_components : int, default=1
@@ -486,8 +493,8 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data. float32 and float64 are kept; other numeric types
-            become float64.
+            Training data, dense (sparse input raises ``TypeError``).
+            float32 and float64 are kept; other numeric types become float64.
         y : Ignored
             Present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None

@@ -17,7 +17,8 @@ FLOAT_DTYPES = (np.float64, np.float32)
 _FINITE_CHECK_ROWS = 65536
 
 
-def check_array(X, *, name="X", dtype=FLOAT_DTYPES, min_samples=1, copy=False):
+def check_array(X, *, name="X", dtype=FLOAT_DTYPES, min_samples=1, copy=False,
+                accept_sparse=False):
     """Validate a 2-D data matrix and return it C-ordered in a float dtype.
 
     fastem's own rather than ``sklearn.utils.check_array`` for its messages:
@@ -43,23 +44,33 @@ def check_array(X, *, name="X", dtype=FLOAT_DTYPES, min_samples=1, copy=False):
         Minimum number of rows.
     copy : bool, default=False
         Return a copy even when no conversion is needed.
+    accept_sparse : bool, default=False
+        Accept scipy.sparse data and return it as canonical CSR (see
+        ``fastem._sparse.check_csr``); ``copy`` does not apply to it.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), C-contiguous
+    X : ndarray of shape (n_samples, n_features), C-contiguous, or CSR
 
     Raises
     ------
     TypeError
-        Sparse data, or string or object data that is not numeric.
+        Sparse data (unless ``accept_sparse``), or string or object data
+        that is not numeric.
     ValueError
         Complex data, wrong number of dimensions, empty data, NaN or
         infinity.
     """
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        if accept_sparse:  # K-means: the sparse path (fastem._sparse)
+            from fastem._sparse import check_csr
+
+            return check_csr(X, name=name, dtype=dtype, min_samples=min_samples)
         raise TypeError(
-            f"{name} is a sparse matrix; fastem needs dense data. "
-            f"Convert it with {name}.toarray() if it fits in memory."
+            f"{name} is a sparse matrix, which this estimator does not accept "
+            "(fastem's KMeans, MiniBatchKMeans and kmeans_plusplus do). Convert it "
+            f"with {name}.toarray() if it fits in memory, or reduce its dimension "
+            "first (for example with sklearn.decomposition.TruncatedSVD)."
         )
     accepted = tuple(np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,)))
     arr = np.asarray(X) if not isinstance(X, np.ndarray) else X

@@ -35,10 +35,11 @@ def _expected_failed_checks(estimator):
     # fitted centres can differ. (Integer weights equal repeated rows from
     # the same initial centres: tests/test_kmeans.py.)
     if isinstance(estimator, KMeans):
+        reason = ("sample_weight is not equivalent to removing/repeating samples "
+                  "in the random seeding (as for scikit-learn's KMeans).")
         return {
-            "check_sample_weight_equivalence_on_dense_data":
-                "sample_weight is not equivalent to removing/repeating samples "
-                "in the random seeding (as for scikit-learn's KMeans).",
+            "check_sample_weight_equivalence_on_dense_data": reason,
+            "check_sample_weight_equivalence_on_sparse_data": reason,  # sparse input
         }
     return {}
 

@@ -100,7 +100,7 @@ def load_kernels(name):
 
 
 # The kernel modules the estimators load through load_kernels.
-KERNEL_MODULES = ("_kmeans", "_gaussian", "_stats")
+KERNEL_MODULES = ("_kmeans", "_gaussian", "_stats", "_sparse")
 
 
 def module_levels():

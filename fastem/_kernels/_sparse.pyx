@@ -1,0 +1,529 @@
+"""K-means kernels on CSR rows: assignment, centre sums, distances, k-means++.
+
+X arrives as its three CSR arrays (``data``, ``indices``, ``indptr``; int32
+or int64 indices, float32 or float64 data), already validated and
+canonicalised by ``fastem._sparse.check_csr``: indptr monotone from 0 to
+nnz, indices in range, sorted and unique within each row, data finite.
+Nothing of size n x d is ever formed.
+
+Distances use the expansion ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``.
+The cross terms of one row against every centre come from its non-zeros
+alone: the centres are stored feature-major (``centres_t``, d x kp, kp the
+number of centres rounded up to a multiple of TILE, the padding zero), so
+non-zero (j, v) adds v * centres_t[j, :] to the row's kp dot products, one
+contiguous run per non-zero. ``_row_dots`` keeps TILE of the dot products in
+registers for a sweep over the row's non-zeros, four non-zeros at a time
+into four accumulators added in a fixed order at the end. Every product and
+sum is float64, also for float32 data.
+
+Rows are not shifted to the data mean as the dense kernels do: a shifted
+sparse row is dense. The rounding error of the expansion is about
+eps64 (||x||^2 + ||c||^2), small for the usual sparse data (TF-IDF,
+one-hot: unit-scale rows around the origin).
+
+Parallel passes go over row chunks (``chunk_rows``); per-chunk results go to
+partition slots (``_partition.pxd``) added in partition order, and centre
+sums are accumulated centre by centre over the rows in increasing order:
+results are bit-identical for any thread count. ``interrupted`` is checked
+between chunks (between centres for the sums).
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport calloc, malloc, free
+from libc.float cimport FLT_MAX
+from libc.math cimport INFINITY
+from libc.string cimport memset
+
+from fastem._kernels._blas cimport floating
+from fastem._kernels._openmp cimport omp_get_thread_num
+from fastem._kernels._interrupt cimport interrupted, raise_pending
+from fastem._kernels._partition cimport n_partitions, partition_start
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+cdef enum:
+    # dot products kept in registers per sweep over a row's non-zeros; the
+    # feature-major centre arrays have a multiple of TILE columns
+    TILE = 8
+
+# for the Python side, which pads the feature-major centre arrays
+TILE_COLUMNS = TILE
+
+
+cdef inline void _row_dots(const floating *data, const index_t *indices,
+                           Py_ssize_t p0, Py_ssize_t p1, const floating *ct,
+                           Py_ssize_t kp, double *dot) noexcept nogil:
+    """dot[c] = sum_{p0 <= p < p1} data[p] ct[indices[p], c] for c < kp.
+
+    Non-zero p goes to accumulator (p - p0) % 4 (four independent chains of
+    additions); the four are added as (a0 + a1) + (a2 + a3). The order
+    depends only on the row, so a centre gives the same value in whichever
+    column it sits (k-means++ relies on it).
+    """
+    cdef double a0[TILE]
+    cdef double a1[TILE]
+    cdef double a2[TILE]
+    cdef double a3[TILE]
+    cdef double v0, v1, v2, v3
+    cdef const floating *r0
+    cdef const floating *r1
+    cdef const floating *r2
+    cdef const floating *r3
+    cdef Py_ssize_t c0 = 0, t, p
+    while c0 < kp:
+        for t in range(TILE):
+            a0[t] = 0.0
+            a1[t] = 0.0
+            a2[t] = 0.0
+            a3[t] = 0.0
+        p = p0
+        while p + 4 <= p1:
+            v0 = data[p]
+            v1 = data[p + 1]
+            v2 = data[p + 2]
+            v3 = data[p + 3]
+            r0 = ct + <Py_ssize_t>indices[p] * kp + c0
+            r1 = ct + <Py_ssize_t>indices[p + 1] * kp + c0
+            r2 = ct + <Py_ssize_t>indices[p + 2] * kp + c0
+            r3 = ct + <Py_ssize_t>indices[p + 3] * kp + c0
+            for t in range(TILE):
+                a0[t] += v0 * <double>r0[t]
+                a1[t] += v1 * <double>r1[t]
+                a2[t] += v2 * <double>r2[t]
+                a3[t] += v3 * <double>r3[t]
+            p += 4
+        if p < p1:
+            v0 = data[p]
+            r0 = ct + <Py_ssize_t>indices[p] * kp + c0
+            for t in range(TILE):
+                a0[t] += v0 * <double>r0[t]
+        if p + 1 < p1:
+            v1 = data[p + 1]
+            r1 = ct + <Py_ssize_t>indices[p + 1] * kp + c0
+            for t in range(TILE):
+                a1[t] += v1 * <double>r1[t]
+        if p + 2 < p1:
+            v2 = data[p + 2]
+            r2 = ct + <Py_ssize_t>indices[p + 2] * kp + c0
+            for t in range(TILE):
+                a2[t] += v2 * <double>r2[t]
+        for t in range(TILE):
+            dot[c0 + t] = (a0[t] + a1[t]) + (a2[t] + a3[t])
+        c0 += TILE
+
+
+cdef extern from * nogil:
+    void __builtin_prefetch(const void *addr, int rw, int locality)
+
+
+cdef inline void _prefetch_rows(const index_t *indices, Py_ssize_t p0, Py_ssize_t p1,
+                                const void *ct, Py_ssize_t row_bytes) noexcept nogil:
+    """Ask for the centre rows the non-zeros p0..p1-1 will read (into L2):
+    they are scattered over the d rows of the feature-major centres, so the
+    hardware prefetcher cannot guess them; the next row's are requested
+    while the current one is computed."""
+    cdef Py_ssize_t p, off
+    cdef const char *row
+    for p in range(p0, p1):
+        row = <const char *>ct + <Py_ssize_t>indices[p] * row_bytes
+        off = 0
+        while off < row_bytes:
+            __builtin_prefetch(row + off, 0, 2)
+            off += 64
+
+
+cdef inline double _row_sqnorm(const floating *data, Py_ssize_t p0,
+                               Py_ssize_t p1) noexcept nogil:
+    """sum_p data[p]^2 in float64, in ``_row_dots``'s order: the dot product
+    of a row with itself as a centre equals its squared norm exactly."""
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, v
+    cdef Py_ssize_t p = p0
+    while p + 4 <= p1:
+        a0 += <double>data[p] * <double>data[p]
+        a1 += <double>data[p + 1] * <double>data[p + 1]
+        a2 += <double>data[p + 2] * <double>data[p + 2]
+        a3 += <double>data[p + 3] * <double>data[p + 3]
+        p += 4
+    if p < p1:
+        a0 += <double>data[p] * <double>data[p]
+    if p + 1 < p1:
+        a1 += <double>data[p + 1] * <double>data[p + 1]
+    if p + 2 < p1:
+        a2 += <double>data[p + 2] * <double>data[p + 2]
+    return (a0 + a1) + (a2 + a3)
+
+
+def row_sqnorms(const floating[::1] data, const index_t[::1] indptr,
+                double[::1] out, int n_threads):
+    """out[i] = ||x_i||^2 in float64 (order of ``_row_sqnorm``)."""
+    cdef Py_ssize_t n = out.shape[0], i
+    cdef int cancel = 0
+    cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            if cancel or ((i & 4095) == 0 and interrupted(&cancel)):
+                continue
+            out[i] = _row_sqnorm(dp, indptr[i], indptr[i + 1])
+    raise_pending(cancel)
+
+
+# ---------------------------------------------------------------------------
+# Assignment: nearest centre of every row
+# ---------------------------------------------------------------------------
+
+cdef void _assign_chunk(const floating *data, const index_t *indices,
+                        const index_t *indptr, Py_ssize_t r0, Py_ssize_t r1,
+                        const floating *sw, const double *xsq,
+                        const floating *ct, const double *csq, Py_ssize_t k,
+                        Py_ssize_t kp, int32_t *labels, double *mindist,
+                        double *dot, double *slot) noexcept nogil:
+    """Rows r0..r1-1: label = argmin_c ||c||^2 - 2 x.c (first on ties);
+    slot[0] += w ||x - c_label||^2, slot[1] += labels changed."""
+    cdef Py_ssize_t i, c, arg, n_changed = 0
+    cdef double best, v, acc = 0.0
+    for i in range(r0, r1):
+        if i + 1 < r1:
+            _prefetch_rows(indices, indptr[i + 1], indptr[i + 2], ct, kp * sizeof(floating))
+        _row_dots(data, indices, indptr[i], indptr[i + 1], ct, kp, dot)
+        arg = 0
+        best = csq[0] - 2.0 * dot[0]
+        for c in range(1, k):
+            v = csq[c] - 2.0 * dot[c]
+            if v < best:
+                best = v
+                arg = c
+        # rounding of the expansion can leave a hair below zero
+        v = xsq[i] + best
+        if v < 0.0:
+            v = 0.0
+        if mindist != NULL:
+            mindist[i] = v
+        acc += (<double>sw[i] if sw != NULL else 1.0) * v
+        if labels[i] != arg:
+            n_changed += 1
+            labels[i] = <int32_t>arg
+    slot[0] += acc
+    slot[1] += n_changed
+
+
+def assign_pass(const floating[::1] data, const index_t[::1] indices,
+                const index_t[::1] indptr, const floating[::1] sample_weight,
+                const double[::1] xsq, const floating[:, ::1] centres_t,
+                const double[::1] csq, int32_t[::1] labels, double[::1] mindist,
+                Py_ssize_t chunk_rows, int n_threads):
+    """Nearest centre of every row, and the inertia.
+
+    Parameters
+    ----------
+    data, indices, indptr : CSR arrays of X (n rows)
+    sample_weight : (n,) or length 0 for unit weights
+    xsq : (n,) ||x_i||^2 from ``row_sqnorms``
+    centres_t : (d, kp) centres feature-major, kp = k rounded up to TILE
+    csq : (k,) ||c||^2 in float64
+    labels : (n,) int32 in: previous labels; out: nearest centre
+    mindist : (n,) out ||x_i - c_label||^2, or length 0
+    chunk_rows : rows per chunk (fixes the summation order)
+
+    Returns
+    -------
+    n_changed : int, inertia : float
+    """
+    cdef Py_ssize_t n = labels.shape[0], k = csq.shape[0], kp = centres_t.shape[1]
+    cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
+    cdef Py_ssize_t n_parts = n_partitions(n_chunks, 2)
+    cdef Py_ssize_t p, c, start
+    cdef double inertia = 0.0, changed = 0.0
+    cdef int cancel = 0
+    cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
+    cdef const index_t *ip = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef double *mdp = &mindist[0] if mindist.shape[0] > 0 else NULL
+    cdef double *dots = <double *>malloc(n_threads * kp * sizeof(double))
+    cdef double *slots = <double *>calloc(n_parts * 2, sizeof(double))
+    if dots == NULL or slots == NULL:
+        free(dots); free(slots)
+        raise MemoryError("fastem: could not allocate the sparse assignment workspace")
+    with nogil:
+        for p in prange(n_parts, schedule='dynamic', num_threads=n_threads):
+            for c in range(partition_start(p, n_parts, n_chunks),
+                           partition_start(p + 1, n_parts, n_chunks)):
+                if interrupted(&cancel):
+                    break
+                start = c * chunk_rows
+                _assign_chunk(dp, ip, &indptr[0], start, min(start + chunk_rows, n),
+                              swp, &xsq[0], &centres_t[0, 0], &csq[0], k, kp,
+                              &labels[0], mdp, dots + omp_get_thread_num() * kp,
+                              slots + 2 * p)
+        for p in range(n_parts):
+            inertia += slots[2 * p]
+            changed += slots[2 * p + 1]
+    free(dots); free(slots)
+    raise_pending(cancel)
+    return <Py_ssize_t>changed, inertia
+
+
+# ---------------------------------------------------------------------------
+# Centre sums: scattered from the non-zeros, centre by centre
+#
+# Per-chunk or per-partition copies of the (k, d) sums would cost k d doubles
+# each (80 MB at k = 100, d = 1e5). Instead the rows are grouped by label
+# (a counting sort, O(n)), and each centre's sum is accumulated by one
+# thread over its rows in increasing row order: the sums exist once, and
+# their order of summation is that of the rows, whatever the thread count.
+# ---------------------------------------------------------------------------
+
+def centre_sums(const floating[::1] data, const index_t[::1] indices,
+                const index_t[::1] indptr, const floating[::1] sample_weight,
+                const int32_t[::1] labels, int64_t[::1] order, int64_t[::1] starts,
+                double[:, ::1] sums, double[::1] weights, int n_threads):
+    """sums[c] = sum_{label_i = c} w_i x_i, weights[c] = sum_{label_i = c} w_i.
+
+    ``order`` (n,) and ``starts`` (k + 1,) are workspaces (rows grouped by
+    label). Labels must be in [0, k).
+    """
+    cdef Py_ssize_t n = labels.shape[0], k = sums.shape[0], d = sums.shape[1]
+    cdef Py_ssize_t i, c, r, p
+    cdef double w, wt
+    cdef int cancel = 0
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef double *srow
+    with nogil:
+        # counting sort of the rows by label, stable (rows stay increasing)
+        memset(&starts[0], 0, (k + 1) * sizeof(int64_t))
+        for i in range(n):
+            starts[labels[i] + 1] += 1
+        for c in range(k):
+            starts[c + 1] += starts[c]
+        for i in range(n):
+            order[starts[labels[i]]] = i
+            starts[labels[i]] += 1
+        for c in range(k - 1, 0, -1):
+            starts[c] = starts[c - 1]
+        starts[0] = 0
+        memset(&sums[0, 0], 0, k * d * sizeof(double))
+        for c in prange(k, schedule='dynamic', num_threads=n_threads):
+            if interrupted(&cancel):
+                continue
+            srow = &sums[0, 0] + c * d
+            wt = 0.0
+            for r in range(starts[c], starts[c + 1]):
+                i = order[r]
+                w = <double>swp[i] if swp != NULL else 1.0
+                wt = wt + w
+                for p in range(indptr[i], indptr[i + 1]):
+                    srow[indices[p]] += w * <double>data[p]
+            weights[c] = wt
+    raise_pending(cancel)
+
+
+def update_centres(const double[:, ::1] sums, const double[::1] weights,
+                   double[:, ::1] centres, floating[:, ::1] centres_t,
+                   double[::1] csq):
+    """Move the centres to their means; returns sum_c ||new_c - old_c||^2.
+
+    centres (k, d) float64 in/out: c = sums[c] / weights[c] where
+    weights[c] > 0 (the others stay). centres_t (d, kp) out: the new centres
+    feature-major in the data's dtype (padding columns untouched); csq (k,)
+    out: their squared norms in float64, from the rounded values. One pass
+    over the k x d values, eight centres at a time so that every write to
+    centres_t fills a cache line.
+    """
+    cdef Py_ssize_t k = centres.shape[0], d = centres.shape[1], kp = centres_t.shape[1]
+    cdef Py_ssize_t c0, c, j
+    cdef double v, diff, shift = 0.0, wc
+    cdef floating f
+    with nogil:
+        for c in range(k):
+            csq[c] = 0.0
+            if weights[c] > 0.0:
+                wc = weights[c]
+                for j in range(d):
+                    v = sums[c, j] / wc
+                    diff = v - centres[c, j]
+                    shift += diff * diff
+                    centres[c, j] = v
+        c0 = 0
+        while c0 < k:
+            for j in range(d):
+                for c in range(c0, min(c0 + TILE, k)):
+                    f = <floating>centres[c, j]
+                    centres_t[j, c] = f
+                    csq[c] += <double>f * <double>f
+            c0 += TILE
+    return shift
+
+
+# ---------------------------------------------------------------------------
+# Distances to every centre (transform)
+# ---------------------------------------------------------------------------
+
+def pairwise_sqdist(const floating[::1] data, const index_t[::1] indices,
+                    const index_t[::1] indptr, const double[::1] xsq,
+                    const floating[:, ::1] centres_t, const double[::1] csq,
+                    floating[:, ::1] out, int n_threads):
+    """out[i, c] = max(||x_i||^2 - 2 x_i.c + ||c||^2, 0), row by row."""
+    cdef Py_ssize_t n = out.shape[0], k = out.shape[1], kp = centres_t.shape[1]
+    cdef Py_ssize_t i, c
+    cdef double v
+    cdef double *dot
+    cdef int cancel = 0
+    cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
+    cdef const index_t *ip = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef double *dots = <double *>malloc(n_threads * kp * sizeof(double))
+    if dots == NULL:
+        raise MemoryError("fastem: could not allocate the sparse distance workspace")
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            if cancel or ((i & 1023) == 0 and interrupted(&cancel)):
+                continue
+            dot = dots + omp_get_thread_num() * kp
+            _row_dots(dp, ip, indptr[i], indptr[i + 1], &centres_t[0, 0], kp, dot)
+            for c in range(k):
+                v = xsq[i] + csq[c] - 2.0 * dot[c]
+                out[i, c] = <floating>(v if v > 0.0 else 0.0)
+    free(dots)
+    raise_pending(cancel)
+
+
+# ---------------------------------------------------------------------------
+# Greedy k-means++ (the algorithm of fastem._init and _kmeans.pyx, on CSR)
+#
+# One pass per step over row chunks measures every row against a few dense
+# points stored feature-major (``points_t``, d x mp): column 0 the centre
+# chosen last (applied first: closest_i = min(closest_i, its distance);
+# applying it twice changes nothing), the other columns this step's
+# candidates. Per chunk and candidate it returns the chunk potential that
+# choosing the candidate would leave, from the very float32 values closest
+# will hold, so the chosen candidate's column is the next step's chunk
+# potentials. Squared distances are scaled by ``scale`` (a power of two,
+# exact) and stored in float32, as in the dense algorithm.
+# ---------------------------------------------------------------------------
+
+cdef inline float _to_float32(double v) noexcept nogil:
+    return <float>(v if v < FLT_MAX else FLT_MAX)
+
+
+cdef inline void _point_dots(const floating *data, const index_t *indices,
+                             Py_ssize_t p0, Py_ssize_t p1, const floating *pt,
+                             Py_ssize_t mp, const unsigned char *present,
+                             double *dot) noexcept nogil:
+    """``_row_dots`` against the few k-means++ points, reading the points
+    only at the non-zeros whose column one of them has (``present``; a
+    d-byte map that stays in cache, where the d x mp points do not). The
+    others would add exact zeros, and every non-zero keeps its accumulator
+    ((p - p0) % 4) and its place in it: the values are those of
+    ``_row_dots``, so ``_row_sqnorm`` still equals a row's dot product with
+    itself."""
+    cdef double acc[4][TILE]
+    cdef Py_ssize_t c0 = 0, t, p, ch
+    cdef double v
+    cdef const floating *r
+    while c0 < mp:
+        for ch in range(4):
+            for t in range(TILE):
+                acc[ch][t] = 0.0
+        for p in range(p0, p1):
+            if present[indices[p]]:
+                v = data[p]
+                r = pt + <Py_ssize_t>indices[p] * mp + c0
+                ch = (p - p0) & 3
+                for t in range(TILE):
+                    acc[ch][t] += v * <double>r[t]
+        for t in range(TILE):
+            dot[c0 + t] = (acc[0][t] + acc[1][t]) + (acc[2][t] + acc[3][t])
+        c0 += TILE
+
+
+cdef void _kpp_chunk(const floating *data, const index_t *indices,
+                     const index_t *indptr, Py_ssize_t r0, Py_ssize_t r1,
+                     const floating *sw, const double *xsq, const floating *pt,
+                     const unsigned char *present,
+                     const double *psq, Py_ssize_t m, Py_ssize_t mp, bint apply,
+                     double scale, float *closest, double *dot,
+                     double *chunk_cur, double *chunk_pots,
+                     double *pots) noexcept nogil:
+    """Rows r0..r1-1 (see the note above). Adds into chunk_cur[0] the
+    chunk's potential after applying column 0; chunk_pots[l] (float32
+    distances) and pots[l] (unrounded) the potentials with candidate l."""
+    cdef Py_ssize_t i, l, first = 1 if apply else 0
+    cdef double w, v, cur
+    cdef float f
+    for i in range(r0, r1):
+        _point_dots(data, indices, indptr[i], indptr[i + 1], pt, mp, present, dot)
+        w = <double>sw[i] if sw != NULL else 1.0
+        if apply:
+            v = xsq[i] + psq[0] - 2.0 * dot[0]
+            f = _to_float32(scale * (v if v > 0.0 else 0.0))
+            if f < closest[i]:
+                closest[i] = f
+        cur = closest[i]
+        chunk_cur[0] += w * cur
+        for l in range(first, m):
+            v = xsq[i] + psq[l] - 2.0 * dot[l]
+            v = scale * (v if v > 0.0 else 0.0)
+            f = _to_float32(v)
+            chunk_pots[l - first] += w * (<double>f if f < cur else cur)
+            pots[l - first] += w * (v if v < cur else cur)
+
+
+def kpp_pass(const floating[::1] data, const index_t[::1] indices,
+             const index_t[::1] indptr, const floating[::1] sample_weight,
+             const double[::1] xsq, const floating[:, ::1] points_t,
+             const unsigned char[::1] present,
+             const double[::1] psq, bint apply, float[::1] closest,
+             double[::1] chunk_cur, double[:, ::1] chunk_pots,
+             double[::1] potentials, Py_ssize_t chunk_rows, int n_threads,
+             double scale):
+    """One k-means++ pass over the rows of ``indptr`` (see the note above).
+
+    Parameters
+    ----------
+    points_t : (d, mp) float, feature-major; columns 0..m-1 are used
+        (m = psq.shape[0]); column 0 is the last chosen centre if ``apply``
+    present : (d,) uint8, non-zero where some column of points_t is (every
+        row of points_t where it is 0 must be zero)
+    psq : (m,) squared norms of the points
+    closest : (n,) float32 in/out, scaled squared distance to the closest
+        chosen centre (FLT_MAX before the first)
+    chunk_cur : (n_chunks,) out, sum_i w_i closest_i per chunk after the update
+    chunk_pots : (n_chunks, L) out, per chunk sum_i w_i min(closest_i,
+        float32(scaled distance to candidate l)), L = m - apply
+    potentials : (L,) out, float32 data: the sums of chunk_pots; float64
+        data: the same sums without rounding the distances to float32
+        (the dense algorithm's choice), added in chunk order
+    """
+    cdef Py_ssize_t n = closest.shape[0], m = psq.shape[0], mp = points_t.shape[1]
+    cdef Py_ssize_t L = chunk_pots.shape[1]
+    cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
+    cdef Py_ssize_t c, l, start
+    cdef int cancel = 0
+    cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
+    cdef const index_t *ip = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef double *dots = <double *>malloc(n_threads * mp * sizeof(double))
+    cdef double *pots = <double *>calloc(n_chunks * L + 1, sizeof(double))
+    if dots == NULL or pots == NULL:
+        free(dots); free(pots)
+        raise MemoryError("fastem: could not allocate the sparse k-means++ workspace")
+    with nogil:
+        for c in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
+            if interrupted(&cancel):
+                continue
+            start = c * chunk_rows
+            chunk_cur[c] = 0.0
+            for l in range(L):
+                chunk_pots[c, l] = 0.0
+            _kpp_chunk(dp, ip, &indptr[0], start, min(start + chunk_rows, n), swp,
+                       &xsq[0], &points_t[0, 0], &present[0], &psq[0], m, mp,
+                       apply, scale,
+                       &closest[0], dots + omp_get_thread_num() * mp,
+                       &chunk_cur[c], &chunk_pots[c, 0] if L > 0 else NULL,
+                       pots + c * L)
+        for l in range(L):
+            potentials[l] = 0.0
+            for c in range(n_chunks):
+                potentials[l] += pots[c * L + l] if floating is double else chunk_pots[c, l]
+    free(dots); free(pots)
+    raise_pending(cancel)
