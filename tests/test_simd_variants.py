@@ -7,7 +7,8 @@ operations, so the build that runs must not change any result. Each level
 this CPU runs is forced with FASTEM_SIMD in a fresh interpreter (the level is
 chosen at import), which fits KMeans (Lloyd and bounded passes), greedy
 k-means++ and GaussianMixture (every covariance type, D <= 16 and D > 16)
-on float32 and float64 data, with sample weights; the arrays it saves must
+on float32 and float64 data, with sample weights, and KMeans and k-means++
+on a sparse (CSR) matrix; the arrays it saves must
 equal, bit for bit, those of an interpreter left at the default level.
 """
 import os
@@ -60,6 +61,16 @@ for D in (7, 19):
             out[f"gm-{cov}-weights-{tag}"] = gm.weights_
             out[f"gm-{cov}-bound-{tag}"] = np.array(gm.lower_bound_)
             out[f"gm-{cov}-proba-{tag}"] = gm.predict_proba(X[:300])
+# sparse (CSR) K-means and k-means++: about 30 % of the entries kept
+import scipy.sparse as sp
+dense = rng.normal(size=(1531, 23)) * (rng.uniform(size=(1531, 23)) < 0.3)
+for dtype in (np.float32, np.float64):
+    Xs = sp.csr_matrix(dense.astype(dtype))
+    tag = f"sparse-{np.dtype(dtype).name}"
+    out[f"kpp-{tag}"] = fastem.kmeans_plusplus(Xs, 6, random_state=1, n_threads=2)[0]
+    km = fastem.KMeans(6, n_init=1, random_state=2, n_threads=2, tol=0.0,
+                       max_iter=15).fit(Xs)
+    out[f"km-{tag}"], out[f"km-labels-{tag}"] = km.cluster_centers_, km.labels_
 np.savez(sys.argv[1], **out)
 """
 

@@ -3,7 +3,6 @@ import sys
 import time
 import warnings
 
-import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
