@@ -118,6 +118,13 @@ def _libomp_prefix():
 class BuildExt(build_ext):
     """build_ext that cythonizes, then picks the flags for the compiler in use."""
 
+    def finalize_options(self):
+        super().finalize_options()
+        # compile the C of every module and SIMD variant in parallel (pip
+        # passes no -j): FASTEM_BUILD_JOBS, as for cythonize, else all cores
+        if not self.parallel:
+            self.parallel = int(os.environ.get("FASTEM_BUILD_JOBS", os.cpu_count() or 1))
+
     def build_extensions(self):
         # .pyx -> .c (setuptools keeps its own bookkeeping on these objects,
         # so only their sources change)
