@@ -196,7 +196,7 @@ def estep_chol(const floating[:, ::1] xcT, int K, bint tied, bint lower,
     _need(1 <= D <= 16 and nb >= 1 and K >= 1, "need 1 <= D <= 16, nb >= 1, K >= 1")
     _need(Lp.shape[0] == (1 if tied else K) * DD * DD and cp.shape[0] == K * DD
           and const_k.shape[0] == K, "inconsistent shapes")
-    lp = np.empty((K, nb), np.float32 if floating is float else np.float64)
+    lp = np.empty((K, nb), np.float32 if sizeof(floating) == 4 else np.float64)
     cdef floating[:, ::1] out = lp
     if floating is float:
         (fe_estep_chol_ref_f32 if ref else fe_estep_chol_f32)(
@@ -217,7 +217,7 @@ def estep_diag(const floating[:, ::1] xcT, int K, const floating[::1] U,
     _need(1 <= D <= 16 and nb >= 1 and K >= 1, "need 1 <= D <= 16, nb >= 1, K >= 1")
     _need(U.shape[0] == K * DD and V.shape[0] == K * DD and const_k.shape[0] == K,
           "inconsistent shapes")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = np.float32 if sizeof(floating) == 4 else np.float64
     lp = np.empty((K, nb), dtype)
     R = np.zeros((K, nb), dtype)
     cdef floating[:, ::1] out = lp, r = R
@@ -239,10 +239,10 @@ def stats_full(const floating[:, ::1] xp, int D, const floating[:, ::1] mp,
     cdef int Dp = xp.shape[1], K = mp.shape[0]
     _need(1 <= D <= Dp and nb >= 1 and K >= 1 and mp.shape[1] == Dp
           and gT.shape[0] == K and gT.shape[1] == nb, "inconsistent shapes")
-    _need(Dp % (16 if floating is float else 8) == 0, "Dp: a multiple of the vector")
-    _need(not full16 or (floating is float and Dp == 16), "full16: float32, Dp = 16")
+    _need(Dp % (16 if sizeof(floating) == 4 else 8) == 0, "Dp: a multiple of the vector")
+    _need(not full16 or (sizeof(floating) == 4 and Dp == 16), "full16: float32, Dp = 16")
     slot = np.zeros((K, P))
-    scratch = np.zeros((2, nb, Dp), np.float32 if floating is float else np.float64)
+    scratch = np.zeros((2, nb, Dp), np.float32 if sizeof(floating) == 4 else np.float64)
     cdef double[:, ::1] s = slot
     cdef floating[:, :, ::1] w = scratch
     if floating is float:
@@ -267,7 +267,7 @@ def stats_diag(const floating[:, ::1] xp, int D, bint spherical,
     cdef int Dp = xp.shape[1], K = mp.shape[0]
     _need(1 <= D <= Dp and nb >= 1 and K >= 1 and mp.shape[1] == Dp
           and gT.shape[0] == K and gT.shape[1] == nb, "inconsistent shapes")
-    _need(Dp % (16 if floating is float else 8) == 0, "Dp: a multiple of the vector")
+    _need(Dp % (16 if sizeof(floating) == 4 else 8) == 0, "Dp: a multiple of the vector")
     slot = np.zeros((K, P))
     cdef double[:, ::1] s = slot
     if floating is float:

@@ -21,7 +21,7 @@
  */
 #ifndef FE_GMM_H
 #define FE_GMM_H
-#include "fe_platform.h"
+#include "csrc/fe_platform.h"
 
 /* exp(x) for x <= 0, branch-free and vectorisable.
  *
@@ -1164,6 +1164,6 @@ FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_f32, float, f32)
 
 #endif /* FE_VECTOR_EXT */
 
-#include "fe_gmm_ref.h"
+#include "csrc/fe_gmm_ref.h"
 
 #endif

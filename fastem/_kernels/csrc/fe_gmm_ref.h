@@ -20,7 +20,7 @@
  * same with gz_bj alone. Z and GZ (the vector kernel's scratch) are not
  * used. */
 #define FE_DEFINE_STATS_FULL_REF(NAME, T, SUM)                               \
-FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
+FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                         int K, const T *restrict mp, const T *restrict gT,  \
                         T *restrict Z, T *restrict GZ, double *restrict slot, \
                         ptrdiff_t P)                                        \
@@ -67,7 +67,7 @@ FE_DEFINE_STATS_FULL_REF(fe_stats_full_ref_f64, double, fe_sum_f64)
 
 /* fe_stats_full16_f32 computes the same sums as fe_stats_full_f32 on rows
  * padded to 16 (its rows i >= 8 only take the columns j >= 8 they need) */
-static void fe_stats_full16_ref_f32(const float *xp, ptrdiff_t nb, int D, int K,
+static inline void fe_stats_full16_ref_f32(const float *xp, ptrdiff_t nb, int D, int K,
                                     const float *mp, const float *gT, float *GZ,
                                     double *slot, ptrdiff_t P)
 {
@@ -78,7 +78,7 @@ static void fe_stats_full16_ref_f32(const float *xp, ptrdiff_t nb, int D, int K,
  * sub-block, four accumulator pairs take the rows b0 + 4q + r (the tail rows
  * go to pair 0) and are added as (0 + 1) + (2 + 3). */
 #define FE_DEFINE_STATS_DIAG_REF(NAME, T, SUM)                               \
-FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
+FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                         int K, int spherical, const T *restrict mp,         \
                         const T *restrict gT, double *restrict slot,        \
                         ptrdiff_t P)                                        \
@@ -127,7 +127,7 @@ FE_DEFINE_STATS_DIAG_REF(fe_stats_diag_ref_f64, double, fe_sum_f64)
  * (upper factors) or i >= d (lower), in order of i, and the squared
  * residuals add up in order of d. */
 #define FE_DEFINE_ESTEP_CHOL_REF(NAME, T)                                    \
-FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
+FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         int tied, int lower, const T *restrict Lp,          \
                         const T *restrict cp, const double *restrict const_k, \
                         T *restrict lp)                                     \
@@ -170,7 +170,7 @@ FE_DEFINE_ESTEP_CHOL_REF(fe_estep_chol_ref_f32, float)
  * sums (x_d - u_kd)^2 v_kd, or with R != NULL stores r = sum_d
  * (x_d - u_kd)^2 in R and takes v_k0 r. */
 #define FE_DEFINE_ESTEP_DIAG_REF(NAME, T, FMAFORM)                           \
-FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
+FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         const T *restrict U, const T *restrict V,           \
                         const double *restrict const_k, T *restrict lp,     \
                         T *restrict R)                                      \
@@ -211,7 +211,7 @@ FE_DEFINE_ESTEP_DIAG_REF(fe_estep_diag_ref_f32, float, 0)
 
 /* 'tied' statistics of float32 data (see fe_stats_tied_f32): the lane sums
  * acc[k, p, l] one lane at a time */
-FE_HOT static void fe_stats_tied_ref_f32(const float *restrict gT, ptrdiff_t nb, int D, int K,
+FE_HOT static inline void fe_stats_tied_ref_f32(const float *restrict gT, ptrdiff_t nb, int D, int K,
                                          const float *restrict sw, const float *restrict xcT,
                                          double *restrict work, double *restrict slot,
                                          int accumulate)
@@ -270,7 +270,7 @@ FE_HOT static void fe_stats_tied_ref_f32(const float *restrict gT, ptrdiff_t nb,
 /* Weighted moments (see FE_DEFINE_MOMENTS): the pair sums in 8 lanes,
  * one pair (i, j >= i) and one lane at a time */
 #define FE_DEFINE_MOMENTS_REF(NAME, T)                                      \
-FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
+FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
                         const T *restrict sw, double *restrict work,        \
                         double *restrict slot, int accumulate)              \
 {                                                                           \
@@ -320,7 +320,7 @@ FE_DEFINE_MOMENTS_REF(fe_moments_ref_f32, float)
 
 /* Spherical float32 statistics from the E-step's r (see fe_stats_sph_f32):
  * the 16-lane float32 sums one lane at a time */
-FE_HOT static void fe_stats_sph_ref_f32(const float *restrict xcT, ptrdiff_t nb, int D, int K,
+FE_HOT static inline void fe_stats_sph_ref_f32(const float *restrict xcT, ptrdiff_t nb, int D, int K,
                                         const float *restrict gT, const float *restrict R,
                                         const float *restrict mu, const float *restrict centres,
                                         const float *restrict shift, double *restrict slot,

@@ -25,7 +25,7 @@
  */
 #ifndef FE_KMEANS_H
 #define FE_KMEANS_H
-#include "fe_platform.h"
+#include "csrc/fe_platform.h"
 
 #define FE_LANES_F32 8
 #define FE_LANES_F64 4

@@ -14,6 +14,9 @@
  *   setup.py's FASTEM_PORTABLE_C=1 forces it with GCC or clang
  *   (-DFASTEM_PORTABLE_C=1), so that it is built and tested here.
  *
+ * Headers here include each other as "csrc/<name>.h": setup.py passes
+ * fastem/_kernels as an include directory.
+ *
  * Both paths do the same floating-point operations in the same order (no
  * contraction: setup.py passes -ffp-contract=off; MSVC does not contract
  * under /fp:precise), so they give the same results bit for bit: the
