@@ -488,19 +488,18 @@ static inline double fe_hmin_pd(__m256d v)
 static inline ptrdiff_t fe_row_argmin_f32(const float *dist, const float *csq,
                                           ptrdiff_t k, float *best)
 {
-    ptrdiff_t j;
+    ptrdiff_t j, arg = 0;
     float m;
-    if (k < 8)
-        return fe_row_argmin_ref_f32(dist, csq, k, best);
-    __m256 vmin = _mm256_add_ps(_mm256_loadu_ps(dist), _mm256_loadu_ps(csq));
-    for (j = 8; j + 8 <= k; j += 8)
-        vmin = _mm256_min_ps(vmin, _mm256_add_ps(_mm256_loadu_ps(dist + j),
-                                                 _mm256_loadu_ps(csq + j)));
-    m = fe_hmin_ps(vmin);
-    for (; j < k; j++) {
-        float v = dist[j] + csq[j];
-        if (v < m)
-            m = v;
+    if (k >= 8) {
+        __m256 vmin = _mm256_add_ps(_mm256_loadu_ps(dist), _mm256_loadu_ps(csq));
+        for (j = 8; j + 8 <= k; j += 8)
+            vmin = _mm256_min_ps(vmin, _mm256_add_ps(_mm256_loadu_ps(dist + j),
+                                                     _mm256_loadu_ps(csq + j)));
+        m = fe_hmin_ps(vmin);
+        for (; j < k; j++) {
+            float v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
     }
     __m256 target = _mm256_set1_ps(m);
     for (j = 0; j + 8 <= k; j += 8) {
@@ -516,24 +515,35 @@ static inline ptrdiff_t fe_row_argmin_f32(const float *dist, const float *csq,
             break;
     *best = m;
     return j;
+    }
+    /* fewer than 8: the scan of the reference */
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        float v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
+        }
+    }
+    *best = m;
+    return arg;
 }
 
 static inline ptrdiff_t fe_row_argmin_f64(const double *dist, const double *csq,
                                           ptrdiff_t k, double *best)
 {
-    ptrdiff_t j;
+    ptrdiff_t j, arg = 0;
     double m;
-    if (k < 4)
-        return fe_row_argmin_ref_f64(dist, csq, k, best);
-    __m256d vmin = _mm256_add_pd(_mm256_loadu_pd(dist), _mm256_loadu_pd(csq));
-    for (j = 4; j + 4 <= k; j += 4)
-        vmin = _mm256_min_pd(vmin, _mm256_add_pd(_mm256_loadu_pd(dist + j),
-                                                 _mm256_loadu_pd(csq + j)));
-    m = fe_hmin_pd(vmin);
-    for (; j < k; j++) {
-        double v = dist[j] + csq[j];
-        if (v < m)
-            m = v;
+    if (k >= 4) {
+        __m256d vmin = _mm256_add_pd(_mm256_loadu_pd(dist), _mm256_loadu_pd(csq));
+        for (j = 4; j + 4 <= k; j += 4)
+            vmin = _mm256_min_pd(vmin, _mm256_add_pd(_mm256_loadu_pd(dist + j),
+                                                     _mm256_loadu_pd(csq + j)));
+        m = fe_hmin_pd(vmin);
+        for (; j < k; j++) {
+            double v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
     }
     __m256d target = _mm256_set1_pd(m);
     for (j = 0; j + 4 <= k; j += 4) {
@@ -549,38 +559,59 @@ static inline ptrdiff_t fe_row_argmin_f64(const double *dist, const double *csq,
             break;
     *best = m;
     return j;
+    }
+    /* fewer than 4: the scan of the reference */
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        double v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
+        }
+    }
+    *best = m;
+    return arg;
 }
 
 static inline ptrdiff_t fe_row_argmin2_f32(const float *dist, const float *csq,
                                            ptrdiff_t k, float *best, float *second)
 {
-    ptrdiff_t j, k8 = k & ~(ptrdiff_t)7;
-    if (k < 8)
-        return fe_row_argmin2_ref_f32(dist, csq, k, best, second);
-    __m256 v1 = _mm256_set1_ps(INFINITY), v2 = v1;
-    for (j = 0; j < k8; j += 8) {
-        __m256 v = _mm256_add_ps(_mm256_loadu_ps(dist + j), _mm256_loadu_ps(csq + j));
-        v2 = _mm256_min_ps(v2, _mm256_max_ps(v1, v));
-        v1 = _mm256_min_ps(v1, v);
+    if (k >= 8) {
+        ptrdiff_t j, k8 = k & ~(ptrdiff_t)7;
+        __m256 v1 = _mm256_set1_ps(INFINITY), v2 = v1;
+        for (j = 0; j < k8; j += 8) {
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(dist + j), _mm256_loadu_ps(csq + j));
+            v2 = _mm256_min_ps(v2, _mm256_max_ps(v1, v));
+            v1 = _mm256_min_ps(v1, v);
+        }
+        float m1 = fe_hmin_ps(v1);
+        /* second: the lanes' runners-up, and the other lanes' minima */
+        int lane = __builtin_ctz(_mm256_movemask_ps(
+            _mm256_cmp_ps(v1, _mm256_set1_ps(m1), _CMP_EQ_OQ)));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, v1);
+        lanes[lane] = INFINITY;
+        float m2 = fminf(fe_hmin_ps(v2), fe_hmin_ps(_mm256_loadu_ps(lanes)));
+        for (j = k8; j < k; j++) {
+            float v = dist[j] + csq[j];
+            if (v < m1) { m2 = m1; m1 = v; }
+            else if (v < m2) m2 = v;
+        }
+        *second = m2;
+        float ignored;
+        ptrdiff_t arg = fe_row_argmin_f32(dist, csq, k, &ignored);
+        *best = m1;
+        return arg;
     }
-    float m1 = fe_hmin_ps(v1);
-    /* second: the lanes' runners-up, and the other lanes' minima */
-    int lane = __builtin_ctz(_mm256_movemask_ps(
-        _mm256_cmp_ps(v1, _mm256_set1_ps(m1), _CMP_EQ_OQ)));
-    float lanes[8];
-    _mm256_storeu_ps(lanes, v1);
-    lanes[lane] = INFINITY;
-    float m2 = fminf(fe_hmin_ps(v2), fe_hmin_ps(_mm256_loadu_ps(lanes)));
-    for (j = k8; j < k; j++) {
+    /* fewer than 8: the scan of the reference */
+    float m1 = dist[0] + csq[0], m2 = INFINITY;
+    ptrdiff_t j, arg = 0;
+    for (j = 1; j < k; j++) {
         float v = dist[j] + csq[j];
-        if (v < m1) { m2 = m1; m1 = v; }
+        if (v < m1) { m2 = m1; m1 = v; arg = j; }
         else if (v < m2) m2 = v;
     }
-    *second = m2;
-    float ignored;
-    ptrdiff_t arg = fe_row_argmin_f32(dist, csq, k, &ignored);
-    *best = m1;
-    return arg;
+    *best = m1; *second = m2; return arg;
 }
 #else
 #define fe_row_argmin_f32 fe_row_argmin_ref_f32
