@@ -29,6 +29,12 @@ FASTEM_NO_OPENMP=1
     Build without OpenMP even when the compiler supports it.
 FASTEM_NO_SIMD_VARIANTS=1
     Build no SIMD variant: one build of every kernel, for the baseline ISA.
+FASTEM_PORTABLE_C=1
+    Compile the C helpers (``fastem/_kernels/csrc/``) as MSVC does: every
+    vector kernel (GCC/clang generic vectors, AVX2 intrinsics) replaced by
+    its plain C reference, prefetch by ``_mm_prefetch`` (see
+    ``csrc/fe_platform.h``). Same results bit for bit; for testing the MSVC
+    code path with GCC or clang.
 LIBOMP_PREFIX=/path
     clang / Apple clang: where libomp's ``include/`` and ``lib/`` are
     (default on macOS: ``brew --prefix libomp`` when Homebrew is there).
@@ -56,9 +62,12 @@ def _truthy(name):
 DEBUG = _truthy("FASTEM_DEBUG")
 NO_OPENMP = _truthy("FASTEM_NO_OPENMP")
 NO_SIMD_VARIANTS = _truthy("FASTEM_NO_SIMD_VARIANTS")
+PORTABLE_C = _truthy("FASTEM_PORTABLE_C")
 
 here = os.path.dirname(os.path.abspath(__file__))
 kernel_dir = os.path.join(here, "fastem", "_kernels")
+# the plain C helpers every kernel module includes (a change rebuilds all)
+c_helpers = sorted(glob.glob(os.path.join(kernel_dir, "csrc", "*.h")))
 
 # Every kernel module (but SCALAR_MODULES) is also compiled for each of these
 # x86-64 levels and the best one the CPU runs is chosen at import time
@@ -180,7 +189,9 @@ class BuildExt(build_ext):
     def _configure(self):
         family = self._family()
         if family == "msvc":
-            compile_args = ["/Od", "/Zi"] if DEBUG else ["/O2"]
+            # /fp:precise (MSVC's default, spelled out): no contraction, no
+            # reassociation, as -ffp-contract=off without -ffast-math below
+            compile_args = (["/Od", "/Zi"] if DEBUG else ["/O2"]) + ["/fp:precise"]
         else:
             # -fno-math-errno lets the compiler vectorise min/max and sqrt
             # without errno bookkeeping; no -ffast-math: reductions must stay
@@ -205,7 +216,8 @@ class BuildExt(build_ext):
                         if self._builds(PROBE_EMPTY, flags)}
 
         macros = [("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
-                  ("FASTEM_DEBUG_BUILD", "1" if DEBUG else "0")]
+                  ("FASTEM_DEBUG_BUILD", "1" if DEBUG else "0"),
+                  ("FASTEM_PORTABLE_C", "1" if PORTABLE_C else "0")]
         return {
             "compile_args": compile_args,
             "link_args": link_args,
@@ -219,6 +231,7 @@ class BuildExt(build_ext):
                 "compile_args": compile_args,
                 "simd_variants": sorted(variants),
                 "debug": DEBUG,
+                "portable_c": PORTABLE_C,
             },
         }
 
@@ -250,7 +263,7 @@ class BuildExt(build_ext):
             ext.include_dirs = [kernel_dir] + config["include_dirs"] + list(ext.include_dirs)
             ext.library_dirs = list(config["library_dirs"])
             ext.define_macros = list(config["macros"])
-            ext.depends = list(ext.depends) + [stamp]
+            ext.depends = list(ext.depends) + c_helpers + [stamp]
             kept.append(ext)
         self.extensions[:] = kept
 

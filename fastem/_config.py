@@ -69,6 +69,9 @@ def build_info():
         OpenMP version the compiler implements, None without OpenMP),
         ``openmp_runtime`` (file of the OpenMP runtime library the kernels
         call, None without OpenMP); ``debug_build`` (bounds checks on);
+        ``portable_c`` (the C helpers built without GCC/clang vector
+        extensions, as MSVC builds them: each vector kernel is its plain C
+        reference, with the same results);
         ``simd_variant`` (the SIMD level the kernels run at: 'baseline',
         'x86_64_v3' or 'x86_64_v4'; the best this CPU runs, or the one
         ``FASTEM_SIMD`` forces, when it is installed; else 'baseline'),
@@ -92,6 +95,7 @@ def build_info():
         "openmp_version": _openmp_version(_openmp.openmp_date()),
         "openmp_runtime": _library_file(_openmp.openmp_symbol_address()),
         "debug_build": _openmp.debug_build(),
+        "portable_c": _openmp.portable_c(),
         "simd_variant": level if level in built_levels() else "baseline",
         "simd_variants": built_levels(),
         "simd_modules": module_levels(),

@@ -17,6 +17,7 @@ def test_build_info_keys_and_types():
     assert isinstance(info["compiler"], str) and info["compiler"] not in {"", "unknown"}
     assert isinstance(info["openmp"], bool)
     assert isinstance(info["debug_build"], bool)
+    assert isinstance(info["portable_c"], bool)
     assert info["simd_variants"][0] == "baseline"
     assert info["simd_variant"] in ("baseline", "x86_64_v3", "x86_64_v4")
     assert set(info["simd_modules"]) == {"_kmeans", "_gaussian", "_stats", "_sparse"}

@@ -15,7 +15,7 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    rows at a time: full ``(xc - mu'_k)^T L_k`` over the factor's triangle
    only, tied ``y = xc^T L`` once then ``||y - mu'_k^T L||^2`` per
    component, diag / spherical ``sum_d (xc_d - mu'_kd)^2 p_kd`` directly
-   (see _gmm_simd.h). Beyond 16 features, full / tied use a BLAS GEMM of the
+   (see csrc/fe_gmm.h). Beyond 16 features, full / tied use a BLAS GEMM of the
    chunk with the stacked factors (column bands that skip the triangle's
    zeros) and diag / spherical vectorised loops over the rows.
 3. adds log w_k, takes the log-sum-exp of the row (vectorised exp and log,
@@ -26,7 +26,7 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    - with per-component references r_k (``centres``; the fit passes the
      current means for 'full', 'diag' and 'spherical', and for 'tied' when
      its components lie far from c): sums of w gamma (x - r_k) and its
-     squares / products by the row kernels of _gmm_simd.h, float64
+     squares / products by the row kernels of csrc/fe_gmm.h, float64
      throughout for float64 data, float32 over at most 64 rows per
      accumulator then float64 for float32 data ('tied' then accumulates
      'full' statistics, see ``stat_type``);
@@ -41,7 +41,9 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
    log-densities and responsibilities are held component-major (K x nb) so
    that the per-row work runs over rows in SIMD lanes.
 
-Which C kernel (_gmm_simd.h; _d float64, _f float32 data) runs::
+Which C kernel (csrc/fe_gmm.h; name_f64 for float64, name_f32 for float32
+data; those written with vectors have a scalar reference, csrc/fe_gmm_ref.h)
+runs::
 
     step           covariance      D <= 16 (fused, in registers)   D > 16
     -------------  --------------  ------------------------------  ----------------------
@@ -53,12 +55,12 @@ Which C kernel (_gmm_simd.h; _d float64, _f float32 data) runs::
                    diag, sph.      fe_estep_diag                   fe_logprob_diag
     3. rows        all             fe_lse_cols (fe_argmax_cols for labels), fe_wsum
     4a. statistics full / tied     fe_stats_full (float32 with D <= 16:
-        about          with 'full' fe_stats_full16_f)
+        about          with 'full' fe_stats_full16_f32)
         centres        statistics
                    diag, sph.      fe_stats_diag; float32 spherical E-steps
-                                   with D <= 16: fe_stats_sph_f (reuses the
+                                   with D <= 16: fe_stats_sph_f32 (reuses the
                                    E-step's distances)
-    4b. statistics float32 tied    fe_stats_tied_f
+    4b. statistics float32 tied    fe_stats_tied_f32
         about the  E-step
         shift      mode "one",     fe_moments (the data's weighted moments)
                    full
@@ -87,77 +89,77 @@ from fastem._kernels._common cimport (
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._openmp cimport omp_get_thread_num
 
-cdef extern from "_gmm_simd.h" nogil:
-    double fe_wsum_d(const double *v, const double *w, Py_ssize_t nb)
-    double fe_wsum_f(const float *v, const float *w, Py_ssize_t nb)
+cdef extern from "csrc/fe_gmm.h" nogil:
+    double fe_wsum_f64(const double *v, const double *w, Py_ssize_t nb)
+    double fe_wsum_f32(const float *v, const float *w, Py_ssize_t nb)
     int fe_estep_chol_width(int D)
-    void fe_estep_diag_d(const double *xcT, Py_ssize_t nb, int D, int K,
+    void fe_estep_diag_f64(const double *xcT, Py_ssize_t nb, int D, int K,
                          const double *U, const double *V, const double *const_k,
                          double *lp, double *R)
-    void fe_estep_diag_f(const float *xcT, Py_ssize_t nb, int D, int K,
+    void fe_estep_diag_f32(const float *xcT, Py_ssize_t nb, int D, int K,
                          const float *U, const float *V, const double *const_k,
                          float *lp, float *R)
-    void fe_stats_sph_f(const float *xcT, Py_ssize_t nb, int D, int K,
+    void fe_stats_sph_f32(const float *xcT, Py_ssize_t nb, int D, int K,
                         const float *gT, const float *R, const float *mu,
                         const float *centres, const float *shift, double *slot,
                         Py_ssize_t P)
-    void fe_estep_chol_d(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
                          int lower, const double *fused_a, const double *fused_b,
                          const double *const_k, double *lp)
-    void fe_estep_chol_f(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
                          int lower, const float *fused_a, const float *fused_b,
                          const double *const_k, float *lp)
-    void fe_lse_cols(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
+    void fe_lse_cols_f64(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
                      double *lse)
-    void fe_lse_cols_f(float *lpT, Py_ssize_t nb, int K, float *m, float *s,
+    void fe_lse_cols_f32(float *lpT, Py_ssize_t nb, int K, float *m, float *s,
                        float *lse)
-    void fe_argmax_cols(const double *lpT, Py_ssize_t nb, int K, double *m,
+    void fe_argmax_cols_f64(const double *lpT, Py_ssize_t nb, int K, double *m,
                         long long *labels)
-    void fe_argmax_cols_f(const float *lpT, Py_ssize_t nb, int K, float *m,
+    void fe_argmax_cols_f32(const float *lpT, Py_ssize_t nb, int K, float *m,
                           long long *labels)
-    void fe_pad_rows_f(const float *x, Py_ssize_t n, int D, int Dp, float *xp)
-    void fe_stats_full_f(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+    void fe_pad_rows_f32(const float *x, Py_ssize_t n, int D, int Dp, float *xp)
+    void fe_stats_full_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
                          const float *mp, const float *gT, float *Z, float *GZ,
                          double *slot, Py_ssize_t P)
-    void fe_stats_full16_f(const float *xp, Py_ssize_t nb, int D, int K,
+    void fe_stats_full16_f32(const float *xp, Py_ssize_t nb, int D, int K,
                            const float *mp, const float *gT, float *GZ,
                            double *slot, Py_ssize_t P)
     Py_ssize_t fe_stats_tied_work(Py_ssize_t K, Py_ssize_t D)
-    void fe_stats_tied_f(const float *gT, Py_ssize_t nb, int D, int K,
+    void fe_stats_tied_f32(const float *gT, Py_ssize_t nb, int D, int K,
                          const float *sw, const float *xcT, double *work,
                          double *slot, int accumulate)
-    void fe_moments_d(const double *xcT, Py_ssize_t nb, int D, const double *sw,
+    void fe_moments_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,
                       double *work, double *slot, int accumulate)
-    void fe_moments_f(const float *xcT, Py_ssize_t nb, int D, const float *sw,
+    void fe_moments_f32(const float *xcT, Py_ssize_t nb, int D, const float *sw,
                       double *work, double *slot, int accumulate)
-    void fe_pad_rows_d(const double *x, Py_ssize_t n, int D, int Dp, double *xp)
-    void fe_stats_full_d(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+    void fe_pad_rows_f64(const double *x, Py_ssize_t n, int D, int Dp, double *xp)
+    void fe_stats_full_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
                          const double *mp, const double *gT, double *Z, double *GZ,
                          double *slot, Py_ssize_t P)
-    void fe_stats_diag_d(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+    void fe_stats_diag_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
                          int spherical, const double *mp, const double *gT,
                          double *slot, Py_ssize_t P)
-    void fe_stats_diag_f(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+    void fe_stats_diag_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
                          int spherical, const float *mp, const float *gT,
                          double *slot, Py_ssize_t P)
-    void fe_center_T_d(const double *x, Py_ssize_t nb, int D, const double *c,
+    void fe_center_T_f64(const double *x, Py_ssize_t nb, int D, const double *c,
                        double *xcT)
-    void fe_center_T_f(const float *x, Py_ssize_t nb, int D, const float *c,
+    void fe_center_T_f32(const float *x, Py_ssize_t nb, int D, const float *c,
                        float *xcT)
-    void fe_features_T_d(const double *xcT, Py_ssize_t nb, int D, int kind, int quad,
+    void fe_features_T_f64(const double *xcT, Py_ssize_t nb, int D, int kind, int quad,
                          double *FT)
-    void fe_features_T_f(const float *xcT, Py_ssize_t nb, int D, int kind, int quad,
+    void fe_features_T_f32(const float *xcT, Py_ssize_t nb, int D, int kind, int quad,
                          double *FT)
-    void fe_logprob_diag_d(const double *xcT, Py_ssize_t nb, int K, int D,
+    void fe_logprob_diag_f64(const double *xcT, Py_ssize_t nb, int K, int D,
                            int spherical, const double *mu, const double *p2,
                            const double *const_k, double *acc, double *lpT)
-    void fe_logprob_diag_f(const float *xcT, Py_ssize_t nb, int K, int D,
+    void fe_logprob_diag_f32(const float *xcT, Py_ssize_t nb, int K, int D,
                            int spherical, const float *mu, const float *p2,
                            const double *const_k, float *acc, float *lpT)
-    void fe_logprob_chol_d(const double *Y, Py_ssize_t nb, int K, int D, int tied,
+    void fe_logprob_chol_f64(const double *Y, Py_ssize_t nb, int K, int D, int tied,
                            const double *crow, const double *const_k, double *acc,
                            double *lp)
-    void fe_logprob_chol_f(const float *Y, Py_ssize_t nb, int K, int D, int tied,
+    void fe_logprob_chol_f32(const float *Y, Py_ssize_t nb, int K, int D, int tied,
                            const float *crow, const double *const_k, float *acc,
                            float *lp)
 
@@ -274,7 +276,7 @@ cdef struct ChunkWs:
     double *FT     # P x nb: quadratic features (statistics about the shift)
     double *lpT    # K x nb: float64 responsibilities (FT + P nb)
     # FT and lpT start a float64 block that also serves, alone, as the
-    # scratch of fe_moments_* (2 D nb) and fe_stats_tied_f
+    # scratch of fe_moments_* (2 D nb) and fe_stats_tied_f32
 
 
 cdef inline ChunkWs _chunk_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t D,
@@ -356,8 +358,8 @@ cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
     over rows. In an E-step they stay in the data's precision (float32 data:
     float32 log-sum-exp, twice the SIMD lanes). With ``centres`` (one
     reference per component, see ``em_pass``) the statistics are taken
-    about them by the row kernels of _gmm_simd.h, in any mode; otherwise
-    about the global shift: float32 'tied' E-steps by fe_stats_tied_f, the
+    about them by the row kernels of csrc/fe_gmm.h, in any mode; otherwise
+    about the global shift: float32 'tied' E-steps by fe_stats_tied_f32, the
     rest by one float64 GEMM of quadratic features.
 
     ``a``: the pass's operands (PassArgs); ``ws``: this thread's workspace (ChunkWs, carved by _chunk_workspace).
@@ -383,7 +385,7 @@ cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
     cdef double ll = 0.0
     # statistics about each component's own reference (see em_pass)
     cdef bint own_centres = do_stats and centres != NULL
-    # float32 'tied' E-step about the shift: fe_stats_tied_f
+    # float32 'tied' E-step about the shift: fe_stats_tied_f32
     cdef bint tied_f = (floating is float and do_stats and not own_centres
                         and mode == RESP_ESTEP and cov_type == COV_TIED)
     if floating is double:
@@ -393,24 +395,24 @@ cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
 
     # 1. centre the chunk on the global shift, transposed (D x nb)
     if floating is double:
-        fe_center_T_d(X, nb, <int>D, shift, xcT)
+        fe_center_T_f64(X, nb, <int>D, shift, xcT)
     else:
-        fe_center_T_f(X, nb, <int>D, shift, xcT)
+        fe_center_T_f32(X, nb, <int>D, shift, xcT)
 
     if mode == RESP_ONE and cov_type == COV_FULL and do_stats:
         # the data's weighted moments (see fe_moments_*); FT as scratch
         if floating is double:
-            fe_moments_d(xcT, nb, <int>D, sw, FT, slot, accumulate)
+            fe_moments_f64(xcT, nb, <int>D, sw, FT, slot, accumulate)
         else:
-            fe_moments_f(xcT, nb, <int>D, sw, FT, slot, accumulate)
+            fe_moments_f32(xcT, nb, <int>D, sw, FT, slot, accumulate)
         return 0.0
 
     # features [1; xc; q(xc)] (P x nb) in float64 for the GEMM statistics
     if do_stats and not own_centres and not tied_f:
         if floating is double:
-            fe_features_T_d(xcT, nb, <int>D, stat_type, 1, FT)
+            fe_features_T_f64(xcT, nb, <int>D, stat_type, 1, FT)
         else:
-            fe_features_T_f(xcT, nb, <int>D, stat_type, 1, FT)
+            fe_features_T_f32(xcT, nb, <int>D, stat_type, 1, FT)
 
     if mode == RESP_ESTEP:
         # float32 spherical statistics reuse the fused E-step's squared
@@ -445,8 +447,8 @@ cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
     if floating is float:
         if tied_f:
             # float64 N_k and S1_k from renormalised float32 responsibilities
-            # (see fe_stats_tied_f), FT as its scratch
-            fe_stats_tied_f(lpf, nb, <int>D, <int>K, sw, xcT, FT, slot, accumulate)
+            # (see fe_stats_tied_f32), FT as its scratch
+            fe_stats_tied_f32(lpf, nb, <int>D, <int>K, sw, xcT, FT, slot, accumulate)
             return ll
     # 4b. statistics about the shift: slot (K x P) = (w gamma)^T (K x nb) @
     # FT^T (nb x P), float64 (float64 E-steps left their responsibilities in
@@ -486,34 +488,34 @@ cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb
             for e in range(K * nb):
                 lpf[e] = <float>lpT[e]
         if sph_r:
-            fe_stats_sph_f(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
+            fe_stats_sph_f32(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
                            slot, P)
             return
     if Dp == D:
         rows = X
     else:
         if floating is double:
-            fe_pad_rows_d(X, nb, <int>D, <int>Dp, xp)
+            fe_pad_rows_f64(X, nb, <int>D, <int>Dp, xp)
         else:
-            fe_pad_rows_f(X, nb, <int>D, <int>Dp, xp)
+            fe_pad_rows_f32(X, nb, <int>D, <int>Dp, xp)
         rows = xp
     if floating is double:
-        fe_pad_rows_d(centres, K, <int>D, <int>Dp, mp)
+        fe_pad_rows_f64(centres, K, <int>D, <int>Dp, mp)
         if stat_type == COV_FULL:
-            fe_stats_full_d(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+            fe_stats_full_f64(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
                             slot, P)
         else:
-            fe_stats_diag_d(rows, nb, <int>D, <int>Dp, <int>K,
+            fe_stats_diag_f64(rows, nb, <int>D, <int>Dp, <int>K,
                             stat_type == COV_SPHERICAL, mp, lpf, slot, P)
     else:
-        fe_pad_rows_f(centres, K, <int>D, <int>Dp, mp)
+        fe_pad_rows_f32(centres, K, <int>D, <int>Dp, mp)
         if stat_type == COV_FULL and Dp == 16:
-            fe_stats_full16_f(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
+            fe_stats_full16_f32(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
         elif stat_type == COV_FULL:
-            fe_stats_full_f(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+            fe_stats_full_f32(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
                             slot, P)
         else:
-            fe_stats_diag_f(rows, nb, <int>D, <int>Dp, <int>K,
+            fe_stats_diag_f32(rows, nb, <int>D, <int>Dp, <int>K,
                             stat_type == COV_SPHERICAL, mp, lpf, slot, P)
 
 
@@ -547,12 +549,12 @@ cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
     cdef double ll
     # 2. log w_k + log N(x | k) into lpf (K x nb), data precision
     if (cov_type == COV_FULL or cov_type == COV_TIED) and fused_a != NULL:
-        # triangular factors, D <= 16: fused, in registers (_gmm_simd.h)
+        # triangular factors, D <= 16: fused, in registers (csrc/fe_gmm.h)
         if floating is double:
-            fe_estep_chol_d(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
+            fe_estep_chol_f64(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
                             tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
         else:
-            fe_estep_chol_f(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
+            fe_estep_chol_f32(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
                             tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
     elif cov_type == COV_FULL or cov_type == COV_TIED:
         # YT (W x nb) = A^T @ xcT: all K factors in one GEMM per band of
@@ -560,39 +562,39 @@ cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
         _estep_gemm(A, xcT, Y, nb, D, K * D if cov_type == COV_FULL else D,
                     K if cov_type == COV_FULL else 1, tri)
         if floating is double:
-            fe_logprob_chol_d(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+            fe_logprob_chol_f64(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
                               crow, const_k, G, lpf)
         else:
-            fe_logprob_chol_f(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
+            fe_logprob_chol_f32(Y, nb, <int>K, <int>D, cov_type == COV_TIED,
                               crow, const_k, G, lpf)
     elif fused_a != NULL:
-        # diag / spherical, D <= 16: fused, in registers (_gmm_simd.h)
+        # diag / spherical, D <= 16: fused, in registers (csrc/fe_gmm.h)
         if floating is double:
-            fe_estep_diag_d(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
+            fe_estep_diag_f64(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
                             lpf, NULL)
         else:
-            fe_estep_diag_f(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
+            fe_estep_diag_f32(xcT, nb, <int>D, <int>K, fused_a, fused_b, const_k,
                             lpf, Rs)
     else:
         # diag / spherical: direct, A = shifted means (K x D), crow = p^2
         if floating is double:
-            fe_logprob_diag_d(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+            fe_logprob_diag_f64(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
                               A, crow, const_k, G, lpf)
         else:
-            fe_logprob_diag_f(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
+            fe_logprob_diag_f32(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
                               A, crow, const_k, G, lpf)
 
     # 3. labels, log-sum-exp, responsibilities (in place), log-likelihood
     if floating is double:
         if out_labels != NULL:
-            fe_argmax_cols(lpf, nb, <int>K, m_f, out_labels)
-        fe_lse_cols(lpf, nb, <int>K, m_f, s_f, lse_f)
-        ll = fe_wsum_d(lse_f, sw, nb)
+            fe_argmax_cols_f64(lpf, nb, <int>K, m_f, out_labels)
+        fe_lse_cols_f64(lpf, nb, <int>K, m_f, s_f, lse_f)
+        ll = fe_wsum_f64(lse_f, sw, nb)
     else:
         if out_labels != NULL:
-            fe_argmax_cols_f(lpf, nb, <int>K, m_f, out_labels)
-        fe_lse_cols_f(lpf, nb, <int>K, m_f, s_f, lse_f)
-        ll = fe_wsum_f(lse_f, sw, nb)
+            fe_argmax_cols_f32(lpf, nb, <int>K, m_f, out_labels)
+        fe_lse_cols_f32(lpf, nb, <int>K, m_f, s_f, lse_f)
+        ll = fe_wsum_f32(lse_f, sw, nb)
     if out_lpn != NULL:
         for b in range(nb):
             out_lpn[b] = lse_f[b]
@@ -794,7 +796,7 @@ cdef inline Py_ssize_t fused_a_len(int cov_type, Py_ssize_t K, Py_ssize_t D) noe
 
 cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] crow,
                                int cov_type, Py_ssize_t K, int tri) except? NULL:
-    """The operands of the fused E-steps (D <= 16, see _gmm_simd.h), packed
+    """The operands of the fused E-steps (D <= 16, see csrc/fe_gmm.h), packed
     and zero-padded to DD columns in one block [fused_a, fused_b]; NULL when
     no fused kernel applies (D > 16, or factors that are not triangular).
 

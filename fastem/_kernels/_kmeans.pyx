@@ -30,29 +30,29 @@ from fastem._kernels._common cimport (
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 
-cdef extern from "_simd.h" nogil:
-    float fastem_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
-    double fastem_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
-    float fastem_sqnorm_f32(const float *a, Py_ssize_t n)
-    double fastem_sqnorm_f64(const double *a, Py_ssize_t n)
-    Py_ssize_t fastem_row_argmin_f32(const float *dist, const float *csq,
+cdef extern from "csrc/fe_kmeans.h" nogil:
+    float fe_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
+    double fe_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
+    float fe_sqnorm_f32(const float *a, Py_ssize_t n)
+    double fe_sqnorm_f64(const double *a, Py_ssize_t n)
+    Py_ssize_t fe_row_argmin_f32(const float *dist, const float *csq,
                                      Py_ssize_t k, float *best)
-    Py_ssize_t fastem_row_argmin_f64(const double *dist, const double *csq,
+    Py_ssize_t fe_row_argmin_f64(const double *dist, const double *csq,
                                      Py_ssize_t k, double *best)
-    Py_ssize_t fastem_row_argmin2_f32(const float *dist, const float *csq,
+    Py_ssize_t fe_row_argmin2_f32(const float *dist, const float *csq,
                                       Py_ssize_t k, float *best, float *second)
-    Py_ssize_t fastem_row_argmin2_f64(const double *dist, const double *csq,
+    Py_ssize_t fe_row_argmin2_f64(const double *dist, const double *csq,
                                       Py_ssize_t k, double *best, double *second)
-    void fastem_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+    void fe_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
                              Py_ssize_t n_todo, const float *closest,
                              const float *sw, const float *cand, Py_ssize_t L,
                              uint16_t *improves, double *sums)
     # the k-means++ improvement-mask bit of candidate l, and the software
-    # prefetch of gathered rows (FASTEM_PREFETCH_ROWS ahead)
-    uint16_t fastem_cand_bit(Py_ssize_t l)
-    void fastem_prefetch_row(const void *row, Py_ssize_t nbytes)
-    enum: FASTEM_PREFETCH_ROWS
-    void fastem_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+    # prefetch of gathered rows (FE_PREFETCH_ROWS ahead)
+    uint16_t fe_cand_bit(Py_ssize_t l)
+    void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
+    enum: FE_PREFETCH_ROWS
+    void fe_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
                              Py_ssize_t n_todo, const float *closest,
                              const double *sw, const double *cand, Py_ssize_t L,
                              uint16_t *improves, double *sums, double *pots,
@@ -63,19 +63,19 @@ cdef extern from "_simd.h" nogil:
 cdef inline double _sqdist(const floating *a, const floating *b,
                            Py_ssize_t n) noexcept nogil:
     """sum_j (a_j - b_j)^2 in the data's precision, in the fixed lanes of
-    _simd.h: the value the k-means++ candidate pass compares, in every build."""
+    csrc/fe_kmeans.h: the value the k-means++ candidate pass compares, in every build."""
     if floating is float:
-        return fastem_sqdist_f32(a, b, n)
+        return fe_sqdist_f32(a, b, n)
     else:
-        return fastem_sqdist_f64(a, b, n)
+        return fe_sqdist_f64(a, b, n)
 
 
 cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
     """sum_j a_j^2 in the data's precision (the lanes of _sqdist)."""
     if floating is float:
-        return fastem_sqnorm_f32(a, n)
+        return fe_sqnorm_f32(a, n)
     else:
-        return fastem_sqnorm_f64(a, n)
+        return fe_sqnorm_f64(a, n)
 
 
 cdef inline void _shift_rows(const floating *x, const floating *shift,
@@ -135,9 +135,9 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                   rows, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
     for i in range(nb):
         if floating is float:
-            c = fastem_row_argmin_f32(dist + i * k, csq, k, &best)
+            c = fe_row_argmin_f32(dist + i * k, csq, k, &best)
         else:
-            c = fastem_row_argmin_f64(dist + i * k, csq, k, &best)
+            c = fe_row_argmin_f64(dist + i * k, csq, k, &best)
         xr = rows + i * d
         sr = sums + c * d
         w = sw[i] if sw != NULL else 1.0
@@ -383,8 +383,8 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                 n_todo += 1
         # 2. tighten u to the exact distance for the others (prefetched)
         for t in range(n_todo):
-            if t + FASTEM_PREFETCH_ROWS < n_todo:
-                fastem_prefetch_row(x + gathered[t + FASTEM_PREFETCH_ROWS] * d,
+            if t + FE_PREFETCH_ROWS < n_todo:
+                fe_prefetch_row(x + gathered[t + FE_PREFETCH_ROWS] * d,
                                     d * sizeof(floating))
             i = gathered[t]
             u = sqrt(_frame_sqdist(x + i * d, shift, centres + labels[i] * d, d))
@@ -404,9 +404,9 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         i = gathered[g]
         xr = xbuf + g * d
         if floating is float:
-            c = fastem_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
+            c = fe_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
         else:
-            c = fastem_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
+            c = fe_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
         second = second_f
         xsq = _sqnorm(xr, d)
         err2 = err_scale * (xsq + csq_max)
@@ -735,8 +735,8 @@ cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         todo[n_todo] = <int32_t>i
         n_todo += (improves[i] & bit) != 0
     for t in range(n_todo):
-        if t + FASTEM_PREFETCH_ROWS < n_todo:
-            fastem_prefetch_row(x + todo[t + FASTEM_PREFETCH_ROWS] * d, d * sizeof(floating))
+        if t + FE_PREFETCH_ROWS < n_todo:
+            fe_prefetch_row(x + todo[t + FE_PREFETCH_ROWS] * d, d * sizeof(floating))
         i = todo[t]
         improves[i] &= ~bit
         dist = _to_float32(scale * _sqdist(x + i * d, centre, d))
@@ -769,7 +769,7 @@ def kpp_settle_rows(const floating[:, ::1] X,
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         _kpp_apply(&X[start, 0], stop - start, d, &centre[0], centre_index,
-                   fastem_cand_bit(candidate), &improves[start], &closest[start],
+                   fe_cand_bit(candidate), &improves[start], &closest[start],
                    &nearest[start], todo, scale)
     free(todo)
 
@@ -800,7 +800,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
         chosen centre is taken into account first (see below)
     improves : (n,) uint16 in/out: on entry the masks of the last pass, on
         exit bit l set where candidate l is closer than closest_i (see
-        ``fastem_cand_bit``)
+        ``fe_cand_bit``)
     last_centre, last_index, last_candidate : the centre chosen after the
         last pass, its index among the chosen centres, and which candidate
         of that pass it was; last_index = 0 when there is none to apply
@@ -818,7 +818,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
     cdef Py_ssize_t c, start, l, tid
     cdef int cancel = 0
-    cdef uint16_t last_bit = fastem_cand_bit(last_candidate)
+    cdef uint16_t last_bit = fe_cand_bit(last_candidate)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *lcp = &last_centre[0] if last_index > 0 else NULL
     # float64 data: the potentials measure the distances in float64, one
@@ -885,7 +885,7 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     tells whether any candidate could beat a; rows that none can beat add
     w_i closest_i to every sum (8 interleaved partial sums, added in a fixed
     tree). The other rows are measured against all L candidates in one
-    sweep over the row (``fastem_kpp_rows_*`` in _simd.h): on typical data a
+    sweep over the row (``fe_kpp_rows_*`` in csrc/fe_kmeans.h): on typical data a
     row that one candidate may beat is not ruled out for most of the others
     either, and measuring them all together shares the loads of x and the
     final reductions, with no unpredictable branch per candidate. Whether a
@@ -918,9 +918,9 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         i += 8
     pruned = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
     if floating is float:
-        fastem_kpp_rows_f32(x, d, todo, n_todo, closest, sw, cand, L, improves, sums)
+        fe_kpp_rows_f32(x, d, todo, n_todo, closest, sw, cand, L, improves, sums)
     else:
-        fastem_kpp_rows_f64(x, d, todo, n_todo, closest, sw, cand, L, improves,
+        fe_kpp_rows_f64(x, d, todo, n_todo, closest, sw, cand, L, improves,
                             sums, pots, scale)
     for l in range(L):
         sums[l] = pruned + sums[l]

@@ -4,7 +4,8 @@ from fastem._kernels._openmp cimport (
 
 cdef extern from *:
     """
-    #include "_openmp_shim.h"
+    #include "csrc/fe_openmp.h"
+    #include "csrc/fe_platform.h"
     /* The compiler that compiled this module, from its predefined macros. */
     #define FASTEM_STR_(x) #x
     #define FASTEM_STR(x) FASTEM_STR_(x)
@@ -39,6 +40,7 @@ cdef extern from *:
     """
     const char *FASTEM_COMPILER
     int FASTEM_OPENMP_DATE
+    int FE_PORTABLE
     size_t fastem_openmp_symbol()
 
 
@@ -50,6 +52,13 @@ def openmp_enabled():
 def debug_build():
     """True for a debug build (bounds checks on)."""
     return bool(FASTEM_DEBUG_BUILD)
+
+
+def portable_c():
+    """True when the C helpers were compiled without vector extensions
+    (MSVC, or FASTEM_PORTABLE_C=1): every vector kernel is its scalar
+    reference (see csrc/fe_platform.h)."""
+    return bool(FE_PORTABLE)
 
 
 def openmp_max_threads():

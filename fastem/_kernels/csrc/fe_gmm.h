@@ -6,28 +6,22 @@
  * the feature index of a row); no floating-point sum is reassociated, so the
  * results do not depend on the vector width or on the thread count.
  *
- * FE_HOT: "no-trapping-math" lets GCC if-convert the comparisons of the
- * clamped exp (it changes no result: it only drops the guarantee on FP
- * exception flags). The vector width is chosen per build, not here: the
- * module is compiled for the baseline ISA and for each SIMD level (setup.py,
+ * The vector width is chosen per build, not here: the module is compiled
+ * for the baseline ISA and for each SIMD level (setup.py,
  * fastem/_kernels/__init__.py); without floating-point contraction
  * (-ffp-contract=off) and with the fixed 64-byte generic vectors below, all
  * builds give the same results bit for bit.
+ *
+ * The kernels written with GCC/clang generic vectors (the fused E-steps and
+ * the statistics) each have a scalar reference in fe_gmm_ref.h, which does
+ * the same operations lane by lane in the same order; compilers without
+ * generic vectors (MSVC), and FASTEM_PORTABLE_C=1 builds, use the
+ * references (see fe_platform.h). The other kernels are plain C loops that
+ * the compiler vectorises by itself, the same source on both paths.
  */
-#ifndef FASTEM_GMM_SIMD_H
-#define FASTEM_GMM_SIMD_H
-#include <math.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
-
-#if defined(__GNUC__) && !defined(__clang__)
-#define FE_HOT __attribute__((optimize("no-trapping-math")))
-#define FE_INLINE static inline __attribute__((always_inline, optimize("no-trapping-math")))
-#else
-#define FE_HOT
-#define FE_INLINE static inline
-#endif
+#ifndef FE_GMM_H
+#define FE_GMM_H
+#include "csrc/fe_platform.h"
 
 /* exp(x) for x <= 0, branch-free and vectorisable.
  *
@@ -41,7 +35,7 @@
  * ulp. Inputs below -708 (where e^x < 3e-308 would be subnormal) return 0:
  * such terms are below double rounding relative to the row maximum (which
  * contributes e^0 = 1). */
-FE_INLINE double fe_exp_neg(double x)
+FE_INLINE double fe_exp_neg_f64(double x)
 {
     const double log2e = 1.4426950408889634074;
     const double ln2hi = 6.93147180369123816490e-01;
@@ -77,14 +71,14 @@ FE_INLINE double fe_exp_neg(double x)
 }
 
 
-/* expf(x) for x <= 0, the float32 twin of fe_exp_neg: n = round(x / ln2)
+/* expf(x) for x <= 0, the float32 twin of fe_exp_neg_f64: n = round(x / ln2)
  * with the shifter 1.5 * 2^23, r = x - n ln2 (Cody-Waite split of ln2 whose
  * high part has 9 significant bits, so n * ln2hi is exact for |n| <= 2^15),
  * e^r by its degree-7 Taylor polynomial (truncation error < 6e-9 relative
  * on |r| <= 0.347, below float32 rounding), and 2^n from the low mantissa
  * bits of the shifted value. Inputs below -87 (e^x < 1.7e-38, where float32
  * turns subnormal) return 0: negligible against the row maximum's e^0. */
-FE_INLINE float fe_expf_neg(float x)
+FE_INLINE float fe_exp_neg_f32(float x)
 {
     const float log2e = 1.44269504088896341f;
     const float ln2hi = 0.693359375f;
@@ -117,8 +111,8 @@ FE_INLINE float fe_expf_neg(float x)
  * term is e^0 = 1), branch-free and vectorisable: s = 2^e f with f in
  * [sqrt(1/2), sqrt(2)) and log f = 2 atanh(u) = 2 (u + u^3/3 + u^5/5 + ...),
  * u = (f - 1) / (f + 1), |u| <= 0.1716: the series to u^21 (float32: u^11)
- * is below the format's rounding; ln 2 split high/low as in fe_exp_neg. */
-FE_INLINE double fe_log_ge1(double s)
+ * is below the format's rounding; ln 2 split high/low as in fe_exp_neg_f64. */
+FE_INLINE double fe_log_ge1_f64(double s)
 {
     uint64_t bits;
     memcpy(&bits, &s, sizeof bits);
@@ -143,7 +137,7 @@ FE_INLINE double fe_log_ge1(double s)
     p = p * u2 + 1.0;
     return e * 6.93147180369123816490e-01 + (2.0 * u * p + e * 1.90821492927058770002e-10);
 }
-FE_INLINE float fe_logf_ge1(float s)
+FE_INLINE float fe_log_ge1_f32(float s)
 {
     uint32_t bits;
     memcpy(&bits, &s, sizeof bits);
@@ -184,8 +178,8 @@ FE_HOT static double NAME(const T *restrict v, const T *restrict w, ptrdiff_t nb
     for (; b < nb; ++b) s += (w == NULL ? 1.0 : (double)w[b]) * (double)v[b]; \
     return s;                                                               \
 }
-FE_DEFINE_WSUM(fe_wsum_d, double)
-FE_DEFINE_WSUM(fe_wsum_f, float)
+FE_DEFINE_WSUM(fe_wsum_f64, double)
+FE_DEFINE_WSUM(fe_wsum_f32, float)
 
 /* The chunk's log-densities are held component-major: lpT[k * nb + b] for
  * row b, so that every per-row operation below is a loop over rows with
@@ -224,13 +218,13 @@ FE_HOT static void NAME(T *restrict lpT, ptrdiff_t nb, int K,               \
             r[b] *= s[b];                                                   \
     }                                                                       \
 }
-/* fe_lse_cols: lpT (log w_k + log N(x_b | k)) becomes the responsibilities
+/* fe_lse_cols_f64: lpT (log w_k + log N(x_b | k)) becomes the responsibilities
  * in place; lse[b] = log sum_k exp(lpT[k, b]) with the row maximum factored
  * out (as scipy.special.logsumexp). m and s are nb-long scratch. float32
  * data get a float32 log-sum-exp (twice the SIMD lanes; the result is then
  * as accurate as the float32 log-densities it starts from). */
-FE_DEFINE_LSE_COLS(fe_lse_cols, double, fe_exp_neg, fe_log_ge1)
-FE_DEFINE_LSE_COLS(fe_lse_cols_f, float, fe_expf_neg, fe_logf_ge1)
+FE_DEFINE_LSE_COLS(fe_lse_cols_f64, double, fe_exp_neg_f64, fe_log_ge1_f64)
+FE_DEFINE_LSE_COLS(fe_lse_cols_f32, float, fe_exp_neg_f32, fe_log_ge1_f32)
 
 /* labels[b] = argmax_k lpT[k, b] (first maximum, as numpy.argmax). */
 #define FE_DEFINE_ARGMAX_COLS(NAME, T)                                       \
@@ -250,8 +244,8 @@ FE_HOT static void NAME(const T *restrict lpT, ptrdiff_t nb, int K,         \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ARGMAX_COLS(fe_argmax_cols, double)
-FE_DEFINE_ARGMAX_COLS(fe_argmax_cols_f, float)
+FE_DEFINE_ARGMAX_COLS(fe_argmax_cols_f64, double)
+FE_DEFINE_ARGMAX_COLS(fe_argmax_cols_f32, float)
 
 /* Centring and transposition: xcT[i, b] = x[b, i] - c[i] (D x nb, in the
  * data's precision), in blocks of 32 rows so that the strided reads stay in
@@ -271,8 +265,8 @@ FE_HOT static void NAME(const T *restrict x, ptrdiff_t nb, int D,           \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_CENTER_T(fe_center_T_d, double)
-FE_DEFINE_CENTER_T(fe_center_T_f, float)
+FE_DEFINE_CENTER_T(fe_center_T_f64, double)
+FE_DEFINE_CENTER_T(fe_center_T_f32, float)
 
 /* Quadratic features in float64, transposed (P x nb): FT = [1; xc; q(xc)]
  * with q = vech(xc xc^T) (pairs i <= j, i-major; kind 0), xc^2 (kind 2),
@@ -314,8 +308,8 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_FEATURES_T(fe_features_T_d, double)
-FE_DEFINE_FEATURES_T(fe_features_T_f, float)
+FE_DEFINE_FEATURES_T(fe_features_T_f64, double)
+FE_DEFINE_FEATURES_T(fe_features_T_f32, float)
 
 /* Diag / spherical log-densities, computed directly (no expansion, so no
  * cancellation even in float32):
@@ -359,8 +353,8 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int K, int D,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_d, double)
-FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_f, float)
+FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_f64, double)
+FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_f32, float)
 
 /* Full / tied log-densities from the transposed GEMM output YT:
  *   full (W = K*D rows, d-major: row d*K + k of YT holds ((x_b - c)^T L_k)_d
@@ -391,8 +385,8 @@ FE_HOT static void NAME(const T *restrict YT, ptrdiff_t nb, int K, int D,   \
             out[b] = ck - (T)0.5 * acc[b];                                  \
     }                                                                       \
 }
-FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_d, double)
-FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_f, float)
+FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_f64, double)
+FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_f32, float)
 
 /* ---------------------------------------------------------------------------
  * Sufficient statistics centred on each component's own mean.
@@ -420,15 +414,6 @@ FE_DEFINE_LOGPROB_CHOL(fe_logprob_chol_f, float)
  * build lowers them to its own ISA (the lanes, and so the results, are the
  * same in all).
  * ------------------------------------------------------------------------- */
-#define FE_VBYTES 64
-typedef float fe_vf __attribute__((vector_size(FE_VBYTES)));
-typedef double fe_vd __attribute__((vector_size(FE_VBYTES)));
-
-#define FE_DEFINE_VEC_IO(T, VT, SUFFIX)                                      \
-FE_INLINE VT fe_load_##SUFFIX(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; } \
-FE_INLINE void fe_store_##SUFFIX(T *p, VT v) { memcpy(p, &v, sizeof v); }
-FE_DEFINE_VEC_IO(float, fe_vf, vf)
-FE_DEFINE_VEC_IO(double, fe_vd, vd)
 
 /* Padded copies for the statistics kernels: xp (nb x Dp) = the chunk's rows
  * and mp (K x Dp) = the references, both zero beyond column D (padding
@@ -444,8 +429,8 @@ FE_HOT static void NAME(const T *restrict x, ptrdiff_t n, int D, int Dp,    \
         for (int d = D; d < Dp; ++d) o[d] = 0;                              \
     }                                                                       \
 }
-FE_DEFINE_PAD_ROWS(fe_pad_rows_f, float)
-FE_DEFINE_PAD_ROWS(fe_pad_rows_d, double)
+FE_DEFINE_PAD_ROWS(fe_pad_rows_f32, float)
+FE_DEFINE_PAD_ROWS(fe_pad_rows_f64, double)
 
 /* sum_b g[b] in float64 in a fixed order: lane-wise over groups of 8 rows
  * (vectorised conversion and adds), lanes in order, then the tail. */
@@ -461,14 +446,41 @@ FE_INLINE double NAME(const T *restrict g, ptrdiff_t nb)                    \
     for (; b < nb; ++b) s += (double)g[b];                                  \
     return s;                                                               \
 }
-FE_DEFINE_SUM(fe_sum_f, float)
-FE_DEFINE_SUM(fe_sum_d, double)
+FE_DEFINE_SUM(fe_sum_f32, float)
+FE_DEFINE_SUM(fe_sum_f64, double)
 
 /* Rows summed in the data's precision before a partial sum is added to its
  * float64 lane accumulator: float32 partial sums of at most 64 terms keep
  * the statistics within ~1e-6 relative of float64 sums (float64 data: the
  * whole chunk). */
 #define FE_SUBBLOCK(T) (sizeof(T) == 4 ? 64 : (1 << 30))
+
+/* Scratch of fe_stats_tied_f32 (see there), in doubles. */
+#define FE_TIED_RB 64
+static inline ptrdiff_t fe_stats_tied_work(ptrdiff_t K, ptrdiff_t D)
+{
+    return K * (1 + D) * 8 + (K + (1 + D) + 1) * FE_TIED_RB;
+}
+
+/* Padded width DD of the fused E-step for D features (0: D > 16, use the
+ * GEMM path). */
+static inline int fe_estep_chol_width(int D)
+{
+    return D <= 4 ? 4 : D <= 8 ? 8 : D <= 16 ? 16 : 0;
+}
+
+/* Generic vectors of FE_VBYTES bytes: 16 float or 8 double lanes. */
+#define FE_VBYTES 64
+
+#if FE_VECTOR_EXT
+typedef float fe_vf __attribute__((vector_size(FE_VBYTES)));
+typedef double fe_vd __attribute__((vector_size(FE_VBYTES)));
+
+#define FE_DEFINE_VEC_IO(T, VT, SUFFIX)                                      \
+FE_INLINE VT fe_vload_##SUFFIX(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; } \
+FE_INLINE void fe_vstore_##SUFFIX(T *p, VT v) { memcpy(p, &v, sizeof v); }
+FE_DEFINE_VEC_IO(float, fe_vf, f32)
+FE_DEFINE_VEC_IO(double, fe_vd, f64)
 
 /* Full covariance: slot[k] += [N_k, S1_k, vech(S2_k)] (P = 1 + D + D(D+1)/2).
  * xp: padded chunk rows (nb x Dp), mp: padded references (K x Dp), gT:
@@ -491,10 +503,10 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         /* z_b = x_b - m_k and g_b z_b */                                   \
         for (ptrdiff_t b = 0; b < nb; ++b) {                                \
             for (int v = 0; v < NV; ++v) {                                  \
-                VT z = fe_load_##SUFFIX(xp + b * Dp + v * VL)               \
-                       - fe_load_##SUFFIX(m + v * VL);                      \
-                fe_store_##SUFFIX(Z + b * Dp + v * VL, z);                  \
-                fe_store_##SUFFIX(GZ + b * Dp + v * VL, z * g[b]);          \
+                VT z = fe_vload_##SUFFIX(xp + b * Dp + v * VL)               \
+                       - fe_vload_##SUFFIX(m + v * VL);                      \
+                fe_vstore_##SUFFIX(Z + b * Dp + v * VL, z);                  \
+                fe_vstore_##SUFFIX(GZ + b * Dp + v * VL, z * g[b]);          \
             }                                                               \
         }                                                                   \
         out[0] += SUM(g, nb);                                               \
@@ -504,8 +516,8 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                 const ptrdiff_t b1 = b0 + SB < nb ? b0 + SB : nb;           \
                 VT acc = {0};                                               \
                 for (ptrdiff_t b = b0; b < b1; ++b)                         \
-                    acc += fe_load_##SUFFIX(GZ + b * Dp + v * VL);          \
-                fe_store_##SUFFIX(part[0], acc);                            \
+                    acc += fe_vload_##SUFFIX(GZ + b * Dp + v * VL);          \
+                fe_vstore_##SUFFIX(part[0], acc);                            \
                 for (int l = 0; l < VL; ++l) dacc[0][l] += (double)part[0][l]; \
             }                                                               \
             for (int l = 0; l < VL && v * VL + l < D; ++l)                  \
@@ -523,17 +535,17 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                     VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};              \
                     VT a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};              \
                     for (ptrdiff_t b = b0; b < b1; ++b) {                   \
-                        const VT zj = fe_load_##SUFFIX(Z + b * Dp + v * VL); \
+                        const VT zj = fe_vload_##SUFFIX(Z + b * Dp + v * VL); \
                         const T *restrict gz = GZ + b * Dp + i0;            \
                         a0 += gz[0] * zj; a1 += gz[1] * zj;                 \
                         a2 += gz[2] * zj; a3 += gz[3] * zj;                 \
                         a4 += gz[4] * zj; a5 += gz[5] * zj;                 \
                         a6 += gz[6] * zj; a7 += gz[7] * zj;                 \
                     }                                                       \
-                    fe_store_##SUFFIX(part[0], a0); fe_store_##SUFFIX(part[1], a1); \
-                    fe_store_##SUFFIX(part[2], a2); fe_store_##SUFFIX(part[3], a3); \
-                    fe_store_##SUFFIX(part[4], a4); fe_store_##SUFFIX(part[5], a5); \
-                    fe_store_##SUFFIX(part[6], a6); fe_store_##SUFFIX(part[7], a7); \
+                    fe_vstore_##SUFFIX(part[0], a0); fe_vstore_##SUFFIX(part[1], a1); \
+                    fe_vstore_##SUFFIX(part[2], a2); fe_vstore_##SUFFIX(part[3], a3); \
+                    fe_vstore_##SUFFIX(part[4], a4); fe_vstore_##SUFFIX(part[5], a5); \
+                    fe_vstore_##SUFFIX(part[6], a6); fe_vstore_##SUFFIX(part[7], a7); \
                     for (int ii = 0; ii < IB; ++ii)                         \
                         for (int l = 0; l < VL; ++l)                        \
                             dacc[ii][l] += (double)part[ii][l];             \
@@ -552,8 +564,8 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_STATS_FULL(fe_stats_full_f, float, fe_vf, vf, fe_sum_f)
-FE_DEFINE_STATS_FULL(fe_stats_full_d, double, fe_vd, vd, fe_sum_d)
+FE_DEFINE_STATS_FULL(fe_stats_full_f32, float, fe_vf, f32, fe_sum_f32)
+FE_DEFINE_STATS_FULL(fe_stats_full_f64, double, fe_vd, f64, fe_sum_f64)
 
 /* The full kernel when a row is one vector (float32, D <= 16): per
  * sub-block of rows, g_b z_b is formed and stored (and summed into S1),
@@ -568,7 +580,7 @@ typedef float fe_vf8 __attribute__((vector_size(32)));
 #else
 #define FE_MEMORY_BARRIER(p) ((void)(p))
 #endif
-FE_HOT static void fe_stats_full16_f(const float *restrict xp, ptrdiff_t nb, int D,
+FE_HOT static void fe_stats_full16_f32(const float *restrict xp, ptrdiff_t nb, int D,
                                      int K, const float *restrict mp,
                                      const float *restrict gT, float *restrict GZ,
                                      double *restrict slot, ptrdiff_t P)
@@ -579,9 +591,9 @@ FE_HOT static void fe_stats_full16_f(const float *restrict xp, ptrdiff_t nb, int
     double dacc[HL][VL], dhal[HL][HL], d1[VL];
     for (int k = 0; k < K; ++k) {
         const float *restrict g = gT + (ptrdiff_t)k * nb;
-        const fe_vf m = fe_load_vf(mp + (ptrdiff_t)k * VL);
+        const fe_vf m = fe_vload_f32(mp + (ptrdiff_t)k * VL);
         double *restrict out = slot + (ptrdiff_t)k * P;
-        out[0] += fe_sum_f(g, nb);
+        out[0] += fe_sum_f32(g, nb);
         for (int l = 0; l < VL; ++l) d1[l] = 0.0;
         for (int ii = 0; ii < HL; ++ii) {
             for (int l = 0; l < VL; ++l) dacc[ii][l] = 0.0;
@@ -596,8 +608,8 @@ FE_HOT static void fe_stats_full16_f(const float *restrict xp, ptrdiff_t nb, int
             /* g z of the sub-block's rows first, so that the multiply-adds
              * below read them back long after they were stored */
             for (ptrdiff_t b = b0; b < b1; ++b) {
-                const fe_vf gz = (fe_load_vf(xp + b * VL) - m) * g[b];
-                fe_store_vf(GZ + b * VL, gz);
+                const fe_vf gz = (fe_vload_f32(xp + b * VL) - m) * g[b];
+                fe_vstore_f32(GZ + b * VL, gz);
                 s1 += gz;
             }
             /* read g z back from memory: each element then feeds a
@@ -605,7 +617,7 @@ FE_HOT static void fe_stats_full16_f(const float *restrict xp, ptrdiff_t nb, int
              * register permutes a compiler would otherwise build */
             FE_MEMORY_BARRIER(GZ);
             for (ptrdiff_t b = b0; b < b1; ++b) {
-                const fe_vf z = fe_load_vf(xp + b * VL) - m;
+                const fe_vf z = fe_vload_f32(xp + b * VL) - m;
                 const float *restrict gzb = GZ + b * VL;
                 a0 += gzb[0] * z; a1 += gzb[1] * z; a2 += gzb[2] * z; a3 += gzb[3] * z;
                 a4 += gzb[4] * z; a5 += gzb[5] * z; a6 += gzb[6] * z; a7 += gzb[7] * z;
@@ -614,11 +626,11 @@ FE_HOT static void fe_stats_full16_f(const float *restrict xp, ptrdiff_t nb, int
                 h0 += gzb[8] * zh; h1 += gzb[9] * zh; h2 += gzb[10] * zh; h3 += gzb[11] * zh;
                 h4 += gzb[12] * zh; h5 += gzb[13] * zh; h6 += gzb[14] * zh; h7 += gzb[15] * zh;
             }
-            fe_store_vf(p1, s1);
-            fe_store_vf(part[0], a0); fe_store_vf(part[1], a1);
-            fe_store_vf(part[2], a2); fe_store_vf(part[3], a3);
-            fe_store_vf(part[4], a4); fe_store_vf(part[5], a5);
-            fe_store_vf(part[6], a6); fe_store_vf(part[7], a7);
+            fe_vstore_f32(p1, s1);
+            fe_vstore_f32(part[0], a0); fe_vstore_f32(part[1], a1);
+            fe_vstore_f32(part[2], a2); fe_vstore_f32(part[3], a3);
+            fe_vstore_f32(part[4], a4); fe_vstore_f32(part[5], a5);
+            fe_vstore_f32(part[6], a6); fe_vstore_f32(part[7], a7);
             memcpy(hpart[0], &h0, sizeof h0); memcpy(hpart[1], &h1, sizeof h1);
             memcpy(hpart[2], &h2, sizeof h2); memcpy(hpart[3], &h3, sizeof h3);
             memcpy(hpart[4], &h4, sizeof h4); memcpy(hpart[5], &h5, sizeof h5);
@@ -652,12 +664,7 @@ FE_HOT static void fe_stats_full16_f(const float *restrict xp, ptrdiff_t nb, int
  * gT: K x nb float32 responsibilities; sw: nb weights or NULL; xcT: D x nb
  * centred chunk; work: fe_stats_tied_work(K, D) float64 scratch; slot:
  * K x P, written (accumulate = 0) or added to. */
-#define FE_TIED_RB 64
-static inline ptrdiff_t fe_stats_tied_work(ptrdiff_t K, ptrdiff_t D)
-{
-    return K * (1 + D) * 8 + (K + (1 + D) + 1) * FE_TIED_RB;
-}
-FE_HOT static void fe_stats_tied_f(const float *restrict gT, ptrdiff_t nb, int D, int K,
+FE_HOT static void fe_stats_tied_f32(const float *restrict gT, ptrdiff_t nb, int D, int K,
                                    const float *restrict sw, const float *restrict xcT,
                                    double *restrict work, double *restrict slot,
                                    int accumulate)
@@ -693,29 +700,29 @@ FE_HOT static void fe_stats_tied_f(const float *restrict gT, ptrdiff_t nb, int D
         }
         for (int k = 0; k < K; ++k) {
             fe_vd gv[NVB];
-            for (int v = 0; v < NVB; ++v) gv[v] = fe_load_vd(gd + (ptrdiff_t)k * RB + v * VL);
+            for (int v = 0; v < NVB; ++v) gv[v] = fe_vload_f64(gd + (ptrdiff_t)k * RB + v * VL);
             /* four (k, p) accumulators at a time: independent chains */
             ptrdiff_t p = 0;
             for (; p + 4 <= P; p += 4) {
                 const double *restrict f = fd + p * RB;
                 double *restrict a = acc + ((ptrdiff_t)k * P + p) * VL;
-                fe_vd t0 = fe_load_vd(a), t1 = fe_load_vd(a + VL);
-                fe_vd t2 = fe_load_vd(a + 2 * VL), t3 = fe_load_vd(a + 3 * VL);
+                fe_vd t0 = fe_vload_f64(a), t1 = fe_vload_f64(a + VL);
+                fe_vd t2 = fe_vload_f64(a + 2 * VL), t3 = fe_vload_f64(a + 3 * VL);
                 for (int v = 0; v < NVB; ++v) {
-                    t0 += gv[v] * fe_load_vd(f + v * VL);
-                    t1 += gv[v] * fe_load_vd(f + RB + v * VL);
-                    t2 += gv[v] * fe_load_vd(f + 2 * RB + v * VL);
-                    t3 += gv[v] * fe_load_vd(f + 3 * RB + v * VL);
+                    t0 += gv[v] * fe_vload_f64(f + v * VL);
+                    t1 += gv[v] * fe_vload_f64(f + RB + v * VL);
+                    t2 += gv[v] * fe_vload_f64(f + 2 * RB + v * VL);
+                    t3 += gv[v] * fe_vload_f64(f + 3 * RB + v * VL);
                 }
-                fe_store_vd(a, t0); fe_store_vd(a + VL, t1);
-                fe_store_vd(a + 2 * VL, t2); fe_store_vd(a + 3 * VL, t3);
+                fe_vstore_f64(a, t0); fe_vstore_f64(a + VL, t1);
+                fe_vstore_f64(a + 2 * VL, t2); fe_vstore_f64(a + 3 * VL, t3);
             }
             for (; p < P; ++p) {
                 const double *restrict f = fd + p * RB;
                 double *restrict a = acc + ((ptrdiff_t)k * P + p) * VL;
-                fe_vd t = fe_load_vd(a);
-                for (int v = 0; v < NVB; ++v) t += gv[v] * fe_load_vd(f + v * VL);
-                fe_store_vd(a, t);
+                fe_vd t = fe_vload_f64(a);
+                for (int v = 0; v < NVB; ++v) t += gv[v] * fe_vload_f64(f + v * VL);
+                fe_vstore_f64(a, t);
             }
         }
     }
@@ -779,16 +786,16 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
             const double *restrict x3 = nj > 3 ? x0 + 3 * nb : x0;          \
             fe_vd a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                   \
             for (ptrdiff_t b = 0; b < nbv; b += VL) {                       \
-                const fe_vd av = fe_load_vd(a + b);                         \
-                a0 += av * fe_load_vd(x0 + b);                              \
-                a1 += av * fe_load_vd(x1 + b);                              \
-                a2 += av * fe_load_vd(x2 + b);                              \
-                a3 += av * fe_load_vd(x3 + b);                              \
+                const fe_vd av = fe_vload_f64(a + b);                         \
+                a0 += av * fe_vload_f64(x0 + b);                              \
+                a1 += av * fe_vload_f64(x1 + b);                              \
+                a2 += av * fe_vload_f64(x2 + b);                              \
+                a3 += av * fe_vload_f64(x3 + b);                              \
             }                                                               \
             const fe_vd acc[4] = {a0, a1, a2, a3};                          \
             const double *restrict xs[4] = {x0, x1, x2, x3};                \
             for (int jj = 0; jj < nj; ++jj) {                               \
-                fe_store_vd(lanes, acc[jj]);                                \
+                fe_vstore_f64(lanes, acc[jj]);                                \
                 double u = 0.0;                                             \
                 for (int l = 0; l < VL; ++l) u += lanes[l];                 \
                 for (ptrdiff_t b = nbv; b < nb; ++b) u += a[b] * xs[jj][b]; \
@@ -797,8 +804,8 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_MOMENTS(fe_moments_d, double)
-FE_DEFINE_MOMENTS(fe_moments_f, float)
+FE_DEFINE_MOMENTS(fe_moments_f64, double)
+FE_DEFINE_MOMENTS(fe_moments_f32, float)
 
 /* 'spherical' statistics of float32 data from the E-step's r_kb =
  * |xc_b - mu'_k|^2 (R, K x nb; mu' = mu - c the E-step's shifted means),
@@ -813,7 +820,7 @@ FE_DEFINE_MOMENTS(fe_moments_f, float)
  * [N_k, S1_k, S2_k]. Dot products run over rows in 16 float32 lanes, four
  * features at a time, flushed to float64 every 512 rows (32 terms per
  * lane); the tail rows (nb mod 16) are added in float64. */
-FE_HOT static void fe_stats_sph_f(const float *restrict xcT, ptrdiff_t nb, int D, int K,
+FE_HOT static void fe_stats_sph_f32(const float *restrict xcT, ptrdiff_t nb, int D, int K,
                                   const float *restrict gT, const float *restrict R,
                                   const float *restrict mu, const float *restrict centres,
                                   const float *restrict shift, double *restrict slot,
@@ -831,12 +838,12 @@ FE_HOT static void fe_stats_sph_f(const float *restrict xcT, ptrdiff_t nb, int D
             const ptrdiff_t b1 = b0 + SB < nbv ? b0 + SB : nbv;
             fe_vf vn = {0}, vs = {0};
             for (ptrdiff_t b = b0; b < b1; b += VL) {
-                const fe_vf gv = fe_load_vf(g + b);
+                const fe_vf gv = fe_vload_f32(g + b);
                 vn += gv;
-                vs += gv * fe_load_vf(r + b);
+                vs += gv * fe_vload_f32(r + b);
             }
-            fe_store_vf(l0, vn);
-            fe_store_vf(l1, vs);
+            fe_vstore_f32(l0, vn);
+            fe_vstore_f32(l1, vs);
             for (int l = 0; l < VL; ++l) { dn[l] += (double)l0[l]; ds2[l] += (double)l1[l]; }
         }
         double n = 0.0, s2 = 0.0;
@@ -858,14 +865,14 @@ FE_HOT static void fe_stats_sph_f(const float *restrict xcT, ptrdiff_t nb, int D
                 const ptrdiff_t b1 = b0 + SB < nbv ? b0 + SB : nbv;
                 fe_vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
                 for (ptrdiff_t b = b0; b < b1; b += VL) {
-                    const fe_vf gv = fe_load_vf(g + b);
-                    a0 += gv * fe_load_vf(x0 + b);
-                    a1 += gv * fe_load_vf(x1 + b);
-                    a2 += gv * fe_load_vf(x2 + b);
-                    a3 += gv * fe_load_vf(x3 + b);
+                    const fe_vf gv = fe_vload_f32(g + b);
+                    a0 += gv * fe_vload_f32(x0 + b);
+                    a1 += gv * fe_vload_f32(x1 + b);
+                    a2 += gv * fe_vload_f32(x2 + b);
+                    a3 += gv * fe_vload_f32(x3 + b);
                 }
-                fe_store_vf(l0, a0); fe_store_vf(l1, a1);
-                fe_store_vf(l2, a2); fe_store_vf(l3, a3);
+                fe_vstore_f32(l0, a0); fe_vstore_f32(l1, a1);
+                fe_vstore_f32(l2, a2); fe_vstore_f32(l3, a3);
                 for (int l = 0; l < VL; ++l) {
                     dd[0][l] += (double)l0[l]; dd[1][l] += (double)l1[l];
                     dd[2][l] += (double)l2[l]; dd[3][l] += (double)l3[l];
@@ -908,7 +915,7 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         out[0] += SUM(g, nb);                                               \
         double sph = 0.0;                                                   \
         for (int v = 0; v < NV; ++v) {                                      \
-            const VT m = fe_load_##SUFFIX(mp + (ptrdiff_t)k * Dp + v * VL); \
+            const VT m = fe_vload_##SUFFIX(mp + (ptrdiff_t)k * Dp + v * VL); \
             for (int l = 0; l < VL; ++l) d1[l] = d2[l] = 0.0;               \
             for (ptrdiff_t b0 = 0; b0 < nb; b0 += SB) {                     \
                 const ptrdiff_t b1 = b0 + SB < nb ? b0 + SB : nb;           \
@@ -918,20 +925,20 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                 ptrdiff_t b = b0;                                           \
                 for (; b + 4 <= b1; b += 4) {                               \
                     for (int r = 0; r < 4; ++r) {                           \
-                        const VT z = fe_load_##SUFFIX(xp + (b + r) * Dp + v * VL) - m; \
+                        const VT z = fe_vload_##SUFFIX(xp + (b + r) * Dp + v * VL) - m; \
                         const VT gz = z * g[b + r];                         \
                         s1[r] += gz;                                        \
                         s2[r] += gz * z;                                    \
                     }                                                       \
                 }                                                           \
                 for (; b < b1; ++b) {                                       \
-                    const VT z = fe_load_##SUFFIX(xp + b * Dp + v * VL) - m; \
+                    const VT z = fe_vload_##SUFFIX(xp + b * Dp + v * VL) - m; \
                     const VT gz = z * g[b];                                 \
                     s1[0] += gz;                                            \
                     s2[0] += gz * z;                                        \
                 }                                                           \
-                fe_store_##SUFFIX(l1, (s1[0] + s1[1]) + (s1[2] + s1[3]));   \
-                fe_store_##SUFFIX(l2, (s2[0] + s2[1]) + (s2[2] + s2[3]));   \
+                fe_vstore_##SUFFIX(l1, (s1[0] + s1[1]) + (s1[2] + s1[3]));   \
+                fe_vstore_##SUFFIX(l2, (s2[0] + s2[1]) + (s2[2] + s2[3]));   \
                 for (int l = 0; l < VL; ++l) {                              \
                     d1[l] += (double)l1[l];                                 \
                     d2[l] += (double)l2[l];                                 \
@@ -946,8 +953,8 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         if (spherical) out[1 + D] += sph;                                   \
     }                                                                       \
 }
-FE_DEFINE_STATS_DIAG(fe_stats_diag_f, float, fe_vf, vf, fe_sum_f)
-FE_DEFINE_STATS_DIAG(fe_stats_diag_d, double, fe_vd, vd, fe_sum_d)
+FE_DEFINE_STATS_DIAG(fe_stats_diag_f32, float, fe_vf, f32, fe_sum_f32)
+FE_DEFINE_STATS_DIAG(fe_stats_diag_f64, double, fe_vd, f64, fe_sum_f64)
 
 /* ---------------------------------------------------------------------------
  * Fused E-step of 'full' and 'tied' for triangular factors and D <= 16.
@@ -983,11 +990,11 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
         VT x[DD], y[DD];                                                    \
         for (int i = 0; i < DD; ++i) {                                      \
             if (i < D && nv == VL) {                                        \
-                x[i] = fe_load_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
+                x[i] = fe_vload_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
             } else {                                                        \
                 for (int l = 0; l < VL; ++l)                                \
                     tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
-                x[i] = fe_load_##SUFFIX(tmp);                               \
+                x[i] = fe_vload_##SUFFIX(tmp);                               \
             }                                                               \
         }                                                                   \
         if (tied) {                                                         \
@@ -1030,27 +1037,21 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
             }                                                               \
             const VT out = (T)const_k[k] - (T)0.5 * acc;                    \
             if (nv == VL) {                                                 \
-                fe_store_##SUFFIX(lp + (ptrdiff_t)k * nb + b0, out);        \
+                fe_vstore_##SUFFIX(lp + (ptrdiff_t)k * nb + b0, out);        \
             } else {                                                        \
-                fe_store_##SUFFIX(tmp, out);                                \
+                fe_vstore_##SUFFIX(tmp, out);                                \
                 for (int l = 0; l < nv; ++l) lp[(ptrdiff_t)k * nb + b0 + l] = tmp[l]; \
             }                                                               \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_d, double, fe_vd, vd, 4)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_d, double, fe_vd, vd, 8)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_d, double, fe_vd, vd, 16)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f, float, fe_vf, vf, 4)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f, float, fe_vf, vf, 8)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f, float, fe_vf, vf, 16)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f64, double, fe_vd, f64, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f64, double, fe_vd, f64, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f64, double, fe_vd, f64, 16)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f32, float, fe_vf, f32, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f32, float, fe_vf, f32, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f32, float, fe_vf, f32, 16)
 
-/* Padded width DD of the fused E-step for D features (0: D > 16, use the
- * GEMM path). */
-static inline int fe_estep_chol_width(int D)
-{
-    return D <= 4 ? 4 : D <= 8 ? 8 : D <= 16 ? 16 : 0;
-}
 
 #define FE_DEFINE_ESTEP_CHOL_DISPATCH(NAME, T, SFX)                          \
 static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int tied, int lower, \
@@ -1062,8 +1063,8 @@ static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int tied, int lower, 
     default: fe_estep_chol16_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_d, double, d)
-FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f, float, f)
+FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f64, double, f64)
+FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f32, float, f32)
 
 /* ---------------------------------------------------------------------------
  * Fused E-step of 'diag' and 'spherical' for D <= 16: a block of VL rows of
@@ -1078,7 +1079,7 @@ FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f, float, f)
  * K x DD, zero-padded (padded terms are exact zeros). Sums run over d in
  * order. Spherical float32 with R != NULL: q = p_k r with r = |x - mu_k|^2
  * (V holds p_k at index 0), and r is stored in R (K x nb) for
- * fe_stats_sph_f.
+ * fe_stats_sph_f32.
  * ------------------------------------------------------------------------- */
 #define FE_DEFINE_ESTEP_DIAG(NAME, T, VT, SUFFIX, DD, FMAFORM)               \
 FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
@@ -1093,11 +1094,11 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
         VT x[DD];                                                           \
         for (int i = 0; i < DD; ++i) {                                      \
             if (i < D && nv == VL) {                                        \
-                x[i] = fe_load_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
+                x[i] = fe_vload_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
             } else {                                                        \
                 for (int l = 0; l < VL; ++l)                                \
                     tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
-                x[i] = fe_load_##SUFFIX(tmp);                               \
+                x[i] = fe_vload_##SUFFIX(tmp);                               \
             }                                                               \
         }                                                                   \
         for (int k = 0; k < K; ++k) {                                       \
@@ -1113,9 +1114,9 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                     acc += t * t;                                           \
                 }                                                           \
                 if (nv == VL) {                                             \
-                    fe_store_##SUFFIX(R + (ptrdiff_t)k * nb + b0, acc);     \
+                    fe_vstore_##SUFFIX(R + (ptrdiff_t)k * nb + b0, acc);     \
                 } else {                                                    \
-                    fe_store_##SUFFIX(tmp, acc);                            \
+                    fe_vstore_##SUFFIX(tmp, acc);                            \
                     for (int l = 0; l < nv; ++l) R[(ptrdiff_t)k * nb + b0 + l] = tmp[l]; \
                 }                                                           \
                 acc = acc * v[0];                                           \
@@ -1133,20 +1134,20 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
             }                                                               \
             const VT out = (T)const_k[k] - (T)0.5 * acc;                    \
             if (nv == VL) {                                                 \
-                fe_store_##SUFFIX(lp + (ptrdiff_t)k * nb + b0, out);        \
+                fe_vstore_##SUFFIX(lp + (ptrdiff_t)k * nb + b0, out);        \
             } else {                                                        \
-                fe_store_##SUFFIX(tmp, out);                                \
+                fe_vstore_##SUFFIX(tmp, out);                                \
                 for (int l = 0; l < nv; ++l) lp[(ptrdiff_t)k * nb + b0 + l] = tmp[l]; \
             }                                                               \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_d, double, fe_vd, vd, 4, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_d, double, fe_vd, vd, 8, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_d, double, fe_vd, vd, 16, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f, float, fe_vf, vf, 4, 0)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f, float, fe_vf, vf, 8, 0)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f, float, fe_vf, vf, 16, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f64, double, fe_vd, f64, 4, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f64, double, fe_vd, f64, 8, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f64, double, fe_vd, f64, 16, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f32, float, fe_vf, f32, 4, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f32, float, fe_vf, f32, 8, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f32, float, fe_vf, f32, 16, 0)
 
 #define FE_DEFINE_ESTEP_DIAG_DISPATCH(NAME, T, SFX)                          \
 static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, const T *U,       \
@@ -1158,7 +1159,11 @@ static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, const T *U,       \
     default: fe_estep_diag16_##SFX(xcT, nb, D, K, U, V, const_k, lp, R); break; \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_d, double, d)
-FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_f, float, f)
+FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_f64, double, f64)
+FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_f32, float, f32)
+
+#endif /* FE_VECTOR_EXT */
+
+#include "csrc/fe_gmm_ref.h"
 
 #endif

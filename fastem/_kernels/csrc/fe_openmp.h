@@ -1,8 +1,8 @@
-/* OpenMP shim: the same kernel sources compile with or without OpenMP.
- * Without it, prange's pragmas are ignored and these stand-ins report a
+/* OpenMP shim (cimported through fastem/_kernels/_openmp.pxd): the same
+ * kernel sources compile with or without OpenMP. Without it, prange's pragmas are ignored and these stand-ins report a
  * single thread. */
-#ifndef FASTEM_OPENMP_SHIM_H
-#define FASTEM_OPENMP_SHIM_H
+#ifndef FE_OPENMP_H
+#define FE_OPENMP_H
 #ifdef _OPENMP
 #include <omp.h>
 #define FASTEM_HAVE_OPENMP 1

@@ -1,0 +1,331 @@
+"""Test hooks: each vector kernel of csrc/ and its scalar reference, side by side.
+
+Every function runs one C helper of ``csrc/fe_kmeans.h`` / ``csrc/fe_gmm.h``
+on numpy arrays, its vector path (``ref=False``: GCC/clang generic vectors or
+AVX2 intrinsics, as this build compiled them) or its plain C reference
+(``ref=True``, the code MSVC and ``FASTEM_PORTABLE_C=1`` builds run), and
+returns the outputs. tests/kernels/test_csrc_references.py requires the two
+to agree bit for bit, in every SIMD variant built. Not a public API: the
+shapes are checked, the values are the caller's business.
+"""
+import numpy as np
+
+from libc.stdint cimport int32_t, uint16_t
+
+from fastem._kernels._common cimport floating
+
+cdef extern from "csrc/fe_kmeans.h" nogil:
+    void fe_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                         Py_ssize_t n_todo, const float *closest, const float *sw,
+                         const float *cand, Py_ssize_t L, uint16_t *improves,
+                         double *sums)
+    void fe_kpp_rows_ref_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest, const float *sw,
+                             const float *cand, Py_ssize_t L, uint16_t *improves,
+                             double *sums)
+    void fe_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                         Py_ssize_t n_todo, const float *closest, const double *sw,
+                         const double *cand, Py_ssize_t L, uint16_t *improves,
+                         double *sums, double *pots, double scale)
+    void fe_kpp_rows_ref_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest, const double *sw,
+                             const double *cand, Py_ssize_t L, uint16_t *improves,
+                             double *sums, double *pots, double scale)
+    Py_ssize_t fe_row_argmin_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                 float *best)
+    Py_ssize_t fe_row_argmin_ref_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                     float *best)
+    Py_ssize_t fe_row_argmin_f64(const double *dist, const double *csq, Py_ssize_t k,
+                                 double *best)
+    Py_ssize_t fe_row_argmin_ref_f64(const double *dist, const double *csq, Py_ssize_t k,
+                                     double *best)
+    Py_ssize_t fe_row_argmin2_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                  float *best, float *second)
+    Py_ssize_t fe_row_argmin2_ref_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                      float *best, float *second)
+
+cdef extern from "csrc/fe_gmm.h" nogil:
+    int fe_estep_chol_width(int D)
+    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+                           int lower, const float *Lp, const float *cp,
+                           const double *const_k, float *lp)
+    void fe_estep_chol_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+                               int lower, const float *Lp, const float *cp,
+                               const double *const_k, float *lp)
+    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+                           int lower, const double *Lp, const double *cp,
+                           const double *const_k, double *lp)
+    void fe_estep_chol_ref_f64(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+                               int lower, const double *Lp, const double *cp,
+                               const double *const_k, double *lp)
+    void fe_estep_diag_f32(const float *xcT, Py_ssize_t nb, int D, int K, const float *U,
+                           const float *V, const double *const_k, float *lp, float *R)
+    void fe_estep_diag_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K,
+                               const float *U, const float *V, const double *const_k,
+                               float *lp, float *R)
+    void fe_estep_diag_f64(const double *xcT, Py_ssize_t nb, int D, int K,
+                           const double *U, const double *V, const double *const_k,
+                           double *lp, double *R)
+    void fe_estep_diag_ref_f64(const double *xcT, Py_ssize_t nb, int D, int K,
+                               const double *U, const double *V, const double *const_k,
+                               double *lp, double *R)
+    void fe_stats_full_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+                           const float *mp, const float *gT, float *Z, float *GZ,
+                           double *slot, Py_ssize_t P)
+    void fe_stats_full_ref_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+                               const float *mp, const float *gT, float *Z, float *GZ,
+                               double *slot, Py_ssize_t P)
+    void fe_stats_full_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+                           const double *mp, const double *gT, double *Z, double *GZ,
+                           double *slot, Py_ssize_t P)
+    void fe_stats_full_ref_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+                               const double *mp, const double *gT, double *Z,
+                               double *GZ, double *slot, Py_ssize_t P)
+    void fe_stats_full16_f32(const float *xp, Py_ssize_t nb, int D, int K,
+                             const float *mp, const float *gT, float *GZ,
+                             double *slot, Py_ssize_t P)
+    void fe_stats_full16_ref_f32(const float *xp, Py_ssize_t nb, int D, int K,
+                                 const float *mp, const float *gT, float *GZ,
+                                 double *slot, Py_ssize_t P)
+    void fe_stats_diag_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+                           int spherical, const float *mp, const float *gT,
+                           double *slot, Py_ssize_t P)
+    void fe_stats_diag_ref_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
+                               int spherical, const float *mp, const float *gT,
+                               double *slot, Py_ssize_t P)
+    void fe_stats_diag_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+                           int spherical, const double *mp, const double *gT,
+                           double *slot, Py_ssize_t P)
+    void fe_stats_diag_ref_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
+                               int spherical, const double *mp, const double *gT,
+                               double *slot, Py_ssize_t P)
+    void fe_stats_sph_f32(const float *xcT, Py_ssize_t nb, int D, int K,
+                          const float *gT, const float *R, const float *mu,
+                          const float *centres, const float *shift, double *slot,
+                          Py_ssize_t P)
+    void fe_stats_sph_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K,
+                              const float *gT, const float *R, const float *mu,
+                              const float *centres, const float *shift, double *slot,
+                              Py_ssize_t P)
+    Py_ssize_t fe_stats_tied_work(Py_ssize_t K, Py_ssize_t D)
+    void fe_stats_tied_f32(const float *gT, Py_ssize_t nb, int D, int K,
+                           const float *sw, const float *xcT, double *work,
+                           double *slot, int accumulate)
+    void fe_stats_tied_ref_f32(const float *gT, Py_ssize_t nb, int D, int K,
+                               const float *sw, const float *xcT, double *work,
+                               double *slot, int accumulate)
+    void fe_moments_f32(const float *xcT, Py_ssize_t nb, int D, const float *sw,
+                        double *work, double *slot, int accumulate)
+    void fe_moments_ref_f32(const float *xcT, Py_ssize_t nb, int D, const float *sw,
+                            double *work, double *slot, int accumulate)
+    void fe_moments_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,
+                        double *work, double *slot, int accumulate)
+    void fe_moments_ref_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,
+                            double *work, double *slot, int accumulate)
+
+
+def _need(ok, what):
+    if not ok:
+        raise ValueError(what)
+
+
+cdef const floating *_opt(const floating[::1] a):
+    """NULL for an empty array (the kernels' "no weights" / "no R")."""
+    return NULL if a.shape[0] == 0 else &a[0]
+
+
+def kpp_rows(const floating[:, ::1] x, const int32_t[::1] todo,
+             const float[::1] closest, const floating[::1] sw,
+             const floating[:, ::1] cand, double scale, bint ref):
+    """(improves, sums, pots) of the k-means++ candidate pass over x[todo]
+    (sw empty: unit weights; pots and scale: float64 only)."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], L = cand.shape[0], t
+    _need(cand.shape[1] == d and closest.shape[0] == n and L >= 1
+          and sw.shape[0] in (0, n), "inconsistent shapes")
+    for t in range(todo.shape[0]):
+        _need(0 <= todo[t] < n, "todo out of range")
+    improves = np.zeros(n, np.uint16)
+    sums = np.zeros(L)
+    pots = np.zeros(L)
+    cdef uint16_t[::1] imp = improves
+    cdef double[::1] s = sums, p = pots
+    if floating is float:
+        (fe_kpp_rows_ref_f32 if ref else fe_kpp_rows_f32)(
+            &x[0, 0], d, &todo[0], todo.shape[0], &closest[0], _opt(sw),
+            &cand[0, 0], L, &imp[0], &s[0])
+    else:
+        (fe_kpp_rows_ref_f64 if ref else fe_kpp_rows_f64)(
+            &x[0, 0], d, &todo[0], todo.shape[0], &closest[0], _opt(sw),
+            &cand[0, 0], L, &imp[0], &s[0], &p[0], scale)
+    return improves, sums, pots
+
+
+def row_argmin(const floating[::1] dist, const floating[::1] csq, bint ref):
+    """(argmin, min) of dist + csq, first index on ties."""
+    cdef Py_ssize_t k = dist.shape[0], arg
+    cdef floating best = 0
+    _need(k >= 1 and csq.shape[0] == k, "inconsistent shapes")
+    if floating is float:
+        arg = (fe_row_argmin_ref_f32 if ref else fe_row_argmin_f32)(&dist[0], &csq[0], k,
+                                                                    &best)
+    else:
+        arg = (fe_row_argmin_ref_f64 if ref else fe_row_argmin_f64)(&dist[0], &csq[0], k,
+                                                                    &best)
+    return arg, best
+
+
+def row_argmin2_f32(const float[::1] dist, const float[::1] csq, bint ref):
+    """(argmin, min, second smallest) of dist + csq (float32: the only one
+    with a vector path)."""
+    cdef Py_ssize_t k = dist.shape[0], arg
+    cdef float best = 0, second = 0
+    _need(k >= 1 and csq.shape[0] == k, "inconsistent shapes")
+    arg = (fe_row_argmin2_ref_f32 if ref else fe_row_argmin2_f32)(&dist[0], &csq[0], k,
+                                                                  &best, &second)
+    return arg, best, second
+
+
+def estep_chol(const floating[:, ::1] xcT, int K, bint tied, bint lower,
+               const floating[::1] Lp, const floating[::1] cp,
+               const double[::1] const_k, bint ref):
+    """Fused full/tied E-step (D <= 16): lp (K x nb). Lp: n_fac factors of
+    DD x DD (DD = D padded to 4, 8 or 16), cp: K x DD."""
+    cdef int D = xcT.shape[0]
+    cdef Py_ssize_t nb = xcT.shape[1]
+    cdef int DD = fe_estep_chol_width(D)
+    _need(1 <= D <= 16 and nb >= 1 and K >= 1, "need 1 <= D <= 16, nb >= 1, K >= 1")
+    _need(Lp.shape[0] == (1 if tied else K) * DD * DD and cp.shape[0] == K * DD
+          and const_k.shape[0] == K, "inconsistent shapes")
+    lp = np.empty((K, nb), np.float32 if sizeof(floating) == 4 else np.float64)
+    cdef floating[:, ::1] out = lp
+    if floating is float:
+        (fe_estep_chol_ref_f32 if ref else fe_estep_chol_f32)(
+            &xcT[0, 0], nb, D, K, tied, lower, &Lp[0], &cp[0], &const_k[0], &out[0, 0])
+    else:
+        (fe_estep_chol_ref_f64 if ref else fe_estep_chol_f64)(
+            &xcT[0, 0], nb, D, K, tied, lower, &Lp[0], &cp[0], &const_k[0], &out[0, 0])
+    return lp
+
+
+def estep_diag(const floating[:, ::1] xcT, int K, const floating[::1] U,
+               const floating[::1] V, const double[::1] const_k, bint keep_r, bint ref):
+    """Fused diag/spherical E-step (D <= 16): (lp, R), both K x nb (R
+    written only by float32 with keep_r). U, V: K x DD."""
+    cdef int D = xcT.shape[0]
+    cdef Py_ssize_t nb = xcT.shape[1]
+    cdef int DD = fe_estep_chol_width(D)
+    _need(1 <= D <= 16 and nb >= 1 and K >= 1, "need 1 <= D <= 16, nb >= 1, K >= 1")
+    _need(U.shape[0] == K * DD and V.shape[0] == K * DD and const_k.shape[0] == K,
+          "inconsistent shapes")
+    dtype = np.float32 if sizeof(floating) == 4 else np.float64
+    lp = np.empty((K, nb), dtype)
+    R = np.zeros((K, nb), dtype)
+    cdef floating[:, ::1] out = lp, r = R
+    cdef floating *rp = &r[0, 0] if keep_r else NULL
+    if floating is float:
+        (fe_estep_diag_ref_f32 if ref else fe_estep_diag_f32)(
+            &xcT[0, 0], nb, D, K, &U[0], &V[0], &const_k[0], &out[0, 0], rp)
+    else:
+        (fe_estep_diag_ref_f64 if ref else fe_estep_diag_f64)(
+            &xcT[0, 0], nb, D, K, &U[0], &V[0], &const_k[0], &out[0, 0], rp)
+    return lp, R
+
+
+def stats_full(const floating[:, ::1] xp, int D, const floating[:, ::1] mp,
+               const floating[:, ::1] gT, bint full16, bint ref):
+    """[N, S1, vech(S2)] per component (K x P) from padded rows xp (nb x Dp)
+    and references mp (K x Dp); full16: fe_stats_full16_f32 (Dp = 16)."""
+    cdef Py_ssize_t nb = xp.shape[0], P = 1 + D + D * (D + 1) // 2
+    cdef int Dp = xp.shape[1], K = mp.shape[0]
+    _need(1 <= D <= Dp and nb >= 1 and K >= 1 and mp.shape[1] == Dp
+          and gT.shape[0] == K and gT.shape[1] == nb, "inconsistent shapes")
+    _need(Dp % (16 if sizeof(floating) == 4 else 8) == 0, "Dp: a multiple of the vector")
+    _need(not full16 or (sizeof(floating) == 4 and Dp == 16), "full16: float32, Dp = 16")
+    slot = np.zeros((K, P))
+    scratch = np.zeros((2, nb, Dp), np.float32 if sizeof(floating) == 4 else np.float64)
+    cdef double[:, ::1] s = slot
+    cdef floating[:, :, ::1] w = scratch
+    if floating is float:
+        if full16:
+            (fe_stats_full16_ref_f32 if ref else fe_stats_full16_f32)(
+                &xp[0, 0], nb, D, K, &mp[0, 0], &gT[0, 0], &w[1, 0, 0], &s[0, 0], P)
+        else:
+            (fe_stats_full_ref_f32 if ref else fe_stats_full_f32)(
+                &xp[0, 0], nb, D, Dp, K, &mp[0, 0], &gT[0, 0], &w[0, 0, 0], &w[1, 0, 0],
+                &s[0, 0], P)
+    else:
+        (fe_stats_full_ref_f64 if ref else fe_stats_full_f64)(
+            &xp[0, 0], nb, D, Dp, K, &mp[0, 0], &gT[0, 0], &w[0, 0, 0], &w[1, 0, 0],
+            &s[0, 0], P)
+    return slot
+
+
+def stats_diag(const floating[:, ::1] xp, int D, bint spherical,
+               const floating[:, ::1] mp, const floating[:, ::1] gT, bint ref):
+    """[N, S1, squares (diag) or their sum (spherical)] per component."""
+    cdef Py_ssize_t nb = xp.shape[0], P = (2 + D) if spherical else (1 + 2 * D)
+    cdef int Dp = xp.shape[1], K = mp.shape[0]
+    _need(1 <= D <= Dp and nb >= 1 and K >= 1 and mp.shape[1] == Dp
+          and gT.shape[0] == K and gT.shape[1] == nb, "inconsistent shapes")
+    _need(Dp % (16 if sizeof(floating) == 4 else 8) == 0, "Dp: a multiple of the vector")
+    slot = np.zeros((K, P))
+    cdef double[:, ::1] s = slot
+    if floating is float:
+        (fe_stats_diag_ref_f32 if ref else fe_stats_diag_f32)(
+            &xp[0, 0], nb, D, Dp, K, spherical, &mp[0, 0], &gT[0, 0], &s[0, 0], P)
+    else:
+        (fe_stats_diag_ref_f64 if ref else fe_stats_diag_f64)(
+            &xp[0, 0], nb, D, Dp, K, spherical, &mp[0, 0], &gT[0, 0], &s[0, 0], P)
+    return slot
+
+
+def stats_sph_f32(const float[:, ::1] xcT, const float[:, ::1] gT, const float[:, ::1] R,
+                  const float[:, ::1] mu, const float[:, ::1] centres,
+                  const float[::1] shift, bint ref):
+    """Spherical float32 statistics from the E-step's r (K x (2 + D))."""
+    cdef int D = xcT.shape[0], K = gT.shape[0]
+    cdef Py_ssize_t nb = xcT.shape[1], P = 2 + D
+    _need(D >= 1 and K >= 1 and nb >= 1 and gT.shape[1] == nb and R.shape[0] == K
+          and R.shape[1] == nb and mu.shape[0] == K and mu.shape[1] == D
+          and centres.shape[0] == K and centres.shape[1] == D and shift.shape[0] == D,
+          "inconsistent shapes")
+    slot = np.zeros((K, P))
+    cdef double[:, ::1] s = slot
+    (fe_stats_sph_ref_f32 if ref else fe_stats_sph_f32)(
+        &xcT[0, 0], nb, D, K, &gT[0, 0], &R[0, 0], &mu[0, 0], &centres[0, 0], &shift[0],
+        &s[0, 0], P)
+    return slot
+
+
+def stats_tied_f32(const float[:, ::1] gT, const float[::1] sw, const float[:, ::1] xcT,
+                   bint ref):
+    """Tied float32 statistics [N_k, S1_k] (K x (1 + D)); sw empty: unit
+    weights."""
+    cdef int K = gT.shape[0], D = xcT.shape[0]
+    cdef Py_ssize_t nb = gT.shape[1]
+    _need(K >= 1 and D >= 1 and nb >= 1 and xcT.shape[1] == nb and sw.shape[0] in (0, nb),
+          "inconsistent shapes")
+    slot = np.zeros((K, 1 + D))
+    work = np.zeros(fe_stats_tied_work(K, D))
+    cdef double[:, ::1] s = slot
+    cdef double[::1] w = work
+    (fe_stats_tied_ref_f32 if ref else fe_stats_tied_f32)(
+        &gT[0, 0], nb, D, K, _opt(sw), &xcT[0, 0], &w[0], &s[0, 0], 0)
+    return slot
+
+
+def moments(const floating[:, ::1] xcT, const floating[::1] sw, bint ref):
+    """[sum w, sum w x, vech(sum w x x^T)] of the columns of xcT (D x nb)."""
+    cdef int D = xcT.shape[0]
+    cdef Py_ssize_t nb = xcT.shape[1]
+    _need(D >= 1 and nb >= 1 and sw.shape[0] in (0, nb), "inconsistent shapes")
+    slot = np.zeros(1 + D + D * (D + 1) // 2)
+    work = np.zeros(2 * D * nb)
+    cdef double[::1] s = slot, w = work
+    if floating is float:
+        (fe_moments_ref_f32 if ref else fe_moments_f32)(&xcT[0, 0], nb, D, _opt(sw),
+                                                        &w[0], &s[0], 0)
+    else:
+        (fe_moments_ref_f64 if ref else fe_moments_f64)(&xcT[0, 0], nb, D, _opt(sw),
+                                                        &w[0], &s[0], 0)
+    return slot

@@ -1,0 +1,622 @@
+/* Small SIMD building blocks of the K-means kernels, written in C where
+ * Cython cannot say what the vectoriser needs.
+ *
+ * Every result here is the same bit for bit in every build (baseline,
+ * x86-64-v3, x86-64-v4, portable; setup.py compiles them all with
+ * -ffp-contract=off): where a vector path exists (AVX2 intrinsics, in the
+ * builds whose ISA has AVX2 unless FE_PORTABLE, see fe_platform.h), the
+ * plain C reference beside it (fe_<name>_ref_f32 / _f64) does the same
+ * operations in the same order, and is what every other build runs.
+ * tests/kernels/test_csrc_references.py compares each pair.
+ *
+ * 1. Squared norms and distances of short vectors, in the data's precision,
+ *    in a fixed number of lanes (FE_LANES_F32 = 8 for float,
+ *    FE_LANES_F64 = 4 for double, whatever the ISA): lane l sums the
+ *    coordinates j = l mod lanes in order, and the lanes are added by a
+ *    fixed tree, ((0+1)+(2+3))+((4+5)+(6+7)) or (0+1)+(2+3). The compiler
+ *    vectorises the lanes (independent sums) at any width without changing
+ *    a result; the AVX2 k-means++ pass below uses the same lanes and tree.
+ *
+ * 2. Argmin over one row of a distance block, with AVX2 intrinsics in the
+ *    x86-64-v3/v4 builds (GCC does not vectorise an argmin by itself).
+ *
+ * 3. The row loop of the k-means++ candidate pass, measuring a row against
+ *    all candidates at once (AVX2 in the x86-64-v3/v4 builds).
+ */
+#ifndef FE_KMEANS_H
+#define FE_KMEANS_H
+#include "csrc/fe_platform.h"
+
+#define FE_LANES_F32 8
+#define FE_LANES_F64 4
+
+static inline float fe_lanes_sum_f32(const float *a)
+{
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+static inline double fe_lanes_sum_f64(const double *a)
+{
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+/* sum_j (a_j - b_j)^2 (b == NULL: sum_j a_j^2) in LANES lanes, see 1. above */
+#define FE_DEFINE_SQDIST(NAME, T, LANES, LANES_SUM)                      \
+static inline T NAME(const T *a, const T *b, ptrdiff_t n)                  \
+{                                                                           \
+    T acc[LANES] = {0};                                                     \
+    ptrdiff_t j = 0;                                                       \
+    int l;                                                                  \
+    for (; j + LANES <= n; j += LANES)                                      \
+        for (l = 0; l < LANES; l++) {                                       \
+            T d = a[j + l] - (b != NULL ? b[j + l] : (T)0);                 \
+            acc[l] += d * d;                                                \
+        }                                                                   \
+    for (l = 0; j + l < n; l++) {                                           \
+        T d = a[j + l] - (b != NULL ? b[j + l] : (T)0);                     \
+        acc[l] += d * d;                                                    \
+    }                                                                       \
+    return LANES_SUM(acc);                                                  \
+}
+FE_DEFINE_SQDIST(fe_sqdist_f32, float, FE_LANES_F32, fe_lanes_sum_f32)
+FE_DEFINE_SQDIST(fe_sqdist_f64, double, FE_LANES_F64, fe_lanes_sum_f64)
+
+static inline float fe_sqnorm_f32(const float *a, ptrdiff_t n)
+{
+    return fe_sqdist_f32(a, NULL, n);
+}
+
+static inline double fe_sqnorm_f64(const double *a, ptrdiff_t n)
+{
+    return fe_sqdist_f64(a, NULL, n);
+}
+
+/* k-means++ seeding: squared distances from one row x to each of several
+ * candidate rows c_0, c_1, ... (stored one after another, d values each),
+ * sum_j (x_j - c_lj)^2 in the data's precision (fe_kpp_rows_*), and to
+ * one centre (fe_sqdist_*, used to apply the chosen one).
+ *
+ * With AVX2 (the x86-64-v3/v4 builds), each block of 8 (float) or 4
+ * (double) coordinates of x is loaded once and used for up to 8 / 4
+ * candidates, each with its own vector accumulator (acc_l += diff * diff,
+ * rounded twice like the plain C, blocks in order; the ragged end of a row
+ * is a masked load, whose zero lanes add exactly 0). The accumulators are reduced together by a
+ * transposing hadd tree, which adds the lanes of every candidate in the same
+ * fixed order, ((0+1)+(2+3))+((4+5)+(6+7)) (float) or (0+1)+(2+3) (double),
+ * whatever its slot or the number of candidates: a distance does not depend
+ * on which other candidates were measured with it, so fe_sqdist (one
+ * candidate) gives bit for bit the value the candidate pass compared. On
+ * typical data a row that one candidate may beat is not ruled out for most
+ * of the others either, so measuring all candidates in one sweep (sharing
+ * the loads of x and the reductions, with no unpredictable branch per
+ * candidate) beats measuring only the candidates a bound does not rule out.
+ * The lanes and the tree are those of fe_sqdist_* (1. above), which is
+ * the plain C reference of this pass (fe_kpp_rows_ref_*). */
+
+/* The candidate pass over the rows todo[0..n_todo) of a chunk that the
+ * pruning bounds kept (see _kpp_candidates_chunk in _kmeans.pyx): improves[i]
+ * gets bit fe_cand_bit(l) for each candidate l with ||x_i - q_l||^2 <
+ * closest_i, and sums[l] = sum_t w_i min(closest_i, ||x_i - q_l||^2), the
+ * rows' closest distances if q_l were chosen, summed in double in the order
+ * of todo. Squared distances of float64 data are rounded to float32 first in
+ * sums (as closest will be), and kept in double in pots (the potentials that
+ * choose the candidate). Squared distances of float64 data are first
+ * multiplied by ``scale`` (a power of two chosen from the data's spread,
+ * see greedy_kmeans_plusplus): exact, and it keeps them inside float32's
+ * range whatever the data's scale. Rows are prefetched
+ * FE_PREFETCH_ROWS ahead: after pruning they no longer form the
+ * sequential stream the hardware prefetcher follows. */
+#define FE_PREFETCH_ROWS 6
+
+static inline uint16_t fe_cand_bit(ptrdiff_t l)
+{
+    /* candidates 15 and up share the last bit */
+    return (uint16_t)(1u << (l < 15 ? l : 15));
+}
+
+static inline void fe_prefetch_row(const void *row, ptrdiff_t nbytes)
+{
+    ptrdiff_t off;
+    for (off = 0; off < nbytes; off += 64)
+        FE_PREFETCH_L1((const char *)row + off);
+}
+
+/* The plain C candidate pass: every candidate by fe_sqdist_* */
+#define FE_KPP_ROWS_GENERIC(T, SQDIST)                                    \
+    ptrdiff_t t, l;                                                          \
+    for (l = 0; l < L; l++) {                                                 \
+        sums[l] = 0.0;                                                        \
+        if (pots != NULL)                                                     \
+            pots[l] = 0.0;                                                    \
+    }                                                                         \
+    for (t = 0; t < n_todo; t++) {                                            \
+        if (t + FE_PREFETCH_ROWS < n_todo)                                \
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d, \
+                                d * (ptrdiff_t)sizeof(T));                   \
+        ptrdiff_t i = todo[t];                                               \
+        double cur = closest[i];                                              \
+        double w = sw != NULL ? (double)sw[i] : 1.0;                          \
+        uint16_t mask = 0;                                                    \
+        for (l = 0; l < L; l++) {                                             \
+            T v = (T)(scale * SQDIST(x + i * d, cand + l * d, d));            \
+            float f = (float)v;                                               \
+            if (v < cur)                                                      \
+                mask |= fe_cand_bit(l);                                   \
+            if (pots != NULL)                                                 \
+                pots[l] += w * (v < cur ? (double)v : cur);                   \
+            sums[l] += w * (f < cur ? (double)f : cur);                       \
+        }                                                                     \
+        improves[i] = mask;                                                   \
+    }
+
+static inline void fe_kpp_rows_ref_f32(const float *x, ptrdiff_t d, const int32_t *todo,
+                                           ptrdiff_t n_todo, const float *closest,
+                                           const float *sw, const float *cand, ptrdiff_t L,
+                                           uint16_t *improves, double *sums)
+{
+    double *pots = NULL;
+    const double scale = 1.0;
+    FE_KPP_ROWS_GENERIC(float, fe_sqdist_f32)
+}
+
+static inline void fe_kpp_rows_ref_f64(const double *x, ptrdiff_t d, const int32_t *todo,
+                                           ptrdiff_t n_todo, const float *closest,
+                                           const double *sw, const double *cand, ptrdiff_t L,
+                                           uint16_t *improves, double *sums, double *pots,
+                                           double scale)
+{
+    FE_KPP_ROWS_GENERIC(double, fe_sqdist_f64)
+}
+
+
+#if FE_AVX2
+#include <immintrin.h>
+
+static inline __m256i fe_tail_mask8(ptrdiff_t r)
+{
+    /* lanes 0..r-1 set, 0 <= r < 8 */
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __m256i fe_tail_mask4(ptrdiff_t r)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r),
+                              _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+#define FE_SQD_BLOCK_F32(A, XV, CV)                                        \
+    do {                                                                      \
+        __m256 df_ = _mm256_sub_ps(XV, CV);                                   \
+        A = _mm256_add_ps(A, _mm256_mul_ps(df_, df_));                        \
+    } while (0)
+
+/* The 8 candidate sums in a vector, lane l for candidate l (0 in lanes l >=
+ * nc). nc in 1..8, a compile-time constant at every call site below so that
+ * the accumulators stay in registers. */
+static inline __attribute__((always_inline)) __m256
+fe_sqdist8_f32(const float *x, const float *c, ptrdiff_t d, int nc)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0,
+           a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    ptrdiff_t j = 0, r = d & 7;
+#define FE_SQD_ALL_F32(LOAD)                                               \
+    do {                                                                      \
+        FE_SQD_BLOCK_F32(a0, xv, LOAD(c + j));                            \
+        if (nc > 1) FE_SQD_BLOCK_F32(a1, xv, LOAD(c + d + j));            \
+        if (nc > 2) FE_SQD_BLOCK_F32(a2, xv, LOAD(c + 2 * d + j));        \
+        if (nc > 3) FE_SQD_BLOCK_F32(a3, xv, LOAD(c + 3 * d + j));        \
+        if (nc > 4) FE_SQD_BLOCK_F32(a4, xv, LOAD(c + 4 * d + j));        \
+        if (nc > 5) FE_SQD_BLOCK_F32(a5, xv, LOAD(c + 5 * d + j));        \
+        if (nc > 6) FE_SQD_BLOCK_F32(a6, xv, LOAD(c + 6 * d + j));        \
+        if (nc > 7) FE_SQD_BLOCK_F32(a7, xv, LOAD(c + 7 * d + j));        \
+    } while (0)
+#define FE_LOADU_PS(p) _mm256_loadu_ps(p)
+#define FE_MASKLOAD_PS(p) _mm256_maskload_ps(p, tm)
+    for (; j + 8 <= d; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        FE_SQD_ALL_F32(FE_LOADU_PS);
+    }
+    if (r) {
+        __m256i tm = fe_tail_mask8(r);
+        __m256 xv = _mm256_maskload_ps(x + j, tm);
+        FE_SQD_ALL_F32(FE_MASKLOAD_PS);
+    }
+#undef FE_SQD_ALL_F32
+#undef FE_LOADU_PS
+#undef FE_MASKLOAD_PS
+    __m256 t0 = _mm256_hadd_ps(a0, a1);
+    __m256 t1 = _mm256_hadd_ps(a2, a3);
+    __m256 t2 = _mm256_hadd_ps(a4, a5);
+    __m256 t3 = _mm256_hadd_ps(a6, a7);
+    t0 = _mm256_hadd_ps(t0, t1);
+    t2 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20),
+                         _mm256_permute2f128_ps(t0, t2, 0x31));
+}
+
+#define FE_SQD_BLOCK_F64(A, XV, CV)                                        \
+    do {                                                                      \
+        __m256d df_ = _mm256_sub_pd(XV, CV);                                  \
+        A = _mm256_add_pd(A, _mm256_mul_pd(df_, df_));                        \
+    } while (0)
+
+/* The 4 candidate sums in a vector; nc in 1..4, a compile-time constant */
+static inline __attribute__((always_inline)) __m256d
+fe_sqdist4_f64(const double *x, const double *c, ptrdiff_t d, int nc)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    ptrdiff_t j = 0, r = d & 3;
+#define FE_SQD_ALL_F64(LOAD)                                               \
+    do {                                                                      \
+        FE_SQD_BLOCK_F64(a0, xv, LOAD(c + j));                            \
+        if (nc > 1) FE_SQD_BLOCK_F64(a1, xv, LOAD(c + d + j));            \
+        if (nc > 2) FE_SQD_BLOCK_F64(a2, xv, LOAD(c + 2 * d + j));        \
+        if (nc > 3) FE_SQD_BLOCK_F64(a3, xv, LOAD(c + 3 * d + j));        \
+    } while (0)
+#define FE_LOADU_PD(p) _mm256_loadu_pd(p)
+#define FE_MASKLOAD_PD(p) _mm256_maskload_pd(p, tm)
+    for (; j + 4 <= d; j += 4) {
+        __m256d xv = _mm256_loadu_pd(x + j);
+        FE_SQD_ALL_F64(FE_LOADU_PD);
+    }
+    if (r) {
+        __m256i tm = fe_tail_mask4(r);
+        __m256d xv = _mm256_maskload_pd(x + j, tm);
+        FE_SQD_ALL_F64(FE_MASKLOAD_PD);
+    }
+#undef FE_SQD_ALL_F64
+#undef FE_LOADU_PD
+#undef FE_MASKLOAD_PD
+    /* [a0_01, a1_01 | a0_23, a1_23] and [a2_01, a3_01 | a2_23, a3_23] */
+    __m256d t0 = _mm256_hadd_pd(a0, a1);
+    __m256d t1 = _mm256_hadd_pd(a2, a3);
+    return _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20),
+                         _mm256_permute2f128_pd(t0, t1, 0x31));
+}
+
+/* Up to 8 (float) / 4 (double) candidates with a runtime count */
+static inline __m256 fe_sqdist8n_f32(const float *x, const float *c,
+                                         ptrdiff_t d, ptrdiff_t nc)
+{
+    switch (nc) {
+    case 1: return fe_sqdist8_f32(x, c, d, 1);
+    case 2: return fe_sqdist8_f32(x, c, d, 2);
+    case 3: return fe_sqdist8_f32(x, c, d, 3);
+    case 4: return fe_sqdist8_f32(x, c, d, 4);
+    case 5: return fe_sqdist8_f32(x, c, d, 5);
+    case 6: return fe_sqdist8_f32(x, c, d, 6);
+    case 7: return fe_sqdist8_f32(x, c, d, 7);
+    default: return fe_sqdist8_f32(x, c, d, 8);
+    }
+}
+
+static inline __m256d fe_sqdist4n_f64(const double *x, const double *c,
+                                          ptrdiff_t d, ptrdiff_t nc)
+{
+    switch (nc) {
+    case 1: return fe_sqdist4_f64(x, c, d, 1);
+    case 2: return fe_sqdist4_f64(x, c, d, 2);
+    case 3: return fe_sqdist4_f64(x, c, d, 3);
+    default: return fe_sqdist4_f64(x, c, d, 4);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+fe_kpp_rows8_f32(const float *x, ptrdiff_t d, const int32_t *todo,
+                     ptrdiff_t n_todo, const float *closest, const float *sw,
+                     const float *cand, int nc, uint16_t *improves, double *sums)
+{
+    ptrdiff_t t;
+    int l;
+    const int lanes = (1 << nc) - 1;
+    /* sums of candidates 0-3 and 4-7, one lane each */
+    __m256d k_lo = _mm256_setzero_pd(), k_hi = k_lo;
+    double out[8];
+    for (t = 0; t < n_todo; t++) {
+        if (t + FE_PREFETCH_ROWS < n_todo)
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d,
+                                d * (ptrdiff_t)sizeof(float));
+        ptrdiff_t i = todo[t];
+        __m256 curv = _mm256_set1_ps(closest[i]);
+        __m256 dv = fe_sqdist8_f32(x + i * d, cand, d, nc);
+        improves[i] = (uint16_t)(_mm256_movemask_ps(_mm256_cmp_ps(dv, curv, _CMP_LT_OQ))
+                                 & lanes);
+        /* min_ps(a, b) is a < b ? a : b, the same test as the mask's */
+        __m256 nv = _mm256_min_ps(dv, curv);
+        __m256d wv = _mm256_set1_pd(sw != NULL ? (double)sw[i] : 1.0);
+        k_lo = _mm256_add_pd(k_lo, _mm256_mul_pd(wv, _mm256_cvtps_pd(_mm256_castps256_ps128(nv))));
+        if (nc > 4)
+            k_hi = _mm256_add_pd(k_hi,
+                                 _mm256_mul_pd(wv, _mm256_cvtps_pd(_mm256_extractf128_ps(nv, 1))));
+    }
+    _mm256_storeu_pd(out, k_lo);
+    _mm256_storeu_pd(out + 4, k_hi);
+    for (l = 0; l < nc; l++)
+        sums[l] = out[l];
+}
+
+static inline void fe_kpp_rows_f32(const float *x, ptrdiff_t d, const int32_t *todo,
+                                       ptrdiff_t n_todo, const float *closest,
+                                       const float *sw, const float *cand, ptrdiff_t L,
+                                       uint16_t *improves, double *sums)
+{
+    ptrdiff_t t, g, l;
+    switch (L) {
+    case 1: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 1, improves, sums); return;
+    case 2: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 2, improves, sums); return;
+    case 3: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 3, improves, sums); return;
+    case 4: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 4, improves, sums); return;
+    case 5: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 5, improves, sums); return;
+    case 6: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 6, improves, sums); return;
+    case 7: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 7, improves, sums); return;
+    case 8: fe_kpp_rows8_f32(x, d, todo, n_todo, closest, sw, cand, 8, improves, sums); return;
+    default: break;
+    }
+    /* more than 8 candidates: groups of 8, the last one partial */
+    for (l = 0; l < L; l++)
+        sums[l] = 0.0;
+    for (t = 0; t < n_todo; t++) {
+        if (t + FE_PREFETCH_ROWS < n_todo)
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d,
+                                d * (ptrdiff_t)sizeof(float));
+        ptrdiff_t i = todo[t];
+        float cur = closest[i];
+        double w = sw != NULL ? (double)sw[i] : 1.0;
+        uint16_t mask = 0;
+        for (g = 0; g < L; g += 8) {
+            ptrdiff_t nc = L - g < 8 ? L - g : 8;
+            float dl[8];
+            _mm256_storeu_ps(dl, fe_sqdist8n_f32(x + i * d, cand + g * d, d, nc));
+            for (l = 0; l < nc; l++) {
+                float v = dl[l];
+                if (v < cur)
+                    mask |= fe_cand_bit(g + l);
+                else
+                    v = cur;
+                sums[g + l] += w * (double)v;
+            }
+        }
+        improves[i] = mask;
+    }
+}
+
+static inline void fe_kpp_rows_f64(const double *x, ptrdiff_t d, const int32_t *todo,
+                                       ptrdiff_t n_todo, const float *closest,
+                                       const double *sw, const double *cand, ptrdiff_t L,
+                                       uint16_t *improves, double *sums, double *pots,
+                                       double scale)
+{
+    ptrdiff_t t, g, l;
+    for (l = 0; l < L; l++)
+        sums[l] = pots[l] = 0.0;
+    for (t = 0; t < n_todo; t++) {
+        if (t + FE_PREFETCH_ROWS < n_todo)
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d,
+                                d * (ptrdiff_t)sizeof(double));
+        ptrdiff_t i = todo[t];
+        double cur = closest[i];
+        double w = sw != NULL ? sw[i] : 1.0;
+        uint16_t mask = 0;
+        for (g = 0; g < L; g += 4) {
+            ptrdiff_t nc = L - g < 4 ? L - g : 4;
+            double dl[4];
+            _mm256_storeu_pd(dl, fe_sqdist4n_f64(x + i * d, cand + g * d, d, nc));
+            for (l = 0; l < nc; l++) {
+                double v = scale * dl[l];
+                float f = (float)v;
+                if (v < cur)
+                    mask |= fe_cand_bit(g + l);
+                pots[g + l] += w * (v < cur ? v : cur);
+                sums[g + l] += w * (f < cur ? (double)f : cur);
+            }
+        }
+        improves[i] = mask;
+    }
+}
+
+#else
+#define fe_kpp_rows_f32 fe_kpp_rows_ref_f32
+#define fe_kpp_rows_f64 fe_kpp_rows_ref_f64
+#endif
+
+/* Index of the smallest dist[j] + csq[j] over one row (first one on ties,
+ * as a plain scan with a strict '<' would give); *best receives the value.
+ * Reference: the plain scan. With AVX2: a vector min, then a vector search
+ * for the first lane equal to it; values are recomputed identically, so the
+ * equality test is exact. */
+#define FE_DEFINE_ROW_ARGMIN_REF(NAME, T)                                    \
+static inline ptrdiff_t NAME(const T *dist, const T *csq, ptrdiff_t k,      \
+                             T *best)                                       \
+{                                                                           \
+    ptrdiff_t j, arg = 0;                                                   \
+    T m = dist[0] + csq[0];                                                 \
+    for (j = 1; j < k; j++) {                                               \
+        T v = dist[j] + csq[j];                                             \
+        if (v < m) {                                                        \
+            m = v;                                                          \
+            arg = j;                                                        \
+        }                                                                   \
+    }                                                                       \
+    *best = m;                                                              \
+    return arg;                                                             \
+}
+FE_DEFINE_ROW_ARGMIN_REF(fe_row_argmin_ref_f32, float)
+FE_DEFINE_ROW_ARGMIN_REF(fe_row_argmin_ref_f64, double)
+
+/* Like fe_row_argmin_*, and also the second smallest value (a tie with
+ * the smallest counts: then *second == *best). Used for the lower bounds of
+ * the bounded Lloyd passes. float64 has no vector path: fe_row_argmin2_f64
+ * is its reference. */
+#define FE_DEFINE_ROW_ARGMIN2_REF(NAME, T)                                   \
+static inline ptrdiff_t NAME(const T *dist, const T *csq, ptrdiff_t k,      \
+                             T *best, T *second)                            \
+{                                                                           \
+    T m1 = dist[0] + csq[0], m2 = (T)INFINITY;                              \
+    ptrdiff_t j, arg = 0;                                                   \
+    for (j = 1; j < k; j++) {                                               \
+        T v = dist[j] + csq[j];                                             \
+        if (v < m1) { m2 = m1; m1 = v; arg = j; }                           \
+        else if (v < m2) m2 = v;                                            \
+    }                                                                       \
+    *best = m1;                                                             \
+    *second = m2;                                                           \
+    return arg;                                                             \
+}
+FE_DEFINE_ROW_ARGMIN2_REF(fe_row_argmin2_ref_f32, float)
+FE_DEFINE_ROW_ARGMIN2_REF(fe_row_argmin2_ref_f64, double)
+#define fe_row_argmin2_f64 fe_row_argmin2_ref_f64
+
+#if FE_AVX2
+#include <immintrin.h>
+
+static inline float fe_hmin_ps(__m256 v)
+{
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+static inline double fe_hmin_pd(__m256d v)
+{
+    __m128d m = _mm_min_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_min_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+
+static inline ptrdiff_t fe_row_argmin_f32(const float *dist, const float *csq,
+                                          ptrdiff_t k, float *best)
+{
+    ptrdiff_t j, arg = 0;
+    float m;
+    if (k >= 8) {
+        __m256 vmin = _mm256_add_ps(_mm256_loadu_ps(dist), _mm256_loadu_ps(csq));
+        for (j = 8; j + 8 <= k; j += 8)
+            vmin = _mm256_min_ps(vmin, _mm256_add_ps(_mm256_loadu_ps(dist + j),
+                                                     _mm256_loadu_ps(csq + j)));
+        m = fe_hmin_ps(vmin);
+        for (; j < k; j++) {
+            float v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
+    }
+    __m256 target = _mm256_set1_ps(m);
+    for (j = 0; j + 8 <= k; j += 8) {
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(dist + j), _mm256_loadu_ps(csq + j));
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, target, _CMP_EQ_OQ));
+        if (mask) {
+            *best = m;
+            return j + __builtin_ctz(mask);
+        }
+    }
+    for (; j < k; j++)
+        if (dist[j] + csq[j] == m)
+            break;
+    *best = m;
+    return j;
+    }
+    /* fewer than 8: the scan of the reference */
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        float v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
+        }
+    }
+    *best = m;
+    return arg;
+}
+
+static inline ptrdiff_t fe_row_argmin_f64(const double *dist, const double *csq,
+                                          ptrdiff_t k, double *best)
+{
+    ptrdiff_t j, arg = 0;
+    double m;
+    if (k >= 4) {
+        __m256d vmin = _mm256_add_pd(_mm256_loadu_pd(dist), _mm256_loadu_pd(csq));
+        for (j = 4; j + 4 <= k; j += 4)
+            vmin = _mm256_min_pd(vmin, _mm256_add_pd(_mm256_loadu_pd(dist + j),
+                                                     _mm256_loadu_pd(csq + j)));
+        m = fe_hmin_pd(vmin);
+        for (; j < k; j++) {
+            double v = dist[j] + csq[j];
+            if (v < m)
+                m = v;
+    }
+    __m256d target = _mm256_set1_pd(m);
+    for (j = 0; j + 4 <= k; j += 4) {
+        __m256d v = _mm256_add_pd(_mm256_loadu_pd(dist + j), _mm256_loadu_pd(csq + j));
+        int mask = _mm256_movemask_pd(_mm256_cmp_pd(v, target, _CMP_EQ_OQ));
+        if (mask) {
+            *best = m;
+            return j + __builtin_ctz(mask);
+        }
+    }
+    for (; j < k; j++)
+        if (dist[j] + csq[j] == m)
+            break;
+    *best = m;
+    return j;
+    }
+    /* fewer than 4: the scan of the reference */
+    m = dist[0] + csq[0];
+    for (j = 1; j < k; j++) {
+        double v = dist[j] + csq[j];
+        if (v < m) {
+            m = v;
+            arg = j;
+        }
+    }
+    *best = m;
+    return arg;
+}
+
+static inline ptrdiff_t fe_row_argmin2_f32(const float *dist, const float *csq,
+                                           ptrdiff_t k, float *best, float *second)
+{
+    if (k >= 8) {
+        ptrdiff_t j, k8 = k & ~(ptrdiff_t)7;
+        __m256 v1 = _mm256_set1_ps(INFINITY), v2 = v1;
+        for (j = 0; j < k8; j += 8) {
+            __m256 v = _mm256_add_ps(_mm256_loadu_ps(dist + j), _mm256_loadu_ps(csq + j));
+            v2 = _mm256_min_ps(v2, _mm256_max_ps(v1, v));
+            v1 = _mm256_min_ps(v1, v);
+        }
+        float m1 = fe_hmin_ps(v1);
+        /* second: the lanes' runners-up, and the other lanes' minima */
+        int lane = __builtin_ctz(_mm256_movemask_ps(
+            _mm256_cmp_ps(v1, _mm256_set1_ps(m1), _CMP_EQ_OQ)));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, v1);
+        lanes[lane] = INFINITY;
+        float m2 = fminf(fe_hmin_ps(v2), fe_hmin_ps(_mm256_loadu_ps(lanes)));
+        for (j = k8; j < k; j++) {
+            float v = dist[j] + csq[j];
+            if (v < m1) { m2 = m1; m1 = v; }
+            else if (v < m2) m2 = v;
+        }
+        *second = m2;
+        float ignored;
+        ptrdiff_t arg = fe_row_argmin_f32(dist, csq, k, &ignored);
+        *best = m1;
+        return arg;
+    }
+    /* fewer than 8: the scan of the reference */
+    float m1 = dist[0] + csq[0], m2 = INFINITY;
+    ptrdiff_t j, arg = 0;
+    for (j = 1; j < k; j++) {
+        float v = dist[j] + csq[j];
+        if (v < m1) { m2 = m1; m1 = v; arg = j; }
+        else if (v < m2) m2 = v;
+    }
+    *best = m1; *second = m2; return arg;
+}
+#else
+#define fe_row_argmin_f32 fe_row_argmin_ref_f32
+#define fe_row_argmin_f64 fe_row_argmin_ref_f64
+#define fe_row_argmin2_f32 fe_row_argmin2_ref_f32
+#endif
+
+#endif

@@ -1,0 +1,271 @@
+"""Each vector kernel of fastem/_kernels/csrc/ equals its scalar reference.
+
+The C helpers that use GCC/clang generic vectors or AVX2 intrinsics each have
+a plain C reference beside them (``fe_<name>_ref_f32/_f64``): the code that
+MSVC builds and ``FASTEM_PORTABLE_C=1`` builds run. Through the test hooks of
+``fastem._kernels._csrc_check`` both run on the same inputs, in every SIMD
+variant built that this CPU runs (baseline: SSE2 code for the generic
+vectors; x86-64-v3: AVX2 and the intrinsics paths), and must agree bit for
+bit, on edge sizes: one row, rows not a multiple of the vector or of a
+sub-block, one component, one feature, features around every padding width.
+A few numpy checks make sure that what agrees is also right.
+"""
+import importlib
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from fastem._kernels import built_levels, cpu_levels
+
+LEVELS = [lvl for lvl in built_levels("_csrc_check") if lvl in cpu_levels()]
+
+
+@pytest.fixture(params=LEVELS)
+def hooks(request):
+    suffix = "" if request.param == "baseline" else "_" + request.param
+    return importlib.import_module("fastem._kernels._csrc_check" + suffix)
+
+
+def same_bits(a, b):
+    """a and b hold the same values bit for bit (-0.0 is not 0.0)."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype
+    assert a.tobytes() == b.tobytes(), np.max(np.abs(a - b))
+
+
+def both(fn, *args):
+    """fn's outputs on the vector path and on the reference, compared."""
+    vec, ref = fn(*args, False), fn(*args, True)
+    if isinstance(vec, tuple):
+        for v, r in zip(vec, ref):
+            same_bits(v, r)
+    else:
+        same_bits(vec, ref)
+    return vec
+
+
+def pad(n, width):
+    return -(-n // width) * width
+
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 3, 8, 13, 32])
+@pytest.mark.parametrize("L", [1, 3, 4, 5, 8, 9, 17])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kpp_rows(hooks, dtype, d, L, weighted):
+    rng = np.random.default_rng(d * 100 + L)
+    n = 37
+    x = rng.normal(size=(n, d)).astype(dtype)
+    cand = x[rng.choice(n, L, replace=L > n)].copy()
+    cand[0] += dtype(0.25)
+    closest = (rng.uniform(0.0, 2.0 * d, n)).astype(np.float32)
+    todo = rng.permutation(n)[:30].astype(np.int32)
+    sw = rng.uniform(0.5, 2.0, n).astype(dtype) if weighted else np.empty(0, dtype)
+    improves, sums, pots = both(hooks.kpp_rows, x, todo, closest, sw, cand, 0.5)
+    # numpy: squared distances in float64, compared with closest
+    d2 = ((x[todo, None, :].astype(np.float64) - cand[None, :, :]) ** 2).sum(-1)
+    scale = 1.0 if dtype == np.float32 else 0.5
+    w = sw[todo] if weighted else np.ones(len(todo))
+    expect = (w[:, None] * np.minimum(scale * d2, closest[todo, None])).sum(0)
+    assert_allclose(sums, expect, rtol=1e-5)
+    bit = np.minimum(np.arange(L), 15).astype(np.uint16)
+    got_first = (improves[todo] & (1 << bit[0])) != 0
+    far = np.abs(scale * d2[:, 0] - closest[todo]) > 1e-3 * closest[todo]
+    assert np.array_equal(got_first[far], (scale * d2[:, 0] < closest[todo])[far])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 7, 8, 9, 16, 17, 33])
+@pytest.mark.parametrize("ties", [False, True])
+def test_row_argmin(hooks, dtype, k, ties):
+    rng = np.random.default_rng(k)
+    for _ in range(20):
+        if ties:  # small integers: many equal sums
+            dist = rng.integers(0, 3, k).astype(dtype)
+            csq = rng.integers(0, 3, k).astype(dtype)
+        else:
+            dist, csq = rng.normal(size=(2, k)).astype(dtype)
+        arg, best = both(hooks.row_argmin, dist, csq)
+        assert arg == np.argmin(dist + csq) and best == (dist + csq).min()
+        if dtype == np.float32:
+            arg2, best2, second = both(hooks.row_argmin2_f32, dist, csq)
+            s = np.sort(dist + csq)
+            assert arg2 == arg and best2 == s[0]
+            assert second == (s[1] if k > 1 else np.inf)
+
+
+def _triangle(rng, n_fac, D, DD, lower, dtype):
+    """n_fac DD x DD factors, triangular in the D x D corner, zero-padded."""
+    L = np.zeros((n_fac, DD, DD))
+    for f in range(n_fac):
+        A = rng.normal(size=(D, D)) + 3.0 * np.eye(D)
+        L[f, :D, :D] = np.tril(A) if lower else np.triu(A)
+    return L.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 3, 4, 5, 8, 9, 16])
+@pytest.mark.parametrize("nb", [1, 7, 17, 37])
+@pytest.mark.parametrize("cov", ["full", "tied"])
+@pytest.mark.parametrize("lower", [False, True])
+def test_estep_chol(hooks, dtype, D, nb, cov, lower):
+    rng = np.random.default_rng(D * 1000 + nb)
+    K = 3 if nb > 1 else 1
+    DD = 4 if D <= 4 else 8 if D <= 8 else 16
+    tied = cov == "tied"
+    L = _triangle(rng, 1 if tied else K, D, DD, lower, dtype)
+    xcT = rng.normal(size=(D, nb)).astype(dtype)
+    mu = rng.normal(size=(K, D))
+    cp = np.zeros((K, DD))
+    for k in range(K):
+        cp[k, :DD] = mu[k] @ L[0 if tied else k, :D, :].astype(np.float64)
+    cp = cp.astype(dtype)
+    const_k = rng.normal(size=K)
+    lp = both(hooks.estep_chol, xcT, K, tied, lower, L.ravel(), cp.ravel(), const_k)
+    # numpy: const_k - |x L_k - c_k|^2 / 2
+    for k in range(K):
+        Lk = L[0 if tied else k, :D, :].astype(np.float64)
+        q = ((xcT.T.astype(np.float64) @ Lk - cp[k]) ** 2).sum(1)
+        assert_allclose(lp[k], const_k[k] - 0.5 * q,
+                        rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 3, 4, 5, 8, 9, 16])
+@pytest.mark.parametrize("nb", [1, 7, 17, 37])
+@pytest.mark.parametrize("keep_r", [False, True])
+def test_estep_diag(hooks, dtype, D, nb, keep_r):
+    rng = np.random.default_rng(D * 1000 + nb)
+    K = 3 if nb > 1 else 1
+    DD = 4 if D <= 4 else 8 if D <= 8 else 16
+    U = np.zeros((K, DD), dtype)
+    V = np.zeros((K, DD), dtype)
+    U[:, :D] = rng.normal(size=(K, D))
+    V[:, :D] = rng.uniform(0.5, 2.0, size=(K, D))
+    xcT = rng.normal(size=(D, nb)).astype(dtype)
+    const_k = rng.normal(size=K)
+    lp, R = both(hooks.estep_diag, xcT, K, U.ravel(), V.ravel(), const_k, keep_r)
+    x = xcT.T.astype(np.float64)
+    u, v = U[:, :D].astype(np.float64), V[:, :D].astype(np.float64)
+    if dtype == np.float64:  # sum (x u - v)^2
+        q = (((x[:, None, :] * u[None]) - v[None]) ** 2).sum(-1)
+    elif keep_r:  # v_k0 |x - u|^2, and R = |x - u|^2
+        r = ((x[:, None, :] - u[None]) ** 2).sum(-1)
+        assert_allclose(R.T, r, rtol=1e-5, atol=1e-5)
+        q = r * v[:, 0]
+    else:  # sum (x - u)^2 v
+        q = (((x[:, None, :] - u[None]) ** 2) * v[None]).sum(-1)
+    assert_allclose(lp.T, const_k - 0.5 * q, rtol=1e-5, atol=1e-4)
+
+
+def _stats_inputs(rng, dtype, nb, D, K, Dp):
+    x = rng.normal(size=(nb, D)) + 2.0
+    xp = np.zeros((nb, Dp), dtype)
+    xp[:, :D] = x
+    mp = np.zeros((K, Dp), dtype)
+    mp[:, :D] = rng.normal(size=(K, D)) + 2.0
+    gT = rng.uniform(0.0, 1.0, size=(K, nb)).astype(dtype)
+    return xp, mp, gT
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 5, 8, 15, 16, 17, 33])
+@pytest.mark.parametrize("nb", [1, 63, 64, 65, 130])
+def test_stats_full(hooks, dtype, D, nb):
+    rng = np.random.default_rng(D * 1000 + nb)
+    K = 1 if nb == 1 else 3
+    Dp = pad(D, 16 if dtype == np.float32 else 8)
+    xp, mp, gT = _stats_inputs(rng, dtype, nb, D, K, Dp)
+    slot = both(hooks.stats_full, xp, D, mp, gT, False)
+    if dtype == np.float32 and D <= 16:
+        same_bits(both(hooks.stats_full, xp, D, mp, gT, True), slot)
+    iu = np.triu_indices(D)
+    for k in range(K):
+        z = xp[:, :D].astype(np.float64) - mp[k, :D]
+        g = gT[k].astype(np.float64)
+        S2 = (g[:, None] * z).T @ z
+        expect = np.concatenate([[g.sum()], g @ z, S2[iu]])
+        assert_allclose(slot[k], expect, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                        atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 5, 8, 15, 16, 17, 33])
+@pytest.mark.parametrize("nb", [1, 3, 63, 64, 65, 130])
+@pytest.mark.parametrize("spherical", [False, True])
+def test_stats_diag(hooks, dtype, D, nb, spherical):
+    rng = np.random.default_rng(D * 1000 + nb)
+    K = 1 if nb == 1 else 3
+    Dp = pad(D, 16 if dtype == np.float32 else 8)
+    xp, mp, gT = _stats_inputs(rng, dtype, nb, D, K, Dp)
+    slot = both(hooks.stats_diag, xp, D, spherical, mp, gT)
+    for k in range(K):
+        z = xp[:, :D].astype(np.float64) - mp[k, :D]
+        g = gT[k].astype(np.float64)
+        sq = g @ (z * z)
+        expect = np.concatenate([[g.sum()], g @ z, [sq.sum()] if spherical else sq])
+        assert_allclose(slot[k], expect, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                        atol=1e-3)
+
+
+@pytest.mark.parametrize("D", [1, 3, 4, 5, 9])
+@pytest.mark.parametrize("nb", [1, 15, 16, 17, 513, 1030])
+def test_stats_sph_f32(hooks, D, nb):
+    rng = np.random.default_rng(D * 10000 + nb)
+    K = 1 if nb == 1 else 3
+    shift = rng.normal(size=D).astype(np.float32)
+    xcT = rng.normal(size=(D, nb)).astype(np.float32)
+    mu = rng.normal(size=(K, D)).astype(np.float32)
+    centres = (shift + mu + rng.normal(scale=1e-3, size=(K, D))).astype(np.float32)
+    gT = rng.uniform(0.0, 1.0, size=(K, nb)).astype(np.float32)
+    R = ((xcT.T[None, :, :] - mu[:, None, :]) ** 2).sum(-1).astype(np.float32)
+    slot = both(hooks.stats_sph_f32, xcT, gT, R, mu, centres, shift)
+    x = xcT.T.astype(np.float64) + shift
+    for k in range(K):
+        z = x - centres[k]
+        g = gT[k].astype(np.float64)
+        expect = np.concatenate([[g.sum()], g @ z, [g @ (z * z).sum(1)]])
+        assert_allclose(slot[k], expect, rtol=2e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("D", [1, 3, 4, 5])
+@pytest.mark.parametrize("nb", [1, 63, 64, 65, 200])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_stats_tied_f32(hooks, D, nb, weighted):
+    rng = np.random.default_rng(D * 1000 + nb)
+    K = 1 if nb == 1 else 3
+    gT = rng.uniform(0.1, 1.0, size=(K, nb)).astype(np.float32)
+    sw = (rng.uniform(0.5, 2.0, nb).astype(np.float32) if weighted
+          else np.empty(0, np.float32))
+    xcT = rng.normal(size=(D, nb)).astype(np.float32)
+    slot = both(hooks.stats_tied_f32, gT, sw, xcT)
+    g = gT.astype(np.float64)
+    g = g / g.sum(0) * (sw if weighted else 1.0)
+    expect = np.column_stack([g.sum(1), g @ xcT.T.astype(np.float64)])
+    assert_allclose(slot, expect, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 2, 4, 5, 9])
+@pytest.mark.parametrize("nb", [1, 7, 8, 9, 100])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_moments(hooks, dtype, D, nb, weighted):
+    rng = np.random.default_rng(D * 1000 + nb)
+    xcT = rng.normal(size=(D, nb)).astype(dtype)
+    sw = rng.uniform(0.5, 2.0, nb).astype(dtype) if weighted else np.empty(0, dtype)
+    slot = both(hooks.moments, xcT, sw)
+    x = xcT.T.astype(np.float64)
+    w = sw.astype(np.float64) if weighted else np.ones(nb)
+    expect = np.concatenate([[w.sum()], w @ x, ((w[:, None] * x).T @ x)[np.triu_indices(D)]])
+    assert_allclose(slot, expect, rtol=1e-12, atol=1e-12)
+
+
+def test_every_level_is_checked():
+    """The hooks exist in every variant built (so no vector path goes
+    unchecked on a CPU that runs it)."""
+    assert LEVELS[0] == "baseline"
+    assert set(built_levels("_csrc_check")) == set(built_levels("_kmeans"))

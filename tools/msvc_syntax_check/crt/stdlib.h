@@ -1,0 +1,3 @@
+#pragma once
+#include <stddef.h>
+void *malloc(size_t); void free(void *);
