@@ -45,9 +45,10 @@ Which C kernel (_gmm_simd.h; _d float64, _f float32 data) runs::
 
     step           covariance      D <= 16 (fused, in registers)   D > 16
     -------------  --------------  ------------------------------  ----------------------
-    2. E-step      full, tied      fe_estep_chol (upper or lower   _estep_gemm (banded
-                                   factors; tied=1 for tied)       by the triangle) +
-                                                                   fe_logprob_chol
+    2. E-step      full            fe_estep_chol (upper or lower   _estep_gemm (banded
+                                   factors)                        by the triangle) +
+                   tied            fe_tied_project, then           fe_logprob_chol
+                                   fe_estep_diag (unit scales)
                    full, tied with general (non-triangular) factors: _estep_gemm (one
                                    band) + fe_logprob_chol, any D
                    diag, sph.      fe_estep_diag                   fe_logprob_diag
@@ -101,12 +102,16 @@ cdef extern from "_gmm_simd.h" nogil:
                         const float *gT, const float *R, const float *mu,
                         const float *centres, const float *shift, double *slot,
                         Py_ssize_t P)
-    void fe_estep_chol_d(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_d(const double *xcT, Py_ssize_t nb, int D, int K,
                          int lower, const double *fused_a, const double *fused_b,
                          const double *const_k, double *lp)
-    void fe_estep_chol_f(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_f(const float *xcT, Py_ssize_t nb, int D, int K,
                          int lower, const float *fused_a, const float *fused_b,
                          const double *const_k, float *lp)
+    void fe_tied_project_d(const double *xcT, Py_ssize_t nb, int D, int lower,
+                           const double *L, double *yT)
+    void fe_tied_project_f(const float *xcT, Py_ssize_t nb, int D, int lower,
+                           const float *L, float *yT)
     void fe_lse_cols(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
                      double *lse)
     void fe_lse_cols_f(float *lpT, Py_ssize_t nb, int K, float *m, float *s,
@@ -542,18 +547,31 @@ cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
     cdef floating *out_lpn = NULL if a.out_lpn == NULL else <floating *>a.out_lpn + r0
     cdef floating *out_resp = NULL if a.out_resp == NULL else <floating *>a.out_resp + r0 * K
     cdef long long *out_labels = NULL if a.out_labels == NULL else a.out_labels + r0
-    cdef Py_ssize_t b, k
+    cdef Py_ssize_t b, k, n_dd
     cdef floating *rf
     cdef double ll
     # 2. log w_k + log N(x | k) into lpf (K x nb), data precision
-    if (cov_type == COV_FULL or cov_type == COV_TIED) and fused_a != NULL:
+    if cov_type == COV_FULL and fused_a != NULL:
         # triangular factors, D <= 16: fused, in registers (_gmm_simd.h)
         if floating is double:
-            fe_estep_chol_d(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                            tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
+            fe_estep_chol_d(xcT, nb, <int>D, <int>K, tri == TRI_LOWER,
+                            fused_a, fused_b, const_k, lpf)
         else:
-            fe_estep_chol_f(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                            tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
+            fe_estep_chol_f(xcT, nb, <int>D, <int>K, tri == TRI_LOWER,
+                            fused_a, fused_b, const_k, lpf)
+    elif cov_type == COV_TIED and fused_a != NULL:
+        # triangular factor, D <= 16: y = xc^T L once into Y (D x nb), then
+        # the diag kernel's ||y - crow_k||^2 with unit scales (_gmm_simd.h);
+        # fused_b = [crow; ones] (K x DD each)
+        n_dd = K * fe_estep_chol_width(<int>D)
+        if floating is double:
+            fe_tied_project_d(xcT, nb, <int>D, tri == TRI_LOWER, fused_a, Y)
+            fe_estep_diag_d(Y, nb, <int>D, <int>K, fused_b + n_dd, fused_b,
+                            const_k, lpf, NULL)
+        else:
+            fe_tied_project_f(xcT, nb, <int>D, tri == TRI_LOWER, fused_a, Y)
+            fe_estep_diag_f(Y, nb, <int>D, <int>K, fused_b, fused_b + n_dd,
+                            const_k, lpf, NULL)
     elif cov_type == COV_FULL or cov_type == COV_TIED:
         # YT (W x nb) = A^T @ xcT: all K factors in one GEMM per band of
         # columns d (full) -- see _estep_gemm for the triangular bands
@@ -799,7 +817,9 @@ cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] cro
     no fused kernel applies (D > 16, or factors that are not triangular).
 
     full / tied with triangular factors: fused_a = the n_fac x DD x DD
-    factors, fused_b = the K x DD offsets crow_k. diag / spherical: fused_a,
+    factors, fused_b = the K x DD offsets crow_k (tied: followed by K x DD
+    ones, the unit scales of fe_estep_diag on the projected rows, zero
+    beyond D like every padded entry). diag / spherical: fused_a,
     fused_b = U, V of fe_estep_diag (K x DD): float64 sqrt(p), (mu - c)
     sqrt(p); float32 mu - c, p (spherical: p_k repeated over d).
     """
@@ -812,7 +832,8 @@ cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] cro
     cdef floating *fb
     if DD == 0 or ((cov_type == COV_FULL or cov_type == COV_TIED) and tri == TRI_GENERAL):
         return NULL
-    fa = <floating *>calloc(n_a + K * DD, sizeof(floating))
+    fa = <floating *>calloc(n_a + K * DD * (2 if cov_type == COV_TIED else 1),
+                            sizeof(floating))
     if fa == NULL:
         raise MemoryError("fastem: could not allocate the fused E-step operands")
     fb = fa + n_a
@@ -824,6 +845,8 @@ cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] cro
         for k in range(K):
             for d in range(D):
                 fb[k * DD + d] = crow[d * K + k]
+                if cov_type == COV_TIED:
+                    fb[K * DD + k * DD + d] = 1.0
         return fa
     for k in range(K):
         for d in range(D):

@@ -430,6 +430,22 @@ FE_INLINE void fe_store_##SUFFIX(T *p, VT v) { memcpy(p, &v, sizeof v); }
 FE_DEFINE_VEC_IO(float, fe_vf, vf)
 FE_DEFINE_VEC_IO(double, fe_vd, vd)
 
+/* Native-width vectors for the kernels whose lanes are independent (every
+ * lane is its own row or its own feature, and no sum runs across lanes):
+ * their results do not depend on the width, and a width the registers hold
+ * whole avoids spilling 64-byte vectors on AVX2 and SSE2. */
+#if defined(__AVX512F__)
+#define FE_NBYTES 64
+#elif defined(__AVX__)
+#define FE_NBYTES 32
+#else
+#define FE_NBYTES 16
+#endif
+typedef float fe_nf __attribute__((vector_size(FE_NBYTES)));
+typedef double fe_nd __attribute__((vector_size(FE_NBYTES)));
+FE_DEFINE_VEC_IO(float, fe_nf, nf)
+FE_DEFINE_VEC_IO(double, fe_nd, nd)
+
 /* Padded copies for the statistics kernels: xp (nb x Dp) = the chunk's rows
  * and mp (K x Dp) = the references, both zero beyond column D (padding
  * lanes then contribute exact zeros). */
@@ -479,7 +495,7 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                         T *restrict Z, T *restrict GZ, double *restrict slot, \
                         ptrdiff_t P)                                        \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T), IB = 8 };                            \
+    enum { VL = sizeof(VT) / sizeof(T), IB = 8 };                          \
     const int NV = Dp / VL;                                                 \
     const ptrdiff_t SB = FE_SUBBLOCK(T);                                    \
     T part[IB][VL];                                                         \
@@ -552,8 +568,8 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_STATS_FULL(fe_stats_full_f, float, fe_vf, vf, fe_sum_f)
-FE_DEFINE_STATS_FULL(fe_stats_full_d, double, fe_vd, vd, fe_sum_d)
+FE_DEFINE_STATS_FULL(fe_stats_full_f, float, fe_nf, nf, fe_sum_f)
+FE_DEFINE_STATS_FULL(fe_stats_full_d, double, fe_nd, nd, fe_sum_d)
 
 /* The full kernel when a row is one vector (float32, D <= 16): per
  * sub-block of rows, g_b z_b is formed and stored (and summed into S1),
@@ -897,7 +913,7 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                         const T *restrict gT, double *restrict slot,        \
                         ptrdiff_t P)                                        \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    enum { VL = sizeof(VT) / sizeof(T) };                                  \
     const int NV = Dp / VL;                                                 \
     const ptrdiff_t SB = FE_SUBBLOCK(T);                                    \
     T l1[VL], l2[VL];                                                       \
@@ -946,11 +962,12 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         if (spherical) out[1 + D] += sph;                                   \
     }                                                                       \
 }
-FE_DEFINE_STATS_DIAG(fe_stats_diag_f, float, fe_vf, vf, fe_sum_f)
-FE_DEFINE_STATS_DIAG(fe_stats_diag_d, double, fe_vd, vd, fe_sum_d)
+FE_DEFINE_STATS_DIAG(fe_stats_diag_f, float, fe_nf, nf, fe_sum_f)
+FE_DEFINE_STATS_DIAG(fe_stats_diag_d, double, fe_nd, nd, fe_sum_d)
 
 /* ---------------------------------------------------------------------------
- * Fused E-step of 'full' and 'tied' for triangular factors and D <= 16.
+ * Fused E-step of 'full' for triangular factors and D <= 16 ('tied' is
+ * fe_tied_project then fe_estep_diag, below).
  *
  * log N(x | k) = const_k - 1/2 sum_d (y_kd - crow_kd)^2 with
  * y_kd = sum_i xc_i L_k[i, d]; an upper factor (every factor fastem
@@ -967,49 +984,39 @@ FE_DEFINE_STATS_DIAG(fe_stats_diag_d, double, fe_vd, vd, fe_sum_d)
  * rounded up, so the loops have constant trip counts and unroll; the padded
  * entries of x, L and crow are zeros and add exact zeros. Each y_kd sums in
  * order of i, the squares in order of d.
- * Lp: n_fac x DD x DD factors (L[i][d], zero-padded); cp: K x DD residual
+ * Lp: K x DD x DD factors (L[i][d], zero-padded); cp: K x DD residual
  * offsets crow_k = (mu_k - c)^T L_k (zero-padded); lp: K x nb output.
  * ------------------------------------------------------------------------- */
+/* x[0..DD) = rows b0 .. b0 + nv of the D x nb chunk xcT, rows in lanes,
+ * zero beyond D features and nv rows */
+#define FE_LOAD_ROW_BLOCK(T, SUFFIX, DD, x, xcT, nb, b0, nv, D, tmp)        \
+    for (int i = 0; i < DD; ++i) {                                          \
+        if (i < D && nv == VL) {                                            \
+            x[i] = fe_load_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);          \
+        } else {                                                            \
+            for (int l = 0; l < VL; ++l)                                    \
+                tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
+            x[i] = fe_load_##SUFFIX(tmp);                                   \
+        }                                                                   \
+    }
+
 #define FE_DEFINE_ESTEP_CHOL(NAME, T, VT, SUFFIX, DD)                        \
 FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
-                        int tied, int lower, const T *restrict Lp,          \
+                        int lower, const T *restrict Lp,                    \
                         const T *restrict cp, const double *restrict const_k, \
                         T *restrict lp)                                     \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    enum { VL = sizeof(VT) / sizeof(T) };                                   \
     T tmp[VL];                                                              \
     for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
         const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
-        VT x[DD], y[DD];                                                    \
-        for (int i = 0; i < DD; ++i) {                                      \
-            if (i < D && nv == VL) {                                        \
-                x[i] = fe_load_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
-            } else {                                                        \
-                for (int l = 0; l < VL; ++l)                                \
-                    tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
-                x[i] = fe_load_##SUFFIX(tmp);                               \
-            }                                                               \
-        }                                                                   \
-        if (tied) {                                                         \
-            _Pragma("GCC unroll 16")                                        \
-            for (int d = 0; d < DD; ++d) {                                  \
-                VT s = {0};                                                 \
-                for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)  \
-                    s += x[i] * Lp[i * DD + d];                             \
-                y[d] = s;                                                   \
-            }                                                               \
-        }                                                                   \
+        VT x[DD];                                                           \
+        FE_LOAD_ROW_BLOCK(T, SUFFIX, DD, x, xcT, nb, b0, nv, D, tmp)        \
         for (int k = 0; k < K; ++k) {                                       \
-            const T *restrict L = Lp + (tied ? 0 : (ptrdiff_t)k * DD * DD); \
+            const T *restrict L = Lp + (ptrdiff_t)k * DD * DD;              \
             const T *restrict c = cp + (ptrdiff_t)k * DD;                   \
             VT acc = {0};                                                   \
-            if (tied) {                                                     \
-                _Pragma("GCC unroll 16")                                    \
-                for (int d = 0; d < DD; ++d) {                              \
-                    VT t = y[d] - c[d];                                     \
-                    acc += t * t;                                           \
-                }                                                           \
-            } else if (lower) {                                             \
+            if (lower) {                                                    \
                 _Pragma("GCC unroll 16")                                    \
                 for (int d = 0; d < DD; ++d) {                              \
                     VT s = {0};                                             \
@@ -1038,12 +1045,55 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_d, double, fe_vd, vd, 4)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_d, double, fe_vd, vd, 8)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_d, double, fe_vd, vd, 16)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f, float, fe_vf, vf, 4)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f, float, fe_vf, vf, 8)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f, float, fe_vf, vf, 16)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_d, double, fe_nd, nd, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_d, double, fe_nd, nd, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_d, double, fe_nd, nd, 16)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f, float, fe_nf, nf, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f, float, fe_nf, nf, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f, float, fe_nf, nf, 16)
+
+/* 'tied' for a triangular factor L and D <= 16, first half of the E-step:
+ * yT (D x nb) = (xc^T L)^T, rows in vector lanes, each y_d summed over the
+ * factor's triangle in order of i (i <= d upper, i >= d lower). The second
+ * half is fe_estep_diag on yT with unit scales and the offsets crow_k:
+ * t = y_d - crow_kd, q = sum_d t^2, lp = const_k - q / 2 (the unit factor
+ * is exact), so one projection per row serves all K components. */
+#define FE_DEFINE_TIED_PROJECT(NAME, T, VT, SUFFIX, DD)                      \
+FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
+                        int lower, const T *restrict L, T *restrict yT)     \
+{                                                                           \
+    enum { VL = sizeof(VT) / sizeof(T) };                                   \
+    T tmp[VL];                                                              \
+    for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
+        const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
+        VT x[DD];                                                           \
+        FE_LOAD_ROW_BLOCK(T, SUFFIX, DD, x, xcT, nb, b0, nv, D, tmp)        \
+        _Pragma("GCC unroll 16")                                            \
+        for (int d = 0; d < DD; ++d) {                                      \
+            if (d >= D) break;                                              \
+            VT s = {0};                                                     \
+            if (lower) {                                                    \
+                _Pragma("GCC unroll 16")                                    \
+                for (int i = d; i < DD; ++i) s += x[i] * L[i * DD + d];     \
+            } else {                                                        \
+                _Pragma("GCC unroll 16")                                    \
+                for (int i = 0; i <= d; ++i) s += x[i] * L[i * DD + d];     \
+            }                                                               \
+            if (nv == VL) {                                                 \
+                fe_store_##SUFFIX(yT + (ptrdiff_t)d * nb + b0, s);          \
+            } else {                                                        \
+                fe_store_##SUFFIX(tmp, s);                                  \
+                for (int l = 0; l < nv; ++l) yT[(ptrdiff_t)d * nb + b0 + l] = tmp[l]; \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_TIED_PROJECT(fe_tied_project4_d, double, fe_nd, nd, 4)
+FE_DEFINE_TIED_PROJECT(fe_tied_project8_d, double, fe_nd, nd, 8)
+FE_DEFINE_TIED_PROJECT(fe_tied_project16_d, double, fe_nd, nd, 16)
+FE_DEFINE_TIED_PROJECT(fe_tied_project4_f, float, fe_nf, nf, 4)
+FE_DEFINE_TIED_PROJECT(fe_tied_project8_f, float, fe_nf, nf, 8)
+FE_DEFINE_TIED_PROJECT(fe_tied_project16_f, float, fe_nf, nf, 16)
 
 /* Padded width DD of the fused E-step for D features (0: D > 16, use the
  * GEMM path). */
@@ -1053,17 +1103,30 @@ static inline int fe_estep_chol_width(int D)
 }
 
 #define FE_DEFINE_ESTEP_CHOL_DISPATCH(NAME, T, SFX)                          \
-static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int tied, int lower, \
+static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int lower,       \
                  const T *Lp, const T *cp, const double *const_k, T *lp)    \
 {                                                                           \
     switch (fe_estep_chol_width(D)) {                                       \
-    case 4: fe_estep_chol4_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
-    case 8: fe_estep_chol8_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
-    default: fe_estep_chol16_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
+    case 4: fe_estep_chol4_##SFX(xcT, nb, D, K, lower, Lp, cp, const_k, lp); break; \
+    case 8: fe_estep_chol8_##SFX(xcT, nb, D, K, lower, Lp, cp, const_k, lp); break; \
+    default: fe_estep_chol16_##SFX(xcT, nb, D, K, lower, Lp, cp, const_k, lp); break; \
     }                                                                       \
 }
 FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_d, double, d)
 FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f, float, f)
+
+#define FE_DEFINE_TIED_PROJECT_DISPATCH(NAME, T, SFX)                        \
+static void NAME(const T *xcT, ptrdiff_t nb, int D, int lower, const T *L,  \
+                 T *yT)                                                     \
+{                                                                           \
+    switch (fe_estep_chol_width(D)) {                                       \
+    case 4: fe_tied_project4_##SFX(xcT, nb, D, lower, L, yT); break;        \
+    case 8: fe_tied_project8_##SFX(xcT, nb, D, lower, L, yT); break;        \
+    default: fe_tied_project16_##SFX(xcT, nb, D, lower, L, yT); break;      \
+    }                                                                       \
+}
+FE_DEFINE_TIED_PROJECT_DISPATCH(fe_tied_project_d, double, d)
+FE_DEFINE_TIED_PROJECT_DISPATCH(fe_tied_project_f, float, f)
 
 /* ---------------------------------------------------------------------------
  * Fused E-step of 'diag' and 'spherical' for D <= 16: a block of VL rows of
@@ -1086,7 +1149,7 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         const double *restrict const_k, T *restrict lp,     \
                         T *restrict R)                                      \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    enum { VL = sizeof(VT) / sizeof(T) };                                  \
     T tmp[VL];                                                              \
     for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
         const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
@@ -1141,12 +1204,12 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_d, double, fe_vd, vd, 4, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_d, double, fe_vd, vd, 8, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_d, double, fe_vd, vd, 16, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f, float, fe_vf, vf, 4, 0)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f, float, fe_vf, vf, 8, 0)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f, float, fe_vf, vf, 16, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_d, double, fe_nd, nd, 4, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_d, double, fe_nd, nd, 8, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_d, double, fe_nd, nd, 16, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f, float, fe_nf, nf, 4, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f, float, fe_nf, nf, 8, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f, float, fe_nf, nf, 16, 0)
 
 #define FE_DEFINE_ESTEP_DIAG_DISPATCH(NAME, T, SFX)                          \
 static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, const T *U,       \
