@@ -107,8 +107,8 @@ def data_context(run, n_samples, n_features, dtype, cov_type):
 
 
 def _factor_triangle(A, n_features):
-    """The kernel's TRIANGLES code: 'upper' / 'lower' if every stacked factor
-    of A is triangular, else 'general'.
+    """'upper' / 'lower' if every stacked factor of A is triangular, else
+    'general' (``_gaussian.EStep.triangle``).
 
     A is the kernel's (D, D*K) operand, A[i, d*K + k] = L_k[i, d] ('full'),
     or the tied factor itself (D, D). The factors fastem computes (from the
@@ -119,10 +119,10 @@ def _factor_triangle(A, n_features):
     L = A.reshape(n_features, n_features, -1)  # [i, d, k]
     below = np.tril(np.ones((n_features, n_features), dtype=bool), -1)
     if not L[below].any():
-        return _gaussian.TRIANGLES["upper"]
+        return "upper"
     if not L[below.T].any():
-        return _gaussian.TRIANGLES["lower"]
-    return _gaussian.TRIANGLES["general"]
+        return "lower"
+    return "general"
 
 
 class FittedMixture(NamedTuple):
@@ -167,7 +167,7 @@ class _Engine:
     ``run`` is one call of the kernel (``em_pass``) for a block of rows."""
 
     def __init__(self, covariance_type, n_components, n_features, dtype, n_threads):
-        self.cov_code = _gaussian.COV_TYPES[covariance_type]
+        self.cov_type = covariance_type
         self.K = n_components
         self.D = n_features
         self.dtype = np.dtype(dtype)
@@ -178,39 +178,35 @@ class _Engine:
             cov_type=None, stat_type=None, K=None, reuse_distances=True):
         """One kernel pass; returns (log-likelihood sum, stats or None).
 
-        ``centres`` (K, D) in X's dtype: the references of the statistics
-        (see ``em_pass``); None for the global ``shift``. ``stat_type``: the
-        statistics' layout ('full' in an exact 'tied' pass), default the
-        covariance type's. ``cov_type`` / ``K``: another pass than the
-        model's (the data's moments). ``reuse_distances``: see ``em_pass``.
+        ``mode``: 'estep' (with ``operands``, see ``estep_operands``),
+        'given' (``resp``), 'labels' (``labels``) or 'one' (K = 1, the
+        data's moments). ``centres`` (K, D) in X's dtype: the references of
+        the statistics (see ``em_pass``); None for the global ``shift``.
+        ``stat_type``: the statistics' layout ('full' in an exact 'tied'
+        pass), default the covariance type's. ``cov_type`` / ``K``: another
+        pass than the model's. ``reuse_distances``: see ``_gaussian.EStep``.
         """
-        cov_code = self.cov_code if cov_type is None else _gaussian.COV_TYPES[cov_type]
-        stat_code = cov_code if stat_type is None else _gaussian.COV_TYPES[stat_type]
+        cov_type = self.cov_type if cov_type is None else cov_type
         K = self.K if K is None else K
-        D = self.D
-        chunk = self._chunk_rows(cov_code, K)
-        P = _gaussian.n_stat_features(stat_code, D)
-        st = np.empty((K, P)) if stats else np.empty((0, P))
-        tri = _gaussian.TRIANGLES["general"]
-        if operands is None:
-            A, crow, const = np.zeros((1, 1), self.dtype), np.zeros(1, self.dtype), np.empty(0)
-        else:
+        if mode == "estep":
             A, crow, const = operands
-            if cov_code in (_gaussian.COV_TYPES["full"], _gaussian.COV_TYPES["tied"]):
-                tri = _factor_triangle(A, D)
-        empty = np.empty(0, dtype=self.dtype)
-        ll = _gaussian.em_pass(
-            X, empty if sw is None else sw, shift, cov_code,
-            _gaussian.RESP_MODES[mode], A, crow, const,
-            np.empty((0, D), self.dtype) if centres is None else centres,
-            np.empty((0, K)) if resp is None else resp,
-            np.empty(0, np.int32) if labels is None else labels,
-            st,
-            empty if out_lpn is None else out_lpn,
-            np.empty((0, K), self.dtype) if out_resp is None else out_resp,
-            np.empty(0, np.int64) if out_labels is None else out_labels,
-            K, chunk, self.n_threads, tri, stat_code, reuse_distances)
-        return ll, (st if stats else None)
+            tri = _factor_triangle(A, self.D) if cov_type in ("full", "tied") else "general"
+            source = _gaussian.EStep(A, crow, const, tri, reuse_distances)
+        elif mode == "given":
+            source = _gaussian.Given(resp)
+        elif mode == "labels":
+            source = _gaussian.Labels(labels, K)
+        else:
+            source = _gaussian.Ones()
+        layout = _gaussian.COV_TYPES[stat_type or cov_type]
+        st = np.empty((K, _gaussian.n_stat_features(layout, self.D))) if stats else None
+        outputs = None
+        if out_lpn is not None or out_resp is not None or out_labels is not None:
+            outputs = _gaussian.RowOutputs(out_lpn, out_resp, out_labels)
+        chunk = self._chunk_rows(_gaussian.COV_TYPES[cov_type], K)
+        ll = _gaussian.em_pass(X, sw, shift, cov_type, source, st, centres, outputs,
+                               chunk, self.n_threads)
+        return ll, st
 
     def _chunk_rows(self, cov_code, K):
         """Rows per chunk of a pass kind (the kernel owns its workspaces)."""
