@@ -1,7 +1,7 @@
 """Seeding of centres: greedy k-means++ and random rows.
 
 Shared by KMeans and GaussianMixture. The passes over the data run in the
-compiled core (``fastem._kernels._kmeans``); this module only draws random
+compiled core (``fastem._kernels._kmeanspp``); this module only draws random
 numbers and picks rows.
 """
 import math
@@ -19,7 +19,8 @@ from fastem._validation import (
     check_sample_weight,
     effective_n_threads,
 )
-_k = load_kernels("_kmeans")
+_kpp = load_kernels("_kmeanspp")
+_lloyd = load_kernels("_lloyd")
 
 
 # up to this many centres, each row's nearest-centre index is kept in 16 bits
@@ -83,7 +84,7 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
 
     Distances are computed directly (never by the expansion), so no frame
     shift is needed; rows whose closest centre provably beats a candidate
-    are skipped without reading them (see ``fastem._kernels._kmeans``).
+    are skipped without reading them (see ``fastem._kernels._kmeanspp``).
     After the first centre, each step is one parallel pass over X: the pass
     that measures the candidates also takes the previous step's centre into
     account, and returns the chunk potentials each candidate would leave.
@@ -146,7 +147,7 @@ class _GreedyState:
         self.potentials = np.empty(n_local_trials)
         self.n_local_trials = n_local_trials
         self.scale = _distance_scale(X, X[first])
-        _k.kpp_init_closest(X, self.sw, X[first], self.closest, self.nearest,
+        _kpp.kpp_init_closest(X, self.sw, X[first], self.closest, self.nearest,
                             self.chunk_pot, self.rows, n_threads, self.scale)
         # the centre chosen last, not yet applied (index 0: none)
         self.last, self.last_index, self.last_pick = X[first], 0, 0
@@ -163,7 +164,7 @@ class _GreedyState:
         which also applies the centre chosen last); ``chosen``: the centres
         so far (float64), for the pruning of rows."""
         cand = self.X[candidates]
-        _k.kpp_candidate_potentials(
+        _kpp.kpp_candidate_potentials(
             self.X, self.sw, cand, self.scale * _quarter_sqdist(chosen, cand),
             self.closest, self.nearest, self.improves,
             self.last, self.last_index, self.last_pick,
@@ -179,7 +180,7 @@ class _GreedyState:
     def _settle(self, start, stop):
         """Apply the centre chosen last to rows start .. stop-1."""
         if self.last_index > 0:
-            _k.kpp_settle_rows(self.X, self.last, self.last_index, self.last_pick,
+            _kpp.kpp_settle_rows(self.X, self.last, self.last_index, self.last_pick,
                                self.improves, self.closest, self.nearest, start, stop,
                                self.scale)
 
@@ -299,7 +300,7 @@ def kmeans_parallel_update(X, sample_weight, state, new, first_index, n_threads)
     frame_centres, frame = inference_frame(new, X.dtype)
     labels = assign_pass(X, None, frame_centres, frame, n_threads)[0]
     dist = np.empty(X.shape[0])
-    _k.assigned_sqdist(X, new, labels, dist, n_threads)
+    _lloyd.assigned_sqdist(X, new, labels, dist, n_threads)
     better = dist < closest
     closest[better] = dist[better]
     nearest[better] = labels[better] + first_index
