@@ -167,8 +167,8 @@ class _GreedyState:
         _kpp.kpp_candidate_potentials(
             self.X, self.sw, cand, self.scale * _quarter_sqdist(chosen, cand),
             self.closest, self.nearest, self.improves,
-            self.last, self.last_index, self.last_pick,
-            self.chunk_pots, self.potentials, self.rows, self.n_threads, self.scale)
+            (self.last, self.last_index, self.last_pick),
+            (self.chunk_pots, self.potentials), self.rows, self.n_threads, self.scale)
         return self.potentials
 
     def accept(self, row, index, pick):

@@ -235,8 +235,8 @@ def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
             expected_closest[better] = np.minimum(expected_closest, d)[better]
         before = closest.copy()
         _kpp.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(X64[centres], cand),
-                                    closest, nearest, improves, last, last_index, pick,
-                                    chunk_pots, potentials, rows, 2, 1.0)
+                                      closest, nearest, improves, (last, last_index, pick),
+                                      (chunk_pots, potentials), rows, 2, 1.0)
         # float32 data measure distances in float32: equal to rounding
         assert_allclose(closest, expected_closest, rtol=1e-6)
         assert_array_equal(closest[~better], before[~better])

@@ -211,11 +211,8 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                              float[::1] closest,
                              centre_index[::1] nearest,
                              uint16_t[::1] improves,
-                             const floating[::1] last_centre,
-                             int32_t last_index,
-                             Py_ssize_t last_candidate,
-                             double[:, ::1] chunk_pots,
-                             double[::1] potentials,
+                             last,
+                             out,
                              Py_ssize_t chunk_rows,
                              int n_threads,
                              double scale):
@@ -231,17 +228,22 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     improves : (n,) uint16 in/out: on entry the masks of the last pass, on
         exit bit l set where candidate l is closer than closest_i (see
         ``fastem_cand_bit``)
-    last_centre, last_index, last_candidate : the centre chosen after the
-        last pass, its index among the chosen centres, and which candidate
-        of that pass it was; last_index = 0 when there is none to apply
-        (the first step: ``kpp_init_closest`` did it)
-    chunk_pots : (n_chunks, L) out, sum_{i in chunk} w_i min(closest_i,
-        float32(||x_i - q_l||^2)): column l holds the chunk potentials that
-        choosing candidate l leaves, summed in the order the next step
-        relies on (rows no candidate can beat first, in 8 partial sums,
-        then the measured rows in order)
-    potentials : (L,) out, in chunk order whatever the thread count
+    last : (last_centre, last_index, last_candidate): the centre chosen
+        after the last pass, its index among the chosen centres, and which
+        candidate of that pass it was; last_index = 0 when there is none to
+        apply (the first step: ``kpp_init_closest`` did it)
+    out : (chunk_pots, potentials). chunk_pots (n_chunks, L): sum_{i in
+        chunk} w_i min(closest_i, float32(||x_i - q_l||^2)); column l holds
+        the chunk potentials that choosing candidate l leaves, summed in the
+        order the next step relies on (rows no candidate can beat first, in
+        8 partial sums, then the measured rows in order). potentials (L,):
+        their totals, in chunk order whatever the thread count.
     """
+    cdef const floating[::1] last_centre = last[0]
+    cdef int32_t last_index = last[1]
+    cdef Py_ssize_t last_candidate = last[2]
+    cdef double[:, ::1] chunk_pots = out[0]
+    cdef double[::1] potentials = out[1]
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t L = quarter_sqdist.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
