@@ -1,7 +1,7 @@
 """Seeding of centres: greedy k-means++ and random rows.
 
 Shared by KMeans and GaussianMixture. The passes over the data run in the
-compiled core (``fastem._kernels._kmeans``); this module only draws random
+compiled core (``fastem._kernels._kmeanspp``); this module only draws random
 numbers and picks rows.
 """
 import math
@@ -19,7 +19,8 @@ from fastem._validation import (
     check_sample_weight,
     effective_n_threads,
 )
-_k = load_kernels("_kmeans")
+_kpp = load_kernels("_kmeanspp")
+_lloyd = load_kernels("_lloyd")
 
 
 # up to this many centres, each row's nearest-centre index is kept in 16 bits
@@ -83,7 +84,7 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
 
     Distances are computed directly (never by the expansion), so no frame
     shift is needed; rows whose closest centre provably beats a candidate
-    are skipped without reading them (see ``fastem._kernels._kmeans``).
+    are skipped without reading them (see ``fastem._kernels._kmeanspp``).
     After the first centre, each step is one parallel pass over X: the pass
     that measures the candidates also takes the previous step's centre into
     account, and returns the chunk potentials each candidate would leave.
@@ -94,57 +95,94 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials,
     n_samples, n_features = X.shape
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    rows = chunk_rows(n_features, X.dtype.itemsize, min_rows=256)
-    n_chunks = -(-n_samples // rows)
-    sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
-
-    # float32 whatever X's dtype: enough for sampling, half the memory
-    closest = np.empty(n_samples, dtype=np.float32)
-    nearest = np.empty(n_samples, dtype=np.uint16 if n_clusters <= _UINT16_CENTRES
-                       else np.int32)
-    improves = np.zeros(n_samples, dtype=np.uint16)
-    chunk_pot = np.empty(n_chunks)
-    chunk_pots = np.empty((n_chunks, n_local_trials))
-    potentials = np.empty(n_local_trials)
     indices = np.empty(n_clusters, dtype=np.intp)
     chosen = np.empty((n_clusters, n_features))  # float64 copies of the centres
-
     if sample_weight is None:
         first = int(rng.integers(n_samples))
     else:
         first = int(rng.choice(n_samples, p=sample_weight / sample_weight.sum(dtype=np.float64)))
     indices[0] = first
     chosen[0] = X[first]
-    scale = _distance_scale(X, X[first])
-    _k.kpp_init_closest(X, sw, X[first], closest, nearest, chunk_pot, rows, n_threads,
-                        scale)
-
-    # the centre chosen last, not yet applied to closest/nearest (index 0:
-    # none); _draw_rows settles the chunks it reads, the next pass the rest
-    last, last_index, last_pick = X[first], 0, 0
-
-    def settle(start, stop):
-        if last_index > 0:
-            _k.kpp_settle_rows(X, last, last_index, last_pick, improves, closest,
-                               nearest, start, stop, scale)
-
+    state = _GreedyState(X, sample_weight, first, n_clusters, n_local_trials, n_threads)
     for c in range(1, n_clusters):
-        chunk_cum = np.cumsum(chunk_pot)
-        targets = rng.uniform(size=n_local_trials) * chunk_cum[-1]
-        candidates = _draw_rows(targets, chunk_cum, closest, sample_weight, rows,
-                                settle)
-        cand = X[candidates]
-        _k.kpp_candidate_potentials(X, sw, cand, scale * _quarter_sqdist(chosen[:c], cand),
-                                    closest, nearest, improves,
-                                    last, last_index, last_pick,
-                                    chunk_pots, potentials, rows, n_threads, scale)
+        candidates = state.draw_candidates(rng)
+        potentials = state.candidate_potentials(candidates, chosen[:c])
         pick = int(np.argmin(potentials))
         best = candidates[pick]
         indices[c] = best
         chosen[c] = X[best]
-        chunk_pot[:] = chunk_pots[:, pick]
-        last, last_index, last_pick = X[best], c, pick
+        state.accept(best, c, pick)
     return indices
+
+
+class _GreedyState:
+    """What greedy k-means++ keeps per row between its steps.
+
+    ``closest``: each row's squared distance to its closest chosen centre
+    (float32 whatever X's dtype, scaled by ``scale``: enough for sampling,
+    half the memory); ``nearest``: that centre; ``chunk_pot``: the
+    potential sum_i w_i D_i^2 of every chunk of ``rows`` rows.
+
+    The centre chosen last is applied lazily: ``candidate_potentials``
+    measured the candidates against every row and recorded in ``improves``
+    which rows the winner improves, so ``accept`` only notes the winner
+    (``last``, its index and its candidate slot ``last_pick``), and the
+    next pass over X (or ``_settle`` of a chunk the sampler reads first)
+    applies it from there. The three kernels that share this state are
+    called only from here.
+    """
+
+    def __init__(self, X, sample_weight, first, n_clusters, n_local_trials, n_threads):
+        n_samples = X.shape[0]
+        self.X, self.sample_weight, self.n_threads = X, sample_weight, n_threads
+        self.sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
+        self.rows = chunk_rows(X.shape[1], X.dtype.itemsize, min_rows=256)
+        n_chunks = -(-n_samples // self.rows)
+        self.closest = np.empty(n_samples, dtype=np.float32)
+        self.nearest = np.empty(n_samples, dtype=np.uint16 if n_clusters <= _UINT16_CENTRES
+                                else np.int32)
+        self.improves = np.zeros(n_samples, dtype=np.uint16)
+        self.chunk_pot = np.empty(n_chunks)
+        self.chunk_pots = np.empty((n_chunks, n_local_trials))
+        self.potentials = np.empty(n_local_trials)
+        self.n_local_trials = n_local_trials
+        self.scale = _distance_scale(X, X[first])
+        _kpp.kpp_init_closest(X, self.sw, X[first], self.closest, self.nearest,
+                            self.chunk_pot, self.rows, n_threads, self.scale)
+        # the centre chosen last, not yet applied (index 0: none)
+        self.last, self.last_index, self.last_pick = X[first], 0, 0
+
+    def draw_candidates(self, rng):
+        """``n_local_trials`` rows drawn with probability w_i D_i^2."""
+        chunk_cum = np.cumsum(self.chunk_pot)
+        targets = rng.uniform(size=self.n_local_trials) * chunk_cum[-1]
+        return _draw_rows(targets, chunk_cum, self.closest, self.sample_weight,
+                          self.rows, self._settle)
+
+    def candidate_potentials(self, candidates, chosen):
+        """The potential each candidate row would leave (one pass over X,
+        which also applies the centre chosen last); ``chosen``: the centres
+        so far (float64), for the pruning of rows."""
+        cand = self.X[candidates]
+        _kpp.kpp_candidate_potentials(
+            self.X, self.sw, cand, self.scale * _quarter_sqdist(chosen, cand),
+            self.closest, self.nearest, self.improves,
+            (self.last, self.last_index, self.last_pick),
+            (self.chunk_pots, self.potentials), self.rows, self.n_threads, self.scale)
+        return self.potentials
+
+    def accept(self, row, index, pick):
+        """Row ``row`` becomes centre ``index``: it was candidate ``pick`` of
+        the last ``candidate_potentials``."""
+        self.chunk_pot[:] = self.chunk_pots[:, pick]
+        self.last, self.last_index, self.last_pick = self.X[row], index, pick
+
+    def _settle(self, start, stop):
+        """Apply the centre chosen last to rows start .. stop-1."""
+        if self.last_index > 0:
+            _kpp.kpp_settle_rows(self.X, self.last, self.last_index, self.last_pick,
+                               self.improves, self.closest, self.nearest, start, stop,
+                               self.scale)
 
 
 # rows sampled (evenly spaced, no random draw) to estimate the data's spread
@@ -262,7 +300,7 @@ def kmeans_parallel_update(X, sample_weight, state, new, first_index, n_threads)
     frame_centres, frame = inference_frame(new, X.dtype)
     labels = assign_pass(X, None, frame_centres, frame, n_threads)[0]
     dist = np.empty(X.shape[0])
-    _k.assigned_sqdist(X, new, labels, dist, n_threads)
+    _lloyd.assigned_sqdist(X, new, labels, dist, n_threads)
     better = dist < closest
     closest[better] = dist[better]
     nearest[better] = labels[better] + first_index

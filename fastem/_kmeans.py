@@ -38,7 +38,8 @@ from fastem._validation import (
     check_sample_weight,
     effective_n_threads,
 )
-_k = load_kernels("_kmeans")
+_lloyd = load_kernels("_lloyd")
+_bounded = load_kernels("_bounded")
 
 
 class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
@@ -378,7 +379,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
             return np.sqrt(out, out=out)
         out = np.empty((X.shape[0], k), dtype=X.dtype)
         with blas_single_threaded():
-            _k.pairwise_sqdist(X, _shift_or_empty(shift), centres, out,
+            _lloyd.pairwise_sqdist(X, _shift_or_empty(shift), centres, out,
                                _lloyd_chunk_rows(k, d, X.dtype),
                                effective_n_threads(self.n_threads))
         return np.sqrt(out, out=out)
@@ -458,7 +459,7 @@ def assign_pass(X, sample_weight, centres, shift, n_threads, with_sums=True):
     labels = np.full(X.shape[0], -1, dtype=np.int32)
     sums = np.empty((k, d))
     weights = np.empty(k)
-    _, inertia, _ = _k.lloyd_pass(
+    _, inertia, _ = _lloyd.lloyd_pass(
         X, _weights_or_empty(sample_weight, X.dtype), _shift_or_empty(shift),
         centres, labels, sums, weights, np.nan, _lloyd_chunk_rows(k, d, X.dtype),
         n_threads)
@@ -525,13 +526,13 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     for it in range(max_iter):
         if bounded:
             drift, half_sep = _bound_updates(previous, centres)
-            n_changed, n_full = _k.bounded_pass(
-                X, sw, kernel_shift, centres, half_sep, drift, upper, lower,
-                labels, sums, weights, fresh, chunk, n_threads)
+            n_changed, n_full = _bounded.bounded_pass(
+                X, sw, kernel_shift, centres, _bounded.CentreMoves(half_sep, drift, fresh),
+                _bounded.RowBounds(upper, lower, labels), sums, weights, chunk, n_threads)
             fresh = False
             previous = centres
         else:
-            n_changed, inertia, norms = _k.lloyd_pass(
+            n_changed, inertia, norms = _lloyd.lloyd_pass(
                 X, sw, kernel_shift, centres, labels, sums, weights, norms, chunk,
                 n_threads)
         if it > 0 and n_changed == 0:
@@ -569,7 +570,7 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     # labels_ == predict(X) bit for bit)
     final = (centres64 + shift64).astype(X.dtype)
     frame_centres, frame = inference_frame(final, X.dtype)
-    _, inertia, _ = _k.lloyd_pass(X, sw, _shift_or_empty(frame), frame_centres,
+    _, inertia, _ = _lloyd.lloyd_pass(X, sw, _shift_or_empty(frame), frame_centres,
                                   labels, sums, weights, np.nan, chunk, n_threads)
     if verbose:
         print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
@@ -660,7 +661,7 @@ def farthest_assigned_rows(X, sample_weight, centres, shift, n, n_threads, label
     dist = np.empty(X.shape[0])
     shift64 = shift.astype(np.float64)
     unshifted = np.ascontiguousarray((centres.astype(np.float64) + shift64).astype(X.dtype))
-    _k.assigned_sqdist(X, unshifted, labels, dist, n_threads)
+    _lloyd.assigned_sqdist(X, unshifted, labels, dist, n_threads)
     far = farthest_rows(dist, n)
     row_weights = (np.ones(far.shape[0]) if sample_weight is None
                    else sample_weight[far].astype(np.float64))

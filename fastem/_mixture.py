@@ -9,8 +9,9 @@ statistics only (``fastem._mixture_mstep``).
 import copy
 import math
 import warnings
+from dataclasses import dataclass, replace
 from time import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -68,17 +69,69 @@ _ACCURACY = {np.dtype(np.float64): 1e-11, np.dtype(np.float32): 3e-5}
 _STREAM_ATTRIBUTES = ("suff_stats_", "suff_stats_ref_", "n_steps_")
 
 
+@dataclass
+class FitContext:
+    """What every pass of a fit shares.
+
+    ``run(spec)``: the (log-likelihood, statistics) of the pass ``spec`` (a
+    ``PassSpec``) over all the data. ``shift``: (D,) in the data's dtype,
+    the fixed centre of every pass (the weighted data mean). ``total_w``:
+    the total sample weight. ``eps_reg``: the regulariser of N_k.
+    ``tied_moments``: 'tied' only, the data's (W, S1, S2) about the shift.
+    ``X``, ``sw``, ``engine``: in-memory fits, the data, its weights and the
+    kernel engine; a Dask fit keeps its ``Blocks`` in ``X`` and the threads
+    per task in ``n_threads``.
+    """
+
+    run: Callable
+    cov_type: str
+    dtype: np.dtype
+    shift: np.ndarray
+    total_w: float
+    eps_reg: float
+    tied_moments: tuple = None
+    X: object = None
+    sw: np.ndarray = None
+    engine: object = None
+    n_threads: int = 1
+
+    @property
+    def shift64(self):
+        return self.shift.astype(np.float64)
+
+
+@dataclass
+class MixtureParams:
+    """The parameters during a fit, float64 (``prec_chol``: None until the
+    M-step's covariances are factored)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    prec_chol: np.ndarray = None
+
+
+@dataclass
+class EMRun:
+    """One EM run's outcome (``GaussianMixture._em_runs``)."""
+
+    params: MixtureParams
+    n_iter: int
+    lower_bounds: list
+    converged: bool
+    lower_bound: float
+
+
 def _data_context(X, sw, eng, cov_type):
-    """What every pass of an in-memory fit over X shares (the ``ctx`` dict):
-    ``data_context`` with X as one block."""
+    """The FitContext of an in-memory fit over X: ``data_context`` with X as
+    one block."""
     ctx = data_context(lambda spec: pass_statistics(X, sw, spec, engine=eng),
                        X.shape[0], X.shape[1], X.dtype, cov_type)
-    ctx.update(X=X, sw=sw, eng=eng)
-    return ctx
+    return replace(ctx, X=X, sw=sw, engine=eng)
 
 
 def data_context(run, n_samples, n_features, dtype, cov_type):
-    """What every pass of a fit shares (the ``ctx`` dict).
+    """What every pass of a fit shares (a ``FitContext``).
 
     ``run(spec)`` returns the (log-likelihood, statistics) of the pass
     ``spec`` (a ``PassSpec``) over all the data: ``pass_statistics`` on X
@@ -101,14 +154,13 @@ def data_context(run, n_samples, n_features, dtype, cov_type):
     # scikit-learn's N_k = G_k + 10 eps, scaled by the mean weight so that
     # rescaling all sample weights changes nothing
     eps_reg = 10.0 * eps * (total_w / n_samples)
-    return dict(run=run, shift=shift, shift64=shift.astype(np.float64),
-                tied_moments=tied_moments, eps_reg=eps_reg, total_w=total_w,
-                dtype=dtype, cov_type=cov_type)
+    return FitContext(run=run, cov_type=cov_type, dtype=dtype, shift=shift,
+                      total_w=total_w, eps_reg=eps_reg, tied_moments=tied_moments)
 
 
 def _factor_triangle(A, n_features):
-    """The kernel's TRIANGLES code: 'upper' / 'lower' if every stacked factor
-    of A is triangular, else 'general'.
+    """'upper' / 'lower' if every stacked factor of A is triangular, else
+    'general' (``_gaussian.EStep.triangle``).
 
     A is the kernel's (D, D*K) operand, A[i, d*K + k] = L_k[i, d] ('full'),
     or the tied factor itself (D, D). The factors fastem computes (from the
@@ -119,10 +171,10 @@ def _factor_triangle(A, n_features):
     L = A.reshape(n_features, n_features, -1)  # [i, d, k]
     below = np.tril(np.ones((n_features, n_features), dtype=bool), -1)
     if not L[below].any():
-        return _gaussian.TRIANGLES["upper"]
+        return "upper"
     if not L[below.T].any():
-        return _gaussian.TRIANGLES["lower"]
-    return _gaussian.TRIANGLES["general"]
+        return "lower"
+    return "general"
 
 
 class FittedMixture(NamedTuple):
@@ -167,7 +219,7 @@ class _Engine:
     ``run`` is one call of the kernel (``em_pass``) for a block of rows."""
 
     def __init__(self, covariance_type, n_components, n_features, dtype, n_threads):
-        self.cov_code = _gaussian.COV_TYPES[covariance_type]
+        self.cov_type = covariance_type
         self.K = n_components
         self.D = n_features
         self.dtype = np.dtype(dtype)
@@ -178,39 +230,35 @@ class _Engine:
             cov_type=None, stat_type=None, K=None, reuse_distances=True):
         """One kernel pass; returns (log-likelihood sum, stats or None).
 
-        ``centres`` (K, D) in X's dtype: the references of the statistics
-        (see ``em_pass``); None for the global ``shift``. ``stat_type``: the
-        statistics' layout ('full' in an exact 'tied' pass), default the
-        covariance type's. ``cov_type`` / ``K``: another pass than the
-        model's (the data's moments). ``reuse_distances``: see ``em_pass``.
+        ``mode``: 'estep' (with ``operands``, see ``estep_operands``),
+        'given' (``resp``), 'labels' (``labels``) or 'one' (K = 1, the
+        data's moments). ``centres`` (K, D) in X's dtype: the references of
+        the statistics (see ``em_pass``); None for the global ``shift``.
+        ``stat_type``: the statistics' layout ('full' in an exact 'tied'
+        pass), default the covariance type's. ``cov_type`` / ``K``: another
+        pass than the model's. ``reuse_distances``: see ``_gaussian.EStep``.
         """
-        cov_code = self.cov_code if cov_type is None else _gaussian.COV_TYPES[cov_type]
-        stat_code = cov_code if stat_type is None else _gaussian.COV_TYPES[stat_type]
+        cov_type = self.cov_type if cov_type is None else cov_type
         K = self.K if K is None else K
-        D = self.D
-        chunk = self._chunk_rows(cov_code, K)
-        P = _gaussian.n_stat_features(stat_code, D)
-        st = np.empty((K, P)) if stats else np.empty((0, P))
-        tri = _gaussian.TRIANGLES["general"]
-        if operands is None:
-            A, crow, const = np.zeros((1, 1), self.dtype), np.zeros(1, self.dtype), np.empty(0)
-        else:
+        if mode == "estep":
             A, crow, const = operands
-            if cov_code in (_gaussian.COV_TYPES["full"], _gaussian.COV_TYPES["tied"]):
-                tri = _factor_triangle(A, D)
-        empty = np.empty(0, dtype=self.dtype)
-        ll = _gaussian.em_pass(
-            X, empty if sw is None else sw, shift, cov_code,
-            _gaussian.RESP_MODES[mode], A, crow, const,
-            np.empty((0, D), self.dtype) if centres is None else centres,
-            np.empty((0, K)) if resp is None else resp,
-            np.empty(0, np.int32) if labels is None else labels,
-            st,
-            empty if out_lpn is None else out_lpn,
-            np.empty((0, K), self.dtype) if out_resp is None else out_resp,
-            np.empty(0, np.int64) if out_labels is None else out_labels,
-            K, chunk, self.n_threads, tri, stat_code, reuse_distances)
-        return ll, (st if stats else None)
+            tri = _factor_triangle(A, self.D) if cov_type in ("full", "tied") else "general"
+            source = _gaussian.EStep(A, crow, const, tri, reuse_distances)
+        elif mode == "given":
+            source = _gaussian.Given(resp)
+        elif mode == "labels":
+            source = _gaussian.Labels(labels, K)
+        else:
+            source = _gaussian.Ones()
+        layout = _gaussian.COV_TYPES[stat_type or cov_type]
+        st = np.empty((K, _gaussian.n_stat_features(layout, self.D))) if stats else None
+        outputs = None
+        if out_lpn is not None or out_resp is not None or out_labels is not None:
+            outputs = _gaussian.RowOutputs(out_lpn, out_resp, out_labels)
+        chunk = self._chunk_rows(_gaussian.COV_TYPES[cov_type], K)
+        ll = _gaussian.em_pass(X, sw, shift, cov_type, source, st, centres, outputs,
+                               chunk, self.n_threads)
+        return ll, st
 
     def _chunk_rows(self, cov_code, K):
         """Rows per chunk of a pass kind (the kernel owns its workspaces)."""
@@ -269,7 +317,7 @@ def pass_statistics(X, sw, spec, *, labels=None, resp=None, engine=None):
 def estep_spec(ctx, params, operands, references, stat_type, repeated=False):
     """The E-step pass of an EM iteration (``repeated``: the second pass
     about the new means, see ``GaussianMixture._accurate_m_step``)."""
-    return PassSpec(ctx["cov_type"], params["means"].shape[0], "estep", ctx["shift"],
+    return PassSpec(ctx.cov_type, params.means.shape[0], "estep", ctx.shift,
                     operands, references, stat_type, not repeated)
 
 
@@ -567,47 +615,48 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         return X
 
     # The EM runs and the fitted attributes, from a data context; shared with
-    # fastem.dask.GaussianMixture, whose ctx["run"] passes over dask blocks.
+    # fastem.dask.GaussianMixture, whose ctx.run passes over dask blocks.
 
     def _em_runs(self, ctx, rng, n_init, state, inits):
         """``n_init`` EM runs (one from ``state``, the fitted parameters, for
-        a warm start); returns the best as a dict (params, n_iter,
-        lower_bounds, converged, lower_bound)."""
-        max_lower_bound = -np.inf
+        a warm start); returns the best ``EMRun``."""
         best = None
         for init in range(n_init):
             self._verbose_init_beg(init)
-            if state is None:
-                params = self._initial_parameters(ctx, rng, *inits)
-                lower_bound = -np.inf
-            else:
-                params = self._current_parameters(state)
-                lower_bound = self.lower_bound_
-            lower_bounds = []
-            converged = False
-            n_iter = 0
-            for n_iter in range(1, self.max_iter + 1):
-                prev = lower_bound
-                ll, params = self._em_iteration(params, ctx)
-                lower_bound = ll / ctx["total_w"]
-                lower_bounds.append(lower_bound)
-                change = lower_bound - prev
-                self._verbose_iter_end(n_iter, change)
-                if abs(change) < self.tol:
-                    converged = True
-                    break
-            self._verbose_init_end(lower_bound, converged)
-            if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
-                max_lower_bound = lower_bound
-                best = dict(params=params, n_iter=n_iter, lower_bounds=lower_bounds,
-                            converged=converged)
-        best["lower_bound"] = max_lower_bound
+            run = self._em_run(ctx, rng, state, inits)
+            self._verbose_init_end(run.lower_bound, run.converged)
+            # scikit-learn's rule: the highest bound, the last run while
+            # every bound is -inf (max_iter=0)
+            if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
+                best = run
         return best
+
+    def _em_run(self, ctx, rng, state, inits):
+        """One EM run: initialise, then E-step, M-step, bound, stop test."""
+        if state is None:
+            params = self._initial_parameters(ctx, rng, *inits)
+            lower_bound = -np.inf
+        else:
+            params = self._current_parameters(state)
+            lower_bound = self.lower_bound_
+        lower_bounds, converged, n_iter = [], False, 0
+        for n_iter in range(1, self.max_iter + 1):
+            previous_bound = lower_bound
+            # one pass: E-step and the statistics, then the M-step
+            ll, params = self._em_iteration(params, ctx)
+            lower_bound = ll / ctx.total_w
+            lower_bounds.append(lower_bound)
+            change = lower_bound - previous_bound
+            self._verbose_iter_end(n_iter, change)
+            if abs(change) < self.tol:
+                converged = True
+                break
+        return EMRun(params, n_iter, lower_bounds, converged, lower_bound)
 
     def _store_fit(self, run, n_init, dtype):
         """Set the fitted attributes from ``_em_runs``' best run (warning
         when it did not converge)."""
-        self.converged_ = run["converged"]
+        self.converged_ = run.converged
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 f"The best of {n_init} initialisation(s) did not converge within "
@@ -617,10 +666,10 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        self._set_parameters(run["params"], dtype)
-        self.n_iter_ = run["n_iter"]
-        self.lower_bound_ = float(run["lower_bound"])
-        self.lower_bounds_ = [float(v) for v in run["lower_bounds"]]
+        self._set_parameters(run.params, dtype)
+        self.n_iter_ = run.n_iter
+        self.lower_bound_ = float(run.lower_bound)
+        self.lower_bounds_ = [float(v) for v in run.lower_bounds]
         self._fit_covariance_type = self.covariance_type
         for name in _STREAM_ATTRIBUTES:  # a new fit starts no stream
             vars(self).pop(name, None)
@@ -698,13 +747,15 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
             else:
                 params = self._current_parameters(state)
                 # any shift works; the mixture's centre keeps float32 near the data
-                shift = (params["weights"] @ params["means"]).astype(dtype)
+                shift = (params.weights @ params.means).astype(dtype)
                 total_w = float(n_samples if sw is None else sw.sum(dtype=np.float64))
-                ctx = dict(X=X, sw=sw, eng=eng, shift=shift, shift64=shift.astype(np.float64),
-                           tied_moments=None, total_w=total_w, dtype=dtype, cov_type=cov_type,
-                           eps_reg=10.0 * float(np.finfo(dtype).eps) * total_w / n_samples)
+                ctx = FitContext(
+                    run=lambda spec: pass_statistics(X, sw, spec, engine=eng),
+                    cov_type=cov_type, dtype=dtype, shift=shift, total_w=total_w,
+                    eps_reg=10.0 * float(np.finfo(dtype).eps) * total_w / n_samples,
+                    X=X, sw=sw, engine=eng)
             # the statistics are per unit weight: so is the regulariser of N_k
-            ctx["eps_reg"] /= ctx["total_w"]
+            ctx.eps_reg /= ctx.total_w
             seen = int(self.n_steps_) if hasattr(self, "suff_stats_") else 0
             running = (self.suff_stats_, self.suff_stats_ref_) if seen else None
             rho = 1.0 if not seen else (seen + float(self.learning_offset)) ** (
@@ -716,7 +767,7 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         self.n_steps_ = seen + 1
         self.n_iter_ = self.n_steps_
         self.converged_ = False
-        self.lower_bound_ = float(ll / ctx["total_w"])
+        self.lower_bound_ = float(ll / ctx.total_w)
         self.lower_bounds_ = [self.lower_bound_]
         self._fit_covariance_type = cov_type
 
@@ -733,9 +784,9 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
 
         Returns (log-likelihood of the batch, params, statistics, references).
         """
-        X, sw, eng, cov_type = ctx["X"], ctx["sw"], ctx["eng"], ctx["cov_type"]
+        X, sw, eng, cov_type = ctx.X, ctx.sw, ctx.engine, ctx.cov_type
         operands = self._operands(params, ctx)
-        means = np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
+        means = np.ascontiguousarray(params.means, dtype=ctx.dtype)
         refs = self._references(params, ctx)
         if refs is None and cov_type == "tied":
             refs = means
@@ -743,12 +794,12 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         blended = {}
 
         def blended_pass(references, stat_type, repeated=False):
-            ll, st = eng.run(X, sw, ctx["shift"], "estep", operands=operands,
+            ll, st = eng.run(X, sw, ctx.shift, "estep", operands=operands,
                              centres=references, stat_type=stat_type,
                              reuse_distances=not repeated)
-            origin = (np.tile(ctx["shift64"], (means.shape[0], 1)) if references is None
+            origin = (np.tile(ctx.shift64, (means.shape[0], 1)) if references is None
                       else references.astype(np.float64))
-            st = st / ctx["total_w"]
+            st = st / ctx.total_w
             if running is not None:
                 old = recentre_statistics(running[0], running[1], origin, layout)
                 st = (1.0 - rho) * old + rho * st
@@ -786,27 +837,24 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
                                                     self.covariance_type, K, n_features)
         return weights_init, means_init, precisions_init
 
-    # parameters during fit: dict of float64 arrays
     def _current_parameters(self, state):
         covariances = check_fitted_array(
             self, "covariances_", _COVARIANCE_SHAPES[state.cov_type](*state.means.shape))
-        return {
-            "weights": state.weights.astype(np.float64),
-            "means": state.means.astype(np.float64),
-            "covariances": covariances.astype(np.float64),
-            "prec_chol": state.prec_chol.astype(np.float64),
-        }
+        return MixtureParams(state.weights.astype(np.float64),
+                             state.means.astype(np.float64),
+                             covariances.astype(np.float64),
+                             state.prec_chol.astype(np.float64))
 
     def _operands(self, params, ctx):
-        return estep_operands(params["weights"], params["means"], params["prec_chol"],
-                              ctx["cov_type"], ctx["shift64"], ctx["dtype"])
+        return estep_operands(params.weights, params.means, params.prec_chol,
+                              ctx.cov_type, ctx.shift64, ctx.dtype)
 
     def _em_iteration(self, params, ctx):
         """One E-step pass and the M-step; returns (log-likelihood, params)."""
         operands = self._operands(params, ctx)
 
         def estep_pass(references, stat_type, repeated=False):
-            return ctx["run"](estep_spec(ctx, params, operands, references, stat_type,
+            return ctx.run(estep_spec(ctx, params, operands, references, stat_type,
                                          repeated))
 
         return self._accurate_m_step(estep_pass, ctx, self._references(params, ctx),
@@ -825,8 +873,8 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         unless the shift would cost precision (``_precision_loss``): then
         each component's scatter about its mean.
         """
-        means = np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
-        kind, dtype = ctx["cov_type"], ctx["dtype"]
+        means = np.ascontiguousarray(params.means, dtype=ctx.dtype)
+        kind, dtype = ctx.cov_type, ctx.dtype
         if kind in ("diag", "spherical") or (kind == "full" and dtype == np.float32):
             return means
         if self._precision_loss(params, None, ctx) > _ACCURACY[dtype]:
@@ -844,12 +892,12 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         component's mean). Returns the largest ratio over the components
         (inf where a variance came out non-positive).
         """
-        float32_sums = ctx["dtype"] == np.float32 and references is not None
+        float32_sums = ctx.dtype == np.float32 and references is not None
         eps = float(np.finfo(np.float32 if float32_sums else np.float64).eps)
-        ref = ctx["shift64"] if references is None else references.astype(np.float64)
-        move2 = np.square(np.asarray(params["means"]) - ref).sum(axis=1)
-        cov = np.asarray(params["covariances"])
-        kind = ctx["cov_type"]
+        ref = ctx.shift64 if references is None else references.astype(np.float64)
+        move2 = np.square(np.asarray(params.means) - ref).sum(axis=1)
+        cov = np.asarray(params.covariances)
+        kind = ctx.cov_type
         if kind == "full":
             var = np.diagonal(cov, axis1=1, axis2=2).min(axis=1)
         elif kind == "tied":
@@ -876,50 +924,44 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         ('full' statistics) whenever it has references.
         """
         def stat_type(refs):
-            return "full" if ctx["cov_type"] == "tied" and refs is not None else None
+            return "full" if ctx.cov_type == "tied" and refs is not None else None
 
         ll, stats = run_pass(references, stat_type(references))
         params = self._m_step(stats, previous, ctx, references)
-        if self._precision_loss(params, references, ctx) > _ACCURACY[ctx["dtype"]]:
-            references = np.ascontiguousarray(params["means"], dtype=ctx["dtype"])
+        if self._precision_loss(params, references, ctx) > _ACCURACY[ctx.dtype]:
+            references = np.ascontiguousarray(params.means, dtype=ctx.dtype)
             _, stats = run_pass(references, stat_type(references), repeated=True)
             params = self._m_step(stats, previous, ctx, references)
-        params["prec_chol"] = compute_precision_cholesky(params["covariances"],
-                                                         ctx["cov_type"], ctx["dtype"])
+        params.prec_chol = compute_precision_cholesky(params.covariances,
+                                                         ctx.cov_type, ctx.dtype)
         return ll, params
 
     def _m_step(self, stats, previous, ctx, references=None):
         """Weights, means and covariances (float64) from the statistics."""
-        cov_type = ctx["cov_type"]
-        origin = ctx["shift64"] if references is None else references.astype(np.float64)
+        cov_type = ctx.cov_type
+        origin = ctx.shift64 if references is None else references.astype(np.float64)
         nk, means, cov, _ = m_step(
-            stats, origin, cov_type, float(self.reg_covar), ctx["eps_reg"],
-            tied_moments=ctx["tied_moments"] if references is None else None,
-            previous=None if previous is None else (previous["means"],
-                                                    previous["covariances"]),
-            empty_threshold=None if previous is None else ctx["eps_reg"],
+            stats, origin, cov_type, float(self.reg_covar), ctx.eps_reg,
+            tied_moments=ctx.tied_moments if references is None else None,
+            previous=None if previous is None else (previous.means,
+                                                    previous.covariances),
+            empty_threshold=None if previous is None else ctx.eps_reg,
         )
         # scikit-learn: weights = N_k / n_samples at initialisation (weighted:
         # / total weight), N_k / sum N_k after an E-step
-        total = nk.sum() if previous is not None else ctx["total_w"]
-        return {
-            "weights": nk / total,
-            "means": means,
-            "covariances": cov,
-        }
+        total = nk.sum() if previous is not None else ctx.total_w
+        return MixtureParams(nk / total, means, cov)
 
     def _initial_parameters(self, ctx, rng, weights_init, means_init, precisions_init):
-        cov_type = ctx["cov_type"]
+        cov_type = ctx.cov_type
         if weights_init is not None and means_init is not None and precisions_init is not None:
-            return {
-                "weights": weights_init,
-                "means": means_init,
-                "covariances": covariances_from_precisions(precisions_init, cov_type),
-                "prec_chol": precision_cholesky_from_precisions(precisions_init, cov_type),
-            }
+            return MixtureParams(
+                weights_init, means_init,
+                covariances_from_precisions(precisions_init, cov_type),
+                precision_cholesky_from_precisions(precisions_init, cov_type))
         _, params = self._accurate_m_step(self._initial_pass(ctx, rng), ctx, None)
-        weights, means, cov = params["weights"], params["means"], params["covariances"]
-        prec_chol = params["prec_chol"]
+        weights, means, cov = params.weights, params.means, params.covariances
+        prec_chol = params.prec_chol
         if weights_init is not None:
             weights = weights_init
         if means_init is not None:
@@ -927,15 +969,14 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         if precisions_init is not None:
             prec_chol = precision_cholesky_from_precisions(precisions_init, cov_type)
             cov = covariances_from_precisions(precisions_init, cov_type)
-        return {"weights": weights, "means": means, "covariances": cov,
-                "prec_chol": prec_chol}
+        return MixtureParams(weights, means, cov, prec_chol)
 
     def _initial_pass(self, ctx, rng):
         """The pass that gives the statistics of the initial responsibilities,
         as a function ``run_pass(references, stat_type)`` (see
         ``_accurate_m_step``, which may call it twice: the random draws are
         made once)."""
-        X, sw, eng, shift = ctx["X"], ctx["sw"], ctx["eng"], ctx["shift"]
+        X, sw, eng, shift = ctx.X, ctx.sw, ctx.engine, ctx.shift
         n_samples = X.shape[0]
         K = self.n_components
         init = self.init_params
@@ -980,10 +1021,10 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
 
     def _set_parameters(self, params, dtype):
         cov_type = self.covariance_type
-        self.weights_ = np.asarray(params["weights"], dtype=dtype)
-        self.means_ = np.asarray(params["means"], dtype=dtype)
-        self.covariances_ = np.asarray(params["covariances"], dtype=dtype)
-        prec_chol = np.asarray(params["prec_chol"], dtype=np.float64)
+        self.weights_ = np.asarray(params.weights, dtype=dtype)
+        self.means_ = np.asarray(params.means, dtype=dtype)
+        self.covariances_ = np.asarray(params.covariances, dtype=dtype)
+        prec_chol = np.asarray(params.prec_chol, dtype=np.float64)
         self.precisions_cholesky_ = prec_chol.astype(dtype)
         self.precisions_ = precisions_from_cholesky(prec_chol, cov_type).astype(dtype)
 

@@ -20,7 +20,7 @@ def test_build_info_keys_and_types():
     assert isinstance(info["portable_c"], bool)
     assert info["simd_variants"][0] == "baseline"
     assert info["simd_variant"] in ("baseline", "x86_64_v3", "x86_64_v4")
-    assert set(info["simd_modules"]) == {"_kmeans", "_gaussian", "_stats", "_sparse"}
+    assert set(info["simd_modules"]) == {"_lloyd", "_bounded", "_kmeanspp", "_gaussian", "_stats", "_sparse"}
     for level in info["simd_modules"].values():
         assert level in (info["simd_variant"], "baseline")
     assert info["openmp_max_threads"] >= 1

@@ -201,7 +201,7 @@ def test_kmeans_plusplus_edge_shapes_equal_numpy_reference(n, d, k, trials, dtyp
 def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
     # one candidate pass after a first centre, then another that also applies
     # the deferred update of the centre picked from the first
-    from fastem._init import _k, _quarter_sqdist
+    from fastem._init import _kpp, _quarter_sqdist
 
     X = blobs(1800, 13, 5, seed=21, dtype=dtype)
     n, rows, L = len(X), 256, 5
@@ -220,7 +220,7 @@ def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
     def sqdist(i):
         return ((X64 - X64[i]) ** 2).sum(1)
 
-    _k.kpp_init_closest(X, sw, X[0], closest, nearest, chunk_pot, rows, 2, 1.0)
+    _kpp.kpp_init_closest(X, sw, X[0], closest, nearest, chunk_pot, rows, 2, 1.0)
     assert_allclose(closest, sqdist(0).astype(np.float32), rtol=1e-6)
     assert_allclose(chunk_pot, np.add.reduceat(wf * closest, np.arange(0, n, rows)),
                     rtol=1e-12)
@@ -234,9 +234,9 @@ def test_kpp_candidate_pass_chunk_potentials(dtype, weighted):
             better = (improves & (1 << pick)) != 0
             expected_closest[better] = np.minimum(expected_closest, d)[better]
         before = closest.copy()
-        _k.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(X64[centres], cand),
-                                    closest, nearest, improves, last, last_index, pick,
-                                    chunk_pots, potentials, rows, 2, 1.0)
+        _kpp.kpp_candidate_potentials(X, sw, cand, _quarter_sqdist(X64[centres], cand),
+                                      closest, nearest, improves, (last, last_index, pick),
+                                      (chunk_pots, potentials), rows, 2, 1.0)
         # float32 data measure distances in float32: equal to rounding
         assert_allclose(closest, expected_closest, rtol=1e-6)
         assert_array_equal(closest[~better], before[~better])

@@ -59,7 +59,7 @@ def cpu_levels():
                            if all(feats.get(n, False) for n in names)]
 
 
-def built_levels(name="_kmeans"):
+def built_levels(name="_lloyd"):
     """The builds of kernel module ``name`` installed, 'baseline' first."""
     return ["baseline"] + [lvl for lvl in LEVELS
                            if importlib.util.find_spec(f"fastem._kernels.{name}_{lvl}")]
@@ -100,7 +100,7 @@ def load_kernels(name):
 
 
 # The kernel modules the estimators load through load_kernels.
-KERNEL_MODULES = ("_kmeans", "_gaussian", "_stats", "_sparse")
+KERNEL_MODULES = ("_lloyd", "_bounded", "_kmeanspp", "_gaussian", "_stats", "_sparse")
 
 
 def module_levels():

@@ -46,18 +46,26 @@ cdef extern from "csrc/fe_kmeans.h" nogil:
 
 cdef extern from "csrc/fe_gmm.h" nogil:
     int fe_estep_chol_width(int D)
-    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K,
                            int lower, const float *Lp, const float *cp,
                            const double *const_k, float *lp)
-    void fe_estep_chol_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K,
                                int lower, const float *Lp, const float *cp,
                                const double *const_k, float *lp)
-    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K,
                            int lower, const double *Lp, const double *cp,
                            const double *const_k, double *lp)
-    void fe_estep_chol_ref_f64(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_ref_f64(const double *xcT, Py_ssize_t nb, int D, int K,
                                int lower, const double *Lp, const double *cp,
                                const double *const_k, double *lp)
+    void fe_tied_project_f32(const float *xcT, Py_ssize_t nb, int D, int lower,
+                             const float *L, float *yT)
+    void fe_tied_project_ref_f32(const float *xcT, Py_ssize_t nb, int D, int lower,
+                                 const float *L, float *yT)
+    void fe_tied_project_f64(const double *xcT, Py_ssize_t nb, int D, int lower,
+                             const double *L, double *yT)
+    void fe_tied_project_ref_f64(const double *xcT, Py_ssize_t nb, int D, int lower,
+                                 const double *L, double *yT)
     void fe_estep_diag_f32(const float *xcT, Py_ssize_t nb, int D, int K, const float *U,
                            const float *V, const double *const_k, float *lp, float *R)
     void fe_estep_diag_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K,
@@ -185,26 +193,44 @@ def row_argmin2_f32(const float[::1] dist, const float[::1] csq, bint ref):
     return arg, best, second
 
 
-def estep_chol(const floating[:, ::1] xcT, int K, bint tied, bint lower,
+def estep_chol(const floating[:, ::1] xcT, int K, bint lower,
                const floating[::1] Lp, const floating[::1] cp,
                const double[::1] const_k, bint ref):
-    """Fused full/tied E-step (D <= 16): lp (K x nb). Lp: n_fac factors of
-    DD x DD (DD = D padded to 4, 8 or 16), cp: K x DD."""
+    """Fused 'full' E-step (D <= 16): lp (K x nb). Lp: K factors of DD x DD
+    (DD = D padded to 4, 8 or 16), cp: K x DD."""
     cdef int D = xcT.shape[0]
     cdef Py_ssize_t nb = xcT.shape[1]
     cdef int DD = fe_estep_chol_width(D)
     _need(1 <= D <= 16 and nb >= 1 and K >= 1, "need 1 <= D <= 16, nb >= 1, K >= 1")
-    _need(Lp.shape[0] == (1 if tied else K) * DD * DD and cp.shape[0] == K * DD
+    _need(Lp.shape[0] == K * DD * DD and cp.shape[0] == K * DD
           and const_k.shape[0] == K, "inconsistent shapes")
     lp = np.empty((K, nb), np.float32 if sizeof(floating) == 4 else np.float64)
     cdef floating[:, ::1] out = lp
     if floating is float:
         (fe_estep_chol_ref_f32 if ref else fe_estep_chol_f32)(
-            &xcT[0, 0], nb, D, K, tied, lower, &Lp[0], &cp[0], &const_k[0], &out[0, 0])
+            &xcT[0, 0], nb, D, K, lower, &Lp[0], &cp[0], &const_k[0], &out[0, 0])
     else:
         (fe_estep_chol_ref_f64 if ref else fe_estep_chol_f64)(
-            &xcT[0, 0], nb, D, K, tied, lower, &Lp[0], &cp[0], &const_k[0], &out[0, 0])
+            &xcT[0, 0], nb, D, K, lower, &Lp[0], &cp[0], &const_k[0], &out[0, 0])
     return lp
+
+
+def tied_project(const floating[:, ::1] xcT, bint lower, const floating[::1] L, bint ref):
+    """The 'tied' projection (D <= 16): yT (D x nb) = (xc^T L)^T. L: DD x DD."""
+    cdef int D = xcT.shape[0]
+    cdef Py_ssize_t nb = xcT.shape[1]
+    cdef int DD = fe_estep_chol_width(D)
+    _need(1 <= D <= 16 and nb >= 1, "need 1 <= D <= 16, nb >= 1")
+    _need(L.shape[0] == DD * DD, "inconsistent shapes")
+    yT = np.empty((D, nb), np.float32 if sizeof(floating) == 4 else np.float64)
+    cdef floating[:, ::1] out = yT
+    if floating is float:
+        (fe_tied_project_ref_f32 if ref else fe_tied_project_f32)(
+            &xcT[0, 0], nb, D, lower, &L[0], &out[0, 0])
+    else:
+        (fe_tied_project_ref_f64 if ref else fe_tied_project_f64)(
+            &xcT[0, 0], nb, D, lower, &L[0], &out[0, 0])
+    return yT
 
 
 def estep_diag(const floating[:, ::1] xcT, int K, const floating[::1] U,

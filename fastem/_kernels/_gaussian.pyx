@@ -47,9 +47,10 @@ runs::
 
     step           covariance      D <= 16 (fused, in registers)   D > 16
     -------------  --------------  ------------------------------  ----------------------
-    2. E-step      full, tied      fe_estep_chol (upper or lower   _estep_gemm (banded
-                                   factors; tied=1 for tied)       by the triangle) +
-                                                                   fe_logprob_chol
+    2. E-step      full            fe_estep_chol (upper or lower   _estep_gemm (banded
+                                   factors)                        by the triangle) +
+                   tied            fe_tied_project, then           fe_logprob_chol
+                                   fe_estep_diag (unit scales)
                    full, tied with general (non-triangular) factors: _estep_gemm (one
                                    band) + fe_logprob_chol, any D
                    diag, sph.      fe_estep_diag                   fe_logprob_diag
@@ -89,6 +90,10 @@ from fastem._kernels._common cimport (
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._openmp cimport omp_get_thread_num
 
+from typing import NamedTuple
+
+import numpy as np
+
 cdef extern from "csrc/fe_gmm.h" nogil:
     double fe_wsum_f64(const double *v, const double *w, Py_ssize_t nb)
     double fe_wsum_f32(const float *v, const float *w, Py_ssize_t nb)
@@ -103,12 +108,16 @@ cdef extern from "csrc/fe_gmm.h" nogil:
                         const float *gT, const float *R, const float *mu,
                         const float *centres, const float *shift, double *slot,
                         Py_ssize_t P)
-    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K,
                          int lower, const double *fused_a, const double *fused_b,
                          const double *const_k, double *lp)
-    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K, int tied,
+    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K,
                          int lower, const float *fused_a, const float *fused_b,
                          const double *const_k, float *lp)
+    void fe_tied_project_f64(const double *xcT, Py_ssize_t nb, int D, int lower,
+                           const double *L, double *yT)
+    void fe_tied_project_f32(const float *xcT, Py_ssize_t nb, int D, int lower,
+                           const float *L, float *yT)
     void fe_lse_cols_f64(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
                      double *lse)
     void fe_lse_cols_f32(float *lpT, Py_ssize_t nb, int K, float *m, float *s,
@@ -365,72 +374,79 @@ cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
     ``a``: the pass's operands (PassArgs); ``ws``: this thread's workspace (ChunkWs, carved by _chunk_workspace).
     Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
     """
-    cdef Py_ssize_t D = a.D, K = a.K, P = a.P
-    cdef int cov_type = a.cov_type, stat_type = a.stat_type, mode = a.mode
+    cdef Py_ssize_t D = a.D, K = a.K
+    cdef int cov_type = a.cov_type, mode = a.mode
     cdef bint do_stats = a.do_stats
     cdef const floating *sw = NULL if a.sw == NULL else <const floating *>a.sw + r0
-    cdef const floating *shift = <const floating *>a.shift
-    cdef const floating *centres = <const floating *>a.centres
-    cdef const double *resp_in = NULL if a.resp_in == NULL else a.resp_in + r0 * K
-    cdef const int *labels_in = NULL if a.labels_in == NULL else a.labels_in + r0
-    cdef Py_ssize_t b, k
     cdef floating *xcT = <floating *>ws.xcT
     cdef floating *lpf
-    cdef floating *Rs = <floating *>ws.Rs
-    cdef bint sph_r = False
-    cdef double *FT = ws.FT
-    cdef double *lpT = ws.lpT
-    cdef double *r
     cdef floating *rf
+    cdef Py_ssize_t b, k
     cdef double ll = 0.0
     # statistics about each component's own reference (see em_pass)
-    cdef bint own_centres = do_stats and centres != NULL
+    cdef bint own_centres = do_stats and a.centres != NULL
     # float32 'tied' E-step about the shift: fe_stats_tied_f32
     cdef bint tied_f = (floating is float and do_stats and not own_centres
                         and mode == RESP_ESTEP and cov_type == COV_TIED)
+    # float32 spherical statistics reuse the fused E-step's squared
+    # distances (ws.Rs)
+    cdef bint sph_r = (floating is float and own_centres and a.fused_a != NULL
+                       and mode == RESP_ESTEP and cov_type == COV_SPHERICAL
+                       and a.reuse_distances)
     if floating is double:
-        lpf = lpT  # float64 responsibilities feed the statistics in place
+        lpf = ws.lpT  # float64 responsibilities feed the statistics in place
     else:
         lpf = <floating *>ws.lpf
 
     # 1. centre the chunk on the global shift, transposed (D x nb)
     if floating is double:
-        fe_center_T_f64(X, nb, <int>D, shift, xcT)
+        fe_center_T_f64(X, nb, <int>D, <const floating *>a.shift, xcT)
     else:
-        fe_center_T_f32(X, nb, <int>D, shift, xcT)
+        fe_center_T_f32(X, nb, <int>D, <const floating *>a.shift, xcT)
 
     if mode == RESP_ONE and cov_type == COV_FULL and do_stats:
         # the data's weighted moments (see fe_moments_*); FT as scratch
         if floating is double:
-            fe_moments_f64(xcT, nb, <int>D, sw, FT, slot, accumulate)
+            fe_moments_f64(xcT, nb, <int>D, sw, ws.FT, slot, accumulate)
         else:
-            fe_moments_f32(xcT, nb, <int>D, sw, FT, slot, accumulate)
+            fe_moments_f32(xcT, nb, <int>D, sw, ws.FT, slot, accumulate)
         return 0.0
 
-    # features [1; xc; q(xc)] (P x nb) in float64 for the GEMM statistics
-    if do_stats and not own_centres and not tied_f:
-        if floating is double:
-            fe_features_T_f64(xcT, nb, <int>D, stat_type, 1, FT)
-        else:
-            fe_features_T_f32(xcT, nb, <int>D, stat_type, 1, FT)
-
     if mode == RESP_ESTEP:
-        # float32 spherical statistics reuse the fused E-step's squared
-        # distances (Rs)
-        sph_r = (floating is float and own_centres and a.fused_a != NULL
-                 and cov_type == COV_SPHERICAL and a.reuse_distances)
-        ll = _estep_chunk(a, xcT, r0, nb, ws, lpf, Rs if sph_r else NULL)
+        _log_densities(a, xcT, nb, ws, lpf, <floating *>ws.Rs if sph_r else NULL)
+        ll = _normalise_rows(a, r0, nb, ws, lpf)
         if do_stats and sw != NULL and not tied_f:
             for k in range(K):
                 rf = lpf + k * nb
                 for b in range(nb):
                     rf[b] = rf[b] * sw[b]
-    elif mode == RESP_GIVEN:
+    else:
+        _input_responsibilities(a, sw, r0, nb, ws.lpT)
+    if not do_stats:
+        return ll
+    # 4. statistics
+    if own_centres:
+        _centre_statistics(a, X, nb, accumulate, slot, ws, lpf, sph_r)
+    else:
+        _shift_statistics(a, sw, xcT, nb, accumulate, slot, ws, lpf, tied_f)
+    return ll
+
+
+cdef void _input_responsibilities(const PassArgs *a, const floating *sw, Py_ssize_t r0,
+                                  Py_ssize_t nb, double *lpT) noexcept nogil:
+    """Weighted responsibilities w gamma (K x nb, float64) of the chunk from
+    the pass's input: given responsibilities, labels (one-hot) or, for the
+    data's moments, gamma = 1 (K = 1)."""
+    cdef Py_ssize_t K = a.K, b, k
+    cdef const double *resp_in = NULL if a.resp_in == NULL else a.resp_in + r0 * K
+    cdef const int *labels_in = NULL if a.labels_in == NULL else a.labels_in + r0
+    cdef double *r
+    if a.mode == RESP_GIVEN:
         for k in range(K):
             r = lpT + k * nb
             for b in range(nb):
                 r[b] = resp_in[b * K + k] * (1.0 if sw == NULL else <double>sw[b])
-    elif mode == RESP_LABELS:
+    elif a.mode == RESP_LABELS:
         for b in range(nb * K):
             lpT[b] = 0.0
         for b in range(nb):
@@ -438,25 +454,29 @@ cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
     else:  # RESP_ONE (K == 1)
         for b in range(nb):
             lpT[b] = 1.0 if sw == NULL else <double>sw[b]
-    if not do_stats:
-        return ll
 
-    if own_centres:
-        _centre_statistics(a, X, nb, accumulate, slot, ws, lpf, sph_r)
-        return ll
+
+cdef void _shift_statistics(const PassArgs *a, const floating *sw, const floating *xcT,
+                            Py_ssize_t nb, bint accumulate, double *slot, ChunkWs *ws,
+                            floating *lpf, bint tied_f) noexcept nogil:
+    """4b. The chunk's statistics about the global shift, into ``slot``:
+    float32 'tied' E-steps by fe_stats_tied_f32 (float64 N_k and S1_k from
+    renormalised float32 responsibilities, FT as its scratch); otherwise
+    slot (K x P) = (w gamma)^T (K x nb) @ FT^T (nb x P) in float64, FT the
+    quadratic features [1; xc; q(xc)] (float64 E-steps left their
+    responsibilities in lpT)."""
+    cdef Py_ssize_t D = a.D, K = a.K, P = a.P
     if floating is float:
         if tied_f:
-            # float64 N_k and S1_k from renormalised float32 responsibilities
-            # (see fe_stats_tied_f32), FT as its scratch
-            fe_stats_tied_f32(lpf, nb, <int>D, <int>K, sw, xcT, FT, slot, accumulate)
-            return ll
-    # 4b. statistics about the shift: slot (K x P) = (w gamma)^T (K x nb) @
-    # FT^T (nb x P), float64 (float64 E-steps left their responsibilities in
-    # lpT)
+            fe_stats_tied_f32(lpf, nb, <int>D, <int>K, sw, xcT, ws.FT, slot, accumulate)
+            return
+    if floating is double:
+        fe_features_T_f64(xcT, nb, <int>D, a.stat_type, 1, ws.FT)
+    else:
+        fe_features_T_f32(xcT, nb, <int>D, a.stat_type, 1, ws.FT)
     gemm_rowmajor(False, True, <int>K, <int>P, <int>nb, 1.0,
-                  lpT, <int>nb, FT, <int>nb, 1.0 if accumulate else 0.0,
+                  ws.lpT, <int>nb, ws.FT, <int>nb, 1.0 if accumulate else 0.0,
                   slot, <int>P)
-    return ll
 
 
 cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb,
@@ -519,18 +539,16 @@ cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb
                             stat_type == COV_SPHERICAL, mp, lpf, slot, P)
 
 
-cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
-                         Py_ssize_t nb, ChunkWs *ws, floating *lpf,
-                         floating *Rs) noexcept nogil:
-    """E-step of the chunk of ``nb`` rows from row ``r0`` (centred and
-    transposed in ``xcT``): responsibilities into lpf (K x nb), row outputs.
+cdef void _log_densities(const PassArgs *a, const floating *xcT, Py_ssize_t nb,
+                         ChunkWs *ws, floating *lpf, floating *Rs) noexcept nogil:
+    """2. log w_k + log N(x | k) of the chunk's ``nb`` rows (centred and
+    transposed in ``xcT``) into lpf (K x nb), in the data's precision.
 
     ``Rs``: where the float32 spherical kernel leaves the squared distances
-    for the statistics (or NULL). Returns sum_n w_n log p(x_n).
+    for the statistics (or NULL).
     """
     cdef Py_ssize_t D = a.D, K = a.K
     cdef int cov_type = a.cov_type, tri = a.tri
-    cdef const floating *sw = NULL if a.sw == NULL else <const floating *>a.sw + r0
     cdef const floating *A = <const floating *>a.A
     cdef const floating *crow = <const floating *>a.crow
     cdef const double *const_k = a.const_k
@@ -538,24 +556,28 @@ cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
     cdef const floating *fused_b = <const floating *>a.fused_b
     cdef floating *Y = <floating *>ws.Y
     cdef floating *G = <floating *>ws.G
-    cdef floating *m_f = <floating *>ws.m_f
-    cdef floating *s_f = <floating *>ws.s_f
-    cdef floating *lse_f = <floating *>ws.lse_f
-    cdef floating *out_lpn = NULL if a.out_lpn == NULL else <floating *>a.out_lpn + r0
-    cdef floating *out_resp = NULL if a.out_resp == NULL else <floating *>a.out_resp + r0 * K
-    cdef long long *out_labels = NULL if a.out_labels == NULL else a.out_labels + r0
-    cdef Py_ssize_t b, k
-    cdef floating *rf
-    cdef double ll
-    # 2. log w_k + log N(x | k) into lpf (K x nb), data precision
-    if (cov_type == COV_FULL or cov_type == COV_TIED) and fused_a != NULL:
+    cdef Py_ssize_t n_dd
+    if cov_type == COV_FULL and fused_a != NULL:
         # triangular factors, D <= 16: fused, in registers (csrc/fe_gmm.h)
         if floating is double:
-            fe_estep_chol_f64(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                            tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
+            fe_estep_chol_f64(xcT, nb, <int>D, <int>K, tri == TRI_LOWER,
+                            fused_a, fused_b, const_k, lpf)
         else:
-            fe_estep_chol_f32(xcT, nb, <int>D, <int>K, cov_type == COV_TIED,
-                            tri == TRI_LOWER, fused_a, fused_b, const_k, lpf)
+            fe_estep_chol_f32(xcT, nb, <int>D, <int>K, tri == TRI_LOWER,
+                            fused_a, fused_b, const_k, lpf)
+    elif cov_type == COV_TIED and fused_a != NULL:
+        # triangular factor, D <= 16: y = xc^T L once into Y (D x nb), then
+        # the diag kernel's ||y - crow_k||^2 with unit scales (csrc/fe_gmm.h);
+        # fused_b = [crow; ones] (K x DD each)
+        n_dd = K * fe_estep_chol_width(<int>D)
+        if floating is double:
+            fe_tied_project_f64(xcT, nb, <int>D, tri == TRI_LOWER, fused_a, Y)
+            fe_estep_diag_f64(Y, nb, <int>D, <int>K, fused_b + n_dd, fused_b,
+                            const_k, lpf, NULL)
+        else:
+            fe_tied_project_f32(xcT, nb, <int>D, tri == TRI_LOWER, fused_a, Y)
+            fe_estep_diag_f32(Y, nb, <int>D, <int>K, fused_b, fused_b + n_dd,
+                            const_k, lpf, NULL)
     elif cov_type == COV_FULL or cov_type == COV_TIED:
         # YT (W x nb) = A^T @ xcT: all K factors in one GEMM per band of
         # columns d (full) -- see _estep_gemm for the triangular bands
@@ -584,7 +606,23 @@ cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
             fe_logprob_diag_f32(xcT, nb, <int>K, <int>D, cov_type == COV_SPHERICAL,
                               A, crow, const_k, G, lpf)
 
-    # 3. labels, log-sum-exp, responsibilities (in place), log-likelihood
+cdef double _normalise_rows(const PassArgs *a, Py_ssize_t r0, Py_ssize_t nb,
+                            ChunkWs *ws, floating *lpf) noexcept nogil:
+    """3. The chunk's log-densities (lpf, K x nb, rows ``r0`` ..) become
+    responsibilities in place (log-sum-exp per row); labels, log p(x_n) and
+    responsibilities go to the pass's row outputs. Returns
+    sum_n w_n log p(x_n)."""
+    cdef Py_ssize_t K = a.K
+    cdef const floating *sw = NULL if a.sw == NULL else <const floating *>a.sw + r0
+    cdef floating *m_f = <floating *>ws.m_f
+    cdef floating *s_f = <floating *>ws.s_f
+    cdef floating *lse_f = <floating *>ws.lse_f
+    cdef floating *out_lpn = NULL if a.out_lpn == NULL else <floating *>a.out_lpn + r0
+    cdef floating *out_resp = NULL if a.out_resp == NULL else <floating *>a.out_resp + r0 * K
+    cdef long long *out_labels = NULL if a.out_labels == NULL else a.out_labels + r0
+    cdef Py_ssize_t b, k
+    cdef floating *rf
+    cdef double ll
     if floating is double:
         if out_labels != NULL:
             fe_argmax_cols_f64(lpf, nb, <int>K, m_f, out_labels)
@@ -604,6 +642,8 @@ cdef double _estep_chunk(const PassArgs *a, const floating *xcT, Py_ssize_t r0,
             for b in range(nb):
                 out_resp[b * K + k] = rf[b]
     return ll
+
+
 
 
 cdef double _process_partition(const PassArgs *a, const floating *X,
@@ -627,159 +667,269 @@ cdef double _process_partition(const PassArgs *a, const floating *X,
     return ll
 
 
-def em_pass(const floating[:, ::1] X,
-            const floating[::1] sample_weight,
-            const floating[::1] shift,
-            int cov_type,
-            int mode,
-            const floating[:, ::1] A,
-            const floating[::1] crow,
-            const double[::1] const_k,
-            const floating[:, ::1] centres,
-            const double[:, ::1] resp_in,
-            const int[::1] labels_in,
-            double[:, ::1] stats,
-            floating[::1] out_lpn,
-            floating[:, ::1] out_resp,
-            long long[::1] out_labels,
-            Py_ssize_t n_components,
-            Py_ssize_t chunk,
-            int n_threads,
-            int tri=0,
-            int stat_type=-1,
-            bint reuse_distances=True):
+class EStep(NamedTuple):
+    """Responsibilities from an E-step with these operands (see em_pass).
+
+    ``A``: full (D, K*D) stacked factors, column d*K+k = column d of L_k;
+    tied (D, D) = L; diag / spherical (K, D) shifted means mu'. ``crow``:
+    full (D*K,) rows mu'_k^T L_k laid out d-major (index d*K+k); tied
+    (D*K,) likewise with L; diag (K*D,) precisions p^2 = 1/var; spherical
+    (K,) precisions. ``const_k``: (K,) float64 log w_k + log det L_k -
+    D/2 log(2 pi). ``triangle``: 'upper' / 'lower' when every factor in A is
+    (lets the kernels skip structural zeros), else 'general'.
+    ``reuse_distances``: float32 'spherical' statistics taken from the
+    E-step's squared distances to the current means (corrected to the
+    references); False computes them from the rows (a pass repeated about
+    new references, far from the E-step's means).
+    """
+    A: object
+    crow: object
+    const_k: object
+    triangle: str = "general"
+    reuse_distances: bool = True
+
+
+class Given(NamedTuple):
+    """Given responsibilities: (N, K) float64."""
+    resp: object
+
+
+class Labels(NamedTuple):
+    """Hard labels (one-hot responsibilities): (N,) int32 in [0, K)."""
+    labels: object
+    n_components: int
+
+
+class Ones(NamedTuple):
+    """K = 1 and gamma = 1: the data's weighted moments."""
+
+
+class RowOutputs(NamedTuple):
+    """Per-row outputs of an E-step (each optional): ``log_prob`` (N,)
+    log p(x_n); ``resp`` (N, K) responsibilities; ``labels`` (N,) int64
+    argmax_k of w_k N(x_n | k)."""
+    log_prob: object = None
+    resp: object = None
+    labels: object = None
+
+
+def em_pass(const floating[:, ::1] X, sample_weight, const floating[::1] shift,
+            str cov_type, source, stats=None, centres=None, outputs=None,
+            Py_ssize_t chunk=256, int n_threads=1):
     """One fused pass over X; returns sum_n w_n log p(x_n) (0 unless E-step).
 
     Parameters
     ----------
     X : (N, D) floating, C-contiguous
-    sample_weight : (N,) or (0,) floating; empty means unit weights
+    sample_weight : (N,) floating or None (unit weights)
     shift : (D,) floating; the global centre c
-    cov_type, mode : ints from COV_TYPES / RESP_MODES
-    A : E-step operand: full (D, K*D) stacked factors, column d*K+k = column
-        d of L_k; tied (D, D) = L; diag/spherical (K, D) shifted means mu'
-    crow : full (D*K,) row ``mu'_k^T L_k`` laid out d-major (index d*K+k);
-        tied (D*K,) likewise with L; diag (K*D,) precisions p^2 = 1/var;
-        spherical (K,) precisions
-    const_k : (K,) log w_k + log det L_k - D/2 log(2 pi)
-    centres : (K, D) references of the statistics, one per component
-        (usually the current means), in any mode: S1_k and S2_k are then
-        sums of w gamma (x - centres[k]) and its squares / products, with
-        no cancellation however far the components lie from ``shift``.
-        (0, D): statistics about ``shift`` (not allowed with 'tied'
-        statistics, whose references are always ``shift``).
-    resp_in : (N, K) float64 for mode "given", else (0, K)
-    labels_in : (N,) int32 for mode "labels", else (0,)
-    stats : (K, P) float64 output (overwritten) or (0, P) for no statistics
-    out_lpn : (N,) log p(x_n) or (0,)
-    out_resp : (N, K) responsibilities or (0, K)
-    out_labels : (N,) int64 argmax_k of w_k N(x_n | k), or (0,)
-    n_components : K
-    chunk : rows per chunk (fastem._parallel.chunk_rows of chunk_bytes_per_row)
-    n_threads : OpenMP threads
-    tri : TRI_UPPER / TRI_LOWER when every factor in A is upper / lower
-        triangular (full and tied), which lets the E-step GEMM skip the
-        structural zeros; TRI_GENERAL otherwise
-    stat_type : layout of the statistics, -1 for ``cov_type``'s; a 'tied'
-        pass may accumulate COV_FULL statistics about ``centres`` (the tied
+    cov_type : 'full', 'tied', 'diag' or 'spherical'
+    source : where the responsibilities come from: ``EStep`` operands,
+        ``Given`` responsibilities, ``Labels`` or ``Ones`` (K = 1)
+    stats : (K, P) float64 output (overwritten), or None for no statistics.
+        P = n_stat_features of the covariance type; a 'tied' pass may ask
+        for 'full' statistics (P of 'full') about ``centres``: the tied
         covariance is then the sum of the components' scatters, exact for
-        components far from ``shift``)
-    reuse_distances : float32 'spherical' E-steps take their statistics
-        from the E-step's squared distances to the current means, corrected
-        to ``centres``; False computes them from the rows (a pass repeated
-        about new references, far from the E-step's means)
+        components far from ``shift``.
+    centres : (K, D) floating references of the statistics, one per
+        component (usually the current means): S1_k and S2_k are then sums
+        of w gamma (x - centres[k]) and its squares / products, with no
+        cancellation however far the components lie from ``shift``. None:
+        statistics about ``shift`` (the only choice for 'tied' statistics).
+    outputs : ``RowOutputs`` (E-step only) or None
+    chunk : rows per chunk (fastem._parallel.chunk_rows of
+        chunk_bytes_per_row)
+    n_threads : OpenMP threads
     """
-    cdef Py_ssize_t N = X.shape[0], D = X.shape[1], K = n_components
-    cdef Py_ssize_t P = stats.shape[1]
-    cdef Py_ssize_t KP = K * P
-    cdef Py_ssize_t p, e, per_thread
-    cdef int tid
-    cdef double ll_total = 0.0
-    cdef int cancel = 0
-    cdef Partitions pt
     cdef PassArgs a
-    cdef double *stats_p = NULL
-    cdef const floating *X_p = NULL
     cdef floating *fused = NULL
+    cdef double[:, ::1] st
+    if chunk < 1 or n_threads < 1:
+        raise ValueError("em_pass: chunk and n_threads must be >= 1")
+    memset(&a, 0, sizeof(PassArgs))
+    a.N, a.D, a.B = X.shape[0], X.shape[1], chunk
+    _set_kind(&a, cov_type, source, stats)
+    if shift.shape[0] != a.D:
+        raise ValueError("em_pass: shift must have D entries")
+    a.shift = &shift[0]
+    _set_weights(&a, X, sample_weight)
+    _set_centres(&a, X, centres)
+    _set_outputs(&a, X, outputs)
+    if a.mode == RESP_ESTEP:
+        fused = _set_estep(&a, X, source)
+    else:
+        _set_given(&a, source)
+    if a.N == 0:
+        free(fused)
+        if a.do_stats:
+            st = stats
+            st[:, :] = 0.0
+        return 0.0
+    try:
+        return _run_pass(&a, &X[0, 0], stats, n_threads)
+    finally:
+        free(fused)
+
+
+cdef void _set_kind(PassArgs *a, str cov_type, source, stats) except *:
+    """Covariance type, mode, K and the statistics' layout, checked."""
+    if cov_type not in COV_TYPES:
+        raise ValueError(f"em_pass: unknown covariance type {cov_type!r}")
+    a.cov_type = COV_TYPES[cov_type]
+    if isinstance(source, EStep):
+        a.mode, a.K = RESP_ESTEP, len(source.const_k)
+    elif isinstance(source, Given):
+        a.mode, a.K = RESP_GIVEN, source.resp.shape[1]
+    elif isinstance(source, Labels):
+        a.mode, a.K = RESP_LABELS, source.n_components
+    elif isinstance(source, Ones):
+        a.mode, a.K = RESP_ONE, 1
+    else:
+        raise TypeError("em_pass: source must be EStep, Given, Labels or Ones")
+    if a.K < 1:
+        raise ValueError("em_pass: K must be >= 1")
+    a.stat_type = a.cov_type
+    a.P = n_stat_features(a.cov_type, a.D)
+    a.do_stats = stats is not None
+    if not a.do_stats:
+        return
+    if (a.cov_type == COV_TIED and stats.shape[1] == n_stat_features(COV_FULL, a.D)):
+        a.stat_type, a.P = COV_FULL, stats.shape[1]
+    if stats.dtype != np.float64 or stats.shape != (a.K, a.P):
+        raise ValueError(f"em_pass: stats must be float64 ({a.K}, {a.P})")
+
+
+cdef void _set_weights(PassArgs *a, const floating[:, ::1] X, sample_weight) except *:
+    # (X fixes the data's type: every floating array of a pass has it)
+    cdef const floating[::1] sw
+    if sample_weight is None:
+        return
+    sw = sample_weight
+    if sw.shape[0] != a.N:
+        raise ValueError("em_pass: sample_weight must have N entries")
+    if a.N > 0:
+        a.sw = &sw[0]
+
+
+cdef void _set_centres(PassArgs *a, const floating[:, ::1] X, centres) except *:
+    cdef const floating[:, ::1] c
+    if centres is None or not a.do_stats:
+        return
+    c = centres
+    if c.shape[0] != a.K or c.shape[1] != a.D:
+        raise ValueError("em_pass: centres must be (K, D)")
+    if a.stat_type == COV_TIED or a.mode == RESP_ONE:
+        raise ValueError("em_pass: 'tied' statistics and moments are about the shift")
+    a.centres = &c[0, 0]
+
+
+cdef void _set_outputs(PassArgs *a, const floating[:, ::1] X, outputs) except *:
+    cdef floating[::1] lpn
+    cdef floating[:, ::1] resp
+    cdef long long[::1] labels
+    if outputs is None or a.N == 0:
+        return
+    if a.mode != RESP_ESTEP:
+        raise ValueError("em_pass: row outputs need an E-step")
+    if outputs.log_prob is not None:
+        lpn = outputs.log_prob
+        if lpn.shape[0] != a.N:
+            raise ValueError("em_pass: log_prob must have N entries")
+        a.out_lpn = &lpn[0]
+    if outputs.resp is not None:
+        resp = outputs.resp
+        if resp.shape[0] != a.N or resp.shape[1] != a.K:
+            raise ValueError("em_pass: resp must be (N, K)")
+        a.out_resp = &resp[0, 0]
+    if outputs.labels is not None:
+        labels = outputs.labels
+        if labels.shape[0] != a.N:
+            raise ValueError("em_pass: labels must have N entries")
+        a.out_labels = &labels[0]
+
+
+cdef floating *_set_estep(PassArgs *a, const floating[:, ::1] X, source) except? NULL:
+    """The E-step operands, checked; returns the packed fused operands
+    (owned by the caller, NULL where no fused kernel applies)."""
+    cdef const floating[:, ::1] A = source.A
+    cdef const floating[::1] crow = source.crow
+    cdef const double[::1] const_k = source.const_k
+    cdef Py_ssize_t D = a.D, K = a.K
+    cdef floating *fused
+    if source.triangle not in TRIANGLES:
+        raise ValueError(f"em_pass: unknown triangle {source.triangle!r}")
+    a.tri = TRIANGLES[source.triangle]
+    a.reuse_distances = source.reuse_distances
+    if a.cov_type == COV_FULL:
+        ok = A.shape[0] == D and A.shape[1] == K * D and crow.shape[0] == D * K
+    elif a.cov_type == COV_TIED:
+        ok = A.shape[0] == D and A.shape[1] == D and crow.shape[0] == D * K
+    elif a.cov_type == COV_DIAG:
+        ok = A.shape[0] == K and A.shape[1] == D and crow.shape[0] == K * D
+    else:
+        ok = A.shape[0] == K and A.shape[1] == D and crow.shape[0] == K
+    if not ok:
+        raise ValueError("em_pass: E-step operands of the wrong shape")
+    a.A, a.crow, a.const_k = &A[0, 0], &crow[0], &const_k[0]
+    fused = _fused_operands(A, crow, a.cov_type, K, a.tri)
+    if fused != NULL:
+        a.fused_a = fused
+        a.fused_b = fused + fused_a_len(a.cov_type, K, D)
+    return fused
+
+
+cdef void _set_given(PassArgs *a, source) except *:
+    """Given responsibilities or labels, checked (labels in [0, K))."""
+    cdef const double[:, ::1] resp
+    cdef const int[::1] labels
+    if isinstance(source, Given):
+        resp = source.resp
+        if resp.shape[0] != a.N:
+            raise ValueError("em_pass: resp must be (N, K)")
+        if a.N > 0:
+            a.resp_in = &resp[0, 0]
+    elif isinstance(source, Labels):
+        labels = source.labels
+        if labels.shape[0] != a.N:
+            raise ValueError("em_pass: labels must have N entries")
+        if a.N > 0:
+            if np.min(source.labels) < 0 or np.max(source.labels) >= a.K:
+                raise ValueError("em_pass: labels must lie in [0, K)")
+            a.labels_in = &labels[0]
+
+
+cdef double _run_pass(PassArgs *a, const floating *X, stats, int n_threads) except? -1.0:
+    """The parallel pass: fixed partitions of the chunks (see _common.pxd),
+    slot p holding partition p's statistics (K x P) and then its
+    log-likelihood, summed in partition order after the region."""
+    cdef Py_ssize_t KP = a.K * a.P, p, per_thread
+    cdef double ll_total = 0.0
+    cdef int tid, cancel = 0
+    cdef Partitions pt
+    cdef double[:, ::1] st
     cdef void *raw = NULL
     cdef char *ws = NULL
-
-    if stat_type < 0:
-        stat_type = cov_type
-    _check_pass_shapes(N, D, K, cov_type, stat_type, mode, sample_weight.shape[0],
-                       shift.shape[0], A.shape[0], A.shape[1], crow.shape[0],
-                       const_k.shape[0], centres.shape[0], centres.shape[1],
-                       resp_in.shape[0], resp_in.shape[1], labels_in.shape[0],
-                       out_lpn.shape[0], out_resp.shape[0], out_resp.shape[1],
-                       out_labels.shape[0], chunk, n_threads)
-    if N == 0:
-        return 0.0
-    if stats.shape[1] != P or P != n_stat_features(stat_type, D):
-        raise ValueError("em_pass: statistics of the wrong size")
-    memset(&a, 0, sizeof(PassArgs))
-    a.N = N
-    a.D = D
-    a.K = K
-    a.P = P
-    a.B = chunk
-    a.cov_type = cov_type
-    a.stat_type = stat_type
-    a.mode = mode
-    a.tri = tri
-    a.do_stats = stats.shape[0] > 0
-    a.reuse_distances = reuse_distances
-    a.shift = &shift[0]
-    X_p = &X[0, 0]
-    if sample_weight.shape[0] > 0:
-        a.sw = &sample_weight[0]
-    if a.do_stats and centres.shape[0] > 0:
-        a.centres = &centres[0, 0]
-    if mode == RESP_ESTEP:
-        a.A = &A[0, 0]
-        a.crow = &crow[0]
-        a.const_k = &const_k[0]
-        fused = _fused_operands(A, crow, cov_type, K, tri)
-        if fused != NULL:
-            a.fused_a = fused
-            a.fused_b = fused + fused_a_len(cov_type, K, D)
-    elif mode == RESP_GIVEN:
-        a.resp_in = &resp_in[0, 0]
-    elif mode == RESP_LABELS:
-        a.labels_in = &labels_in[0]
-    if a.do_stats:
-        stats_p = &stats[0, 0]
-        for e in range(KP):
-            stats_p[e] = 0.0
-    if out_lpn.shape[0] > 0:
-        a.out_lpn = &out_lpn[0]
-    if out_resp.shape[0] > 0:
-        a.out_resp = &out_resp[0, 0]
-    if out_labels.shape[0] > 0:
-        a.out_labels = &out_labels[0]
-
-    # fixed partitions of the chunks (see _common.pxd); slot p holds the
-    # partition's statistics (K x P) and then its log-likelihood
-    per_thread = workspace_bytes(cov_type, K, D, chunk, sizeof(floating), stat_type)
+    per_thread = workspace_bytes(a.cov_type, a.K, a.D, a.B, sizeof(floating), a.stat_type)
     pt.slots = NULL
-    if partitions_init(&pt, N, chunk, KP + 1) == 0:
+    if partitions_init(&pt, a.N, a.B, KP + 1) == 0:
         ws = workspaces_alloc(per_thread, n_threads, &raw)
     if ws == NULL:
-        free(fused); free(raw); partitions_free(&pt)
+        free(raw); partitions_free(&pt)
         raise MemoryError("fastem: could not allocate the mixture pass workspace")
     with nogil:
         for p in prange(pt.n_parts, schedule="dynamic", chunksize=1,
                         num_threads=n_threads):
             tid = omp_get_thread_num()
             slot_of(&pt, p)[KP] = _process_partition(
-                &a, X_p, first_chunk(&pt, p), first_chunk(&pt, p + 1), slot_of(&pt, p),
+                a, X, first_chunk(&pt, p), first_chunk(&pt, p + 1), slot_of(&pt, p),
                 ws + tid * per_thread, &cancel)
-        # deterministic reduction: partitions added in partition order
         partitions_sum(&pt, KP, 1, &ll_total)
-        if a.do_stats:
-            partitions_sum(&pt, 0, KP, stats_p)
+    if a.do_stats:
+        st = stats
+        st[:, :] = 0.0
+        partitions_sum(&pt, 0, KP, &st[0, 0])
     partitions_free(&pt)
     free(raw)
-    free(fused)
     raise_pending(cancel)
     return ll_total
 
@@ -801,7 +951,9 @@ cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] cro
     no fused kernel applies (D > 16, or factors that are not triangular).
 
     full / tied with triangular factors: fused_a = the n_fac x DD x DD
-    factors, fused_b = the K x DD offsets crow_k. diag / spherical: fused_a,
+    factors, fused_b = the K x DD offsets crow_k (tied: followed by K x DD
+    ones, the unit scales of fe_estep_diag on the projected rows, zero
+    beyond D like every padded entry). diag / spherical: fused_a,
     fused_b = U, V of fe_estep_diag (K x DD): float64 sqrt(p), (mu - c)
     sqrt(p); float32 mu - c, p (spherical: p_k repeated over d).
     """
@@ -814,7 +966,8 @@ cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] cro
     cdef floating *fb
     if DD == 0 or ((cov_type == COV_FULL or cov_type == COV_TIED) and tri == TRI_GENERAL):
         return NULL
-    fa = <floating *>calloc(n_a + K * DD, sizeof(floating))
+    fa = <floating *>calloc(n_a + K * DD * (2 if cov_type == COV_TIED else 1),
+                            sizeof(floating))
     if fa == NULL:
         raise MemoryError("fastem: could not allocate the fused E-step operands")
     fb = fa + n_a
@@ -826,6 +979,8 @@ cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] cro
         for k in range(K):
             for d in range(D):
                 fb[k * DD + d] = crow[d * K + k]
+                if cov_type == COV_TIED:
+                    fb[K * DD + k * DD + d] = 1.0
         return fa
     for k in range(K):
         for d in range(D):
@@ -839,43 +994,3 @@ cdef floating *_fused_operands(const floating[:, ::1] A, const floating[::1] cro
     return fa
 
 
-def _check_pass_shapes(Py_ssize_t N, Py_ssize_t D, Py_ssize_t K, int cov_type,
-                       int stat_type, int mode, Py_ssize_t n_sw, Py_ssize_t n_shift,
-                       Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t n_crow,
-                       Py_ssize_t n_const, Py_ssize_t c0, Py_ssize_t c1,
-                       Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n_lab,
-                       Py_ssize_t n_lpn, Py_ssize_t o0, Py_ssize_t o1,
-                       Py_ssize_t n_olab, Py_ssize_t chunk, int n_threads):
-    """Raise ValueError unless every operand of ``em_pass`` has the shape
-    the pass will index it with (the kernel trusts nothing else)."""
-    if K < 1 or D < 1 or chunk < 1 or n_threads < 1:
-        raise ValueError("em_pass: K, D, chunk and n_threads must be >= 1")
-    if cov_type not in (COV_FULL, COV_TIED, COV_DIAG, COV_SPHERICAL):
-        raise ValueError("em_pass: unknown covariance type")
-    if stat_type != cov_type and not (cov_type == COV_TIED and stat_type == COV_FULL):
-        raise ValueError("em_pass: statistics layout does not fit the covariance type")
-    if mode not in (RESP_ESTEP, RESP_GIVEN, RESP_LABELS, RESP_ONE):
-        raise ValueError("em_pass: unknown mode")
-    if (n_sw != 0 and n_sw != N) or n_shift != D:
-        raise ValueError("em_pass: sample_weight or shift of the wrong length")
-    if c0 != 0 and (c0 != K or c1 != D or stat_type == COV_TIED or mode == RESP_ONE):
-        raise ValueError("em_pass: centres must be (K, D), with non-tied statistics")
-    if mode == RESP_ESTEP:
-        W = K * D if cov_type == COV_FULL else D
-        if cov_type in (COV_FULL, COV_TIED):
-            ok = a0 == D and a1 == W and n_crow == D * K
-        elif cov_type == COV_DIAG:
-            ok = a0 == K and a1 == D and n_crow == K * D
-        else:
-            ok = a0 == K and a1 == D and n_crow == K
-        if not ok or n_const != K:
-            raise ValueError("em_pass: E-step operands of the wrong shape")
-    elif mode == RESP_GIVEN and (r0 != N or r1 != K):
-        raise ValueError("em_pass: resp_in must be (N, K)")
-    elif mode == RESP_LABELS and n_lab != N:
-        raise ValueError("em_pass: labels_in must have N entries")
-    elif mode == RESP_ONE and K != 1:
-        raise ValueError("em_pass: mode 'one' needs K == 1")
-    if (n_lpn not in (0, N) or o0 not in (0, N) or o1 != K or n_olab not in (0, N)
-            or ((n_lpn or o0 or n_olab) and mode != RESP_ESTEP)):
-        raise ValueError("em_pass: row outputs of the wrong shape")

@@ -2,10 +2,11 @@
 
 The EM runs, the M-step and the stopping test are the in-memory
 estimator's own (``_em_runs``, ``_accurate_m_step``, ``_store_fit``); only
-the passes differ: ``ctx["run"]`` runs ``pass_statistics`` on every block
+the passes differ: ``ctx.run`` runs ``pass_statistics`` on every block
 and adds the statistics in block order.
 """
 import math
+from dataclasses import replace
 
 import dask
 import numpy as np
@@ -39,11 +40,11 @@ class _BlockMixture(LocalGaussianMixture):
     """The in-memory estimator with its initial pass over dask blocks."""
 
     def _initial_pass(self, ctx, rng):
-        blocks, threads, K = ctx["blocks"], ctx["threads"], self.n_components
+        blocks, threads, K = ctx.X, ctx.n_threads, self.n_components
         init = self.init_params
 
         def spec(mode, refs, stat_type):
-            return PassSpec(ctx["cov_type"], K, mode, ctx["shift"], None, refs,
+            return PassSpec(ctx.cov_type, K, mode, ctx.shift, None, refs,
                             stat_type, True, threads)
 
         if init == "kmeans":
@@ -210,8 +211,8 @@ converged_, n_iter_, lower_bound_, lower_bounds_, n_features_in_
         def run(spec):
             return map_reduce(_tasks.mixture_pass, blocks, spec._replace(n_threads=threads))
 
-        ctx = data_context(run, n_samples, n_features, dtype, self.covariance_type)
-        ctx.update(blocks=blocks, threads=threads)
+        ctx = replace(data_context(run, n_samples, n_features, dtype, self.covariance_type),
+                      X=blocks, n_threads=threads)
         n_init = self.n_init if do_init else 1
         best = local._em_runs(ctx, check_random_state(self.random_state), n_init, state,
                               inits)

@@ -1,4 +1,4 @@
-"""The K-means passes of fastem._kernels._kmeans against a numpy reference.
+"""The K-means passes (fastem._kernels._lloyd, _bounded) against a numpy reference.
 
 Each pass is called directly, as the estimators call it, on edge sizes:
 N = 1, K = 1, D = 1, K = N, N not a multiple of the chunk and several
@@ -13,7 +13,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from fastem._kernels import load_kernels
 from fastem._kmeans import _bound_updates
 
-_k = load_kernels("_kmeans")
+_lloyd = load_kernels("_lloyd")
+_bounded = load_kernels("_bounded")
 
 # (n, d, k, chunk_rows)
 SHAPES = [(1, 1, 1, 32), (1, 3, 1, 32), (7, 2, 7, 32), (1000, 1, 4, 32),
@@ -50,7 +51,7 @@ def test_lloyd_pass(dtype, n, d, k, chunk, weighted, shifted):
     lab, sums, weights, inertia = _reference(X, C, w.astype(dtype).astype(np.float64))
     labels = np.full(n, -1, np.int32)
     out_sums, out_w = np.empty((k, d)), np.empty(k)
-    n_changed, got_inertia, norms = _k.lloyd_pass(
+    n_changed, got_inertia, norms = _lloyd.lloyd_pass(
         X, sw, shift if shifted else shift[:0], C - shift, labels, out_sums, out_w,
         np.nan, chunk, 2)
     assert_array_equal(labels, lab)
@@ -65,7 +66,7 @@ def test_lloyd_pass(dtype, n, d, k, chunk, weighted, shifted):
     assert_allclose(norms, ww @ ((X.astype(np.float64) - shift) ** 2).sum(axis=1),
                     rtol=1e-6 if dtype == np.float32 else 1e-12)
     # a second pass from the same labels changes nothing
-    n_changed, _, _ = _k.lloyd_pass(X, sw, shift if shifted else shift[:0], C - shift,
+    n_changed, _, _ = _lloyd.lloyd_pass(X, sw, shift if shifted else shift[:0], C - shift,
                                     labels, out_sums, out_w, norms, chunk, 1)
     assert n_changed == 0
     assert_array_equal(labels, lab)
@@ -83,8 +84,9 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
     labels = np.full(n, -1, np.int32)
     sums, weights = np.empty((k, d)), np.empty(k)
     drift, half_sep = _bound_updates(None, C)
-    _k.bounded_pass(X, sw, np.empty(0, dtype), C, half_sep, drift, upper, lower,
-                    labels, sums, weights, True, chunk, 2)
+    _bounded.bounded_pass(X, sw, np.empty(0, dtype), C,
+                          _bounded.CentreMoves(half_sep, drift, True),
+                          _bounded.RowBounds(upper, lower, labels), sums, weights, chunk, 2)
     lab, ref_sums, ref_w, _ = _reference(X, C, ww)
     assert_array_equal(labels, lab)
     assert_allclose(sums, ref_sums, rtol=1e-9, atol=1e-9 * np.abs(ref_sums).max())
@@ -102,8 +104,10 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
         C2 = C.copy()
         C2[[0, 1]] = C[[1, 0]]
         drift, half_sep = _bound_updates(C.astype(np.float64), C2)
-        _k.bounded_pass(X, sw, np.empty(0, dtype), C2, half_sep, drift, upper, lower,
-                        labels, sums, weights, False, chunk, 2)
+        _bounded.bounded_pass(X, sw, np.empty(0, dtype), C2,
+                              _bounded.CentreMoves(half_sep, drift, False),
+                              _bounded.RowBounds(upper, lower, labels), sums, weights,
+                              chunk, 2)
         lab2, sums2, w2, _ = _reference(X, C2, ww)
         assert_array_equal(labels, lab2)
         assert_allclose(sums, sums2, rtol=1e-9, atol=1e-9 * np.abs(sums2).max())

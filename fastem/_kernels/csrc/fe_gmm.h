@@ -482,6 +482,22 @@ FE_INLINE void fe_vstore_##SUFFIX(T *p, VT v) { memcpy(p, &v, sizeof v); }
 FE_DEFINE_VEC_IO(float, fe_vf, f32)
 FE_DEFINE_VEC_IO(double, fe_vd, f64)
 
+/* Native-width vectors for the kernels whose lanes are independent (every
+ * lane is its own row or its own feature, and no sum runs across lanes):
+ * their results do not depend on the width, and a width the registers hold
+ * whole avoids spilling 64-byte vectors on AVX2 and SSE2. */
+#if defined(__AVX512F__)
+#define FE_NBYTES 64
+#elif defined(__AVX__)
+#define FE_NBYTES 32
+#else
+#define FE_NBYTES 16
+#endif
+typedef float fe_nf __attribute__((vector_size(FE_NBYTES)));
+typedef double fe_nd __attribute__((vector_size(FE_NBYTES)));
+FE_DEFINE_VEC_IO(float, fe_nf, n32)
+FE_DEFINE_VEC_IO(double, fe_nd, n64)
+
 /* Full covariance: slot[k] += [N_k, S1_k, vech(S2_k)] (P = 1 + D + D(D+1)/2).
  * xp: padded chunk rows (nb x Dp), mp: padded references (K x Dp), gT:
  * weights (K x nb), Z and GZ: nb x Dp scratch each. */
@@ -491,7 +507,7 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                         T *restrict Z, T *restrict GZ, double *restrict slot, \
                         ptrdiff_t P)                                        \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T), IB = 8 };                            \
+    enum { VL = sizeof(VT) / sizeof(T), IB = 8 };                            \
     const int NV = Dp / VL;                                                 \
     const ptrdiff_t SB = FE_SUBBLOCK(T);                                    \
     T part[IB][VL];                                                         \
@@ -564,8 +580,8 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_STATS_FULL(fe_stats_full_f32, float, fe_vf, f32, fe_sum_f32)
-FE_DEFINE_STATS_FULL(fe_stats_full_f64, double, fe_vd, f64, fe_sum_f64)
+FE_DEFINE_STATS_FULL(fe_stats_full_f32, float, fe_nf, n32, fe_sum_f32)
+FE_DEFINE_STATS_FULL(fe_stats_full_f64, double, fe_nd, n64, fe_sum_f64)
 
 /* The full kernel when a row is one vector (float32, D <= 16): per
  * sub-block of rows, g_b z_b is formed and stored (and summed into S1),
@@ -904,7 +920,7 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
                         const T *restrict gT, double *restrict slot,        \
                         ptrdiff_t P)                                        \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    enum { VL = sizeof(VT) / sizeof(T) };                                    \
     const int NV = Dp / VL;                                                 \
     const ptrdiff_t SB = FE_SUBBLOCK(T);                                    \
     T l1[VL], l2[VL];                                                       \
@@ -953,11 +969,12 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
         if (spherical) out[1 + D] += sph;                                   \
     }                                                                       \
 }
-FE_DEFINE_STATS_DIAG(fe_stats_diag_f32, float, fe_vf, f32, fe_sum_f32)
-FE_DEFINE_STATS_DIAG(fe_stats_diag_f64, double, fe_vd, f64, fe_sum_f64)
+FE_DEFINE_STATS_DIAG(fe_stats_diag_f32, float, fe_nf, n32, fe_sum_f32)
+FE_DEFINE_STATS_DIAG(fe_stats_diag_f64, double, fe_nd, n64, fe_sum_f64)
 
 /* ---------------------------------------------------------------------------
- * Fused E-step of 'full' and 'tied' for triangular factors and D <= 16.
+ * Fused E-step of 'full' for triangular factors and D <= 16 ('tied' is
+ * fe_tied_project then fe_estep_diag, below).
  *
  * log N(x | k) = const_k - 1/2 sum_d (y_kd - crow_kd)^2 with
  * y_kd = sum_i xc_i L_k[i, d]; an upper factor (every factor fastem
@@ -974,49 +991,39 @@ FE_DEFINE_STATS_DIAG(fe_stats_diag_f64, double, fe_vd, f64, fe_sum_f64)
  * rounded up, so the loops have constant trip counts and unroll; the padded
  * entries of x, L and crow are zeros and add exact zeros. Each y_kd sums in
  * order of i, the squares in order of d.
- * Lp: n_fac x DD x DD factors (L[i][d], zero-padded); cp: K x DD residual
+ * Lp: K x DD x DD factors (L[i][d], zero-padded); cp: K x DD residual
  * offsets crow_k = (mu_k - c)^T L_k (zero-padded); lp: K x nb output.
  * ------------------------------------------------------------------------- */
+/* x[0..DD) = rows b0 .. b0 + nv of the D x nb chunk xcT, rows in lanes,
+ * zero beyond D features and nv rows */
+#define FE_LOAD_ROW_BLOCK(T, SUFFIX, DD, x, xcT, nb, b0, nv, D, tmp)        \
+    for (int i = 0; i < DD; ++i) {                                          \
+        if (i < D && nv == VL) {                                            \
+            x[i] = fe_vload_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);          \
+        } else {                                                            \
+            for (int l = 0; l < VL; ++l)                                    \
+                tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
+            x[i] = fe_vload_##SUFFIX(tmp);                                   \
+        }                                                                   \
+    }
+
 #define FE_DEFINE_ESTEP_CHOL(NAME, T, VT, SUFFIX, DD)                        \
 FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
-                        int tied, int lower, const T *restrict Lp,          \
+                        int lower, const T *restrict Lp,                    \
                         const T *restrict cp, const double *restrict const_k, \
                         T *restrict lp)                                     \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    enum { VL = sizeof(VT) / sizeof(T) };                                   \
     T tmp[VL];                                                              \
     for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
         const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
-        VT x[DD], y[DD];                                                    \
-        for (int i = 0; i < DD; ++i) {                                      \
-            if (i < D && nv == VL) {                                        \
-                x[i] = fe_vload_##SUFFIX(xcT + (ptrdiff_t)i * nb + b0);      \
-            } else {                                                        \
-                for (int l = 0; l < VL; ++l)                                \
-                    tmp[l] = (i < D && l < nv) ? xcT[(ptrdiff_t)i * nb + b0 + l] : (T)0; \
-                x[i] = fe_vload_##SUFFIX(tmp);                               \
-            }                                                               \
-        }                                                                   \
-        if (tied) {                                                         \
-            _Pragma("GCC unroll 16")                                        \
-            for (int d = 0; d < DD; ++d) {                                  \
-                VT s = {0};                                                 \
-                for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)  \
-                    s += x[i] * Lp[i * DD + d];                             \
-                y[d] = s;                                                   \
-            }                                                               \
-        }                                                                   \
+        VT x[DD];                                                           \
+        FE_LOAD_ROW_BLOCK(T, SUFFIX, DD, x, xcT, nb, b0, nv, D, tmp)        \
         for (int k = 0; k < K; ++k) {                                       \
-            const T *restrict L = Lp + (tied ? 0 : (ptrdiff_t)k * DD * DD); \
+            const T *restrict L = Lp + (ptrdiff_t)k * DD * DD;              \
             const T *restrict c = cp + (ptrdiff_t)k * DD;                   \
             VT acc = {0};                                                   \
-            if (tied) {                                                     \
-                _Pragma("GCC unroll 16")                                    \
-                for (int d = 0; d < DD; ++d) {                              \
-                    VT t = y[d] - c[d];                                     \
-                    acc += t * t;                                           \
-                }                                                           \
-            } else if (lower) {                                             \
+            if (lower) {                                                    \
                 _Pragma("GCC unroll 16")                                    \
                 for (int d = 0; d < DD; ++d) {                              \
                     VT s = {0};                                             \
@@ -1045,26 +1052,82 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f64, double, fe_vd, f64, 4)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f64, double, fe_vd, f64, 8)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f64, double, fe_vd, f64, 16)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f32, float, fe_vf, f32, 4)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f32, float, fe_vf, f32, 8)
-FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f32, float, fe_vf, f32, 16)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f64, double, fe_nd, n64, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f64, double, fe_nd, n64, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f64, double, fe_nd, n64, 16)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol4_f32, float, fe_nf, n32, 4)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol8_f32, float, fe_nf, n32, 8)
+FE_DEFINE_ESTEP_CHOL(fe_estep_chol16_f32, float, fe_nf, n32, 16)
+
+/* 'tied' for a triangular factor L and D <= 16, first half of the E-step:
+ * yT (D x nb) = (xc^T L)^T, rows in vector lanes, each y_d summed over the
+ * factor's triangle in order of i (i <= d upper, i >= d lower). The second
+ * half is fe_estep_diag on yT with unit scales and the offsets crow_k:
+ * t = y_d - crow_kd, q = sum_d t^2, lp = const_k - q / 2 (the unit factor
+ * is exact), so one projection per row serves all K components. */
+#define FE_DEFINE_TIED_PROJECT(NAME, T, VT, SUFFIX, DD)                      \
+FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D,         \
+                        int lower, const T *restrict L, T *restrict yT)     \
+{                                                                           \
+    enum { VL = sizeof(VT) / sizeof(T) };                                   \
+    T tmp[VL];                                                              \
+    for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
+        const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
+        VT x[DD];                                                           \
+        FE_LOAD_ROW_BLOCK(T, SUFFIX, DD, x, xcT, nb, b0, nv, D, tmp)        \
+        _Pragma("GCC unroll 16")                                            \
+        for (int d = 0; d < DD; ++d) {                                      \
+            if (d >= D) break;                                              \
+            VT s = {0};                                                     \
+            if (lower) {                                                    \
+                _Pragma("GCC unroll 16")                                    \
+                for (int i = d; i < DD; ++i) s += x[i] * L[i * DD + d];     \
+            } else {                                                        \
+                _Pragma("GCC unroll 16")                                    \
+                for (int i = 0; i <= d; ++i) s += x[i] * L[i * DD + d];     \
+            }                                                               \
+            if (nv == VL) {                                                 \
+                fe_vstore_##SUFFIX(yT + (ptrdiff_t)d * nb + b0, s);          \
+            } else {                                                        \
+                fe_vstore_##SUFFIX(tmp, s);                                  \
+                for (int l = 0; l < nv; ++l) yT[(ptrdiff_t)d * nb + b0 + l] = tmp[l]; \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_TIED_PROJECT(fe_tied_project4_f64, double, fe_nd, n64, 4)
+FE_DEFINE_TIED_PROJECT(fe_tied_project8_f64, double, fe_nd, n64, 8)
+FE_DEFINE_TIED_PROJECT(fe_tied_project16_f64, double, fe_nd, n64, 16)
+FE_DEFINE_TIED_PROJECT(fe_tied_project4_f32, float, fe_nf, n32, 4)
+FE_DEFINE_TIED_PROJECT(fe_tied_project8_f32, float, fe_nf, n32, 8)
+FE_DEFINE_TIED_PROJECT(fe_tied_project16_f32, float, fe_nf, n32, 16)
 
 
 #define FE_DEFINE_ESTEP_CHOL_DISPATCH(NAME, T, SFX)                          \
-static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int tied, int lower, \
+static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, int lower,       \
                  const T *Lp, const T *cp, const double *const_k, T *lp)    \
 {                                                                           \
     switch (fe_estep_chol_width(D)) {                                       \
-    case 4: fe_estep_chol4_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
-    case 8: fe_estep_chol8_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
-    default: fe_estep_chol16_##SFX(xcT, nb, D, K, tied, lower, Lp, cp, const_k, lp); break; \
+    case 4: fe_estep_chol4_##SFX(xcT, nb, D, K, lower, Lp, cp, const_k, lp); break; \
+    case 8: fe_estep_chol8_##SFX(xcT, nb, D, K, lower, Lp, cp, const_k, lp); break; \
+    default: fe_estep_chol16_##SFX(xcT, nb, D, K, lower, Lp, cp, const_k, lp); break; \
     }                                                                       \
 }
 FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f64, double, f64)
 FE_DEFINE_ESTEP_CHOL_DISPATCH(fe_estep_chol_f32, float, f32)
+
+#define FE_DEFINE_TIED_PROJECT_DISPATCH(NAME, T, SFX)                        \
+static void NAME(const T *xcT, ptrdiff_t nb, int D, int lower, const T *L,  \
+                 T *yT)                                                     \
+{                                                                           \
+    switch (fe_estep_chol_width(D)) {                                       \
+    case 4: fe_tied_project4_##SFX(xcT, nb, D, lower, L, yT); break;        \
+    case 8: fe_tied_project8_##SFX(xcT, nb, D, lower, L, yT); break;        \
+    default: fe_tied_project16_##SFX(xcT, nb, D, lower, L, yT); break;      \
+    }                                                                       \
+}
+FE_DEFINE_TIED_PROJECT_DISPATCH(fe_tied_project_f64, double, f64)
+FE_DEFINE_TIED_PROJECT_DISPATCH(fe_tied_project_f32, float, f32)
 
 /* ---------------------------------------------------------------------------
  * Fused E-step of 'diag' and 'spherical' for D <= 16: a block of VL rows of
@@ -1087,7 +1150,7 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         const double *restrict const_k, T *restrict lp,     \
                         T *restrict R)                                      \
 {                                                                           \
-    enum { VL = FE_VBYTES / sizeof(T) };                                    \
+    enum { VL = sizeof(VT) / sizeof(T) };                                    \
     T tmp[VL];                                                              \
     for (ptrdiff_t b0 = 0; b0 < nb; b0 += VL) {                             \
         const ptrdiff_t nv = nb - b0 < VL ? nb - b0 : VL;                   \
@@ -1142,12 +1205,12 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f64, double, fe_vd, f64, 4, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f64, double, fe_vd, f64, 8, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f64, double, fe_vd, f64, 16, 1)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f32, float, fe_vf, f32, 4, 0)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f32, float, fe_vf, f32, 8, 0)
-FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f32, float, fe_vf, f32, 16, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f64, double, fe_nd, n64, 4, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f64, double, fe_nd, n64, 8, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f64, double, fe_nd, n64, 16, 1)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag4_f32, float, fe_nf, n32, 4, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag8_f32, float, fe_nf, n32, 8, 0)
+FE_DEFINE_ESTEP_DIAG(fe_estep_diag16_f32, float, fe_nf, n32, 16, 0)
 
 #define FE_DEFINE_ESTEP_DIAG_DISPATCH(NAME, T, SFX)                          \
 static void NAME(const T *xcT, ptrdiff_t nb, int D, int K, const T *U,       \

@@ -122,39 +122,29 @@ FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp
 FE_DEFINE_STATS_DIAG_REF(fe_stats_diag_ref_f32, float, fe_sum_f32)
 FE_DEFINE_STATS_DIAG_REF(fe_stats_diag_ref_f64, double, fe_sum_f64)
 
-/* Fused E-step of 'full' / 'tied' (see FE_DEFINE_ESTEP_CHOL), one row at a
- * time: x is the row zero-padded to DD, y_d sums x_i L[i, d] over i <= d
- * (upper factors) or i >= d (lower), in order of i, and the squared
- * residuals add up in order of d. */
+/* Fused E-step of 'full' (see FE_DEFINE_ESTEP_CHOL), one row at a time: x
+ * is the row zero-padded to DD, y_kd sums x_i L_k[i, d] over i <= d (upper
+ * factors) or i >= d (lower), in order of i, and the squared residuals add
+ * up in order of d. */
 #define FE_DEFINE_ESTEP_CHOL_REF(NAME, T)                                    \
 FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
-                        int tied, int lower, const T *restrict Lp,          \
+                        int lower, const T *restrict Lp,                    \
                         const T *restrict cp, const double *restrict const_k, \
                         T *restrict lp)                                     \
 {                                                                           \
     const int DD = fe_estep_chol_width(D);                                  \
-    T x[16], y[16];                                                         \
+    T x[16];                                                                \
     for (ptrdiff_t b = 0; b < nb; ++b) {                                    \
         for (int i = 0; i < DD; ++i)                                        \
             x[i] = i < D ? xcT[(ptrdiff_t)i * nb + b] : (T)0;               \
-        for (int d = 0; tied && d < DD; ++d) {                              \
-            T s = 0;                                                        \
-            for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)      \
-                s += x[i] * Lp[i * DD + d];                                 \
-            y[d] = s;                                                       \
-        }                                                                   \
         for (int k = 0; k < K; ++k) {                                       \
-            const T *restrict L = Lp + (tied ? 0 : (ptrdiff_t)k * DD * DD); \
+            const T *restrict L = Lp + (ptrdiff_t)k * DD * DD;              \
             const T *restrict c = cp + (ptrdiff_t)k * DD;                   \
             T acc = 0;                                                      \
             for (int d = 0; d < DD; ++d) {                                  \
                 T s = 0;                                                    \
-                if (tied) {                                                 \
-                    s = y[d];                                               \
-                } else {                                                    \
-                    for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i) \
-                        s += x[i] * L[i * DD + d];                          \
-                }                                                           \
+                for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)  \
+                    s += x[i] * L[i * DD + d];                              \
                 const T t = s - c[d];                                       \
                 acc += t * t;                                               \
             }                                                               \
@@ -164,6 +154,28 @@ FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K
 }
 FE_DEFINE_ESTEP_CHOL_REF(fe_estep_chol_ref_f64, double)
 FE_DEFINE_ESTEP_CHOL_REF(fe_estep_chol_ref_f32, float)
+
+/* The 'tied' projection (see FE_DEFINE_TIED_PROJECT), one row at a time:
+ * yT[d, b] sums x_i L[i, d] over the factor's triangle, in order of i. */
+#define FE_DEFINE_TIED_PROJECT_REF(NAME, T)                                  \
+FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D,  \
+                        int lower, const T *restrict L, T *restrict yT)     \
+{                                                                           \
+    const int DD = fe_estep_chol_width(D);                                  \
+    T x[16];                                                                \
+    for (ptrdiff_t b = 0; b < nb; ++b) {                                    \
+        for (int i = 0; i < DD; ++i)                                        \
+            x[i] = i < D ? xcT[(ptrdiff_t)i * nb + b] : (T)0;               \
+        for (int d = 0; d < D; ++d) {                                       \
+            T s = 0;                                                        \
+            for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)      \
+                s += x[i] * L[i * DD + d];                                  \
+            yT[(ptrdiff_t)d * nb + b] = s;                                  \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_TIED_PROJECT_REF(fe_tied_project_ref_f64, double)
+FE_DEFINE_TIED_PROJECT_REF(fe_tied_project_ref_f32, float)
 
 /* Fused E-step of 'diag' / 'spherical' (see FE_DEFINE_ESTEP_DIAG), one row
  * at a time, x zero-padded to DD: float64 sums (x_d u_kd - v_kd)^2, float32
@@ -400,6 +412,8 @@ FE_HOT static inline void fe_stats_sph_ref_f32(const float *restrict xcT, ptrdif
 #define fe_stats_diag_f64 fe_stats_diag_ref_f64
 #define fe_estep_chol_f32 fe_estep_chol_ref_f32
 #define fe_estep_chol_f64 fe_estep_chol_ref_f64
+#define fe_tied_project_f32 fe_tied_project_ref_f32
+#define fe_tied_project_f64 fe_tied_project_ref_f64
 #define fe_estep_diag_f32 fe_estep_diag_ref_f32
 #define fe_estep_diag_f64 fe_estep_diag_ref_f64
 #define fe_stats_tied_f32 fe_stats_tied_ref_f32

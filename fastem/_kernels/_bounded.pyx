@@ -1,0 +1,280 @@
+"""Bounded Lloyd passes (Hamerly's algorithm): the iterates of Lloyd's
+algorithm (_lloyd.pyx) without computing most distances. Chunks, partitions
+and the fixed reduction order as in _lloyd.pyx; shared helpers in
+_kmeans_common.pxd.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, uint16_t
+from libc.stdlib cimport calloc, malloc, free
+from libc.float cimport FLT_MAX
+from libc.math cimport INFINITY, sqrt
+from libc.string cimport memset
+
+from fastem._kernels._blas cimport gemm_rowmajor
+from fastem._kernels._common cimport (
+    Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
+    partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
+from fastem._kernels._openmp cimport omp_get_thread_num
+from fastem._kernels._interrupt cimport interrupted, raise_pending
+from fastem._kernels._kmeans_common cimport *
+
+from typing import NamedTuple
+
+# ---------------------------------------------------------------------------
+# Bounded Lloyd pass (Hamerly's algorithm): the same iterates as Lloyd's,
+# without computing most distances.
+#
+# Every row keeps an upper bound u >= ||x - c_a|| on the distance to its own
+# centre a and a lower bound l <= min_{j != a} ||x - c_j|| on the distance to
+# every other centre. When the centres move by drift_j, the triangle
+# inequality keeps u + drift_a and l - max_{j != a} drift_j valid. If
+# u <= max(l, s_a), where s_a is half the distance from c_a to its nearest
+# other centre, no centre can be closer than c_a and the row is skipped
+# without reading it. Otherwise u is tightened to the exact distance and the
+# test repeated; only rows that still fail get all k distances (one GEMM over
+# the gathered rows). Sums move incrementally: a row that changes cluster
+# takes w x out of its old cluster's sum and into the new one's, so after the
+# first iterations a pass reads little more than the bounds.
+#
+# The bounds must hold for the distances the arithmetic produces: u is taken
+# from an exact float64 difference, and l from the GEMM expansion minus a
+# bound on its rounding error (err_scale (||x||^2 + max ||c||^2)).
+# ---------------------------------------------------------------------------
+
+cdef inline double _frame_sqdist(const floating *x, const floating *shift,
+                                 const floating *c, Py_ssize_t d) noexcept nogil:
+    """||(x - shift) - c||^2 in float64 with exact differences.
+
+    Four accumulators over j mod 4 (combined in a fixed order) keep the
+    additions from waiting on each other. ``shift`` may be NULL.
+    """
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, t0, t1, t2, t3
+    cdef Py_ssize_t j = 0
+    if shift == NULL:
+        while j + 4 <= d:
+            t0 = <double>x[j] - <double>c[j]
+            t1 = <double>x[j + 1] - <double>c[j + 1]
+            t2 = <double>x[j + 2] - <double>c[j + 2]
+            t3 = <double>x[j + 3] - <double>c[j + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            j += 4
+        while j < d:
+            t0 = <double>x[j] - <double>c[j]
+            s0 += t0 * t0
+            j += 1
+    else:
+        while j + 4 <= d:
+            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
+            t1 = (<double>x[j + 1] - <double>shift[j + 1]) - <double>c[j + 1]
+            t2 = (<double>x[j + 2] - <double>shift[j + 2]) - <double>c[j + 2]
+            t3 = (<double>x[j + 3] - <double>shift[j + 3]) - <double>c[j + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            j += 4
+        while j < d:
+            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
+            s0 += t0 * t0
+            j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                         Py_ssize_t k, const floating *sw, const floating *shift,
+                         const floating *centres, const floating *csq,
+                         double csq_max, const double *half_sep,
+                         const double *drift, double drift_max,
+                         double drift_second, Py_ssize_t drift_arg,
+                         bint fresh, double err_scale,
+                         floating *upper, floating *lower, int32_t *labels,
+                         floating *xbuf, floating *dist, int32_t *gathered,
+                         double *dsums, double *dweights,
+                         double *counts) noexcept nogil:
+    """One chunk of a bounded pass; adds sum/weight *changes* into the slot."""
+    cdef Py_ssize_t i, j, g, c, a, n_full = 0, n_changed = 0
+    cdef double u, l, m, w, xsq, second, v, err2
+    # stored bounds are rounded outward past the storage precision
+    cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
+    cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
+    cdef floating best, second_f
+    cdef floating *xr
+    cdef Py_ssize_t t, n_todo = 0
+    # per-row max(l, s_a), kept in the distance buffer (k >= 2 floats per
+    # row there: bounded passes are only used with two or more centres)
+    cdef double *mrow = <double *>dist
+    if fresh:
+        for i in range(nb):
+            gathered[i] = <int32_t>i
+        n_full = nb
+    else:
+        # 1. bounds only: most rows stop here without their data being read
+        for i in range(nb):
+            a = labels[i]
+            u = upper[i] + drift[a]
+            l = lower[i] - (drift_second if a == drift_arg else drift_max)
+            m = l if l > half_sep[a] else half_sep[a]
+            lower[i] = <floating>(l * (down if l > 0.0 else up))
+            if u <= m:
+                upper[i] = <floating>(u * up)
+            else:
+                gathered[n_todo] = <int32_t>i
+                mrow[n_todo] = m
+                n_todo += 1
+        # 2. tighten u to the exact distance for the others (prefetched)
+        for t in range(n_todo):
+            if t + FE_PREFETCH_ROWS < n_todo:
+                fe_prefetch_row(x + gathered[t + FE_PREFETCH_ROWS] * d,
+                                    d * sizeof(floating))
+            i = gathered[t]
+            u = sqrt(_frame_sqdist(x + i * d, shift, centres + labels[i] * d, d))
+            upper[i] = <floating>(u * (1.0 + 1e-6))
+            if u > mrow[t]:
+                gathered[n_full] = <int32_t>i
+                n_full += 1
+    if n_full == 0:
+        return
+    for g in range(n_full):
+        i = gathered[g]
+        for j in range(d):
+            xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
+    gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
+                  xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
+    for g in range(n_full):
+        i = gathered[g]
+        xr = xbuf + g * d
+        if floating is float:
+            c = fe_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
+        else:
+            c = fe_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
+        second = second_f
+        xsq = _sqnorm(xr, d)
+        err2 = err_scale * (xsq + csq_max)
+        # the upper bound rounds up and the lower one down when stored
+        upper[i] = <floating>(sqrt(_frame_sqdist(xr, <const floating *>NULL,
+                                                 centres + c * d, d)) * (1.0 + 1e-6))
+        v = second + xsq - err2
+        lower[i] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
+        a = labels[i]
+        if fresh or c != a:
+            w = sw[i] if sw != NULL else 1.0
+            for j in range(d):
+                dsums[c * d + j] += w * xr[j]
+            dweights[c] += w
+            if not fresh:
+                for j in range(d):
+                    dsums[a * d + j] -= w * xr[j]
+                dweights[a] -= w
+        if c != a:
+            n_changed += 1
+            labels[i] = <int32_t>c
+    counts[0] += n_changed
+    counts[1] += n_full
+
+
+class CentreMoves(NamedTuple):
+    """How the centres moved since the bounds were last valid.
+
+    ``half_sep`` (k,) float64: half the distance from each centre to its
+    nearest other centre; ``drift`` (k,) float64: how far each centre moved
+    (both rounded outward by the caller); ``fresh``: assign every row from
+    scratch and recompute the sums (the first pass), instead of updating
+    them by the rows that change cluster.
+    """
+    half_sep: object
+    drift: object
+    fresh: bool
+
+
+class RowBounds(NamedTuple):
+    """Each row's state between bounded passes, updated in place: ``upper``
+    and ``lower`` (n,) in X's dtype, ``labels`` (n,) int32."""
+    upper: object
+    lower: object
+    labels: object
+
+
+def bounded_pass(const floating[:, ::1] X,
+                 const floating[::1] sample_weight,
+                 const floating[::1] shift,
+                 const floating[:, ::1] centres,
+                 moves,
+                 bounds,
+                 double[:, ::1] sums,
+                 double[::1] weights,
+                 Py_ssize_t chunk_rows,
+                 int n_threads):
+    """One bounded Lloyd pass (see the note above); returns (n_changed, n_full).
+
+    ``moves``: a ``CentreMoves``; ``bounds``: a ``RowBounds``. With
+    ``moves.fresh`` ``sums`` / ``weights`` are recomputed, otherwise
+    updated by the rows that change cluster. Frames and weights as in
+    ``lloyd_pass``.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
+    cdef const double[::1] half_sep = moves.half_sep
+    cdef const double[::1] drift = moves.drift
+    cdef bint fresh = moves.fresh
+    cdef floating[::1] upper = bounds.upper
+    cdef floating[::1] lower = bounds.lower
+    cdef int32_t[::1] labels = bounds.labels
+    cdef int cancel = 0
+    cdef Py_ssize_t p, c, j, start, drift_arg = 0
+    cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0
+    cdef double counts[2]
+    cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
+    cdef floating *csq
+    cdef CentrePass run
+    cdef PassWs tw
+    cdef double *slot
+    if (half_sep.shape[0] != k or drift.shape[0] != k or upper.shape[0] != n
+            or lower.shape[0] != n or labels.shape[0] != n):
+        raise ValueError("bounded_pass: moves need k entries, bounds n")
+    # slot: [sums (k x d), weights (k), n_changed, n_full]
+    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), True,
+                        k * d + k + 2, n_threads) != 0:
+        raise MemoryError("fastem: could not allocate the bounded pass workspace")
+    csq = <floating *>run.csq
+    with nogil:
+        _centre_sqnorms(&centres[0, 0], k, d, csq)
+        for j in range(k):
+            if csq[j] > csq_max:
+                csq_max = csq[j]
+            if drift[j] > drift_max:
+                drift_second = drift_max
+                drift_max = drift[j]
+                drift_arg = j
+            elif drift[j] > drift_second:
+                drift_second = drift[j]
+        for p in prange(run.pt.n_parts, schedule='dynamic', num_threads=n_threads):
+            tw = centre_pass_workspace(&run, omp_get_thread_num(), chunk_rows, d, k,
+                                       sizeof(floating), True)
+            slot = slot_of(&run.pt, p)
+            for c in range(first_chunk(&run.pt, p), first_chunk(&run.pt, p + 1)):
+                if interrupted(&cancel):
+                    break
+                start = c * chunk_rows
+                _bounded_chunk(&X[start, 0], chunk_len(&run.pt, c), d, k,
+                               swp + start if swp != NULL else NULL, shp,
+                               &centres[0, 0], csq, csq_max, &half_sep[0],
+                               &drift[0], drift_max, drift_second, drift_arg,
+                               fresh, err_scale, &upper[start], &lower[start],
+                               &labels[start], <floating *>tw.rows,
+                               <floating *>tw.dist, tw.gathered,
+                               slot, slot + k * d, slot + k * d + k)
+        # fixed-order reduction; without ``fresh`` the slots update the sums
+        if fresh:
+            memset(&sums[0, 0], 0, k * d * sizeof(double))
+            memset(&weights[0], 0, k * sizeof(double))
+        memset(counts, 0, 2 * sizeof(double))
+        partitions_sum(&run.pt, 0, k * d, &sums[0, 0])
+        partitions_sum(&run.pt, k * d, k, &weights[0])
+        partitions_sum(&run.pt, k * d + k, 2, counts)
+    centre_pass_close(&run)
+    raise_pending(cancel)
+    return <Py_ssize_t>counts[0], <Py_ssize_t>counts[1]

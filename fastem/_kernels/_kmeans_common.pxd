@@ -1,0 +1,154 @@
+# Shared by the K-means kernel modules (_lloyd, _bounded, _kmeanspp): the C
+# helpers of csrc/fe_kmeans.h, small inline helpers on rows and centres, and the
+# allocation of a pass over the centres (CentrePass): fixed partitions with
+# their slots, one workspace per thread (PassWs), the centres' squared norms.
+from libc.stdint cimport int32_t, uint16_t
+from libc.stdlib cimport free, malloc
+
+from fastem._kernels._common cimport (
+    Carver, Partitions, carve, carved_size, floating, partitions_free,
+    partitions_init, workspaces_alloc)
+
+cdef extern from "csrc/fe_kmeans.h" nogil:
+    float fe_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
+    double fe_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
+    float fe_sqnorm_f32(const float *a, Py_ssize_t n)
+    double fe_sqnorm_f64(const double *a, Py_ssize_t n)
+    Py_ssize_t fe_row_argmin_f32(const float *dist, const float *csq,
+                                     Py_ssize_t k, float *best)
+    Py_ssize_t fe_row_argmin_f64(const double *dist, const double *csq,
+                                     Py_ssize_t k, double *best)
+    Py_ssize_t fe_row_argmin2_f32(const float *dist, const float *csq,
+                                      Py_ssize_t k, float *best, float *second)
+    Py_ssize_t fe_row_argmin2_f64(const double *dist, const double *csq,
+                                      Py_ssize_t k, double *best, double *second)
+    void fe_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest,
+                             const float *sw, const float *cand, Py_ssize_t L,
+                             uint16_t *improves, double *sums)
+    # the k-means++ improvement-mask bit of candidate l, and the software
+    # prefetch of gathered rows (FE_PREFETCH_ROWS ahead)
+    uint16_t fe_cand_bit(Py_ssize_t l)
+    void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
+    enum: FE_PREFETCH_ROWS
+    void fe_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest,
+                             const double *sw, const double *cand, Py_ssize_t L,
+                             uint16_t *improves, double *sums, double *pots,
+                             double scale)
+
+
+cdef inline double _sqdist(const floating *a, const floating *b,
+                           Py_ssize_t n) noexcept nogil:
+    """sum_j (a_j - b_j)^2 in the data's precision, in the fixed lanes of
+    csrc/fe_kmeans.h: the value the k-means++ candidate pass compares, in every build."""
+    if floating is float:
+        return fe_sqdist_f32(a, b, n)
+    else:
+        return fe_sqdist_f64(a, b, n)
+
+
+cdef inline double _sqnorm(const floating *a, Py_ssize_t n) noexcept nogil:
+    """sum_j a_j^2 in the data's precision (the lanes of _sqdist)."""
+    if floating is float:
+        return fe_sqnorm_f32(a, n)
+    else:
+        return fe_sqnorm_f64(a, n)
+
+
+cdef inline void _shift_rows(const floating *x, const floating *shift,
+                             Py_ssize_t nb, Py_ssize_t d,
+                             floating *out) noexcept nogil:
+    """out[i, j] = x[i, j] - shift[j] for a chunk of nb rows."""
+    cdef Py_ssize_t i, j
+    for i in range(nb):
+        for j in range(d):
+            out[i * d + j] = x[i * d + j] - shift[j]
+
+
+cdef inline void _centre_sqnorms(const floating *centres, Py_ssize_t k,
+                                 Py_ssize_t d, floating *csq) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(k):
+        csq[c] = <floating>_sqnorm(centres + c * d, d)
+
+
+cdef inline const floating *_in_frame(const floating *x, const floating *shift,
+                                      Py_ssize_t nb, Py_ssize_t d,
+                                      floating *buf) noexcept nogil:
+    """The chunk's rows in the shifted frame: x itself when shift is NULL."""
+    if shift == NULL:
+        return x
+    _shift_rows(x, shift, nb, d, buf)
+    return buf
+
+
+cdef struct PassWs:
+    # One thread's workspace of a Lloyd or bounded pass (void *: a struct
+    # cannot hold the fused type). Returned by value, so that inside a
+    # prange the variable it is assigned to is private to the thread.
+    void *rows          # nb x d: the chunk's rows in the shifted frame
+    void *dist          # nb x k: distance block
+    int32_t *gathered   # nb: rows gathered for a full search (bounded pass)
+
+
+cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
+                                   Py_ssize_t k, Py_ssize_t itemsize,
+                                   bint bounded) noexcept nogil:
+    """Carve one thread's workspace, or with cv.base NULL measure it: the
+    only place that knows its layout."""
+    cdef PassWs w
+    w.rows = carve(cv, nb * d, itemsize)
+    w.dist = carve(cv, nb * k, itemsize)
+    w.gathered = <int32_t *>carve(cv, nb if bounded else 0, sizeof(int32_t))
+    return w
+
+
+cdef struct CentrePass:
+    # What one Lloyd or bounded pass allocates: the fixed partitions of the
+    # chunks (slot_len doubles each, see _common.pxd), n_threads workspaces
+    # of per_thread bytes (PassWs), and csq, the centres' squared norms
+    # (k floating values).
+    Partitions pt
+    void *csq
+    char *ws
+    void *raw
+    Py_ssize_t per_thread
+
+
+cdef inline int centre_pass_open(CentrePass *run, Py_ssize_t n, Py_ssize_t d,
+                                 Py_ssize_t k, Py_ssize_t chunk_rows,
+                                 Py_ssize_t itemsize, bint bounded,
+                                 Py_ssize_t slot_len, int n_threads) noexcept nogil:
+    """Allocate a pass over n rows; 0, or -1 out of memory (nothing left
+    allocated)."""
+    cdef Carver cv = Carver(NULL, 0)
+    _pass_workspace(&cv, chunk_rows, d, k, itemsize, bounded)
+    run.per_thread = carved_size(&cv)
+    run.pt.slots = NULL
+    run.ws = NULL
+    run.raw = NULL
+    run.csq = malloc(k * itemsize)
+    if run.csq != NULL and partitions_init(&run.pt, n, chunk_rows, slot_len) == 0:
+        run.ws = workspaces_alloc(run.per_thread, n_threads, &run.raw)
+    if run.ws == NULL:
+        centre_pass_close(run)
+        return -1
+    return 0
+
+
+cdef inline PassWs centre_pass_workspace(const CentrePass *run, int tid,
+                                         Py_ssize_t chunk_rows, Py_ssize_t d,
+                                         Py_ssize_t k, Py_ssize_t itemsize,
+                                         bint bounded) noexcept nogil:
+    """Thread ``tid``'s workspace, carved as centre_pass_open measured it."""
+    cdef Carver tc = Carver(run.ws + tid * run.per_thread, 0)
+    return _pass_workspace(&tc, chunk_rows, d, k, itemsize, bounded)
+
+
+cdef inline void centre_pass_close(CentrePass *run) noexcept nogil:
+    free(run.csq)
+    free(run.raw)
+    partitions_free(&run.pt)
+    run.csq = NULL
+    run.raw = NULL
