@@ -193,7 +193,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
                 centres = self._initial_centres(X, k, init, sw, shift, rng, n_threads)
                 if sparse:
                     result = _sparse.lloyd(X, sw, centres, max_iter=max_iter, tol=abs_tol,
-                                           n_threads=n_threads, verbose=self.verbose)
+                                           n_threads=n_threads, verbose=self.verbose,
+                                           bounded=algorithm != "lloyd" and k > 1)
                 else:
                     result = lloyd(X, sw, centres, shift, max_iter=max_iter,
                                    tol=abs_tol, chunk=rows, n_threads=n_threads,
