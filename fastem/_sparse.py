@@ -8,12 +8,11 @@ per-row arrays (labels, squared norms, distances to the centres) and
 O(k x d) centre arrays.
 
 ``algorithm`` on sparse data: 'lloyd' runs plain passes (every row's
-cross terms with every centre); 'elkan' and 'auto' (k >= 2) run bounded
-passes (``_Bounds``, ``bounded_pass`` in the kernels: Hamerly's bounds, the
+cross terms with every centre); 'elkan' (k >= 2) and 'auto' (k > 8) run
+bounded passes (``_Bounds``, ``bounded_pass`` in the kernels: Hamerly's bounds, the
 plain pass's labels in every iteration, proven row by row with a margin for
 the expansion's rounding), with the centre sums moved incrementally for the
-rows that change label. RULE_AUTO below says what 'auto' picks and the
-measurements behind it.
+rows that change label. What 'auto' picks: ``use_bounds``.
 """
 import math
 import sys
@@ -251,6 +250,28 @@ def pairwise_sqdist(X, centres, n_threads):
     _ks.pairwise_sqdist(data, indices, indptr, row_sqnorms(X, n_threads), centres_t, csq,
                         out, n_threads)
     return out
+
+
+def use_bounds(algorithm, n_clusters):
+    """Whether a sparse fit runs bounded passes: 'elkan' with k >= 2, 'auto'
+    with k > 8, never 'lloyd'.
+
+    Why 'auto' needs k > 8 (one TILE of centres): a full search reads
+    ceil(k / 8) cache lines of centres per non-zero, the bound check's
+    tightening one. With k <= 8 the two cost the same, so a row whose
+    bounds fail costs twice a plain pass's row, and the rows skipped save
+    little. Measured (2 threads, compare.py's TF-IDF generator, n = 5e4,
+    d = 1e5, ~48 non-zeros per row, 20 iterations at most from the same
+    rows, two runs each, interleaved, machine loaded by other jobs):
+    k = 100: bounded 10.4 / 11.4 s, plain 13.5 / 16.0 s (15 iterations);
+    k = 8: bounded 0.97 / 1.16 s, plain 0.80 / 1.12 s (8 iterations).
+    The bounds decide nothing in the first ~5 iterations (the centres move
+    far), then let 10-80 % of the rows skip their full search (see the
+    README's "Sparse data" for the 5e5-row benchmark).
+    """
+    if algorithm == "lloyd" or n_clusters < 2:
+        return False
+    return algorithm == "elkan" or n_clusters > _TILE
 
 
 def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0,

@@ -199,3 +199,16 @@ def test_bounded_fit_is_bit_identical_for_any_thread_count(dtype):
     assert_array_equal(fits[0].cluster_centers_, fits[1].cluster_centers_)
     assert fits[0].inertia_ == fits[1].inertia_
     assert_array_equal(fits[0].labels_, fits[1].labels_)
+
+
+@pytest.mark.parametrize("algorithm, k, bounded", [
+    ("auto", 12, True), ("auto", 8, False), ("elkan", 3, True), ("elkan", 1, False),
+    ("lloyd", 12, False)])
+def test_which_pass_each_algorithm_runs(algorithm, k, bounded, capsys):
+    # the verbose lines of a bounded fit report the rows that needed a full search
+    X = overlapping(300, 20, k, seed=14)
+    km = KMeans(k, init=X[:k].toarray(), n_init=1, max_iter=3, algorithm=algorithm,
+                verbose=1).fit(X)
+    assert ("all cross terms for" in capsys.readouterr().err) == bounded
+    assert_same_fit(km, KMeans(k, init=X[:k].toarray(), n_init=1, max_iter=3,
+                               algorithm="lloyd").fit(X.toarray()), np.float64)
