@@ -93,9 +93,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         method): a row whose centre provably stays the nearest is skipped
         without being read, so after the first iterations a pass touches
         little more than two floats per row. Both give the same labels and
-        centres up to floating-point ties. On sparse X every option runs
-        plain Lloyd passes (the bounded pass is not implemented for sparse
-        rows yet; see ``fastem._sparse`` for the measurement).
+        centres up to floating-point ties. On sparse X the same holds, with
+        'auto' bounded only for ``n_clusters > 8`` (below that a bound
+        check reads as much of the centres as a full search; measured in
+        ``fastem._sparse.use_bounds``) and 'elkan' always bounded.
     n_threads : int, default=None
         OpenMP threads; None uses every core allowed by OMP_NUM_THREADS and
         the CPU affinity mask. Larger values are capped to that number;
@@ -194,7 +195,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
                 centres = self._initial_centres(X, k, init, sw, shift, rng, n_threads)
                 if sparse:
                     result = _sparse.lloyd(X, sw, centres, max_iter=max_iter, tol=abs_tol,
-                                           n_threads=n_threads, verbose=self.verbose)
+                                           n_threads=n_threads, verbose=self.verbose,
+                                           bounded=_sparse.use_bounds(algorithm, k))
                 else:
                     result = lloyd(X, sw, centres, shift, max_iter=max_iter,
                                    tol=abs_tol, chunk=rows, n_threads=n_threads,

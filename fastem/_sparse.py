@@ -7,19 +7,12 @@ stay dense. Nothing here forms an n x d array: beyond X, a fit holds O(n)
 per-row arrays (labels, squared norms, distances to the centres) and
 O(k x d) centre arrays.
 
-``algorithm`` on sparse data: every option ('auto', 'lloyd', 'elkan') runs
-plain Lloyd passes, because the bounded pass of the dense 'auto' (Hamerly's
-bounds) is not implemented for sparse rows yet. Whether it would pay off
-was measured with ``benchmarks/sparse_pruning.py`` on compare.py's
-TF-IDF-like data (5e4 rows of the generator, d=1e5, ~50 non-zeros per row,
-k=100, the same initial centres): the bounds skip no row in the first five
-iterations (the centres still move far, which breaks every lower bound),
-then 86-95 % of the rows from the sixth on, tightening the upper bound
-saves another ~1 %. So on such data it would pay off in the later
-iterations of a fit (each skipped row saves a k-wide pass over its
-non-zeros for two bound updates), but not in the first ones; a sparse
-bounded pass that falls back to plain passes while the bounds fail is the
-follow-up.
+``algorithm`` on sparse data: 'lloyd' runs plain passes (every row's
+cross terms with every centre); 'elkan' (k >= 2) and 'auto' (k > 8) run
+bounded passes (``_Bounds``, ``bounded_pass`` in the kernels: Hamerly's bounds, the
+plain pass's labels in every iteration, proven row by row with a margin for
+the expansion's rounding), with the centre sums moved incrementally for the
+rows that change label. What 'auto' picks: ``use_bounds``.
 """
 import math
 import sys
@@ -259,14 +252,38 @@ def pairwise_sqdist(X, centres, n_threads):
     return out
 
 
-def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0):
+def use_bounds(algorithm, n_clusters):
+    """Whether a sparse fit runs bounded passes: 'elkan' with k >= 2, 'auto'
+    with k > 8, never 'lloyd'.
+
+    Why 'auto' needs k > 8 (one TILE of centres): a full search reads
+    ceil(k / 8) cache lines of centres per non-zero, the bound check's
+    tightening one. With k <= 8 the two cost the same, so a row whose
+    bounds fail costs twice a plain pass's row, and the rows skipped save
+    little. Measured (2 threads, compare.py's TF-IDF generator, n = 5e4,
+    d = 1e5, ~48 non-zeros per row, 20 iterations at most from the same
+    rows, two runs each, interleaved, machine loaded by other jobs):
+    k = 100: bounded 10.4 / 11.4 s, plain 13.5 / 16.0 s (15 iterations);
+    k = 8: bounded 0.97 / 1.16 s, plain 0.80 / 1.12 s (8 iterations).
+    The bounds decide nothing in the first ~5 iterations (the centres move
+    far), then let 10-80 % of the rows skip their full search (see the
+    README's "Sparse data" for the 5e5-row benchmark).
+    """
+    if algorithm == "lloyd" or n_clusters < 2:
+        return False
+    return algorithm == "elkan" or n_clusters > _TILE
+
+
+def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0,
+          bounded=False):
     """Lloyd iterations on CSR X from dense ``centres`` (X's dtype).
 
     The loop of ``fastem._kmeans.lloyd`` (same stopping rules, same empty
-    cluster relocation, a last pass for labels and inertia of the returned
-    centres), without a frame shift and with plain passes only (see the
-    module docstring). Each iteration: one parallel assignment pass over
-    the rows, then the centre sums scattered from the non-zeros.
+    cluster relocation, labels and inertia of the returned centres at the
+    end), without a frame shift. Plain: each iteration is one parallel
+    assignment pass over the rows, then the centre sums scattered from the
+    non-zeros. ``bounded`` (k >= 2): Hamerly's bounds (``_Bounds``), the
+    same labels in every iteration.
 
     Returns
     -------
@@ -283,24 +300,38 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0):
     chunk = _chunk_rows(X, k)
     labels = np.full(n, -1, dtype=np.int32)
     mindist = np.empty(n)
-    buffers = (np.empty((k, d)), np.empty(k))
+    sums, weights = np.empty((k, d)), np.empty(k)
     # float64 centres, and the kernels' copy: feature-major in X's dtype
     centres64 = centres.astype(X.dtype).astype(np.float64)
     centres_t, csq = feature_major(centres64, X.dtype)
+    bounds = _Bounds(X, sw, xsq, k, chunk, n_threads) if bounded else None
     strict = False
     start = time.perf_counter()
     for it in range(max_iter):
-        n_changed, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t,
-                                             csq, labels, mindist, chunk, n_threads)
+        if bounds is None:
+            n_changed, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t,
+                                                 csq, labels, mindist, chunk, n_threads)
+            objective = f"inertia {inertia:.6e}"
+        else:
+            n_changed, n_full = bounds.assign(labels, centres64, centres_t, csq,
+                                              sums, weights)
+            objective = f"all cross terms for {n_full / max(n, 1):.1%} of rows"
         if it > 0 and n_changed == 0:
             strict = True  # same labels: the centres would not move
         else:
-            sums, weights = _centre_sums(X, sw, labels, k, n_threads, out=buffers)
+            if bounds is None:
+                _centre_sums(X, sw, labels, k, n_threads, out=(sums, weights))
             if not weights.all():
+                if bounds is not None:  # the plain pass's distances to the centres
+                    _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t, csq,
+                                    labels.copy(), mindist, chunk, n_threads)
+                    bounds.fresh = True  # bounds and incremental sums start over
                 _relocate_empty_clusters(X, sample_weight, labels, mindist, sums, weights)
-            centre_shift = _ks.update_centres(sums, weights, centres64, centres_t, csq)
+            centre_shift = _ks.update_centres(
+                sums, weights, centres64, centres_t, csq,
+                bounds.drift2 if bounds is not None else np.empty(0))
         if verbose:
-            print(f"Iteration {it:4d}: inertia {inertia:.6e}, {n_changed} labels changed, "
+            print(f"Iteration {it:4d}: {objective}, {n_changed} labels changed, "
                   f"centre shift {0.0 if strict else centre_shift:.3e}, "
                   f"{time.perf_counter() - start:.2f} s", file=sys.stderr)
         if strict or centre_shift <= tol:
@@ -310,11 +341,92 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0):
                          f"center shift {centre_shift:.3e} within tolerance {tol:.3e}."),
                       file=sys.stderr)
             break
-    _, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t, csq, labels,
-                                 np.empty(0), chunk, n_threads)
+    if bounds is None:
+        _, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t, csq,
+                                     labels, np.empty(0), chunk, n_threads)
+    else:  # the labels of the final centres, then their inertia (the same
+        # value as the plain pass's, one dot product per row)
+        if not strict:  # (strict: the labels are already those of these centres)
+            bounds.assign(labels, centres64, centres_t, csq, None, None)
+        inertia = _ks.assigned_inertia(data, indices, indptr, sw, xsq, centres_t, csq,
+                                       labels, chunk, n_threads)
     if verbose:
         print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
     return labels, centres64.astype(X.dtype), inertia, it + 1
+
+
+class _Bounds:
+    """Hamerly's bounds of one sparse fit and the passes that use them.
+
+    ``assign`` gives the labels of the plain pass (``bounded_pass`` proves
+    them for most rows from the bounds alone) and brings the centre sums up
+    to date: from scratch after a fresh pass, otherwise by moving the rows
+    that changed label (Hamerly's incremental update, ``move_rows``) unless
+    those rows hold half the non-zeros or more (then from scratch, which is
+    then cheaper). The weights are always recounted (O(n), exact: an
+    emptied cluster has weight 0, never a rounding residue).
+
+    The half distances between centres come from one k x k float64 GEMM of
+    the (rounded) centres, an O(k^2 d) cost per iteration; they are used
+    only where that is small next to a pass's O(nnz k) work (k d <= 4 nnz,
+    GEMM running ~30 times faster per flop than the scatter), else the
+    lower bounds alone decide.
+    """
+
+    def __init__(self, X, sw, xsq, k, chunk, n_threads):
+        n = X.shape[0]
+        self.X, self.sw, self.xsq, self.chunk, self.n_threads = X, sw, xsq, chunk, n_threads
+        self.upper = np.empty(n)
+        self.lower = np.empty(n)
+        self.previous = np.empty(n, dtype=np.int32)
+        self.drift2 = np.zeros(k)  # squared drifts since the bounds were last valid
+        self.fresh = True
+        self.use_sep = k * X.shape[1] <= 4 * X.nnz
+        self.sw64 = None if sw.shape[0] == 0 else sw.astype(np.float64)
+        self.row_nnz = np.diff(X.indptr)
+
+    def assign(self, labels, centres64, centres_t, csq, sums, weights):
+        """One bounded pass; updates labels, and sums/weights unless None.
+        Returns (n_changed, n_full)."""
+        data, indices, indptr = _arrays(self.X)
+        k, d = centres64.shape
+        err = 2.0 * (d + 8) * 2.3e-16
+        drift = np.sqrt(self.drift2) * (1.0 + err)
+        self.drift2[:] = 0.0
+        half_sep = self._half_sep(centres64, csq, err)
+        np.copyto(self.previous, labels)
+        n_changed, n_full, _ = _ks.bounded_pass(
+            data, indices, indptr, self.xsq, centres_t, csq, half_sep, drift,
+            self.upper, self.lower, labels, self.fresh, self.chunk, self.n_threads)
+        if sums is not None:
+            self._update_sums(labels, sums, weights)
+        self.fresh = False
+        return n_changed, n_full
+
+    def _update_sums(self, labels, sums, weights):
+        X, k = self.X, weights.shape[0]
+        moved = np.flatnonzero(self.previous != labels) if not self.fresh else None
+        if moved is None or 2 * int(self.row_nnz[moved].sum()) >= X.nnz:
+            _centre_sums(X, self.sw, labels, k, self.n_threads, out=(sums, weights))
+            return
+        data, indices, indptr = _arrays(X)
+        _ks.move_rows(data, indices, indptr, self.sw, moved.astype(np.int64),
+                      self.previous, labels, np.empty(2 * moved.shape[0], np.int64),
+                      np.empty(k + 1, np.int64), sums, self.n_threads)
+        weights[:] = np.bincount(labels, weights=self.sw64, minlength=k)
+
+    def _half_sep(self, centres64, csq, err):
+        """Lower bounds on half the distance from each centre (as the
+        kernels see it: rounded to X's dtype) to its nearest other one."""
+        k = centres64.shape[0]
+        if not self.use_sep:
+            return np.zeros(k)
+        c = centres64 if self.X.dtype == np.float64 else \
+            centres64.astype(self.X.dtype).astype(np.float64)
+        sq = csq[:, None] + csq[None, :] - 2.0 * (c @ c.T)
+        sq -= 2.0 * err * (csq[:, None] + csq[None, :])  # the expansion's error
+        np.fill_diagonal(sq, np.inf)
+        return 0.5 * np.sqrt(np.maximum(sq.min(axis=1), 0.0)) * (1.0 - 1e-14)
 
 
 def _relocate_empty_clusters(X, sample_weight, labels, mindist, sums, weights):

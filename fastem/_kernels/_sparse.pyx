@@ -34,10 +34,14 @@ from libc.float cimport FLT_MAX
 from libc.math cimport INFINITY
 from libc.string cimport memset
 
-from fastem._kernels._blas cimport floating
+from libc.math cimport sqrt
+
+from fastem._kernels._common cimport (
+    Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
+    n_partitions, partition_start, partitions_free, partitions_init,
+    partitions_sum, slot_of, workspaces_alloc)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-from fastem._kernels._partition cimport n_partitions, partition_start
 
 ctypedef fused index_t:
     int32_t
@@ -321,23 +325,29 @@ def centre_sums(const floating[::1] data, const index_t[::1] indices,
 
 def update_centres(const double[:, ::1] sums, const double[::1] weights,
                    double[:, ::1] centres, floating[:, ::1] centres_t,
-                   double[::1] csq):
+                   double[::1] csq, double[::1] drift):
     """Move the centres to their means; returns sum_c ||new_c - old_c||^2.
 
     centres (k, d) float64 in/out: c = sums[c] / weights[c] where
-    weights[c] > 0 (the others stay). centres_t (d, kp) out: the new centres
-    feature-major in the data's dtype (padding columns untouched); csq (k,)
-    out: their squared norms in float64, from the rounded values. One pass
-    over the k x d values, eight centres at a time so that every write to
-    centres_t fills a cache line.
+    weights[c] > 0 (the others stay). centres_t (d, kp) in: the old centres
+    feature-major in the data's dtype; out: the new ones (padding columns
+    untouched); csq (k,) out: their squared norms in float64, from the
+    rounded values. drift (k,) out, or length 0: drift[c]^2 = the squared
+    distance between the old and the new *rounded* centre c (what the
+    kernels see), summed in float64 from exact differences for float32
+    (the caller rounds its root up). One pass over the k x d values, eight
+    centres at a time so that every write to centres_t fills a cache line.
     """
     cdef Py_ssize_t k = centres.shape[0], d = centres.shape[1], kp = centres_t.shape[1]
     cdef Py_ssize_t c0, c, j
+    cdef bint with_drift = drift.shape[0] > 0
     cdef double v, diff, shift = 0.0, wc
     cdef floating f
     with nogil:
         for c in range(k):
             csq[c] = 0.0
+            if with_drift:
+                drift[c] = 0.0
             if weights[c] > 0.0:
                 wc = weights[c]
                 for j in range(d):
@@ -350,10 +360,366 @@ def update_centres(const double[:, ::1] sums, const double[::1] weights,
             for j in range(d):
                 for c in range(c0, min(c0 + TILE, k)):
                     f = <floating>centres[c, j]
+                    if with_drift:
+                        diff = <double>f - <double>centres_t[j, c]
+                        drift[c] += diff * diff
                     centres_t[j, c] = f
                     csq[c] += <double>f * <double>f
             c0 += TILE
     return shift
+
+
+# ---------------------------------------------------------------------------
+# Bounded assignment (Hamerly's algorithm): the labels of the plain pass
+# without computing most rows' cross terms.
+#
+# Every row keeps an upper bound u >= ||x - c_a|| on the distance to its
+# centre a and a lower bound l <= min_{j != a} ||x - c_j|| on the others
+# (c: the centres as the kernels see them, rounded to X's dtype). When the
+# centres move by drift_j, u + drift_a and l - max_{j != a} drift_j stay
+# valid (triangle inequality), and so does 2 s_a - u, s_a half the distance
+# from c_a to its nearest other centre. Let m = max(l, 2 s_a - u).
+#
+# The plain pass picks argmin_c v_c, v_c = csq_c - 2 x.c as rounded; v_c
+# differs from ||x - c||^2 - ||x||^2 by at most E = err_scale (||x||^2 +
+# max_c ||c||^2) (sums of at most d float64 products; err_scale =
+# 2 (d + 8) * 2.3e-16 is twice the classic bound, covering the roundings of
+# the test itself). So if u^2 + 2E < m^2, the plain pass would pick a, and
+# strictly (no tie): the row is skipped, without reading its non-zeros.
+# Otherwise u is tightened from one dot product with c_a (1/k of the row's
+# work) and the test repeated; rows that still fail get the plain pass's
+# full search (``_row_dots``, the same argmin, first on ties), which
+# also resets both bounds. The labels are those of the plain pass bit for
+# bit; bounds are rounded outward (ROUND) when stored.
+# ---------------------------------------------------------------------------
+
+cdef double ROUND = 1e-14  # relative outward rounding of the stored bounds
+
+
+cdef inline double _row_dot1(const floating *data, const index_t *indices,
+                             Py_ssize_t p0, Py_ssize_t p1, const floating *ct,
+                             Py_ssize_t kp, Py_ssize_t a) noexcept nogil:
+    """The dot product of the row with centre a (column a of ct), summed in
+    ``_row_dots``' order: the value ``_row_dots`` gives in column a."""
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+    cdef Py_ssize_t p = p0
+    ct = ct + a
+    while p + 4 <= p1:
+        a0 += data[p] * <double>ct[<Py_ssize_t>indices[p] * kp]
+        a1 += data[p + 1] * <double>ct[<Py_ssize_t>indices[p + 1] * kp]
+        a2 += data[p + 2] * <double>ct[<Py_ssize_t>indices[p + 2] * kp]
+        a3 += data[p + 3] * <double>ct[<Py_ssize_t>indices[p + 3] * kp]
+        p += 4
+    if p < p1:
+        a0 += data[p] * <double>ct[<Py_ssize_t>indices[p] * kp]
+    if p + 1 < p1:
+        a1 += data[p + 1] * <double>ct[<Py_ssize_t>indices[p + 1] * kp]
+    if p + 2 < p1:
+        a2 += data[p + 2] * <double>ct[<Py_ssize_t>indices[p + 2] * kp]
+    return (a0 + a1) + (a2 + a3)
+
+
+cdef inline bint _certain(double u, double m, double e2) noexcept nogil:
+    """u^2 + e2 < m^2 with room for the rounding of the test itself."""
+    return m > 0.0 and u * u * (1.0 + ROUND) + e2 < m * m * (1.0 - ROUND)
+
+
+cdef struct BoundWs:
+    # One thread's workspace of a bounded pass (returned by value: private
+    # to the thread inside a prange)
+    double *dot         # kp dot products of a full search
+    int32_t *todo       # chunk rows that need more than their bounds
+    double *mrow        # their max(l, 2 s_a - u)
+
+
+cdef inline BoundWs _bound_workspace(Carver *cv, Py_ssize_t chunk_rows,
+                                     Py_ssize_t kp) noexcept nogil:
+    """Carve one thread's workspace, or with cv.base NULL measure it."""
+    cdef BoundWs w
+    w.dot = <double *>carve(cv, kp, sizeof(double))
+    w.todo = <int32_t *>carve(cv, chunk_rows, sizeof(int32_t))
+    w.mrow = <double *>carve(cv, chunk_rows, sizeof(double))
+    return w
+
+
+cdef struct Drifts:
+    const double *drift     # (k,) how far each centre moved
+    double max_             # the largest drift, its centre, the second largest
+    Py_ssize_t arg
+    double second
+    const double *half_sep  # (k,) s_a (0 where not computed)
+    double csq_max
+    double err_scale
+
+
+cdef Py_ssize_t _bound_test(const Drifts *dr, Py_ssize_t r0, Py_ssize_t r1,
+                            const double *xsq, double *upper, double *lower,
+                            const int32_t *labels, int32_t *todo,
+                            double *mrow) noexcept nogil:
+    """Step 1 (bounds only): move the bounds by the drifts; rows r0..r1-1
+    whose label is certain are done, the others go to todo (with m)."""
+    cdef Py_ssize_t i, a, n_todo = 0
+    cdef double u, l, dl, m, e2
+    for i in range(r0, r1):
+        a = labels[i]
+        e2 = 2.0 * dr.err_scale * (xsq[i] + dr.csq_max)
+        u = (upper[i] + dr.drift[a]) * (1.0 + ROUND)
+        dl = dr.second if a == dr.arg else dr.max_
+        l = (lower[i] - dl) - ROUND * (lower[i] + dl)
+        l = l if l > 0.0 else 0.0
+        upper[i] = u
+        lower[i] = l
+        m = (2.0 * dr.half_sep[a] - u) - ROUND * (2.0 * dr.half_sep[a] + u)
+        m = m if m > l else l
+        if not _certain(u, m, e2):
+            todo[n_todo] = <int32_t>(i - r0)
+            mrow[n_todo] = m
+            n_todo += 1
+    return n_todo
+
+
+cdef void _bounded_chunk(const floating *data, const index_t *indices,
+                         const index_t *indptr, Py_ssize_t r0, Py_ssize_t r1,
+                         const double *xsq, const floating *ct, const double *csq,
+                         Py_ssize_t k, Py_ssize_t kp, const Drifts *dr, bint fresh,
+                         double *upper, double *lower, int32_t *labels,
+                         BoundWs ws, double *slot) noexcept nogil:
+    """Rows r0..r1-1 of a bounded pass (see the note above); slot[0] +=
+    labels changed, slot[1] += full searches, slot[2] += tightened rows."""
+    cdef Py_ssize_t i, t, c, arg, n_todo, n_full = 0, n_changed = 0
+    cdef double best, second, v, e
+    if fresh:
+        n_todo = r1 - r0
+        for t in range(n_todo):
+            ws.todo[t] = <int32_t>t
+        n_full = n_todo
+    else:
+        n_todo = _bound_test(dr, r0, r1, xsq, upper, lower, labels, ws.todo, ws.mrow)
+        # step 2: tighten u from the own centre; the rows still uncertain
+        # are compacted to the front of todo
+        for t in range(n_todo):
+            i = r0 + ws.todo[t]
+            e = dr.err_scale * (xsq[i] + dr.csq_max)
+            v = xsq[i] + csq[labels[i]] - 2.0 * _row_dot1(
+                data, indices, indptr[i], indptr[i + 1], ct, kp, labels[i]) + e
+            upper[i] = sqrt(v if v > 0.0 else 0.0) * (1.0 + ROUND)
+            if not _certain(upper[i], ws.mrow[t], 2.0 * e):
+                ws.todo[n_full] = ws.todo[t]
+                n_full += 1
+    # step 3: the plain pass's full search, which also resets both bounds
+    for t in range(n_full):
+        i = r0 + ws.todo[t]
+        if t + 1 < n_full:
+            _prefetch_rows(indices, indptr[r0 + ws.todo[t + 1]],
+                           indptr[r0 + ws.todo[t + 1] + 1], ct, kp * sizeof(floating))
+        _row_dots(data, indices, indptr[i], indptr[i + 1], ct, kp, ws.dot)
+        arg = 0
+        best = csq[0] - 2.0 * ws.dot[0]
+        second = INFINITY
+        for c in range(1, k):
+            v = csq[c] - 2.0 * ws.dot[c]
+            if v < best:
+                second = best
+                best = v
+                arg = c
+            elif v < second:
+                second = v
+        e = dr.err_scale * (xsq[i] + dr.csq_max)
+        v = xsq[i] + best + e
+        upper[i] = sqrt(v if v > 0.0 else 0.0) * (1.0 + ROUND)
+        v = xsq[i] + second - e
+        lower[i] = sqrt(v) * (1.0 - ROUND) if v > 0.0 else 0.0
+        if labels[i] != arg:
+            n_changed += 1
+            labels[i] = <int32_t>arg
+    slot[0] += n_changed
+    slot[1] += n_full
+    slot[2] += n_todo if not fresh else 0
+
+
+def bounded_pass(const floating[::1] data, const index_t[::1] indices,
+                 const index_t[::1] indptr, const double[::1] xsq,
+                 const floating[:, ::1] centres_t, const double[::1] csq,
+                 const double[::1] half_sep, const double[::1] drift,
+                 double[::1] upper, double[::1] lower, int32_t[::1] labels,
+                 bint fresh, Py_ssize_t chunk_rows, int n_threads):
+    """One bounded assignment pass (see the note above).
+
+    Parameters
+    ----------
+    data, indices, indptr, xsq, centres_t, csq : as for ``assign_pass``
+        (k >= 2 centres)
+    half_sep : (k,) lower bounds on half the distance from each centre to
+        its nearest other centre (zeros: no such bound)
+    drift : (k,) upper bounds on how far each centre moved since the bounds
+        were last valid
+    upper, lower : (n,) float64 in/out, the bounds (any values if fresh)
+    labels : (n,) int32 in/out; with ``fresh`` every row gets a full search
+        (the labels in may be -1) and the bounds are set from scratch
+
+    Returns
+    -------
+    n_changed, n_full, n_tightened : int
+        Labels changed; rows that needed all k cross terms; rows whose
+        bounds alone did not decide (0 when fresh).
+    """
+    cdef Py_ssize_t n = labels.shape[0], k = csq.shape[0], kp = centres_t.shape[1]
+    cdef Py_ssize_t d = centres_t.shape[0], p, c, j, tid, start, per_thread
+    cdef double counts[3]
+    cdef int cancel = 0
+    cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
+    cdef const index_t *ip = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef void *raw = NULL
+    cdef char *wsp = NULL
+    cdef Carver cv = Carver(NULL, 0)
+    cdef Carver tc
+    cdef BoundWs tw
+    cdef Partitions pt
+    cdef Drifts dr
+    dr.drift = &drift[0]
+    dr.half_sep = &half_sep[0]
+    dr.max_ = 0.0
+    dr.second = 0.0
+    dr.arg = 0
+    dr.csq_max = 0.0
+    dr.err_scale = 2.0 * (d + 8) * 2.3e-16
+    for j in range(k):
+        dr.csq_max = max(dr.csq_max, csq[j])
+        if drift[j] > dr.max_:
+            dr.second = dr.max_
+            dr.max_ = drift[j]
+            dr.arg = j
+        elif drift[j] > dr.second:
+            dr.second = drift[j]
+    _bound_workspace(&cv, chunk_rows, kp)
+    per_thread = carved_size(&cv)
+    if partitions_init(&pt, n, chunk_rows, 3) == 0:
+        wsp = workspaces_alloc(per_thread, n_threads, &raw)
+    if wsp == NULL:
+        free(raw); partitions_free(&pt)
+        raise MemoryError("fastem: could not allocate the sparse bounded pass workspace")
+    with nogil:
+        for p in prange(pt.n_parts, schedule='dynamic', num_threads=n_threads):
+            tid = omp_get_thread_num()
+            tc = Carver(wsp + tid * per_thread, 0)
+            tw = _bound_workspace(&tc, chunk_rows, kp)
+            for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
+                if interrupted(&cancel):
+                    break
+                start = c * chunk_rows
+                _bounded_chunk(dp, ip, &indptr[0], start, start + chunk_len(&pt, c),
+                               &xsq[0], &centres_t[0, 0], &csq[0], k, kp, &dr, fresh,
+                               &upper[0], &lower[0], &labels[0], tw, slot_of(&pt, p))
+        memset(counts, 0, 3 * sizeof(double))
+        partitions_sum(&pt, 0, 3, counts)
+    free(raw); partitions_free(&pt)
+    raise_pending(cancel)
+    return <Py_ssize_t>counts[0], <Py_ssize_t>counts[1], <Py_ssize_t>counts[2]
+
+
+cdef double _inertia_chunk(const floating *data, const index_t *indices,
+                           const index_t *indptr, Py_ssize_t r0, Py_ssize_t r1,
+                           const floating *sw, const double *xsq, const floating *ct,
+                           const double *csq, Py_ssize_t kp,
+                           const int32_t *labels) noexcept nogil:
+    """sum_i w_i max(||x_i||^2 + csq_a - 2 x_i.c_a, 0) over rows r0..r1-1, a
+    = label_i: each term and the sum as ``_assign_chunk`` forms them."""
+    cdef Py_ssize_t i, a
+    cdef double v, acc = 0.0
+    for i in range(r0, r1):
+        a = labels[i]
+        v = xsq[i] + (csq[a] - 2.0 * _row_dot1(data, indices, indptr[i], indptr[i + 1],
+                                               ct, kp, a))
+        if v < 0.0:
+            v = 0.0
+        acc += (<double>sw[i] if sw != NULL else 1.0) * v
+    return acc
+
+
+def assigned_inertia(const floating[::1] data, const index_t[::1] indices,
+                     const index_t[::1] indptr, const floating[::1] sample_weight,
+                     const double[::1] xsq, const floating[:, ::1] centres_t,
+                     const double[::1] csq, const int32_t[::1] labels,
+                     Py_ssize_t chunk_rows, int n_threads):
+    """The inertia of given labels (labels in [0, k)): one dot product per
+    row. When the labels are the nearest centres, it equals the inertia
+    ``assign_pass`` returns bit for bit (same terms, chunks, partitions and
+    order of summation)."""
+    cdef Py_ssize_t n = labels.shape[0], kp = centres_t.shape[1], p, c, start
+    cdef double inertia = 0.0
+    cdef int cancel = 0
+    cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
+    cdef const index_t *ip = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef Partitions pt
+    # two doubles per slot: the partitions of assign_pass
+    if partitions_init(&pt, n, chunk_rows, 2) != 0:
+        raise MemoryError("fastem: could not allocate the sparse inertia slots")
+    with nogil:
+        for p in prange(pt.n_parts, schedule='dynamic', num_threads=n_threads):
+            for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
+                if interrupted(&cancel):
+                    break
+                start = c * chunk_rows
+                slot_of(&pt, p)[0] += _inertia_chunk(
+                    dp, ip, &indptr[0], start, start + chunk_len(&pt, c), swp, &xsq[0],
+                    &centres_t[0, 0], &csq[0], kp, &labels[0])
+        partitions_sum(&pt, 0, 1, &inertia)
+    partitions_free(&pt)
+    raise_pending(cancel)
+    return inertia
+
+
+def move_rows(const floating[::1] data, const index_t[::1] indices,
+              const index_t[::1] indptr, const floating[::1] sample_weight,
+              const int64_t[::1] rows, const int32_t[::1] old,
+              const int32_t[::1] labels, int64_t[::1] order, int64_t[::1] starts,
+              double[:, ::1] sums, int n_threads):
+    """Hamerly's incremental sums: for each row i of ``rows`` (increasing,
+    old[i] != labels[i], both in [0, k)), sums[old[i]] -= w_i x_i and
+    sums[labels[i]] += w_i x_i.
+
+    Each centre's row of ``sums`` is updated by one thread, over its moved
+    rows in increasing row order (grouped by a stable counting sort into
+    ``order``, 2 len(rows) entries, and ``starts``, k + 1): the order of the
+    additions does not depend on the thread count.
+    """
+    cdef Py_ssize_t m = rows.shape[0], k = sums.shape[0], d = sums.shape[1]
+    cdef Py_ssize_t t, i, c, r, p, e
+    cdef double w
+    cdef int cancel = 0
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef double *srow
+    with nogil:
+        # entry 2 i + 1: row i joins the centre; 2 i: it leaves
+        memset(&starts[0], 0, (k + 1) * sizeof(int64_t))
+        for t in range(m):
+            starts[old[rows[t]] + 1] += 1
+            starts[labels[rows[t]] + 1] += 1
+        for c in range(k):
+            starts[c + 1] += starts[c]
+        for t in range(m):
+            i = rows[t]
+            order[starts[old[i]]] = 2 * i
+            starts[old[i]] += 1
+            order[starts[labels[i]]] = 2 * i + 1
+            starts[labels[i]] += 1
+        for c in range(k - 1, 0, -1):
+            starts[c] = starts[c - 1]
+        starts[0] = 0
+        for c in prange(k, schedule='dynamic', num_threads=n_threads):
+            if interrupted(&cancel):
+                continue
+            srow = &sums[0, 0] + c * d
+            for r in range(starts[c], starts[c + 1]):
+                e = order[r]
+                i = e >> 1
+                w = <double>swp[i] if swp != NULL else 1.0
+                if (e & 1) == 0:
+                    w = -w
+                for p in range(indptr[i], indptr[i + 1]):
+                    srow[indices[p]] += w * <double>data[p]
+    raise_pending(cancel)
 
 
 # ---------------------------------------------------------------------------
