@@ -90,7 +90,7 @@ class Blocks:
         """The worker each block's tasks run on (None without a distributed
         client); chosen once, again only when one of them has left.
 
-        A persisted block stays where it is held; the others are spread
+        A block held in memory stays where it is; the others are spread
         in contiguous runs, in block order, over the workers (sorted).
         Tasks pinned there are never stolen by another worker, so no
         block is copied between workers and per-block state stays put.
@@ -102,14 +102,14 @@ class Blocks:
             raise ValueError("The Dask client has no workers left: the fit cannot go on.")
         if self.workers is not None and set(self.workers) <= set(alive):
             return self.workers
-        held = {}
         if self.persisted:
             from distributed import futures_of, wait
 
             wait(futures_of(self.X))  # where each block is held, once it is
-            keys = [b.key for b in self.x_blocks]
-            who = self.client.sync(self.client.scheduler.who_has, keys=keys)
-            held = {k: [w for w in who.get(k, ()) if w in alive] for k in keys}
+        # blocks already in memory (persisted here or by the caller) stay put
+        keys = [b.key for b in self.x_blocks]
+        who = self.client.sync(self.client.scheduler.who_has, keys=keys)
+        held = {k: [w for w in who.get(k, ()) if w in alive] for k in keys}
         n = len(self.x_blocks)
         self.workers = [
             (held.get(b.key) or [alive[i * len(alive) // n]])[0]
