@@ -69,15 +69,13 @@ def run_pass(blocks, build):
     client = blocks.client
     while True:
         future = client.compute(build(workers))
-        try:
-            while True:
-                try:
-                    return future.result(timeout=WATCH_S)
-                except TimeoutError:
-                    if not blocks.alive():
-                        break
-        finally:
-            future.cancel()
+        while True:
+            try:
+                return future.result(timeout=WATCH_S)
+            except TimeoutError:
+                if not blocks.alive():  # its pinned tasks would wait forever
+                    future.cancel()
+                    break
         workers = blocks.place()
 
 
