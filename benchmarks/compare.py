@@ -47,6 +47,9 @@ Examples::
     python benchmarks/compare.py gmm:n=1e6,k=32,iter=10 --repeat 1
     python benchmarks/compare.py --tiny                # seconds; what CI runs
     python benchmarks/compare.py kmeans-sparse --libraries fastem --repeat 3
+    python benchmarks/compare.py dask-kmeans --libraries fastem,fastem-dask --json a.json
+    python benchmarks/compare.py dask-kmeans --libraries dask-ml --json b.json
+    python benchmarks/compare.py --merge a.json b.json    # one table from both runs
 
 Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list),
 seeds (minibatch), batch (online-em), nnz (sparse workloads: non-zeros per row).
@@ -925,6 +928,28 @@ def markdown_environment(env, command):
     return "\n".join(lines)
 
 
+def merge_runs(paths, markdown=None):
+    """One table from several ``--json`` outputs (for sizes whose libraries
+    are timed in separate runs, e.g. one per QUIET hold)."""
+    rows, parts = [], []
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        rows.extend(run["rows"])
+        env = run["environment"]
+        parts.append(f"- `{run['command']}`: {env['date']}, load average (1 min) "
+                     f"{env['load_average'][0]} before, "
+                     f"{(env.get('load_average_after') or ['?'])[0]} after")
+    add_ratios(rows)
+    text = ("Merged from:\n" + "\n".join(parts) + "\n\n"
+            + markdown_environment(env, "(merged)") + "\n\n" + markdown_table(rows) + "\n")
+    print(text)
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write(text)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Compare fastem with scikit-learn and optional peers on the same data.",
@@ -946,12 +971,18 @@ def main(argv=None):
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown output")
     parser.add_argument("--timeout", type=float, default=3600,
                         help="seconds per worker process (default 3600)")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="print one table from the --json files of earlier runs "
+                             "(ratios against the fastem row of the same workload, "
+                             "whichever run it came from); runs nothing")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         worker_main(*args.worker)
         return 0
+    if args.merge:
+        return merge_runs(args.merge, args.markdown)
 
     data = _import_data_module()
     threads = args.threads or data.available_cpus()

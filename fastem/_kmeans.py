@@ -511,27 +511,26 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     sw = _weights_or_empty(sample_weight, X.dtype)
     shift64 = shift.astype(np.float64)
     kernel_shift = _shift_or_empty(shift)
-    labels = np.full(n_samples, -1, dtype=np.int32)
     sums = np.empty((k, d))
     weights = np.empty(k)
     centres = np.ascontiguousarray(centres)
     centres64 = centres.astype(np.float64)
     if bounded:
-        upper = np.empty(n_samples, dtype=X.dtype)
-        lower = np.empty(n_samples, dtype=X.dtype)
+        state = BoundedState(n_samples, k, d, X.dtype)
+        labels = state.labels  # the bounded passes' labels
         previous = None
-        fresh = True
+    else:
+        labels = np.full(n_samples, -1, dtype=np.int32)
     strict = False
     norms = np.nan  # sum_i w_i ||x_i - shift||^2, from the first plain pass
     inertia = np.nan
     start = time.perf_counter()
     for it in range(max_iter):
         if bounded:
-            drift, half_sep = _bound_updates(previous, centres)
-            n_changed, n_full = _bounded.bounded_pass(
-                X, sw, kernel_shift, centres, _bounded.CentreMoves(half_sep, drift, fresh),
-                _bounded.RowBounds(upper, lower, labels), sums, weights, chunk, n_threads)
-            fresh = False
+            n_changed, n_full = bounded_block_pass(
+                X, sample_weight, centres, shift, bound_updates(previous, centres),
+                state, n_threads, chunk)
+            sums, weights = state.sums.copy(), state.weights.copy()
             previous = centres
         else:
             n_changed, inertia, norms = _lloyd.lloyd_pass(
@@ -544,14 +543,14 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
             if not weights.all():
                 _relocate_empty_clusters(X, sample_weight, centres, shift, shift64,
                                          labels, sums, weights, n_threads)
-                fresh = True  # bounds and incremental sums start over
+                if bounded:
+                    state.fresh = True  # bounds and incremental sums start over
             centres64, centre_shift = lloyd_update(sums, weights, centres64)
             centres = centres64.astype(X.dtype)
         if verbose:
             if bounded:
                 # the upper bounds give an upper bound on the inertia for free
-                bound = (float(np.dot(upper, upper)) if sample_weight is None
-                         else float(np.einsum("i,i,i->", sample_weight, upper, upper)))
+                bound = state.inertia_bound(sample_weight)
                 objective = (f"inertia <= {bound:.6e}, all distances for "
                              f"{n_full / n_samples:.1%} of rows")
             else:
@@ -579,7 +578,71 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     return labels, final, inertia, it + 1
 
 
-def _bound_updates(previous, centres):
+class BoundedState:
+    """What Hamerly's bounded passes keep per row of a block between passes.
+
+    ``upper[i]``: an upper bound on row i's distance to its centre
+    ``labels[i]``; ``lower[i]``: a lower bound on its distance to every
+    other centre (X's dtype, 12 bytes per row in float32). ``sums`` and
+    ``weights`` are the block's Lloyd statistics for ``labels``, updated
+    by the rows that change cluster. ``fresh``: the next pass assigns
+    every row from scratch (first pass, or after empty clusters were
+    relocated). The in-memory fit holds one for X; fastem.dask one per
+    block, on the worker that holds the block.
+    """
+
+    def __init__(self, n_rows, n_clusters, n_features, dtype):
+        self.upper = np.empty(n_rows, dtype=dtype)
+        self.lower = np.empty(n_rows, dtype=dtype)
+        self.labels = np.full(n_rows, -1, dtype=np.int32)
+        self.sums = np.zeros((n_clusters, n_features))
+        self.weights = np.zeros(n_clusters)
+        self.fresh = True
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.upper, self.lower, self.labels, self.sums,
+                                      self.weights))
+
+    def inertia_bound(self, sample_weight=None):
+        """sum_i w_i upper_i^2 >= the inertia of the current labels."""
+        upper = self.upper.astype(np.float64)
+        if sample_weight is None:
+            return float(np.dot(upper, upper))
+        return float(np.einsum("i,i,i->", sample_weight, upper, upper))
+
+
+def bounded_block_pass(X, sample_weight, centres, shift, bounds, state, n_threads,
+                       chunk=None):
+    """One bounded Lloyd pass over the rows X, updating ``state`` in place.
+
+    ``centres`` in the shifted frame of ``shift`` (X's dtype); ``bounds``:
+    ``bound_updates(previous, centres)`` with ``previous`` the centres of
+    the pass that last updated ``state`` (ignored when ``state.fresh``).
+    Afterwards ``state.labels`` are the nearest centres and ``state.sums``,
+    ``state.weights`` their statistics, as ``assign_pass`` would give them
+    (up to the rounding of the incremental updates). BLAS must already be
+    single-threaded.
+
+    Returns
+    -------
+    n_changed : int, rows whose label changed (every row on a fresh pass)
+    n_full : int, rows whose distances to all centres were computed
+    """
+    k, d = centres.shape
+    drift, half_sep = bounds
+    if chunk is None:
+        chunk = _lloyd_chunk_rows(k, d, X.dtype)
+    result = _bounded.bounded_pass(
+        X, _weights_or_empty(sample_weight, X.dtype), _shift_or_empty(shift),
+        np.ascontiguousarray(centres), _bounded.CentreMoves(half_sep, drift, state.fresh),
+        _bounded.RowBounds(state.upper, state.lower, state.labels), state.sums,
+        state.weights, chunk, n_threads)
+    state.fresh = False
+    return result
+
+
+def bound_updates(previous, centres):
     """Centre drifts since ``previous`` and half distances to the nearest
     other centre, in float64, rounded outward for the bounds."""
     now = centres.astype(np.float64)

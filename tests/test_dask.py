@@ -13,8 +13,11 @@ import fastem  # noqa: E402
 import fastem.dask as fdask  # noqa: E402
 from fastem._init import kmeans_parallel  # noqa: E402
 from fastem._parallel import blas_single_threaded  # noqa: E402
+from fastem.dask import _state, _tasks  # noqa: E402
+from fastem.dask._kmeans import lloyd_blocks  # noqa: E402
 from fastem.dask._blocks import Blocks  # noqa: E402
-from fastem.dask._seeding import kmeans_parallel_blocks  # noqa: E402
+from fastem.dask._reduce import map_reduce  # noqa: E402
+from fastem.dask._seeding import kmeans_parallel_blocks, weighted_random_rows  # noqa: E402
 
 from test_kmeans_parallel import reference_candidates  # noqa: E402
 
@@ -73,14 +76,16 @@ def test_gmm_equals_in_memory_fit(client, cov, dtype, weighted):
     np.testing.assert_array_equal(got.predict(Xd).compute(), ref.predict(X))
 
 
+@pytest.mark.parametrize("algorithm", ["auto", "lloyd"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_kmeans_equals_in_memory_fit(client, weighted, dtype):
+def test_kmeans_equals_in_memory_fit(client, weighted, dtype, algorithm):
     X, sw = data(dtype)
     sw = sw if weighted else None
     init = X[[0, 1, 2, 3]]
-    ref = fastem.KMeans(4, init=init, n_threads=1).fit(X, sample_weight=sw)
-    got = fdask.KMeans(4, init=init, block_rows=512).fit(
+    ref = fastem.KMeans(4, init=init, n_threads=1, algorithm=algorithm).fit(
+        X, sample_weight=sw)
+    got = fdask.KMeans(4, init=init, block_rows=512, algorithm=algorithm).fit(
         da.from_array(X, chunks=333), sample_weight=None if sw is None else da.from_array(sw, chunks=500))
     close(got.cluster_centers_, ref.cluster_centers_, 1e-10 if dtype == np.float64 else 1e-5)
     assert got.cluster_centers_.dtype == dtype
@@ -89,13 +94,111 @@ def test_kmeans_equals_in_memory_fit(client, weighted, dtype):
     np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
 
 
-def test_kmeans_empty_cluster_relocated_as_in_memory(client):
+@pytest.mark.parametrize("algorithm", ["auto", "lloyd"])
+def test_kmeans_empty_cluster_relocated_as_in_memory(client, algorithm):
     X, _ = data()
     init = np.vstack([X[:3], [[1e3, 1e3, 1e3]]])  # the last centre gets no row
-    ref = fastem.KMeans(4, init=init, n_threads=1, max_iter=5).fit(X)
-    got = fdask.KMeans(4, init=init, block_rows=256, max_iter=5).fit(X)
+    ref = fastem.KMeans(4, init=init, n_threads=1, max_iter=5, algorithm=algorithm).fit(X)
+    got = fdask.KMeans(4, init=init, block_rows=256, max_iter=5,
+                       algorithm=algorithm).fit(X)
     close(got.cluster_centers_, ref.cluster_centers_, 1e-10)
+    assert got.n_iter_ == ref.n_iter_
     np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
+
+
+def worker_states(client):
+    """(entries, bytes) of fastem.dask state held by each worker process."""
+    return list(client.run(_state.held).values())
+
+
+def test_bounded_pass_state_stays_on_the_block_workers(client):
+    X, sw = data(np.float32)
+    blocks = Blocks(da.from_array(X, chunks=256), sw, block_rows=256)  # persisted
+    workers = blocks.place()
+    assert len(set(workers)) == 2  # both workers hold blocks
+    held = client.sync(client.scheduler.who_has, keys=[b.key for b in blocks.x_blocks])
+    assert [list(held[b.key]) for b in blocks.x_blocks] == [[w] for w in workers]
+    centres = (X[:4] - 100.0).astype(np.float32)
+    shift = np.full(3, 100.0, np.float32)
+    bounds = fastem._kmeans.bound_updates(None, centres)
+    args = (centres, shift, bounds, True, 1)
+    sums, weights, counts = map_reduce(_tasks.bounded_statistics, blocks, "t", 0, *args)
+    # the in-memory pass: same labels, statistics up to the order of the sums
+    ref_labels, _, ref_sums, ref_weights = fastem._kmeans.assign_pass(
+        X, sw, centres, shift, 1)
+    close(sums, ref_sums, 1e-12)
+    close(weights, ref_weights, 1e-12)
+    assert counts.tolist() == [X.shape[0], X.shape[0], 0]  # fresh: every row assigned
+    # each worker holds the state of its blocks: 12 bytes per row in float32
+    entries = [e for e, _ in worker_states(client)]
+    assert sorted(entries) == sorted(workers.count(w) for w in set(workers))
+    sums_weights = len(blocks) * (4 * 3 + 4) * 8
+    assert sum(b for _, b in worker_states(client)) - sums_weights == 12 * X.shape[0]
+    # the same step again (a task re-run) returns the stored result
+    again = map_reduce(_tasks.bounded_statistics, blocks, "t", 0, *args)
+    np.testing.assert_array_equal(again[0], sums)
+    # the next step finds every state where it left it: nothing rebuilt
+    step1 = map_reduce(_tasks.bounded_statistics, blocks, "t", 1, centres, shift,
+                       fastem._kmeans.bound_updates(centres, centres), False, 1)
+    assert step1[2].tolist() == [0, 0, 0]  # no label changed, no row recomputed
+    np.testing.assert_array_equal(step1[0], sums)
+    assert sum(client.run(_state.release, "t").values()) == len(blocks)
+    assert worker_states(client) == [(0, 0), (0, 0)]
+    got = lloyd_blocks(blocks, centres, shift, max_iter=20, tol=0.0,
+                                     n_threads=1)
+    ref = fastem.KMeans(4, init=X[:4], n_threads=1, tol=0.0).fit(X, sample_weight=sw)
+    assert got[2] == ref.n_iter_ and got[4] == 0  # no state lost or moved
+    close(got[0], ref.cluster_centers_, 1e-5)
+    assert worker_states(client) == [(0, 0), (0, 0)]  # released at the end
+
+
+def test_kmeans_state_released_when_the_fit_fails(client, monkeypatch):
+    X, _ = data()
+    import fastem.dask._kmeans as kmeans_module
+
+    def failing_update(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kmeans_module, "lloyd_update", failing_update)
+    with pytest.raises(KeyboardInterrupt):
+        fdask.KMeans(3, init=X[:3], block_rows=256).fit(X)
+    assert worker_states(client) == [(0, 0), (0, 0)]
+
+
+def test_kmeans_random_init_with_weights_draws_the_in_memory_rows(client):
+    X, sw = data()
+    sw[::3] = 0.0  # rows of zero weight are never drawn
+    blocks = Blocks(X, sw, block_rows=256)
+    got = weighted_random_rows(blocks, 40, np.random.default_rng(7))
+    expected = fastem._init.random_rows(X.shape[0], 40, sw, np.random.default_rng(7))
+    np.testing.assert_array_equal(got, expected)
+    kw = dict(init="random", n_init=3, random_state=2, max_iter=50)
+    ref = fastem.KMeans(3, **kw, n_threads=1).fit(X, sample_weight=sw)
+    km = fdask.KMeans(3, **kw, block_rows=256).fit(X, sample_weight=sw)
+    close(km.cluster_centers_, ref.cluster_centers_, 1e-10)
+    with pytest.raises(ValueError, match="positive sample_weight"):
+        fdask.KMeans(3, init="random").fit(X, sample_weight=np.arange(X.shape[0]) < 2)
+
+
+def test_zarr_store_read_each_pass(client, tmp_path):
+    zarr = pytest.importorskip("zarr", reason="zarr not installed (pip install zarr)")
+    X, sw = data(np.float32)
+    store = zarr.create_array(tmp_path / "x.zarr", shape=X.shape, chunks=(256, 3),
+                              dtype=X.dtype)
+    store[:] = X
+    Xd = da.from_zarr(str(tmp_path / "x.zarr"))
+    init = X[[0, 1, 2]]
+    ref = fastem.KMeans(3, init=init, n_threads=1).fit(X, sample_weight=sw)
+    km = fdask.KMeans(3, init=init, block_rows=256, persist=False).fit(Xd, sample_weight=sw)
+    close(km.cluster_centers_, ref.cluster_centers_, 1e-5)
+    np.testing.assert_array_equal(km.labels_.compute(), ref.labels_)
+    gkw = dict(n_components=3, max_iter=4, tol=0.0, random_state=0, block_rows=256)
+    with pytest.warns(Warning, match="did not converge"):
+        g = fdask.GaussianMixture(**gkw, persist=False).fit(Xd)
+    with pytest.warns(Warning, match="did not converge"):
+        g_mem = fdask.GaussianMixture(**gkw).fit(X)
+    np.testing.assert_array_equal(g.means_, g_mem.means_)  # same blocks, same sums
+    assert worker_states(client) == [(0, 0), (0, 0)]
 
 
 def test_bit_identical_for_any_chunking_and_worker_count(client):
@@ -224,6 +327,33 @@ def test_worker_killed_mid_fit(client, monkeypatch):
     np.testing.assert_array_equal(got.covariances_, expected.covariances_)
     client.wait_for_workers(2, timeout=60)
     assert set(client.scheduler_info()["workers"]) != before  # one was replaced
+
+
+def test_kmeans_worker_killed_mid_fit(client, monkeypatch):
+    X, _ = data()
+    kw = dict(init=X[[0, 1, 2]], max_iter=6, tol=0.0, block_rows=128)
+    expected = fdask.KMeans(3, **kw).fit(X)
+    import fastem.dask._kmeans as kmeans_module
+
+    original = kmeans_module.map_reduce
+    calls = []
+
+    def map_reduce_killing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # the second bounded pass: kill a worker holding state
+            nanny = next(iter(client.cluster.workers.values()))
+            os.kill(nanny.process.pid, signal.SIGKILL)
+            time.sleep(0.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kmeans_module, "map_reduce", map_reduce_killing)
+    got = fdask.KMeans(3, **kw).fit(X)
+    assert len(calls) > 4
+    # the lost blocks' bounds start again: same labels, sums rounded differently
+    close(got.cluster_centers_, expected.cluster_centers_, 1e-12)
+    np.testing.assert_array_equal(got.labels_.compute(), expected.labels_.compute())
+    client.wait_for_workers(2, timeout=60)
+    assert worker_states(client) == [(0, 0), (0, 0)]
 
 
 def test_nan_reported_with_its_block(client):

@@ -74,15 +74,55 @@ class Blocks:
         X = X.rechunk((rows, n_features))
         sw = None if sample_weight is None else _as_weights(sample_weight, X)
         client = check_cluster()
-        if _should_persist(persist, X, client):
+        self.persisted = _should_persist(persist, X, client)
+        if self.persisted:
             X, sw = (dask.persist(X) + (None,)) if sw is None else dask.persist(X, sw)
-        self.X, self.sw = X, sw
+        self.X, self.sw, self.client = X, sw, client
         self.n_samples, self.n_features, self.dtype = n_samples, n_features, X.dtype
         self.block_rows = rows
         self.x_blocks = list(X.to_delayed().ravel())
         self.w_blocks = (list(sw.to_delayed().ravel()) if sw is not None
                          else [None] * len(self.x_blocks))
         self.starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
+        self.workers = None
+
+    def place(self):
+        """The worker each block's tasks run on (None without a distributed
+        client); chosen once, again only when one of them has left.
+
+        A block held in memory stays where it is; the others are spread
+        in contiguous runs, in block order, over the workers (sorted).
+        Tasks pinned there are never stolen by another worker, so no
+        block is copied between workers and per-block state stays put.
+        """
+        if self.client is None:
+            return None
+        alive = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        if not alive:
+            raise ValueError("The Dask client has no workers left: the fit cannot go on.")
+        if self.workers is not None and set(self.workers) <= set(alive):
+            return self.workers
+        if self.persisted:
+            from distributed import futures_of, wait
+
+            wait(futures_of(self.X))  # where each block is held, once it is
+        # blocks already in memory (persisted here or by the caller) stay put
+        keys = [b.key for b in self.x_blocks]
+        who = self.client.sync(self.client.scheduler.who_has, keys=keys)
+        held = {k: [w for w in who.get(k, ()) if w in alive] for k in keys}
+        n = len(self.x_blocks)
+        self.workers = [
+            (held.get(b.key) or [alive[i * len(alive) // n]])[0]
+            for i, b in enumerate(self.x_blocks)
+        ]
+        return self.workers
+
+    def alive(self):
+        """Whether every worker of the current placement is still there."""
+        if self.client is None or self.workers is None:
+            return True
+        alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        return set(self.workers) <= alive
 
     def __len__(self):
         return len(self.x_blocks)

@@ -1,6 +1,8 @@
-"""fastem.dask.KMeans: Lloyd's algorithm over the blocks of a dask array."""
+"""fastem.dask.KMeans: Lloyd's algorithm over the blocks of a dask array
+(Hamerly's bounded passes by default, each block's bounds on its worker)."""
 import sys
 import time
+import uuid
 import warnings
 
 import numpy as np
@@ -8,34 +10,38 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from fastem._base import unchanged_on_error
 from fastem._kmeans import (
     KMeans as LocalKMeans,
+    bound_updates,
     inference_frame,
     lloyd_update,
     move_to_empty_clusters,
 )
 from fastem._stats import frame_shift, mean_var_from_moments
-from fastem._validation import check_int, check_random_state
-from fastem.dask import _tasks
-from fastem.dask._blocks import Blocks, as_dask_array
+from fastem._validation import check_random_state
+from fastem.dask import _state, _tasks
+from fastem.dask._base import DaskEstimator
 from fastem.dask._reduce import map_collect, map_reduce
-from fastem.dask._seeding import kmeans_parallel_blocks
+from fastem.dask._seeding import kmeans_parallel_blocks, weighted_random_rows
 
 
-class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
     """K-means clustering on a Dask array (Lloyd's algorithm, k-means|| seeding).
 
     The parameters, methods and fitted attributes of :class:`fastem.KMeans`,
     with ``threads_per_task`` in place of ``n_threads``. Each iteration is
     one pass over X's row blocks: a task per block runs fastem's compiled
-    Lloyd pass and returns the block's per-centre sums, weights and inertia;
-    these are added in block order by a tree reduction, and the new centres
-    (computed on the client) go to the workers once per iteration. X never
-    comes to the client. From the same initial centres the result equals
-    the in-memory fit's (up to float64 rounding of the sums), and it is
-    bit-identical for any number of workers or threads and any chunking of
-    X (X is rechunked to ``block_rows`` rows per block).
+    pass (by default the in-memory fit's bounded pass, which skips rows whose
+    nearest centre is certain, with the block's bounds kept on its worker)
+    and returns the block's per-centre sums and weights; these are added in
+    block order by a tree reduction, and the new centres (computed on the
+    client) go to the workers once per iteration. Each block's tasks run on
+    the worker holding it. X never comes to the client. From the same
+    initial centres the result equals the in-memory fit's (up to float64
+    rounding of the sums), and it is bit-identical for any number of workers
+    or threads and any chunking of X (X is rechunked to ``block_rows`` rows
+    per block); after a worker is lost the lost blocks' bounds start again,
+    which gives the same labels, the sums rounded differently.
 
     Parameters
     ----------
@@ -44,9 +50,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     init : {'k-means||', 'random'}, array-like of shape (n_clusters, n_features) or callable, default='k-means||'
         'k-means||': k-means|| seeding (Bahmani et al. 2012: 5 rounds,
         oversampling ``l = 2 k``, candidates weighted by the rows closest to
-        them, then weighted greedy k-means++); 'random': distinct random rows
-        (unweighted fits only); an array of initial centres; or a callable
-        ``init(X, n_clusters, random_state)`` returning one (X: the dask array).
+        them, then weighted greedy k-means++); 'random': distinct random rows,
+        drawn with probability proportional to their weight (the rows the
+        in-memory fit draws for the same ``random_state``); an array of
+        initial centres; or a callable ``init(X, n_clusters, random_state)``
+        returning one (X: the dask array).
     n_init : 'auto' or int, default='auto'
         Number of seedings, the lowest inertia kept ('auto': 1 for
         'k-means||' or an array, 10 otherwise).
@@ -63,8 +71,12 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     copy_x : bool, default=True
         Accepted for compatibility; X is never modified.
     algorithm : {'auto', 'lloyd', 'elkan'}, default='auto'
-        Accepted for compatibility: every pass computes all distances (the
-        bounds of the in-memory fit would need per-row state on workers).
+        As in :class:`fastem.KMeans`. 'auto' and 'elkan': Hamerly's bounded
+        passes (same iterates as Lloyd); each block's bounds and labels
+        (two floats of X's dtype and an int32 per row: 12 bytes per row in
+        float32) stay on the worker that holds the block between passes and
+        are released when the fit ends. 'lloyd': every pass computes all
+        distances and keeps nothing on the workers.
     threads_per_task : int, default=1
         OpenMP threads of each block task (match the workers' threads).
     block_rows : int, default=None
@@ -106,39 +118,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.block_rows = block_rows
         self.persist = persist
 
-    def _local_params(self):
-        params = self.get_params()
-        for name in ("threads_per_task", "block_rows", "persist", "init"):
-            params.pop(name)
-        return dict(params, n_threads=self.threads_per_task)
-
-    def fit(self, X, y=None, sample_weight=None):
-        """Compute k-means clustering of a dask array.
-
-        Parameters
-        ----------
-        X : dask.array.Array or array-like of shape (n_samples, n_features)
-            Chunked along rows (columns are put in one block); a NumPy array
-            or memmap is wrapped. float32 and float64 are kept.
-        y : Ignored
-        sample_weight : dask.array.Array or array-like of shape (n_samples,), default=None
-            Non-negative weights.
-
-        Returns
-        -------
-        self : KMeans
-        """
-        with unchanged_on_error(self):
-            threads = check_int(self.threads_per_task, "threads_per_task", min_value=1)
-            blocks = Blocks(X, sample_weight, block_rows=_block_rows(self.block_rows),
-                            persist=self.persist)
-            self._fit_blocks(blocks, threads)
-            self.labels_ = self.predict(blocks.X)
-        return self
-
     def _fit_blocks(self, blocks, threads):
-        local = LocalKMeans(**self._local_params())
-        k, max_iter, tol, _, _ = local._check_params()
+        local = LocalKMeans(**self._local_params(drop=("init",)))
+        k, max_iter, tol, algorithm, _ = local._check_params()
         n_samples, n_features, dtype = blocks.n_samples, blocks.n_features, blocks.dtype
         if k > n_samples:
             raise ValueError(f"n_samples={n_samples} should be >= n_clusters={k}: ask for "
@@ -148,6 +130,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if n_positive == 0:
             raise ValueError("sample_weight is zero everywhere; at least one weight "
                              "must be positive.")
+        if isinstance(init, str) and init == "random" and n_positive < k:
+            raise ValueError(f"Only {n_positive} samples have a positive sample_weight, "
+                             f"fewer than the {k} requested clusters.")
         ref = blocks.rows([0])[0].astype(np.float64)
         mean, var = mean_var_from_moments(ref, *map_reduce(_tasks.moments, blocks, ref))
         shift = frame_shift(mean, var, dtype)
@@ -157,13 +142,15 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             centres = self._initial_centres(blocks, k, init, shift, rng, threads)
             run = lloyd_blocks(blocks, centres, shift, max_iter=max_iter,
                                tol=float(np.mean(var)) * tol, n_threads=threads,
-                               verbose=self.verbose)
+                               verbose=self.verbose,
+                               bounded=algorithm != "lloyd" and k > 1)
             if best is None or run[1] < best[1]:
                 best = run
-        centres, inertia, n_iter, weights = best
+        centres, inertia, n_iter, weights, _ = best
         self._check_result(centres, inertia, weights, k, dtype)
         self.cluster_centers_, self.inertia_, self.n_iter_ = centres, inertia, n_iter
         self.n_features_in_ = n_features
+        self.labels_ = self.predict(blocks.X)
         return self
 
     def _check_init(self, local, n_features, dtype, k, blocks):
@@ -174,9 +161,6 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                     f"init must be 'k-means||', 'random', an array or a callable on "
                     f"Dask data, got {init!r} (k-means++ needs k passes over the data; "
                     "k-means|| gives seeds of the same quality in 6).")
-            if init == "random" and blocks.sw is not None:
-                raise ValueError("init='random' is not offered with sample_weight on "
-                                 "Dask data: use 'k-means||' or an array.")
         local.set_params(init=init)
         return local._check_init(np.empty((0, n_features), dtype), k)
 
@@ -184,8 +168,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Initial centres in the shifted frame, X's dtype (as in memory)."""
         if isinstance(init, str) and init == "k-means||":
             centres = kmeans_parallel_blocks(blocks, k, rng, threads)
-        elif isinstance(init, str):  # 'random'
-            centres = blocks.rows(rng.choice(blocks.n_samples, size=k, replace=False))
+        elif isinstance(init, str):  # 'random': the in-memory draw (random_rows)
+            centres = blocks.rows(rng.choice(blocks.n_samples, size=k, replace=False)
+                                  if blocks.sw is None else
+                                  weighted_random_rows(blocks, k, rng))
         elif callable(init):
             legacy = np.random.RandomState(int(rng.integers(2**31 - 1)))
             centres = LocalKMeans._check_init_array(
@@ -221,34 +207,12 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             fitted centres; ``labels_`` is not copied (it is lazy here).
         """
         check_is_fitted(self, "cluster_centers_")
-        local = LocalKMeans(**self._local_params())
+        local = LocalKMeans(**self._local_params(drop=("init",)))
         local.set_params(init=self.cluster_centers_, n_init=1)
         for name in ("cluster_centers_", "inertia_", "n_iter_", "n_features_in_"):
             setattr(local, name, getattr(self, name))
         local._fitted_state()
         return local
-
-    def save(self, path):
-        """Write the ordinary fastem model file (read back by :func:`fastem.load`
-        as an in-memory :class:`fastem.KMeans`).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-
-        Returns
-        -------
-        path : str
-        """
-        return self.to_local().save(path)
-
-    def _blocks_of(self, X):
-        local = self.to_local()
-        X = as_dask_array(X, _block_rows(self.block_rows))
-        if X.shape[1] != local.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"was fitted with {local.n_features_in_} features.")
-        return local, X.rechunk({1: -1})
 
     def predict(self, X):
         """Nearest centre of each row, lazily.
@@ -261,8 +225,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         labels : dask.array.Array of shape (n_samples,), int32
         """
-        local, X = self._blocks_of(X)
-        return X.map_blocks(local.predict, dtype=np.int32, drop_axis=1)
+        return self._lazy(X, "predict", np.int32)
 
     def transform(self, X):
         """Distances to every centre, lazily.
@@ -275,9 +238,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         distances : dask.array.Array of shape (n_samples, n_clusters)
         """
-        local, X = self._blocks_of(X)
-        k = local.cluster_centers_.shape[0]
-        return X.map_blocks(local.transform, dtype=X.dtype, chunks=(X.chunks[0], (k,)))
+        return self._lazy(X, "transform", width=self.cluster_centers_.shape[0])
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """``fit(X).labels_`` (lazy)."""
@@ -300,61 +261,94 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         score : float
         """
-        local = self.to_local()
-        blocks = Blocks(X, sample_weight, block_rows=_block_rows(self.block_rows),
-                        persist=False)
-        if blocks.n_features != local.n_features_in_:
-            raise ValueError(f"X has {blocks.n_features} features, but KMeans was "
-                             f"fitted with {local.n_features_in_} features.")
+        local, blocks = self._score_blocks(X, sample_weight)
         centres, shift = inference_frame(local.cluster_centers_, blocks.dtype)
-        map_reduce(_tasks.check_block, blocks)
         return -map_reduce(_tasks.lloyd_statistics, blocks, centres, shift,
                            int(self.threads_per_task))[2]
 
 
-def _block_rows(value):
-    return None if value is None else check_int(value, "block_rows", min_value=1)
-
-
-def lloyd_blocks(blocks, centres, shift, *, max_iter, tol, n_threads, verbose=0):
+def lloyd_blocks(blocks, centres, shift, *, max_iter, tol, n_threads, verbose=0,
+                 bounded=True):
     """Lloyd iterations over the blocks from ``centres`` (shifted frame).
 
-    The in-memory ``lloyd`` with the passes as block tasks: same M-step
-    (``lloyd_update``), same empty-cluster rule, same stopping test, same
-    final pass in predict's frame.
+    The in-memory ``lloyd`` with the passes as block tasks: same passes
+    (with ``bounded``, Hamerly's bounded pass, each block's bounds and
+    labels kept on its worker), same M-step (``lloyd_update``), same
+    empty-cluster rule, same stopping tests, same final plain pass in
+    predict's frame. The blocks' state is released at the end, whatever
+    the outcome.
 
-    Returns (centres (unshifted, X's dtype), inertia, n_iter, final weights).
+    Returns (centres (unshifted, X's dtype), inertia, n_iter, final
+    weights, number of block states rebuilt because a worker was lost).
     """
+    fit_id = uuid.uuid4().hex if bounded else None
+    try:
+        centres64, it, rebuilt = _iterate(blocks, centres, shift, fit_id, max_iter, tol,
+                                          n_threads, verbose)
+    finally:
+        if fit_id is not None:
+            _release_state(blocks, fit_id)
     dtype = blocks.dtype
-    shift64 = shift.astype(np.float64)
-    centres64 = centres.astype(np.float64)
-    start = time.perf_counter()
-    for it in range(max_iter):
-        sums, weights, inertia = map_reduce(_tasks.lloyd_statistics, blocks, centres,
-                                            shift, n_threads)
-        if not weights.all():
-            _relocate_empty(blocks, centres, shift, sums, weights, n_threads)
-        centres64, centre_shift = lloyd_update(sums, weights, centres64)
-        centres = centres64.astype(dtype)
-        if verbose:
-            print(f"Iteration {it:4d}: inertia {inertia:.6e}, centre shift "
-                  f"{centre_shift:.3e}, {time.perf_counter() - start:.2f} s",
-                  file=sys.stderr)
-        if centre_shift <= tol:
-            # no label changed gives exactly 0 (the same sums twice)
-            break
-    final = (centres64 + shift64).astype(dtype)
+    final = (centres64 + shift.astype(np.float64)).astype(dtype)
     frame_centres, frame = inference_frame(final, dtype)
     _, weights, inertia = map_reduce(_tasks.lloyd_statistics, blocks, frame_centres,
                                      frame, n_threads)
-    return final, float(inertia), it + 1, weights
+    return final, float(inertia), it + 1, weights, rebuilt
 
 
-def _relocate_empty(blocks, centres, shift, sums, weights, n_threads):
+def _iterate(blocks, centres, shift, fit_id, max_iter, tol, n_threads, verbose):
+    """The loop of ``lloyd_blocks``; returns (centres64, last iteration, rebuilt)."""
+    centres64 = centres.astype(np.float64)
+    previous, fresh, rebuilt = None, True, 0
+    start = time.perf_counter()
+    for it in range(max_iter):
+        if fit_id is None:
+            sums, weights, inertia = map_reduce(_tasks.lloyd_statistics, blocks, centres,
+                                                shift, n_threads)
+            n_changed = None
+        else:
+            sums, weights, counts = map_reduce(
+                _tasks.bounded_statistics, blocks, fit_id, it, centres, shift,
+                bound_updates(previous, centres), fresh, n_threads)
+            n_changed, n_full, lost = (int(c) for c in counts)
+            rebuilt += lost
+            previous, fresh = centres, False
+        strict = it > 0 and n_changed == 0  # same labels: the centres would not move
+        if not strict:
+            if not weights.all():
+                _relocate_empty(blocks, centres, shift, sums, weights, n_threads,
+                                fit_id, it)
+                fresh = True  # bounds and incremental sums start over
+            centres64, centre_shift = lloyd_update(sums, weights, centres64)
+            centres = centres64.astype(blocks.dtype)
+        if verbose:
+            objective = (f"inertia {inertia:.6e}" if fit_id is None else
+                         f"all distances for {n_full / blocks.n_samples:.1%} of rows, "
+                         f"{n_changed} labels changed")
+            print(f"Iteration {it:4d}: {objective}, centre shift "
+                  f"{0.0 if strict else centre_shift:.3e}, "
+                  f"{time.perf_counter() - start:.2f} s", file=sys.stderr)
+        if strict or centre_shift <= tol:
+            # plain passes: no label changed gives exactly 0 (the same sums twice)
+            break
+    return centres64, it, rebuilt
+
+
+def _release_state(blocks, fit_id):
+    if blocks.client is None:
+        _state.release(fit_id)
+    else:
+        blocks.client.run(_state.release, fit_id)
+
+
+def _relocate_empty(blocks, centres, shift, sums, weights, n_threads, fit_id=None,
+                    step=None):
     """The in-memory rule over blocks: each block's farthest rows, merged by
-    distance (ties by row index), then ``move_to_empty_clusters``."""
+    distance (ties by row index), then ``move_to_empty_clusters``. The
+    labels of pass ``step`` come from the blocks' state when it has them."""
     n_empty = int(np.count_nonzero(weights == 0))
-    parts = map_collect(_tasks.farthest, blocks, centres, shift, n_empty, n_threads)
+    parts = map_collect(_tasks.farthest, blocks, fit_id, step, centres, shift, n_empty,
+                        n_threads)
     dist, index, rows, row_weights, labels = (np.concatenate(p) for p in zip(*parts))
     order = np.lexsort((index, -dist))[:n_empty]
     move_to_empty_clusters(sums, weights, rows[order], row_weights[order], labels[order])

@@ -13,7 +13,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
-from fastem._base import unchanged_on_error
 from fastem._kmeans import inference_frame
 from fastem._mixture import (
     GaussianMixture as LocalGaussianMixture,
@@ -23,10 +22,10 @@ from fastem._mixture import (
     pass_statistics,
 )
 from fastem._parallel import blas_single_threaded
-from fastem._validation import check_int, check_random_state
+from fastem._validation import check_random_state
 from fastem.dask import _tasks
-from fastem.dask._blocks import Blocks, as_dask_array
-from fastem.dask._kmeans import KMeans, _block_rows
+from fastem.dask._base import DaskEstimator
+from fastem.dask._kmeans import KMeans
 from fastem.dask._reduce import map_collect, map_reduce
 from fastem.dask._seeding import kmeans_parallel_blocks
 
@@ -92,7 +91,7 @@ def _random_rows(blocks, K, rng):
     return rows, (None if blocks.sw is None else weights)
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(DaskEstimator, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM on a Dask array.
 
     The parameters, methods and fitted attributes of
@@ -157,36 +156,11 @@ converged_, n_iter_, lower_bound_, lower_bounds_, n_features_in_
         self.persist = persist
 
     def _local(self, cls=LocalGaussianMixture):
-        params = self.get_params()
-        for name in ("threads_per_task", "block_rows", "persist"):
-            params.pop(name)
-        local = cls(**params, n_threads=self.threads_per_task)
+        local = cls(**self._local_params())
         for name in _FITTED:
             if hasattr(self, name):
                 setattr(local, name, getattr(self, name))
         return local
-
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters by EM over the blocks of X.
-
-        Parameters
-        ----------
-        X : dask.array.Array or array-like of shape (n_samples, n_features)
-            Chunked along rows; a NumPy array or memmap is wrapped.
-        y : Ignored
-        sample_weight : dask.array.Array or array-like of shape (n_samples,), default=None
-            Non-negative weights.
-
-        Returns
-        -------
-        self : GaussianMixture
-        """
-        with unchanged_on_error(self):
-            threads = check_int(self.threads_per_task, "threads_per_task", min_value=1)
-            blocks = Blocks(X, sample_weight, block_rows=_block_rows(self.block_rows),
-                            persist=self.persist)
-            self._fit_blocks(blocks, threads)
-        return self
 
     def _fit_blocks(self, blocks, threads):
         local = self._local(_BlockMixture)
@@ -238,32 +212,6 @@ converged_, n_iter_, lower_bound_, lower_bounds_, n_features_in_
         local._fitted_state()
         return local
 
-    def save(self, path):
-        """Write the ordinary fastem model file (:func:`fastem.load` reads it
-        back as an in-memory :class:`fastem.GaussianMixture`).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-
-        Returns
-        -------
-        path : str
-        """
-        return self.to_local().save(path)
-
-    def _lazy(self, X, method, dtype, width=None):
-        local = self.to_local()
-        X = as_dask_array(X, _block_rows(self.block_rows))
-        if X.shape[1] != local.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but GaussianMixture was "
-                             f"fitted with {local.n_features_in_} features.")
-        X = X.rechunk({1: -1})
-        func = getattr(local, method)
-        if width is None:
-            return X.map_blocks(func, dtype=dtype, drop_axis=1)
-        return X.map_blocks(func, dtype=dtype, chunks=(X.chunks[0], (width,)))
-
     def predict(self, X):
         """Most likely component of each sample (lazy dask array, int64).
 
@@ -288,8 +236,7 @@ converged_, n_iter_, lower_bound_, lower_bounds_, n_features_in_
         -------
         resp : dask.array.Array of shape (n_samples, n_components)
         """
-        X = as_dask_array(X)
-        return self._lazy(X, "predict_proba", X.dtype, self.means_.shape[0])
+        return self._lazy(X, "predict_proba", width=self.means_.shape[0])
 
     def score_samples(self, X):
         """``log p(x)`` of each sample (lazy dask array, X's float dtype).
@@ -302,21 +249,14 @@ converged_, n_iter_, lower_bound_, lower_bounds_, n_features_in_
         -------
         log_prob : dask.array.Array of shape (n_samples,)
         """
-        X = as_dask_array(X)
-        return self._lazy(X, "score_samples", X.dtype)
+        return self._lazy(X, "score_samples")
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """``fit(X).predict(X)`` (lazy labels)."""
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _log_likelihood(self, X, sample_weight=None):
-        local = self.to_local()
-        blocks = Blocks(X, sample_weight, block_rows=_block_rows(self.block_rows),
-                        persist=False)
-        if blocks.n_features != local.n_features_in_:
-            raise ValueError(f"X has {blocks.n_features} features, but GaussianMixture "
-                             f"was fitted with {local.n_features_in_} features.")
-        map_reduce(_tasks.check_block, blocks)
+        local, blocks = self._score_blocks(X, sample_weight)
         ll, total = map_reduce(_tasks.mixture_score, blocks, local)
         return ll, total, blocks.n_samples, local
 

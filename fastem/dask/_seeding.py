@@ -58,3 +58,33 @@ def kmeans_parallel_blocks(blocks, n_clusters, rng, n_threads):
     the rows' uniform draws seeded per block."""
     return KMeansParallel().seeds(BlockSeeding(blocks, n_threads), n_clusters, rng,
                                   n_threads)
+
+
+def weighted_random_rows(blocks, n_rows, rng):
+    """Distinct row indices drawn with probability proportional to weight.
+
+    The in-memory draw (``fastem._init.random_rows``: numpy's
+    ``Generator.choice(n, size, replace=False, p=w / sum(w))``) over
+    blocks: each round draws as many uniforms as rows are missing, finds
+    the rows whose cumulative weight first exceeds ``u * total`` (rows
+    already drawn weigh zero) and keeps the new distinct ones, in order of
+    first appearance. The same ``rng`` gives the same rows as in memory
+    (up to the rounding of the cumulative sums, block by block here).
+    """
+    found = np.empty(0, dtype=np.int64)
+    while found.size < n_rows:
+        u = rng.random(n_rows - found.size)
+        totals = np.array(map_collect(_tasks.draw_total, blocks, found))
+        cum = np.cumsum(totals)
+        targets = u * cum[-1]
+        block_of = np.minimum(np.searchsorted(cum, targets, side="right"), len(blocks) - 1)
+        new = np.empty(u.size, dtype=np.int64)
+        for b in np.unique(block_of):
+            sel = np.flatnonzero(block_of == b)
+            new[sel] = dask.delayed(_tasks.draw_locate, pure=True)(
+                blocks.x_blocks[b], blocks.w_blocks[b], found,
+                targets[sel] - (cum[b - 1] if b else 0.0), int(b),
+                int(blocks.starts[b])).compute()
+        _, first = np.unique(new, return_index=True)
+        found = np.concatenate([found, new[np.sort(first)]])
+    return found

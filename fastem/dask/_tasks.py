@@ -14,13 +14,19 @@ from fastem._init import (
     kmeans_parallel_update,
     kmeans_parallel_weights,
 )
-from fastem._kmeans import assign_pass, farthest_assigned_rows
+from fastem._kmeans import (
+    BoundedState,
+    assign_pass,
+    bounded_block_pass,
+    farthest_assigned_rows,
+)
 from fastem._mixture import pass_statistics
 from fastem._parallel import blas_single_threaded
 from fastem._stats import column_moments_about
+from fastem.dask import _state
 
-# rows of random responsibilities drawn at a time (init_params='random')
-RANDOM_RESP_ROWS = 65536
+# rows checked, or given random responsibilities (init_params='random'), at a time
+PIECE_ROWS = 65536
 
 
 def _rows(x, w):
@@ -35,7 +41,9 @@ def check_block(x, w, index, start):
     with its block and rows, the data being read lazily.
     """
     where = f"block {index} (rows {start} to {start + x.shape[0] - 1})"
-    if not np.isfinite(x).all():
+    # a few rows at a time: no boolean copy of the whole block
+    if not all(np.isfinite(x[lo:lo + PIECE_ROWS]).all()
+               for lo in range(0, x.shape[0], PIECE_ROWS)):
         raise ValueError(
             f"X contains NaN or infinity in {where}: remove or impute those "
             "values before fitting."
@@ -69,6 +77,28 @@ def locate_row(x, w, target, index, start):
     return np.ascontiguousarray(x[min(i, x.shape[0] - 1)])
 
 
+def _draw_weights(w, found, start):
+    """The block's weights (float64) with the rows in ``found`` (global
+    indices) set to zero: rows already drawn cannot be drawn again."""
+    w = np.array(w, dtype=np.float64)
+    local = np.asarray(found, dtype=np.int64) - start
+    w[local[(local >= 0) & (local < w.shape[0])]] = 0.0
+    return w
+
+
+def draw_total(x, w, found, index, start):
+    """Total weight of the block's rows not in ``found``."""
+    return float(np.sum(_draw_weights(w, found, start)))
+
+
+def draw_locate(x, w, found, targets, index, start):
+    """Global index of the row at which the block's cumulative weight (rows
+    in ``found`` at zero) first exceeds each target (targets in [0, total))."""
+    cum = np.cumsum(_draw_weights(w, found, start))
+    local = np.searchsorted(cum, np.asarray(targets, dtype=np.float64), side="right")
+    return np.minimum(local, x.shape[0] - 1) + start
+
+
 # ---------------------------------------------------------------- K-means
 
 def lloyd_statistics(x, w, centres, shift, n_threads, index, start):
@@ -79,13 +109,47 @@ def lloyd_statistics(x, w, centres, shift, n_threads, index, start):
     return sums, weights, inertia
 
 
-def farthest(x, w, centres, shift, n, n_threads, index, start):
-    """The block's ``n`` rows farthest from their centre (empty clusters):
-    (dist, global index, shifted rows, weights, labels)."""
+def bounded_statistics(x, w, fit_id, step, centres, shift, bounds, fresh, n_threads,
+                       index, start):
+    """Pass ``step`` of a bounded Lloyd fit over the block, its per-row
+    bounds and labels kept on this worker (``_state``) between passes.
+
+    Returns (sums, weights, counts): the block's Lloyd statistics for the
+    new labels and ``counts = [rows whose label changed, rows whose
+    distances were all computed, 1 if the state had to be rebuilt]``.
+    ``fresh``: every row is assigned from scratch (first pass, or empty
+    clusters were relocated). A task run twice for the same step returns
+    the first run's result; a block whose state is missing here (its
+    worker was replaced) starts again from a fresh pass.
+    """
     x, w = _rows(x, w)
+    last_step, state, result = _state.get(fit_id, index) or (None, None, None)
+    if last_step == step:
+        return result
+    rebuilt = last_step is None or last_step != step - 1
+    if rebuilt:
+        k, d = centres.shape
+        state = BoundedState(x.shape[0], k, d, x.dtype)
+    state.fresh = state.fresh or fresh
+    with blas_single_threaded():
+        n_changed, n_full = bounded_block_pass(x, w, centres, shift, bounds, state,
+                                               n_threads)
+    counts = np.array([n_changed, n_full, int(rebuilt and step > 0)], dtype=np.int64)
+    result = (state.sums.copy(), state.weights.copy(), counts)
+    _state.put(fit_id, index, (step, state, result))
+    return result
+
+
+def farthest(x, w, fit_id, step, centres, shift, n, n_threads, index, start):
+    """The block's ``n`` rows farthest from their centre (empty clusters):
+    (dist, global index, shifted rows, weights, labels). The labels of
+    pass ``step`` are taken from the block's state when it is here."""
+    x, w = _rows(x, w)
+    last_step, state, _ = _state.get(fit_id, index) or (None, None, None)
+    labels = state.labels if last_step == step else None
     with blas_single_threaded():
         dist, far, rows, row_weights, labels = farthest_assigned_rows(
-            x, w, centres, shift, n, n_threads)
+            x, w, centres, shift, n, n_threads, labels=labels)
     return dist, far + start, rows, row_weights, labels
 
 
@@ -142,8 +206,8 @@ def mixture_random_pass(x, w, spec, seed, index, start):
     K = spec.n_components
     total = None
     with blas_single_threaded():
-        for lo in range(0, x.shape[0], RANDOM_RESP_ROWS):
-            hi = min(lo + RANDOM_RESP_ROWS, x.shape[0])
+        for lo in range(0, x.shape[0], PIECE_ROWS):
+            hi = min(lo + PIECE_ROWS, x.shape[0])
             resp = gen.uniform(size=(hi - lo, K))
             resp /= resp.sum(axis=1)[:, None]
             _, st = pass_statistics(x[lo:hi], None if w is None else w[lo:hi], spec,

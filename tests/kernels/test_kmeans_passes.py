@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fastem._kernels import load_kernels
-from fastem._kmeans import _bound_updates
+from fastem._kmeans import bound_updates
 
 _lloyd = load_kernels("_lloyd")
 _bounded = load_kernels("_bounded")
@@ -83,7 +83,7 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
     upper, lower = np.empty(n, dtype), np.empty(n, dtype)
     labels = np.full(n, -1, np.int32)
     sums, weights = np.empty((k, d)), np.empty(k)
-    drift, half_sep = _bound_updates(None, C)
+    drift, half_sep = bound_updates(None, C)
     _bounded.bounded_pass(X, sw, np.empty(0, dtype), C,
                           _bounded.CentreMoves(half_sep, drift, True),
                           _bounded.RowBounds(upper, lower, labels), sums, weights, chunk, 2)
@@ -103,7 +103,7 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
     if k > 1:
         C2 = C.copy()
         C2[[0, 1]] = C[[1, 0]]
-        drift, half_sep = _bound_updates(C.astype(np.float64), C2)
+        drift, half_sep = bound_updates(C.astype(np.float64), C2)
         _bounded.bounded_pass(X, sw, np.empty(0, dtype), C2,
                               _bounded.CentreMoves(half_sep, drift, False),
                               _bounded.RowBounds(upper, lower, labels), sums, weights,
