@@ -4,19 +4,19 @@ and the fixed reduction order as in _lloyd.pyx; shared helpers in
 _kmeans_common.pxd.
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, uint16_t
-from libc.stdlib cimport calloc, malloc, free
-from libc.float cimport FLT_MAX
-from libc.math cimport INFINITY, sqrt
+from libc.math cimport sqrt
+from libc.stdint cimport int32_t
 from libc.string cimport memset
 
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
-    Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
-    partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
+    chunk_len, first_chunk, floating, partitions_sum, slot_of)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-from fastem._kernels._kmeans_common cimport *
+from fastem._kernels._kmeans_common cimport (
+    CentrePass, FE_PREFETCH_ROWS, PassWs, _centre_sqnorms, _sqnorm,
+    centre_pass_close, centre_pass_open, centre_pass_workspace, fe_prefetch_row,
+    fe_row_argmin2_f32, fe_row_argmin2_f64)
 
 from typing import NamedTuple
 

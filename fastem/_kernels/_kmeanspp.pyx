@@ -3,19 +3,16 @@
 _lloyd.pyx; shared helpers in _kmeans_common.pxd.
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, uint16_t
-from libc.stdlib cimport calloc, malloc, free
 from libc.float cimport FLT_MAX
-from libc.math cimport INFINITY, sqrt
-from libc.string cimport memset
+from libc.stdint cimport int32_t, uint16_t
+from libc.stdlib cimport malloc, free
 
-from fastem._kernels._blas cimport gemm_rowmajor
-from fastem._kernels._common cimport (
-    Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
-    partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
+from fastem._kernels._common cimport floating
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-from fastem._kernels._kmeans_common cimport *
+from fastem._kernels._kmeans_common cimport (
+    FE_PREFETCH_ROWS, _sqdist, fe_cand_bit, fe_kpp_rows_f32, fe_kpp_rows_f64,
+    fe_prefetch_row)
 
 # ---------------------------------------------------------------------------
 # Greedy k-means++ seeding

@@ -19,19 +19,19 @@ layer (``fastem._kmeans``, ``fastem._validation``) checks every shape
 before it calls these kernels.
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, uint16_t
-from libc.stdlib cimport calloc, malloc, free
-from libc.float cimport FLT_MAX
-from libc.math cimport INFINITY, sqrt
+from libc.stdint cimport int32_t
+from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
-    Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
-    partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
+    chunk_len, first_chunk, floating, partitions_sum, slot_of)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-from fastem._kernels._kmeans_common cimport *
+from fastem._kernels._kmeans_common cimport (
+    CentrePass, PassWs, _centre_sqnorms, _in_frame, _sqdist, _sqnorm,
+    centre_pass_close, centre_pass_open, centre_pass_workspace, fe_row_argmin_f32,
+    fe_row_argmin_f64)
 
 cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,

@@ -56,6 +56,10 @@ def _cluster_memory(client):
     return sum(limits) or None
 
 
+# how long a pass waits for a worker when the cluster has none (a nanny
+# restarting a killed worker takes a few seconds)
+_WORKER_WAIT_S = 30
+
 class Blocks:
     """X and sample_weight as aligned lists of row blocks (dask Delayed).
 
@@ -98,8 +102,16 @@ class Blocks:
         if self.client is None:
             return None
         alive = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        if not alive:  # a worker may be restarting (its nanny): wait for one
+            try:
+                self.client.wait_for_workers(1, timeout=_WORKER_WAIT_S)
+            except TimeoutError:
+                pass
+            alive = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
         if not alive:
-            raise ValueError("The Dask client has no workers left: the fit cannot go on.")
+            raise ValueError(
+                f"The Dask client has had no workers for {_WORKER_WAIT_S} s: the fit "
+                "cannot go on. Start workers (or a LocalCluster) and fit again.")
         if self.workers is not None and set(self.workers) <= set(alive):
             return self.workers
         if self.persisted:
