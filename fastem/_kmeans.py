@@ -187,7 +187,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
             mean, var = column_mean_var(X, n_threads=n_threads)
             shift = frame_shift(mean, var, X.dtype)
         abs_tol = float(np.mean(var)) * tol
-        rows = _lloyd_chunk_rows(k, n_features, X.dtype)
+        rows = _lloyd_chunk_rows(k, n_features, X.dtype, X.shape[0])
 
         best = None
         with blas_single_threaded():
@@ -382,7 +382,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         out = np.empty((X.shape[0], k), dtype=X.dtype)
         with blas_single_threaded():
             _lloyd.pairwise_sqdist(X, _shift_or_empty(shift), centres, out,
-                               _lloyd_chunk_rows(k, d, X.dtype),
+                               _lloyd_chunk_rows(k, d, X.dtype, X.shape[0]),
                                effective_n_threads(self.n_threads))
         return np.sqrt(out, out=out)
 
@@ -461,10 +461,10 @@ def assign_pass(X, sample_weight, centres, shift, n_threads, with_sums=True):
     labels = np.full(X.shape[0], -1, dtype=np.int32)
     sums = np.empty((k, d))
     weights = np.empty(k)
+    chunk = _lloyd_chunk_rows(k, d, X.dtype, X.shape[0])
     _, inertia, _ = _lloyd.lloyd_pass(
         X, _weights_or_empty(sample_weight, X.dtype), _shift_or_empty(shift),
-        centres, labels, sums, weights, np.nan, _lloyd_chunk_rows(k, d, X.dtype),
-        n_threads)
+        centres, labels, sums, weights, np.nan, chunk, n_threads)
     return labels, inertia, sums, weights
 
 
@@ -483,9 +483,9 @@ def _shift_or_empty(shift):
     return shift if shift.any() else shift[:0]
 
 
-def _lloyd_chunk_rows(n_clusters, n_features, dtype):
+def _lloyd_chunk_rows(n_clusters, n_features, dtype, n_rows):
     # a chunk holds its shifted rows (d) and its distance block (k) per row
-    return chunk_rows(n_clusters + n_features, np.dtype(dtype).itemsize)
+    return chunk_rows(n_clusters + n_features, np.dtype(dtype).itemsize, n_rows=n_rows)
 
 
 def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
@@ -632,7 +632,7 @@ def bounded_block_pass(X, sample_weight, centres, shift, bounds, state, n_thread
     k, d = centres.shape
     drift, half_sep = bounds
     if chunk is None:
-        chunk = _lloyd_chunk_rows(k, d, X.dtype)
+        chunk = _lloyd_chunk_rows(k, d, X.dtype, X.shape[0])
     result = _bounded.bounded_pass(
         X, _weights_or_empty(sample_weight, X.dtype), _shift_or_empty(shift),
         np.ascontiguousarray(centres), _bounded.CentreMoves(half_sep, drift, state.fresh),

@@ -255,16 +255,16 @@ class _Engine:
         outputs = None
         if out_lpn is not None or out_resp is not None or out_labels is not None:
             outputs = _gaussian.RowOutputs(out_lpn, out_resp, out_labels)
-        chunk = self._chunk_rows(_gaussian.COV_TYPES[cov_type], K)
+        chunk = self._chunk_rows(_gaussian.COV_TYPES[cov_type], K, X.shape[0])
         ll = _gaussian.em_pass(X, sw, shift, cov_type, source, st, centres, outputs,
                                chunk, self.n_threads)
         return ll, st
 
-    def _chunk_rows(self, cov_code, K):
+    def _chunk_rows(self, cov_code, K, n_rows):
         """Rows per chunk of a pass kind (the kernel owns its workspaces)."""
         return chunk_rows(
             _gaussian.chunk_bytes_per_row(cov_code, K, self.D, self.dtype.itemsize),
-            min_rows=32, max_rows=1024)
+            n_rows=n_rows, min_rows=32, max_rows=1024)
 
 
 # ----------------------------------------------------------------------

@@ -155,7 +155,7 @@ def _chunk_rows(X, n_columns, min_rows=64):
     """Rows per chunk: the dense policy with a row's work = its dot products
     plus its mean number of non-zeros (depends on the data, never on threads)."""
     per_row = n_columns + -(-X.nnz // max(1, X.shape[0]))
-    return chunk_rows(per_row, 8, min_rows=min_rows)
+    return chunk_rows(per_row, 8, n_rows=X.shape[0], min_rows=min_rows)
 
 
 def row_sqnorms(X, n_threads):

@@ -50,7 +50,7 @@ def column_moments_about(X, sample_weight, ref, n_threads=None):
     s2 = np.empty(n_features)
     sw = sample_weight if sample_weight is not None else np.empty(0, X.dtype)
     total = column_moments(X, sw, np.ascontiguousarray(ref, dtype=np.float64), s1, s2,
-                           chunk_rows(n_features, X.dtype.itemsize, min_rows=256),
+                           chunk_rows(n_features, X.dtype.itemsize, n_rows=X.shape[0], min_rows=256),
                            effective_n_threads(n_threads))
     return total, s1, s2
 

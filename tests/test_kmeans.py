@@ -85,7 +85,7 @@ def test_fit_matches_sklearn_lloyd(n, d, k, seed, offset, dtype, algorithm):
 def test_chunk_boundaries_are_exercised():
     # the datasets above must include N not a multiple of the chunk size
     # and one that is a multiple, for the shapes they use
-    rows = [(n, _lloyd_chunk_rows(k, d, np.float64)) for n, d, k, *_ in DATASETS]
+    rows = [(n, _lloyd_chunk_rows(k, d, np.float64, n)) for n, d, k, *_ in DATASETS]
     assert any(n % r for n, r in rows) and any(n % r == 0 and n > r for n, r in rows)
 
 
