@@ -434,8 +434,14 @@ def inference_frame(centres, dtype, sparse=False):
     centres = centres.astype(dtype, copy=False)
     if sparse:
         return np.ascontiguousarray(centres), np.zeros(centres.shape[1], dtype=dtype)
-    shift = frame_shift(centres.mean(axis=0, dtype=np.float64),
-                        centres.var(axis=0, dtype=np.float64), dtype)
+    # the float64 mean and variance of the centres, as np.mean and np.var
+    # compute them (same sums, same order), without their per-call overhead
+    # (a mini-batch step calls this once per batch)
+    c64 = centres.astype(np.float64)
+    mean = np.add.reduce(c64, axis=0) / c64.shape[0]
+    c64 -= mean
+    var = np.add.reduce(np.square(c64, out=c64), axis=0) / c64.shape[0]
+    shift = frame_shift(mean, var, dtype)
     return np.ascontiguousarray(centres - shift), shift
 
 

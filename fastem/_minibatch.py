@@ -376,13 +376,17 @@ def minibatch_step(X, sample_weight, centres, counts, rng, *, reassign,
     frame_centres, shift = inference_frame(centres, X.dtype, _sparse.issparse(X))
     _, inertia, sums, weights = assign_pass(X, sample_weight, frame_centres, shift,
                                             n_threads)
-    # sums are about the frame's shift: S_k - W_k c_k = sums_k - W_k (c_k - shift)
-    old = centres.astype(np.float64)
-    new = old.copy()
-    seen = weights > 0
+    # c_k += (S_k - W_k c_k) / counts_k for the centres the batch reached,
+    # where the sums are about the frame's shift:
+    # S_k - W_k c_k = sums_k - W_k (c_k - shift)
+    new = centres.astype(np.float64)
     counts += weights
-    new[seen] += ((sums[seen] - weights[seen, None] * (old[seen] - shift.astype(np.float64)))
-                  / counts[seen, None])
+    seen = (weights > 0)[:, None]
+    move = new - shift.astype(np.float64)
+    move *= weights[:, None]
+    np.subtract(sums, move, out=move)
+    np.divide(move, counts[:, None], out=move, where=seen)
+    np.add(new, move, out=new, where=seen)
     new = new.astype(X.dtype)
     if reassign and reassignment_ratio > 0:
         _reassign_low_counts(X, new, counts, rng, reassignment_ratio, verbose)
