@@ -10,13 +10,13 @@ from libc.string cimport memset
 
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
-    chunk_len, first_chunk, floating, partitions_sum, slot_of)
+    chunk_len, first_chunk, floating, partitions_sum, require, slot_of)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, FE_PREFETCH_ROWS, PassWs, _centre_sqnorms, _sqnorm,
     centre_pass_close, centre_pass_open, centre_pass_workspace, fe_prefetch_row,
-    fe_row_argmin2_f32, fe_row_argmin2_f64)
+    fe_row_argmin2_f32, fe_row_argmin2_f64, require_centre_pass)
 
 from typing import NamedTuple
 
@@ -103,8 +103,8 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef floating best, second_f
     cdef floating *xr
     cdef Py_ssize_t t, n_todo = 0
-    # per-row max(l, s_a), kept in the distance buffer (k >= 2 floats per
-    # row there: bounded passes are only used with two or more centres)
+    # per-row max(l, s_a), kept in the distance buffer (which holds at least
+    # one double per row, whatever k and the dtype: _pass_workspace)
     cdef double *mrow = <double *>dist
     if fresh:
         for i in range(nb):
@@ -114,6 +114,9 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         # 1. bounds only: most rows stop here without their data being read
         for i in range(nb):
             a = labels[i]
+            if <size_t>a >= <size_t>k:  # a state no pass wrote: refuse it
+                counts[2] += 1
+                return
             u = upper[i] + drift[a]
             l = lower[i] - (drift_second if a == drift_arg else drift_max)
             m = l if l > half_sep[a] else half_sep[a]
@@ -224,7 +227,7 @@ def bounded_pass(const floating[:, ::1] X,
     cdef int cancel = 0
     cdef Py_ssize_t p, c, j, start, drift_arg = 0
     cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0
-    cdef double counts[2]
+    cdef double counts[3]
     cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
@@ -232,12 +235,15 @@ def bounded_pass(const floating[:, ::1] X,
     cdef CentrePass run
     cdef PassWs tw
     cdef double *slot
-    if (half_sep.shape[0] != k or drift.shape[0] != k or upper.shape[0] != n
-            or lower.shape[0] != n or labels.shape[0] != n):
-        raise ValueError("bounded_pass: moves need k entries, bounds n")
-    # slot: [sums (k x d), weights (k), n_changed, n_full]
+    require_centre_pass(X, sample_weight, shift, centres, labels, sums, weights,
+                        chunk_rows, n_threads, "bounded_pass")
+    require(half_sep.shape[0] == k and drift.shape[0] == k,
+            "bounded_pass: moves.half_sep and moves.drift must have k entries")
+    require(upper.shape[0] == n and lower.shape[0] == n,
+            "bounded_pass: bounds.upper and bounds.lower must have one entry per row")
+    # slot: [sums (k x d), weights (k), n_changed, n_full, bad labels]
     if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), True,
-                        k * d + k + 2, n_threads) != 0:
+                        k * d + k + 3, n_threads) != 0:
         raise MemoryError("fastem: could not allocate the bounded pass workspace")
     csq = <floating *>run.csq
     with nogil:
@@ -271,10 +277,13 @@ def bounded_pass(const floating[:, ::1] X,
         if fresh:
             memset(&sums[0, 0], 0, k * d * sizeof(double))
             memset(&weights[0], 0, k * sizeof(double))
-        memset(counts, 0, 2 * sizeof(double))
+        memset(counts, 0, 3 * sizeof(double))
         partitions_sum(&run.pt, 0, k * d, &sums[0, 0])
         partitions_sum(&run.pt, k * d, k, &weights[0])
-        partitions_sum(&run.pt, k * d + k, 2, counts)
+        partitions_sum(&run.pt, k * d + k, 3, counts)
     centre_pass_close(&run)
     raise_pending(cancel)
+    require(counts[2] == 0,
+            "bounded_pass: bounds.labels holds labels outside [0, k), which no pass "
+            "wrote: start again with moves.fresh=True (the sums are then recomputed)")
     return <Py_ssize_t>counts[0], <Py_ssize_t>counts[1]

@@ -24,6 +24,9 @@
 #   (return the layout as a struct by value): Cython makes assigned
 #   variables thread-private, but not pointers filled through an address
 #   (&p), which would then be shared by all threads.
+# * Checks: a kernel entry point checks every shape and count it relies on
+#   (``require``) before it touches memory; compiled code runs without
+#   bounds checks, so nothing it did not check may reach it.
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free, malloc
 
@@ -36,6 +39,26 @@ cdef enum:
     # alignment of every array carved from a workspace (a cache line, and
     # the widest vector)
     CARVE_ALIGN = 64
+
+
+cdef inline int require(bint ok, str message) except -1:
+    """Raise ValueError(message) unless ok: an entry point's operand check."""
+    if not ok:
+        raise ValueError(message)
+    return 0
+
+
+cdef inline int require_pass(Py_ssize_t n, Py_ssize_t d, Py_ssize_t n_weights,
+                             Py_ssize_t chunk_rows, int n_threads,
+                             str kernel) except -1:
+    """The operands every pass over X (n, d) shares: at least one row and
+    one column, n weights (or none: unit weights), chunks and threads."""
+    require(n >= 1 and d >= 1, f"{kernel}: X must have at least one row and one column")
+    require(n_weights == 0 or n_weights == n,
+            f"{kernel}: sample_weight must have one entry per row of X (or none)")
+    require(chunk_rows >= 1 and n_threads >= 1,
+            f"{kernel}: chunk_rows and n_threads must be >= 1")
+    return 0
 
 
 cdef inline Py_ssize_t n_partitions(Py_ssize_t n_chunks,

@@ -7,7 +7,7 @@ from libc.stdlib cimport free, malloc
 
 from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, floating, partitions_free,
-    partitions_init, workspaces_alloc)
+    partitions_init, require, require_pass, workspaces_alloc)
 
 cdef extern from "csrc/fe_kmeans.h" nogil:
     float fe_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
@@ -88,7 +88,8 @@ cdef struct PassWs:
     # cannot hold the fused type). Returned by value, so that inside a
     # prange the variable it is assigned to is private to the thread.
     void *rows          # nb x d: the chunk's rows in the shifted frame
-    void *dist          # nb x k: distance block
+    void *dist          # nb x k: distance block (bounded pass: at least one
+                        # double per row, its per-row max(l, s_a))
     int32_t *gathered   # nb: rows gathered for a full search (bounded pass)
 
 
@@ -99,7 +100,7 @@ cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
     only place that knows its layout."""
     cdef PassWs w
     w.rows = carve(cv, nb * d, itemsize)
-    w.dist = carve(cv, nb * k, itemsize)
+    w.dist = carve(cv, nb * k if not bounded else nb * max(k, 8 // itemsize), itemsize)
     w.gathered = <int32_t *>carve(cv, nb if bounded else 0, sizeof(int32_t))
     return w
 
@@ -152,3 +153,25 @@ cdef inline void centre_pass_close(CentrePass *run) noexcept nogil:
     partitions_free(&run.pt)
     run.csq = NULL
     run.raw = NULL
+
+
+cdef inline int require_centre_pass(const floating[:, ::1] X,
+                                   const floating[::1] sample_weight,
+                                   const floating[::1] shift,
+                                   const floating[:, ::1] centres,
+                                   const int32_t[::1] labels,
+                                   const double[:, ::1] sums,
+                                   const double[::1] weights,
+                                   Py_ssize_t chunk_rows, int n_threads,
+                                   str kernel) except -1:
+    """The shapes a Lloyd or bounded pass relies on (see lloyd_pass)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
+    require_pass(n, d, sample_weight.shape[0], chunk_rows, n_threads, kernel)
+    require(shift.shape[0] == 0 or shift.shape[0] == d,
+            f"{kernel}: shift must have one entry per column of X (or none)")
+    require(k >= 1 and centres.shape[1] == d,
+            f"{kernel}: centres must be (k, d) with k >= 1 and X's d columns")
+    require(labels.shape[0] == n, f"{kernel}: labels must have one entry per row of X")
+    require(sums.shape[0] == k and sums.shape[1] == d and weights.shape[0] == k,
+            f"{kernel}: sums must be (k, d) and weights (k,)")
+    return 0

@@ -7,7 +7,7 @@ from libc.float cimport FLT_MAX
 from libc.stdint cimport int32_t, uint16_t
 from libc.stdlib cimport malloc, free
 
-from fastem._kernels._common cimport floating
+from fastem._kernels._common cimport floating, require, require_pass
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
@@ -92,10 +92,16 @@ def kpp_init_closest(const floating[:, ::1] X,
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
-    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
+    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax if nbmax > 0 else 0
     cdef Py_ssize_t c, start, nb, i
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef int cancel = 0
+    require_pass(n, d, sample_weight.shape[0], chunk_rows, n_threads, "kpp_init_closest")
+    require(centre.shape[0] == d, "kpp_init_closest: centre must have X's d entries")
+    require(closest.shape[0] == n and nearest.shape[0] == n,
+            "kpp_init_closest: closest and nearest must have one entry per row")
+    require(chunk_pot.shape[0] == n_chunks,
+            "kpp_init_closest: chunk_pot must have one entry per chunk")
     with nogil:
         for c in prange(n_chunks, schedule='dynamic', chunksize=4,
                         num_threads=n_threads):
@@ -174,28 +180,35 @@ cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
 
 def kpp_settle_rows(const floating[:, ::1] X,
                     const floating[::1] centre,
-                    int32_t centre_index,
+                    int32_t index,
                     Py_ssize_t candidate,
                     uint16_t[::1] improves,
                     float[::1] closest,
                     centre_index[::1] nearest,
                     Py_ssize_t start, Py_ssize_t stop,
                     double scale):
-    """Apply the deferred update of centre ``centre_index`` (candidate
+    """Apply the deferred update of centre ``index`` (candidate
     ``candidate`` of the last pass) to rows start..stop-1 now.
 
     For the rows a draw reads before the next candidate pass; clearing their
     bits leaves nothing for that pass to redo there.
     """
-    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef int32_t *todo
+    require(d >= 1 and centre.shape[0] == d,
+            "kpp_settle_rows: centre must have X's d >= 1 entries")
+    require(improves.shape[0] == n and closest.shape[0] == n and nearest.shape[0] == n,
+            "kpp_settle_rows: improves, closest and nearest must have one entry per row")
+    require(0 <= start and stop <= n, "kpp_settle_rows: rows start..stop must lie in X")
+    require(0 <= index and (index < 65536 or centre_index is int32_t) and candidate >= 0,
+            "kpp_settle_rows: index must fit nearest's type, candidate be >= 0")
     if stop <= start:
         return
     todo = <int32_t *>malloc((stop - start) * sizeof(int32_t))
     if todo == NULL:
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
-        _kpp_apply(&X[start, 0], stop - start, d, &centre[0], centre_index,
+        _kpp_apply(&X[start, 0], stop - start, d, &centre[0], index,
                    fe_cand_bit(candidate), &improves[start], &closest[start],
                    &nearest[start], todo, scale)
     free(todo)
@@ -244,18 +257,38 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t L = quarter_sqdist.shape[1]
     cdef Py_ssize_t nbmax = chunk_rows
-    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
+    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax if nbmax > 0 else 0
     cdef Py_ssize_t c, start, l, tid
     cdef int cancel = 0
     cdef uint16_t last_bit = fe_cand_bit(last_candidate)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
-    cdef const floating *lcp = &last_centre[0] if last_index > 0 else NULL
+    cdef const floating *lcp = NULL
     # float64 data: the potentials measure the distances in float64, one
     # slot of L per chunk (float32 data: they are the chunk potentials)
     cdef double *slots = NULL
     cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
     cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
-    cdef double *qmin = <double *>malloc(n_centres * sizeof(double))
+    cdef double *qmin
+    cdef Py_ssize_t n_bad = 0
+    require_pass(n, d, sample_weight.shape[0], chunk_rows, n_threads,
+                 "kpp_candidate_potentials")
+    require(L >= 1 and candidates.shape[0] == L and candidates.shape[1] == d,
+            "kpp_candidate_potentials: candidates must be (L, d), quarter_sqdist "
+            "(centres chosen, L)")
+    require(n_centres >= 1 and (last_index == 0 or 0 < last_index < n_centres
+                                and last_centre.shape[0] == d and last_candidate >= 0),
+            "kpp_candidate_potentials: last must be (centre (d,), its index among the "
+            "chosen centres, its candidate index), or index 0")
+    require(closest.shape[0] == n and nearest.shape[0] == n and improves.shape[0] == n,
+            "kpp_candidate_potentials: closest, nearest and improves must have one "
+            "entry per row")
+    require(chunk_pots.shape[0] == n_chunks and chunk_pots.shape[1] == L
+            and potentials.shape[0] == L,
+            "kpp_candidate_potentials: out must be (chunk_pots (n_chunks, L), "
+            "potentials (L,))")
+    if last_index > 0:
+        lcp = &last_centre[0]
+    qmin = <double *>malloc(n_centres * sizeof(double))
     if floating is double:
         slots = <double *>malloc(n_chunks * L * sizeof(double))
     if todo == NULL or qmin == NULL or (floating is double and slots == NULL):
@@ -275,10 +308,10 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                 continue
             tid = omp_get_thread_num()
             start = c * nbmax
-            _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
+            n_bad += _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
                                   swp + start if swp != NULL else NULL,
                                   &candidates[0, 0], L,
-                                  qmin, &closest[start],
+                                  qmin, n_centres, &closest[start],
                                   &nearest[start], &improves[start],
                                   lcp, last_index, last_bit,
                                   todo + tid * nbmax, &chunk_pots[c, 0],
@@ -290,19 +323,22 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                 potentials[l] += slots[c * L + l] if slots != NULL else chunk_pots[c, l]
     free(slots); free(todo); free(qmin)
     raise_pending(cancel)
+    require(n_bad == 0, "kpp_candidate_potentials: nearest holds indices of centres "
+            "not chosen yet: its state was not written by these kernels")
 
 
-cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
-                                const floating *sw, const floating *cand,
-                                Py_ssize_t L, const double *qmin,
-                                float *closest,
-                                centre_index *nearest,
-                                uint16_t *improves,
-                                const floating *last_centre, int32_t last_index,
-                                uint16_t last_bit,
-                                int32_t *todo, double *sums,
-                                double *pots, double scale) noexcept nogil:
-    """One chunk of the candidate pass (see kpp_candidate_potentials).
+cdef Py_ssize_t _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                                      const floating *sw, const floating *cand,
+                                      Py_ssize_t L, const double *qmin, Py_ssize_t n_centres,
+                                      float *closest,
+                                      centre_index *nearest,
+                                      uint16_t *improves,
+                                      const floating *last_centre, int32_t last_index,
+                                      uint16_t last_bit,
+                                      int32_t *todo, double *sums,
+                                      double *pots, double scale) noexcept nogil:
+    """One chunk of the candidate pass (see kpp_candidate_potentials);
+    returns the number of rows whose ``nearest`` is not a chosen centre (0).
 
     sums[l] receives sum_i w_i min(closest_i, float32(||x_i - q_l||^2)) and,
     for float64 data, pots[l] the same sum without the rounding to float32.
@@ -321,7 +357,7 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     candidate beats a row does not depend on whether a valid bound would have
     skipped the measurement.
     """
-    cdef Py_ssize_t i, k, l, n_todo = 0
+    cdef Py_ssize_t i, k, l, a, n_todo = 0, n_bad = 0
     cdef double acc[8]
     cdef double pruned, cur
     cdef int keep
@@ -338,7 +374,11 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             if i + k < nb:
                 cur = closest[i + k]
                 improves[i + k] = 0
-                keep = qmin[nearest[i + k]] < cur * PRUNE_MARGIN
+                a = nearest[i + k]
+                if <size_t>a >= <size_t>n_centres:  # a state no kernel wrote: refused
+                    n_bad += 1
+                    a = 0
+                keep = qmin[a] < cur * PRUNE_MARGIN
                 # branch-free: always write, advance only for kept rows; a
                 # kept row adds (0 * its potential) = 0 exactly
                 todo[n_todo] = <int32_t>(i + k)
@@ -355,3 +395,4 @@ cdef void _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         sums[l] = pruned + sums[l]
         if pots != NULL:
             pots[l] = pruned + pots[l]
+    return n_bad

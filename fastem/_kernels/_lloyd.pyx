@@ -25,13 +25,13 @@ from libc.string cimport memset
 
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
-    chunk_len, first_chunk, floating, partitions_sum, slot_of)
+    chunk_len, first_chunk, floating, partitions_sum, require, require_pass, slot_of)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, PassWs, _centre_sqnorms, _in_frame, _sqdist, _sqnorm,
     centre_pass_close, centre_pass_open, centre_pass_workspace, fe_row_argmin_f32,
-    fe_row_argmin_f64)
+    fe_row_argmin_f64, require_centre_pass)
 
 cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,
@@ -129,12 +129,15 @@ def lloyd_pass(const floating[:, ::1] X,
     cdef double tail[3]
     cdef bint with_norms = norms_total != norms_total  # NaN: compute them
     cdef int cancel = 0
-    cdef const floating *xp = &X[0, 0]
+    cdef const floating *xp
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
     cdef CentrePass run
     cdef PassWs tw
     cdef double *slot
+    require_centre_pass(X, sample_weight, shift, centres, labels, sums, weights,
+                        chunk_rows, n_threads, "lloyd_pass")
+    xp = &X[0, 0]
     # slot: [sums (k x d), weights (k), inertia, n_changed, norms]
     if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), False,
                         k * d + k + 3, n_threads) != 0:
@@ -178,15 +181,23 @@ def assigned_sqdist(const floating[:, ::1] X,
                     double[::1] out,
                     int n_threads):
     """out[i] = ||x_i - centres[labels[i]]||^2 in float64 (same frame for both)."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0], i
+    cdef Py_ssize_t n_bad = 0
     cdef int cancel = 0
+    require_pass(n, d, 0, 1, n_threads, "assigned_sqdist")
+    require(centres.shape[1] == d and labels.shape[0] == n and out.shape[0] == n,
+            "assigned_sqdist: centres must be (k, d), labels and out (n,)")
     with nogil:
         for i in prange(n, schedule='static', num_threads=n_threads):
             # every 4096 rows (a static schedule gives each thread one range)
             if cancel or ((i & 4095) == 0 and interrupted(&cancel)):
                 continue
+            if <size_t>labels[i] >= <size_t>k:  # counted and refused below
+                n_bad += 1
+                continue
             out[i] = _sqdist(&X[i, 0], &centres[labels[i], 0], d)
     raise_pending(cancel)
+    require(n_bad == 0, "assigned_sqdist: labels must lie in [0, k)")
 
 
 def pairwise_sqdist(const floating[:, ::1] X,
@@ -203,15 +214,21 @@ def pairwise_sqdist(const floating[:, ::1] X,
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
     cdef Py_ssize_t nbmax = chunk_rows
-    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax
+    cdef Py_ssize_t n_chunks = (n + nbmax - 1) // nbmax if nbmax > 0 else 0
     cdef Py_ssize_t c, start, nb, i, j, tid
     cdef double xsq, v
     cdef int cancel = 0
     cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
-    cdef floating *work = <floating *>malloc((n_threads * nbmax * d + k) * sizeof(floating))
+    cdef floating *work
     cdef floating *xc
     cdef floating *csq
     cdef floating *orow
+    require_pass(n, d, 0, chunk_rows, n_threads, "pairwise_sqdist")
+    require(shift.shape[0] == 0 or shift.shape[0] == d,
+            "pairwise_sqdist: shift must have one entry per column of X (or none)")
+    require(k >= 1 and centres.shape[1] == d and out.shape[0] == n and out.shape[1] == k,
+            "pairwise_sqdist: centres must be (k, d) with k >= 1, out (n, k)")
+    work = <floating *>malloc((n_threads * nbmax * d + k) * sizeof(floating))
     if work == NULL:
         raise MemoryError("fastem: could not allocate the distance workspace")
     csq = work + n_threads * nbmax * d

@@ -5,7 +5,7 @@ import numpy as np
 
 from fastem._kernels._common cimport (
     Partitions, chunk_len, first_chunk, floating, partitions_free, partitions_init,
-    partitions_sum, slot_of)
+    partitions_sum, require, require_pass, slot_of)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 
 
@@ -46,6 +46,9 @@ def column_moments(const floating[:, ::1] X,
     cdef double *slot
     cdef double[::1] sums = np.zeros(2 * d + 1)
     cdef Partitions pt
+    require_pass(n, d, sample_weight.shape[0], chunk_rows, n_threads, "column_moments")
+    require(ref.shape[0] == d and s1.shape[0] == d and s2.shape[0] == d,
+            "column_moments: ref, s1 and s2 must have one entry per column of X")
     # slot: [sum w, sum w (x - ref) (d), sum w (x - ref)^2 (d)]
     if partitions_init(&pt, n, chunk_rows, 2 * d + 1) != 0:
         raise MemoryError("fastem: could not allocate the column-moment workspace")
