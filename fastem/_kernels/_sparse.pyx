@@ -408,6 +408,15 @@ def update_centres(const double[:, ::1] sums, const double[::1] weights,
     centres at a time so that every write to centres_t fills a cache line.
     """
     cdef Py_ssize_t k = centres.shape[0], d = centres.shape[1], kp = centres_t.shape[1]
+    _check_centres("update_centres", k, kp, 1)
+    _check_len("update_centres", "csq", csq.shape[0], k, False)
+    _check_len("update_centres", "weights", weights.shape[0], k, False)
+    _check_len("update_centres", "drift", drift.shape[0], k, True)
+    if sums.shape[0] != k or sums.shape[1] != d or centres_t.shape[0] != d:
+        raise ValueError(
+            f"update_centres: sums ({sums.shape[0]}, {sums.shape[1]}), centres ({k}, {d}) "
+            f"and centres_t ({centres_t.shape[0]}, {kp}) disagree (need (k, d), (k, d), "
+            f"(d, kp))")
     cdef Py_ssize_t c0, c, j
     cdef bint with_drift = drift.shape[0] > 0
     cdef double v, diff, shift = 0.0, wc

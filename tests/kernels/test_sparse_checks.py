@@ -146,3 +146,25 @@ def test_kpp_pass_checks_its_points_and_outputs():
             _ks.kpp_pass(*_csr(X), np.empty(0), xsq, p, closest, o, chunk, 1)
     with pytest.raises(ValueError, match="closest has 19"):
         _ks.kpp_pass(*_csr(X), np.empty(0), xsq, pts, closest[:-1], out, chunk, 1)
+
+
+def test_update_centres_checks_the_shapes_it_writes():
+    _, _, fm = _setup()
+    k, d = 3, fm.centres_t.shape[0]
+    sums, weights = np.ones((k, d)), np.ones(k)
+    centres = np.zeros((k, d))
+    ct, csq = fm.centres_t.copy(), np.empty(k)
+    # valid: the means, and their rounded copy feature-major
+    _ks.update_centres(sums, weights * 2, centres, ct, csq, np.empty(k))
+    np.testing.assert_array_equal(centres, 0.5)
+    np.testing.assert_array_equal(ct[:, :k], 0.5)
+    bad = [
+        (sums, weights[:-1], centres, ct, csq, np.empty(0), "weights has 2"),
+        (sums, weights, centres, ct, csq[:-1], np.empty(0), "csq has 2"),
+        (sums, weights, centres, ct, csq, np.empty(2), r"drift has 2 entries; it needs 3 \(or 0\)"),
+        (sums[:, :-1].copy(), weights, centres, ct, csq, np.empty(0), "disagree"),
+        (sums, weights, centres, ct[:-1].copy(), csq, np.empty(0), "disagree"),
+    ]
+    for *args, match in bad:
+        with pytest.raises(ValueError, match=match):
+            _ks.update_centres(*args)
