@@ -194,13 +194,14 @@ def dense_rows(X, rows):
 
 
 def feature_major(points, dtype):
-    """(d, mp) copy of (m, d) points, mp = m rounded up to the kernels' tile
-    (zero padding), in ``dtype``; and their squared norms in float64."""
+    """The kernels' copy of (m, d) points: a ``FeatureMajorCentres`` of
+    their (d, mp) transpose in ``dtype``, mp = m rounded up to the kernels'
+    tile (zero padding), and their squared norms in float64."""
     m, d = points.shape
     out = np.zeros((d, -(-m // _TILE) * _TILE), dtype=dtype)
     out[:, :m] = points.T
     p64 = points.astype(dtype).astype(np.float64)
-    return out, np.einsum("ij,ij->i", p64, p64)
+    return _ks.FeatureMajorCentres(out, np.einsum("ij,ij->i", p64, p64))
 
 
 # ----------------------------------------------------------------------
@@ -222,11 +223,10 @@ def assign_pass(X, sample_weight, centres, n_threads, with_sums=True):
     data, indices, indptr = _arrays(X)
     k, d = centres.shape
     sw = _weights_or_empty(sample_weight, X.dtype)
-    centres_t, csq = feature_major(centres, X.dtype)
     labels = np.full(X.shape[0], -1, dtype=np.int32)
     _, inertia = _ks.assign_pass(data, indices, indptr, sw, row_sqnorms(X, n_threads),
-                                 centres_t, csq, labels, np.empty(0), _chunk_rows(X, k),
-                                 n_threads)
+                                 feature_major(centres, X.dtype), (labels, np.empty(0)),
+                                 _chunk_rows(X, k), n_threads)
     if not with_sums:
         return labels, inertia, None, None
     sums, weights = _centre_sums(X, sw, labels, k, n_threads)
@@ -237,18 +237,16 @@ def _centre_sums(X, sw, labels, k, n_threads, out=None):
     data, indices, indptr = _arrays(X)
     sums = np.empty((k, X.shape[1])) if out is None else out[0]
     weights = np.empty(k) if out is None else out[1]
-    _ks.centre_sums(data, indices, indptr, sw, labels, np.empty(X.shape[0], np.int64),
-                    np.empty(k + 1, np.int64), sums, weights, n_threads)
+    _ks.centre_sums(data, indices, indptr, sw, labels, (sums, weights), n_threads)
     return sums, weights
 
 
 def pairwise_sqdist(X, centres, n_threads):
     """(n, k) squared distances in X's dtype, clipped at 0 (transform)."""
     data, indices, indptr = _arrays(X)
-    centres_t, csq = feature_major(centres, X.dtype)
     out = np.empty((X.shape[0], centres.shape[0]), dtype=X.dtype)
-    _ks.pairwise_sqdist(data, indices, indptr, row_sqnorms(X, n_threads), centres_t, csq,
-                        out, n_threads)
+    _ks.pairwise_sqdist(data, indices, indptr, row_sqnorms(X, n_threads),
+                        feature_major(centres, X.dtype), out, n_threads)
     return out
 
 
@@ -302,19 +300,19 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0,
     mindist = np.empty(n)
     sums, weights = np.empty((k, d)), np.empty(k)
     # float64 centres, and the kernels' copy: feature-major in X's dtype
+    # (update_centres keeps both up to date)
     centres64 = centres.astype(X.dtype).astype(np.float64)
-    centres_t, csq = feature_major(centres64, X.dtype)
+    fm = feature_major(centres64, X.dtype)
     bounds = _Bounds(X, sw, xsq, k, chunk, n_threads) if bounded else None
     strict = False
     start = time.perf_counter()
     for it in range(max_iter):
         if bounds is None:
-            n_changed, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t,
-                                                 csq, labels, mindist, chunk, n_threads)
+            n_changed, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, fm,
+                                                 (labels, mindist), chunk, n_threads)
             objective = f"inertia {inertia:.6e}"
         else:
-            n_changed, n_full = bounds.assign(labels, centres64, centres_t, csq,
-                                              sums, weights)
+            n_changed, n_full = bounds.assign(labels, centres64, fm, sums, weights)
             objective = f"all cross terms for {n_full / max(n, 1):.1%} of rows"
         if it > 0 and n_changed == 0:
             strict = True  # same labels: the centres would not move
@@ -323,12 +321,12 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0,
                 _centre_sums(X, sw, labels, k, n_threads, out=(sums, weights))
             if not weights.all():
                 if bounds is not None:  # the plain pass's distances to the centres
-                    _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t, csq,
-                                    labels.copy(), mindist, chunk, n_threads)
+                    _ks.assign_pass(data, indices, indptr, sw, xsq, fm,
+                                    (labels.copy(), mindist), chunk, n_threads)
                     bounds.fresh = True  # bounds and incremental sums start over
                 _relocate_empty_clusters(X, sample_weight, labels, mindist, sums, weights)
             centre_shift = _ks.update_centres(
-                sums, weights, centres64, centres_t, csq,
+                sums, weights, centres64, fm.centres_t, fm.csq,
                 bounds.drift2 if bounds is not None else np.empty(0))
         if verbose:
             print(f"Iteration {it:4d}: {objective}, {n_changed} labels changed, "
@@ -342,14 +340,14 @@ def lloyd(X, sample_weight, centres, *, max_iter, tol, n_threads, verbose=0,
                       file=sys.stderr)
             break
     if bounds is None:
-        _, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, centres_t, csq,
-                                     labels, np.empty(0), chunk, n_threads)
+        _, inertia = _ks.assign_pass(data, indices, indptr, sw, xsq, fm,
+                                     (labels, np.empty(0)), chunk, n_threads)
     else:  # the labels of the final centres, then their inertia (the same
         # value as the plain pass's, one dot product per row)
         if not strict:  # (strict: the labels are already those of these centres)
-            bounds.assign(labels, centres64, centres_t, csq, None, None)
-        inertia = _ks.assigned_inertia(data, indices, indptr, sw, xsq, centres_t, csq,
-                                       labels, chunk, n_threads)
+            bounds.assign(labels, centres64, fm, None, None)
+        inertia = _ks.assigned_inertia(data, indices, indptr, sw, xsq, fm, labels,
+                                       chunk, n_threads)
     if verbose:
         print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
     return labels, centres64.astype(X.dtype), inertia, it + 1
@@ -385,19 +383,21 @@ class _Bounds:
         self.sw64 = None if sw.shape[0] == 0 else sw.astype(np.float64)
         self.row_nnz = np.diff(X.indptr)
 
-    def assign(self, labels, centres64, centres_t, csq, sums, weights):
-        """One bounded pass; updates labels, and sums/weights unless None.
-        Returns (n_changed, n_full)."""
+    def assign(self, labels, centres64, fm, sums, weights):
+        """One bounded pass from the centres (``centres64`` and the kernels'
+        ``FeatureMajorCentres`` ``fm``); updates labels, and sums/weights
+        unless None. Returns (n_changed, n_full)."""
         data, indices, indptr = _arrays(self.X)
         k, d = centres64.shape
         err = 2.0 * (d + 8) * 2.3e-16
         drift = np.sqrt(self.drift2) * (1.0 + err)
         self.drift2[:] = 0.0
-        half_sep = self._half_sep(centres64, csq, err)
+        half_sep = self._half_sep(centres64, fm.csq, err)
         np.copyto(self.previous, labels)
         n_changed, n_full, _ = _ks.bounded_pass(
-            data, indices, indptr, self.xsq, centres_t, csq, half_sep, drift,
-            self.upper, self.lower, labels, self.fresh, self.chunk, self.n_threads)
+            data, indices, indptr, self.xsq, fm,
+            _ks.CentreMoves(half_sep, drift, self.fresh),
+            _ks.RowBounds(self.upper, self.lower, labels), self.chunk, self.n_threads)
         if sums is not None:
             self._update_sums(labels, sums, weights)
         self.fresh = False
@@ -411,8 +411,7 @@ class _Bounds:
             return
         data, indices, indptr = _arrays(X)
         _ks.move_rows(data, indices, indptr, self.sw, moved.astype(np.int64),
-                      self.previous, labels, np.empty(2 * moved.shape[0], np.int64),
-                      np.empty(k + 1, np.int64), sums, self.n_threads)
+                      self.previous, labels, sums, self.n_threads)
         weights[:] = np.bincount(labels, weights=self.sw64, minlength=k)
 
     def _half_sep(self, centres64, csq, err):
@@ -499,15 +498,16 @@ def greedy_kmeans_plusplus(X, n_clusters, sample_weight, rng, n_local_trials, n_
         placed[:] = cols
         psq = xsq[np.asarray(cols)]
         L_now = len(cols) - 1
+        operand = _ks.KppPoints(points, present, psq, True, scale)
         if bounds is None:
-            _ks.kpp_pass(data, indices, indptr, sw, xsq, points, present, psq, True,
-                         closest, chunk_cur, chunk_pots[:, :L_now], potentials[:L_now],
-                         rows, n_threads, scale)
+            _ks.kpp_pass(data, indices, indptr, sw, xsq, operand, closest,
+                         (chunk_cur, chunk_pots[:, :L_now], potentials[:L_now]),
+                         rows, n_threads)
             return
         a, b = bounds  # one chunk: one thread (no parallel region to start)
         _ks.kpp_pass(data, indices, indptr[a:b + 1], sw[a:b] if sw.shape[0] else sw,
-                     xsq[a:b], points, present, psq, True, closest[a:b], np.empty(1),
-                     np.empty((1, 0)), np.empty(0), b - a, 1, scale)
+                     xsq[a:b], operand, closest[a:b],
+                     (np.empty(1), np.empty((1, 0)), np.empty(0)), b - a, 1)
 
     measure([first])  # closest from the first centre (no candidates)
     chunk_pot = chunk_cur.copy()

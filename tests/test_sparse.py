@@ -15,52 +15,10 @@ from fastem._sparse import _chunk_rows, check_csr
 
 import sklearn.cluster as sklearn_cluster
 
-
-def sparse_blobs(n, d, k, *, density=0.3, seed=0, dtype=np.float64, empty_rows=(),
-                 empty_cols=(), index_dtype=np.int32):
-    """CSR rows around k sparse centres (non-negative, like TF-IDF or counts)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform(0, 4, size=(k, d)) * (rng.uniform(size=(k, d)) < 0.5)
-    X = centres[rng.integers(0, k, n)] + rng.uniform(0, 1, size=(n, d))
-    X *= rng.uniform(size=(n, d)) < density
-    X[list(empty_rows)] = 0
-    X[:, list(empty_cols)] = 0
-    out = sp.csr_matrix(X.astype(dtype))
-    out.indices = out.indices.astype(index_dtype)
-    out.indptr = out.indptr.astype(index_dtype)
-    return out
-
-
-def snapshot(X):
-    return X.data.copy(), X.indices.copy(), X.indptr.copy(), X.shape
-
-
-def assert_unchanged(X, snap):
-    data, indices, indptr, shape = snap
-    assert X.shape == shape
-    assert X.data.dtype == data.dtype and X.indices.dtype == indices.dtype
-    assert_array_equal(X.data, data)
-    assert_array_equal(X.indices, indices)
-    assert_array_equal(X.indptr, indptr)
-
-
-def assert_same_fit(a, b, dtype):
-    rtol = 1e-10 if dtype == np.float64 else 2e-5
-    assert_array_equal(a.labels_, b.labels_)
-    assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=rtol, atol=rtol)
-    assert a.inertia_ == pytest.approx(b.inertia_, rel=rtol)
-    assert a.n_iter_ == b.n_iter_
+from _sparse_data import CASES, assert_same_fit, assert_unchanged, snapshot, sparse_blobs
 
 
 # ------------------------------------------------------- parity with dense
-
-CASES = [
-    # n, d, k, empty rows, empty columns
-    (300, 20, 4, (), ()),
-    (1037, 13, 6, (0, 5, 1036), (0, 7)),  # n not a multiple of any chunk
-    (129, 40, 3, tuple(range(10)), tuple(range(20, 40))),
-]
-
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])

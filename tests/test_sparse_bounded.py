@@ -17,19 +17,10 @@ from fastem import KMeans
 from fastem import _sparse
 from fastem._sparse import _chunk_rows
 
-from test_sparse import CASES, assert_same_fit, assert_unchanged, snapshot, sparse_blobs
+from _sparse_data import (
+    CASES, assert_same_fit, assert_unchanged, overlapping, snapshot, sparse_blobs)
 
 _ks = _sparse._ks
-
-
-def overlapping(n, d, k, *, seed, dtype=np.float64, density=0.25):
-    """Sparse rows around k centres that overlap: fits take many iterations
-    in which few labels change (where the bounds are meant to prune)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform(0, 1, size=(k, d)) * (rng.uniform(size=(k, d)) < 0.4)
-    X = centres[rng.integers(0, k, n)] + rng.uniform(0, 0.8, size=(n, d))
-    X *= rng.uniform(size=(n, d)) < density
-    return sp.csr_matrix(X.astype(dtype))
 
 
 def dense_sqdist(X, centres):
@@ -50,19 +41,19 @@ def test_every_bounded_pass_gives_the_plain_labels(dtype, weighted):
     xsq = _sparse.row_sqnorms(X, 2)
     chunk = _chunk_rows(X, k)
     centres64 = X[:k].toarray().astype(np.float64)
-    centres_t, csq = _sparse.feature_major(centres64, dtype)
+    fm = _sparse.feature_major(centres64, dtype)
     bounds = _sparse._Bounds(X, sw, xsq, k, chunk, 2)
     labels = np.full(n, -1, np.int32)
     sums, weights = np.empty((k, d)), np.empty(k)
     full, incremental = [], 0
     for it in range(25):
         moved_before = labels.copy()
-        _, n_full = bounds.assign(labels, centres64, centres_t, csq, sums, weights)
+        _, n_full = bounds.assign(labels, centres64, fm, sums, weights)
         plain = np.full(n, -1, np.int32)
-        _ks.assign_pass(X.data, X.indices, X.indptr, sw, xsq, centres_t, csq, plain,
-                        np.empty(0), chunk, 1)
+        _ks.assign_pass(X.data, X.indices, X.indptr, sw, xsq, fm, (plain, np.empty(0)),
+                        chunk, 1)
         assert_array_equal(labels, plain)  # the plain pass's labels, bit for bit
-        rounded = centres_t[:, :k].T.astype(np.float64)
+        rounded = fm.centres_t[:, :k].T.astype(np.float64)
         assert_array_equal(labels, dense_sqdist(X, rounded).argmin(axis=1))
         ww = np.ones(n) if w is None else w.astype(np.float64)
         ref = np.array([(ww[labels == c, None] * Xd[labels == c]).sum(axis=0)
@@ -72,7 +63,7 @@ def test_every_bounded_pass_gives_the_plain_labels(dtype, weighted):
         moved = np.flatnonzero(moved_before != labels)
         incremental += it > 0 and 0 < 2 * np.diff(X.indptr)[moved].sum() < X.nnz
         full.append(n_full)
-        _ks.update_centres(sums, weights, centres64, centres_t, csq, bounds.drift2)
+        _ks.update_centres(sums, weights, centres64, fm.centres_t, fm.csq, bounds.drift2)
     assert full[0] == n  # the first pass searches every row
     assert min(full[1:]) < n // 4  # later ones prune most rows
     assert incremental >= 3  # the incremental sums were exercised
@@ -82,15 +73,15 @@ def test_assigned_inertia_equals_the_plain_pass_bit_for_bit():
     X = overlapping(777, 30, 6, seed=3)
     w = np.random.default_rng(4).uniform(0.5, 2.0, X.shape[0])
     xsq = _sparse.row_sqnorms(X, 2)
-    centres_t, csq = _sparse.feature_major(X[10:16].toarray() + 0.05, np.float64)
+    fm = _sparse.feature_major(X[10:16].toarray() + 0.05, np.float64)
     chunk = 64
     labels = np.full(X.shape[0], -1, np.int32)
     for sw in (np.empty(0), w):
-        _, inertia = _ks.assign_pass(X.data, X.indices, X.indptr, sw, xsq, centres_t, csq,
-                                     labels, np.empty(0), chunk, 2)
+        _, inertia = _ks.assign_pass(X.data, X.indices, X.indptr, sw, xsq, fm,
+                                     (labels, np.empty(0)), chunk, 2)
         for threads in (1, 2):
-            assert _ks.assigned_inertia(X.data, X.indices, X.indptr, sw, xsq, centres_t,
-                                        csq, labels, chunk, threads) == inertia
+            assert _ks.assigned_inertia(X.data, X.indices, X.indptr, sw, xsq, fm, labels,
+                                        chunk, threads) == inertia
 
 
 def test_move_rows_matches_sums_from_scratch():
@@ -106,9 +97,8 @@ def test_move_rows_matches_sums_from_scratch():
     sums = np.array([(w[old == c, None] * Xd[old == c]).sum(axis=0) for c in range(k)])
     for threads in (1, 2):
         got = sums.copy()
-        _ks.move_rows(X.data, X.indices, X.indptr, w, rows.astype(np.int64), old, new,
-                      np.empty(2 * rows.shape[0], np.int64), np.empty(k + 1, np.int64),
-                      got, threads)
+        _ks.move_rows(X.data, X.indices, X.indptr, w, rows.astype(np.int64), old, new, got,
+                      threads)
         ref = np.array([(w[new == c, None] * Xd[new == c]).sum(axis=0) for c in range(k)])
         assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
         if threads == 1:

@@ -18,7 +18,9 @@ from fastem._kernels._kmeans_common cimport (
     centre_pass_close, centre_pass_open, centre_pass_workspace, fe_prefetch_row,
     fe_row_argmin2_f32, fe_row_argmin2_f64, require_centre_pass)
 
-from typing import NamedTuple
+# the argument tuples of bounded_pass (shared with the CSR kernels; the
+# dense bounds are in X's dtype)
+from fastem._kernels._kmeans_args import CentreMoves, RowBounds
 
 # ---------------------------------------------------------------------------
 # Bounded Lloyd pass (Hamerly's algorithm): the same iterates as Lloyd's,
@@ -178,28 +180,6 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     counts[1] += n_full
 
 
-class CentreMoves(NamedTuple):
-    """How the centres moved since the bounds were last valid.
-
-    ``half_sep`` (k,) float64: half the distance from each centre to its
-    nearest other centre; ``drift`` (k,) float64: how far each centre moved
-    (both rounded outward by the caller); ``fresh``: assign every row from
-    scratch and recompute the sums (the first pass), instead of updating
-    them by the rows that change cluster.
-    """
-    half_sep: object
-    drift: object
-    fresh: bool
-
-
-class RowBounds(NamedTuple):
-    """Each row's state between bounded passes, updated in place: ``upper``
-    and ``lower`` (n,) in X's dtype, ``labels`` (n,) int32."""
-    upper: object
-    lower: object
-    labels: object
-
-
 def bounded_pass(const floating[:, ::1] X,
                  const floating[::1] sample_weight,
                  const floating[::1] shift,
@@ -212,7 +192,8 @@ def bounded_pass(const floating[:, ::1] X,
                  int n_threads):
     """One bounded Lloyd pass (see the note above); returns (n_changed, n_full).
 
-    ``moves``: a ``CentreMoves``; ``bounds``: a ``RowBounds``. With
+    ``moves``: a ``CentreMoves``; ``bounds``: a ``RowBounds`` with
+    ``upper`` and ``lower`` in X's dtype (``_kmeans_args``). With
     ``moves.fresh`` ``sums`` / ``weights`` are recomputed, otherwise
     updated by the rows that change cluster. Frames and weights as in
     ``lloyd_pass``.

@@ -26,6 +26,17 @@ partition slots (``_partition.pxd``) added in partition order, and centre
 sums are accumulated centre by centre over the rows in increasing order:
 results are bit-identical for any thread count. ``interrupted`` is checked
 between chunks (between centres for the sums).
+
+Arguments: the three CSR arrays are typed parameters (their dtypes pick the
+fused specialisation, ``floating`` x ``index_t``); operands that travel
+together come as the NamedTuples of ``_kmeans_args`` (``FeatureMajorCentres``,
+``CentreMoves``, ``RowBounds`` with float64 bounds, ``KppPoints``) and
+outputs as an ``out`` tuple, unpacked inside into typed memoryviews (a
+dtype or layout mismatch raises ValueError). Every length a kernel indexes
+by is checked against n (``len(indptr) - 1``) or k before compiled code
+runs; what would cost a pass over the non-zeros (column indices below d,
+labels in [0, k)) the callers guarantee (``fastem._sparse``). Each kernel
+allocates its own workspaces.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t
@@ -43,6 +54,10 @@ from fastem._kernels._common cimport (
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 
+# the argument tuples (re-exported: callers use _sparse.FeatureMajorCentres...)
+from fastem._kernels._kmeans_args import (
+    CentreMoves, FeatureMajorCentres, KppPoints, RowBounds)
+
 ctypedef fused index_t:
     int32_t
     int64_t
@@ -54,6 +69,26 @@ cdef enum:
 
 # for the Python side, which pads the feature-major centre arrays
 TILE_COLUMNS = TILE
+
+
+cdef int _check_len(str kernel, str what, Py_ssize_t got, Py_ssize_t need,
+                    bint or_empty) except -1:
+    """ValueError unless got == need (or got == 0 where ``or_empty``)."""
+    if got != need and not (or_empty and got == 0):
+        raise ValueError(f"{kernel}: {what} has {got} entries; it needs {need}"
+                         + (" (or 0)" if or_empty else ""))
+    return 0
+
+
+cdef int _check_centres(str kernel, Py_ssize_t k, Py_ssize_t kp,
+                        Py_ssize_t min_k) except -1:
+    """The feature-major centres' shape: min_k <= k <= kp, kp % TILE == 0
+    (``_row_dots`` reads whole tiles of columns)."""
+    if k < min_k or k > kp or kp % TILE != 0:
+        raise ValueError(
+            f"{kernel}: centres need {min_k} <= k = len(csq) <= kp = "
+            f"centres_t.shape[1] with kp a multiple of {TILE}; got k = {k}, kp = {kp}")
+    return 0
 
 
 cdef inline void _row_dots(const floating *data, const index_t *indices,
@@ -164,6 +199,7 @@ def row_sqnorms(const floating[::1] data, const index_t[::1] indptr,
                 double[::1] out, int n_threads):
     """out[i] = ||x_i||^2 in float64 (order of ``_row_sqnorm``)."""
     cdef Py_ssize_t n = out.shape[0], i
+    _check_len("row_sqnorms", "indptr", indptr.shape[0], n + 1, False)
     cdef int cancel = 0
     cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
     with nogil:
@@ -215,27 +251,43 @@ cdef void _assign_chunk(const floating *data, const index_t *indices,
 
 def assign_pass(const floating[::1] data, const index_t[::1] indices,
                 const index_t[::1] indptr, const floating[::1] sample_weight,
-                const double[::1] xsq, const floating[:, ::1] centres_t,
-                const double[::1] csq, int32_t[::1] labels, double[::1] mindist,
-                Py_ssize_t chunk_rows, int n_threads):
+                const double[::1] xsq, centres, out, Py_ssize_t chunk_rows,
+                int n_threads):
     """Nearest centre of every row, and the inertia.
 
     Parameters
     ----------
-    data, indices, indptr : CSR arrays of X (n rows)
-    sample_weight : (n,) or length 0 for unit weights
-    xsq : (n,) ||x_i||^2 from ``row_sqnorms``
-    centres_t : (d, kp) centres feature-major, kp = k rounded up to TILE
-    csq : (k,) ||c||^2 in float64
-    labels : (n,) int32 in: previous labels; out: nearest centre
-    mindist : (n,) out ||x_i - c_label||^2, or length 0
-    chunk_rows : rows per chunk (fixes the summation order)
+    data, indices, indptr : CSR arrays of X (n = len(indptr) - 1 rows);
+        float32 or float64 data, int32 or int64 indices
+    sample_weight : (n,) X's dtype, or length 0 for unit weights
+    xsq : (n,) float64, ||x_i||^2 from ``row_sqnorms``
+    centres : FeatureMajorCentres
+        ``centres_t`` (d, kp) in X's dtype, the k >= 1 centres
+        feature-major (kp = k rounded up to TILE), and ``csq`` (k,)
+        float64, their squared norms.
+    out : tuple (labels, mindist)
+        labels (n,) int32, in: the previous labels (any values), out: the
+        nearest centre (first on ties); mindist (n,) float64, out:
+        ||x_i - c_label||^2, or length 0 when not wanted.
+    chunk_rows : int >= 1, rows per chunk (fixes the summation order)
+    n_threads : int
 
     Returns
     -------
     n_changed : int, inertia : float
     """
-    cdef Py_ssize_t n = labels.shape[0], k = csq.shape[0], kp = centres_t.shape[1]
+    cdef const floating[:, ::1] centres_t = centres.centres_t
+    cdef const double[::1] csq = centres.csq
+    cdef int32_t[::1] labels = out[0]
+    cdef double[::1] mindist = out[1]
+    cdef Py_ssize_t n = indptr.shape[0] - 1, k = csq.shape[0], kp = centres_t.shape[1]
+    _check_centres("assign_pass", k, kp, 1)
+    _check_len("assign_pass", "labels", labels.shape[0], n, False)
+    _check_len("assign_pass", "mindist", mindist.shape[0], n, True)
+    _check_len("assign_pass", "xsq", xsq.shape[0], n, False)
+    _check_len("assign_pass", "sample_weight", sample_weight.shape[0], n, True)
+    if chunk_rows < 1:
+        raise ValueError(f"assign_pass: chunk_rows must be >= 1, got {chunk_rows}")
     cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
     cdef Py_ssize_t n_parts = n_partitions(n_chunks, 2)
     cdef Py_ssize_t p, c, start
@@ -281,22 +333,38 @@ def assign_pass(const floating[::1] data, const index_t[::1] indices,
 
 def centre_sums(const floating[::1] data, const index_t[::1] indices,
                 const index_t[::1] indptr, const floating[::1] sample_weight,
-                const int32_t[::1] labels, int64_t[::1] order, int64_t[::1] starts,
-                double[:, ::1] sums, double[::1] weights, int n_threads):
+                const int32_t[::1] labels, out, int n_threads):
     """sums[c] = sum_{label_i = c} w_i x_i, weights[c] = sum_{label_i = c} w_i.
 
-    ``order`` (n,) and ``starts`` (k + 1,) are workspaces (rows grouped by
-    label). Labels must be in [0, k).
+    Parameters
+    ----------
+    data, indices, indptr : CSR arrays of X (n rows, d columns)
+    sample_weight : (n,) X's dtype, or length 0 for unit weights
+    labels : (n,) int32, each in [0, k)
+    out : tuple (sums, weights)
+        sums (k, d) float64 and weights (k,) float64, overwritten.
+    n_threads : int
     """
-    cdef Py_ssize_t n = labels.shape[0], k = sums.shape[0], d = sums.shape[1]
+    cdef double[:, ::1] sums = out[0]
+    cdef double[::1] weights = out[1]
+    cdef Py_ssize_t n = indptr.shape[0] - 1, k = sums.shape[0], d = sums.shape[1]
+    _check_len("centre_sums", "labels", labels.shape[0], n, False)
+    _check_len("centre_sums", "weights", weights.shape[0], k, False)
+    _check_len("centre_sums", "sample_weight", sample_weight.shape[0], n, True)
     cdef Py_ssize_t i, c, r, p
     cdef double w, wt
     cdef int cancel = 0
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef double *srow
+    # rows grouped by label: order (n,), starts (k + 1,)
+    cdef int64_t *order = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
+    cdef int64_t *starts = <int64_t *>malloc((k + 1) * sizeof(int64_t))
+    if order == NULL or starts == NULL:
+        free(order); free(starts)
+        raise MemoryError("fastem: could not allocate the sparse centre sums workspace")
     with nogil:
         # counting sort of the rows by label, stable (rows stay increasing)
-        memset(&starts[0], 0, (k + 1) * sizeof(int64_t))
+        memset(starts, 0, (k + 1) * sizeof(int64_t))
         for i in range(n):
             starts[labels[i] + 1] += 1
         for c in range(k):
@@ -320,6 +388,7 @@ def centre_sums(const floating[::1] data, const index_t[::1] indices,
                 for p in range(indptr[i], indptr[i + 1]):
                     srow[indices[p]] += w * <double>data[p]
             weights[c] = wt
+    free(order); free(starts)
     raise_pending(cancel)
 
 
@@ -339,6 +408,15 @@ def update_centres(const double[:, ::1] sums, const double[::1] weights,
     centres at a time so that every write to centres_t fills a cache line.
     """
     cdef Py_ssize_t k = centres.shape[0], d = centres.shape[1], kp = centres_t.shape[1]
+    _check_centres("update_centres", k, kp, 1)
+    _check_len("update_centres", "csq", csq.shape[0], k, False)
+    _check_len("update_centres", "weights", weights.shape[0], k, False)
+    _check_len("update_centres", "drift", drift.shape[0], k, True)
+    if sums.shape[0] != k or sums.shape[1] != d or centres_t.shape[0] != d:
+        raise ValueError(
+            f"update_centres: sums ({sums.shape[0]}, {sums.shape[1]}), centres ({k}, {d}) "
+            f"and centres_t ({centres_t.shape[0]}, {kp}) disagree (need (k, d), (k, d), "
+            f"(d, kp))")
     cdef Py_ssize_t c0, c, j
     cdef bint with_drift = drift.shape[0] > 0
     cdef double v, diff, shift = 0.0, wc
@@ -538,24 +616,27 @@ cdef void _bounded_chunk(const floating *data, const index_t *indices,
 
 
 def bounded_pass(const floating[::1] data, const index_t[::1] indices,
-                 const index_t[::1] indptr, const double[::1] xsq,
-                 const floating[:, ::1] centres_t, const double[::1] csq,
-                 const double[::1] half_sep, const double[::1] drift,
-                 double[::1] upper, double[::1] lower, int32_t[::1] labels,
-                 bint fresh, Py_ssize_t chunk_rows, int n_threads):
+                 const index_t[::1] indptr, const double[::1] xsq, centres,
+                 moves, bounds, Py_ssize_t chunk_rows, int n_threads):
     """One bounded assignment pass (see the note above).
 
     Parameters
     ----------
-    data, indices, indptr, xsq, centres_t, csq : as for ``assign_pass``
-        (k >= 2 centres)
-    half_sep : (k,) lower bounds on half the distance from each centre to
-        its nearest other centre (zeros: no such bound)
-    drift : (k,) upper bounds on how far each centre moved since the bounds
-        were last valid
-    upper, lower : (n,) float64 in/out, the bounds (any values if fresh)
-    labels : (n,) int32 in/out; with ``fresh`` every row gets a full search
-        (the labels in may be -1) and the bounds are set from scratch
+    data, indices, indptr, xsq, centres : as for ``assign_pass`` (k >= 2
+        centres)
+    moves : CentreMoves
+        ``half_sep`` (k,) float64: lower bounds on half the distance from
+        each centre to its nearest other centre (zeros: no such bound);
+        ``drift`` (k,) float64: upper bounds on how far each centre moved
+        since the bounds were last valid; ``fresh``: every row gets a full
+        search and its bounds are set from scratch (the labels in may then
+        be -1, and the bounds any values).
+    bounds : RowBounds
+        ``upper``, ``lower`` (n,) float64 (not X's dtype, unlike the dense
+        pass: the margins are float64 roundings) and ``labels`` (n,) int32,
+        all in/out; without ``fresh`` the labels in must lie in [0, k).
+    chunk_rows : int >= 1, rows per chunk (fixes the order of the counts)
+    n_threads : int
 
     Returns
     -------
@@ -563,7 +644,24 @@ def bounded_pass(const floating[::1] data, const index_t[::1] indices,
         Labels changed; rows that needed all k cross terms; rows whose
         bounds alone did not decide (0 when fresh).
     """
-    cdef Py_ssize_t n = labels.shape[0], k = csq.shape[0], kp = centres_t.shape[1]
+    cdef const floating[:, ::1] centres_t = centres.centres_t
+    cdef const double[::1] csq = centres.csq
+    cdef const double[::1] half_sep = moves.half_sep
+    cdef const double[::1] drift = moves.drift
+    cdef bint fresh = moves.fresh
+    cdef double[::1] upper = bounds.upper
+    cdef double[::1] lower = bounds.lower
+    cdef int32_t[::1] labels = bounds.labels
+    cdef Py_ssize_t n = indptr.shape[0] - 1, k = csq.shape[0], kp = centres_t.shape[1]
+    _check_centres("bounded_pass", k, kp, 2)
+    _check_len("bounded_pass", "moves.half_sep", half_sep.shape[0], k, False)
+    _check_len("bounded_pass", "moves.drift", drift.shape[0], k, False)
+    _check_len("bounded_pass", "bounds.upper", upper.shape[0], n, False)
+    _check_len("bounded_pass", "bounds.lower", lower.shape[0], n, False)
+    _check_len("bounded_pass", "bounds.labels", labels.shape[0], n, False)
+    _check_len("bounded_pass", "xsq", xsq.shape[0], n, False)
+    if chunk_rows < 1:
+        raise ValueError(f"bounded_pass: chunk_rows must be >= 1, got {chunk_rows}")
     cdef Py_ssize_t d = centres_t.shape[0], p, c, j, tid, start, per_thread
     cdef double counts[3]
     cdef int cancel = 0
@@ -638,14 +736,33 @@ cdef double _inertia_chunk(const floating *data, const index_t *indices,
 
 def assigned_inertia(const floating[::1] data, const index_t[::1] indices,
                      const index_t[::1] indptr, const floating[::1] sample_weight,
-                     const double[::1] xsq, const floating[:, ::1] centres_t,
-                     const double[::1] csq, const int32_t[::1] labels,
+                     const double[::1] xsq, centres, const int32_t[::1] labels,
                      Py_ssize_t chunk_rows, int n_threads):
-    """The inertia of given labels (labels in [0, k)): one dot product per
-    row. When the labels are the nearest centres, it equals the inertia
+    """The inertia of given labels: one dot product per row.
+
+    When the labels are the nearest centres, it equals the inertia
     ``assign_pass`` returns bit for bit (same terms, chunks, partitions and
-    order of summation)."""
-    cdef Py_ssize_t n = labels.shape[0], kp = centres_t.shape[1], p, c, start
+    order of summation).
+
+    Parameters
+    ----------
+    data, indices, indptr, sample_weight, xsq, centres, chunk_rows,
+    n_threads : as for ``assign_pass``
+    labels : (n,) int32, each in [0, k)
+
+    Returns
+    -------
+    inertia : float
+    """
+    cdef const floating[:, ::1] centres_t = centres.centres_t
+    cdef const double[::1] csq = centres.csq
+    cdef Py_ssize_t n = indptr.shape[0] - 1, kp = centres_t.shape[1], p, c, start
+    _check_centres("assigned_inertia", csq.shape[0], kp, 1)
+    _check_len("assigned_inertia", "labels", labels.shape[0], n, False)
+    _check_len("assigned_inertia", "xsq", xsq.shape[0], n, False)
+    _check_len("assigned_inertia", "sample_weight", sample_weight.shape[0], n, True)
+    if chunk_rows < 1:
+        raise ValueError(f"assigned_inertia: chunk_rows must be >= 1, got {chunk_rows}")
     cdef double inertia = 0.0
     cdef int cancel = 0
     cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
@@ -673,26 +790,44 @@ def assigned_inertia(const floating[::1] data, const index_t[::1] indices,
 def move_rows(const floating[::1] data, const index_t[::1] indices,
               const index_t[::1] indptr, const floating[::1] sample_weight,
               const int64_t[::1] rows, const int32_t[::1] old,
-              const int32_t[::1] labels, int64_t[::1] order, int64_t[::1] starts,
-              double[:, ::1] sums, int n_threads):
-    """Hamerly's incremental sums: for each row i of ``rows`` (increasing,
-    old[i] != labels[i], both in [0, k)), sums[old[i]] -= w_i x_i and
-    sums[labels[i]] += w_i x_i.
+              const int32_t[::1] labels, double[:, ::1] sums, int n_threads):
+    """Hamerly's incremental sums: sums[old[i]] -= w_i x_i and
+    sums[labels[i]] += w_i x_i for each row i of ``rows``.
 
     Each centre's row of ``sums`` is updated by one thread, over its moved
-    rows in increasing row order (grouped by a stable counting sort into
-    ``order``, 2 len(rows) entries, and ``starts``, k + 1): the order of the
-    additions does not depend on the thread count.
+    rows in increasing row order (grouped by a stable counting sort into a
+    workspace of 2 len(rows) + k + 1 integers): the order of the additions
+    does not depend on the thread count.
+
+    Parameters
+    ----------
+    data, indices, indptr : CSR arrays of X (n rows, d columns)
+    sample_weight : (n,) X's dtype, or length 0 for unit weights
+    rows : (m,) int64, increasing row indices in [0, n)
+    old, labels : (n,) int32, the labels before and after; old[i] !=
+        labels[i] for the rows moved, both in [0, k)
+    sums : (k, d) float64 in/out, the per-centre sums of w x
+    n_threads : int
     """
+    cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t m = rows.shape[0], k = sums.shape[0], d = sums.shape[1]
+    _check_len("move_rows", "old", old.shape[0], n, False)
+    _check_len("move_rows", "labels", labels.shape[0], n, False)
+    _check_len("move_rows", "sample_weight", sample_weight.shape[0], n, True)
     cdef Py_ssize_t t, i, c, r, p, e
     cdef double w
     cdef int cancel = 0
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef double *srow
+    # moved rows grouped by centre: order (2 m,), starts (k + 1,)
+    cdef int64_t *order = <int64_t *>malloc(max(2 * m, 1) * sizeof(int64_t))
+    cdef int64_t *starts = <int64_t *>malloc((k + 1) * sizeof(int64_t))
+    if order == NULL or starts == NULL:
+        free(order); free(starts)
+        raise MemoryError("fastem: could not allocate the sparse move_rows workspace")
     with nogil:
         # entry 2 i + 1: row i joins the centre; 2 i: it leaves
-        memset(&starts[0], 0, (k + 1) * sizeof(int64_t))
+        memset(starts, 0, (k + 1) * sizeof(int64_t))
         for t in range(m):
             starts[old[rows[t]] + 1] += 1
             starts[labels[rows[t]] + 1] += 1
@@ -719,6 +854,7 @@ def move_rows(const floating[::1] data, const index_t[::1] indices,
                     w = -w
                 for p in range(indptr[i], indptr[i + 1]):
                     srow[indices[p]] += w * <double>data[p]
+    free(order); free(starts)
     raise_pending(cancel)
 
 
@@ -727,11 +863,23 @@ def move_rows(const floating[::1] data, const index_t[::1] indices,
 # ---------------------------------------------------------------------------
 
 def pairwise_sqdist(const floating[::1] data, const index_t[::1] indices,
-                    const index_t[::1] indptr, const double[::1] xsq,
-                    const floating[:, ::1] centres_t, const double[::1] csq,
+                    const index_t[::1] indptr, const double[::1] xsq, centres,
                     floating[:, ::1] out, int n_threads):
-    """out[i, c] = max(||x_i||^2 - 2 x_i.c + ||c||^2, 0), row by row."""
+    """out[i, c] = max(||x_i||^2 - 2 x_i.c + ||c||^2, 0), row by row.
+
+    Parameters
+    ----------
+    data, indices, indptr, xsq, centres : as for ``assign_pass``
+    out : (n, k) X's dtype, overwritten
+    n_threads : int
+    """
+    cdef const floating[:, ::1] centres_t = centres.centres_t
+    cdef const double[::1] csq = centres.csq
     cdef Py_ssize_t n = out.shape[0], k = out.shape[1], kp = centres_t.shape[1]
+    _check_centres("pairwise_sqdist", csq.shape[0], kp, 1)
+    _check_len("pairwise_sqdist", "out's columns", k, csq.shape[0], False)
+    _check_len("pairwise_sqdist", "indptr", indptr.shape[0], n + 1, False)
+    _check_len("pairwise_sqdist", "xsq", xsq.shape[0], n, False)
     cdef Py_ssize_t i, c
     cdef double v
     cdef double *dot
@@ -837,33 +985,62 @@ cdef void _kpp_chunk(const floating *data, const index_t *indices,
 
 def kpp_pass(const floating[::1] data, const index_t[::1] indices,
              const index_t[::1] indptr, const floating[::1] sample_weight,
-             const double[::1] xsq, const floating[:, ::1] points_t,
-             const unsigned char[::1] present,
-             const double[::1] psq, bint apply, float[::1] closest,
-             double[::1] chunk_cur, double[:, ::1] chunk_pots,
-             double[::1] potentials, Py_ssize_t chunk_rows, int n_threads,
-             double scale):
+             const double[::1] xsq, points, float[::1] closest, out,
+             Py_ssize_t chunk_rows, int n_threads):
     """One k-means++ pass over the rows of ``indptr`` (see the note above).
 
     Parameters
     ----------
-    points_t : (d, mp) float, feature-major; columns 0..m-1 are used
-        (m = psq.shape[0]); column 0 is the last chosen centre if ``apply``
-    present : (d,) uint8, non-zero where some column of points_t is (every
-        row of points_t where it is 0 must be zero)
-    psq : (m,) squared norms of the points
+    data, indices, indptr : CSR arrays of the rows (n = len(indptr) - 1;
+        indptr may be a slice of X's: its values index data and indices)
+    sample_weight : (n,) X's dtype, or length 0 for unit weights
+    xsq : (n,) float64, ||x_i||^2
+    points : KppPoints
+        ``points_t`` (d, mp) X's dtype, feature-major, mp a multiple of
+        TILE: columns 0..m-1 are the points (m = len(psq) <= mp), column 0
+        the last chosen centre if ``apply``, the others the candidates;
+        ``present`` (d,) uint8, non-zero where some column of points_t is
+        (every row of points_t where it is 0 must be zero); ``psq`` (m,)
+        float64, the points' squared norms; ``apply``: whether column 0 is
+        applied to ``closest`` first; ``scale``: the power of two that
+        multiplies every squared distance (exact; 1 for float32 data).
     closest : (n,) float32 in/out, scaled squared distance to the closest
         chosen centre (FLT_MAX before the first)
-    chunk_cur : (n_chunks,) out, sum_i w_i closest_i per chunk after the update
-    chunk_pots : (n_chunks, L) out, per chunk sum_i w_i min(closest_i,
-        float32(scaled distance to candidate l)), L = m - apply
-    potentials : (L,) out, float32 data: the sums of chunk_pots; float64
-        data: the same sums without rounding the distances to float32
-        (the dense algorithm's choice), added in chunk order
+    out : tuple (chunk_cur, chunk_pots, potentials), float64, overwritten
+        chunk_cur (n_chunks,): sum_i w_i closest_i per chunk after the
+        update; chunk_pots (n_chunks, L), L = m - apply: per chunk sum_i
+        w_i min(closest_i, float32(scaled distance to candidate l));
+        potentials (L,): float32 data, the sums of chunk_pots; float64
+        data, the same sums without rounding the distances to float32 (the
+        dense algorithm's choice), added in chunk order.
+    chunk_rows : int >= 1, rows per chunk (n_chunks = ceil(n / chunk_rows))
+    n_threads : int
     """
-    cdef Py_ssize_t n = closest.shape[0], m = psq.shape[0], mp = points_t.shape[1]
-    cdef Py_ssize_t L = chunk_pots.shape[1]
+    cdef const floating[:, ::1] points_t = points.points_t
+    cdef const unsigned char[::1] present = points.present
+    cdef const double[::1] psq = points.psq
+    cdef bint apply = points.apply
+    cdef double scale = points.scale
+    cdef double[::1] chunk_cur = out[0]
+    cdef double[:, ::1] chunk_pots = out[1]
+    cdef double[::1] potentials = out[2]
+    cdef Py_ssize_t n = indptr.shape[0] - 1, m = psq.shape[0], mp = points_t.shape[1]
+    cdef Py_ssize_t L = m - apply
+    if chunk_rows < 1:
+        raise ValueError(f"kpp_pass: chunk_rows must be >= 1, got {chunk_rows}")
     cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
+    if L < 0 or m > mp or mp % TILE != 0:
+        raise ValueError(
+            f"kpp_pass: points need m = len(psq) >= apply and m <= mp = "
+            f"points_t.shape[1], mp a multiple of {TILE}; got m = {m}, mp = {mp}")
+    _check_len("kpp_pass", "points.present", present.shape[0], points_t.shape[0], False)
+    _check_len("kpp_pass", "closest", closest.shape[0], n, False)
+    _check_len("kpp_pass", "xsq", xsq.shape[0], n, False)
+    _check_len("kpp_pass", "sample_weight", sample_weight.shape[0], n, True)
+    _check_len("kpp_pass", "out's chunk_cur", chunk_cur.shape[0], n_chunks, False)
+    _check_len("kpp_pass", "out's chunk_pots", chunk_pots.shape[0], n_chunks, False)
+    _check_len("kpp_pass", "out's chunk_pots columns", chunk_pots.shape[1], L, False)
+    _check_len("kpp_pass", "out's potentials", potentials.shape[0], L, False)
     cdef Py_ssize_t c, l, start
     cdef int cancel = 0
     cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
