@@ -1,7 +1,10 @@
 """fastem's compiled core: chunked, OpenMP-parallel passes over the data.
 
-Kernels never validate their inputs and never allocate per-iteration Python
-objects; the estimators in ``fastem`` do the checking.
+Every kernel entry point checks the shapes, counts and state it relies on
+before compiled code (built without bounds checks) touches memory
+(``require`` in ``_common.pxd``), and raises ValueError naming itself; the
+estimators in ``fastem`` check the user's input first, with messages that
+say what to do. Kernels never allocate per-iteration Python objects.
 
 SIMD dispatch, one scheme for every kernel module: on x86-64 each module
 (all but ``_openmp``) is built for the baseline ISA and once more for each

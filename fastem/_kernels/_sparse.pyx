@@ -50,7 +50,7 @@ from libc.math cimport sqrt
 from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
     n_partitions, partition_start, partitions_free, partitions_init,
-    partitions_sum, slot_of, workspaces_alloc)
+    partitions_sum, require, slot_of, workspaces_alloc)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 
@@ -74,10 +74,9 @@ TILE_COLUMNS = TILE
 cdef int _check_len(str kernel, str what, Py_ssize_t got, Py_ssize_t need,
                     bint or_empty) except -1:
     """ValueError unless got == need (or got == 0 where ``or_empty``)."""
-    if got != need and not (or_empty and got == 0):
-        raise ValueError(f"{kernel}: {what} has {got} entries; it needs {need}"
-                         + (" (or 0)" if or_empty else ""))
-    return 0
+    return require(got == need or (or_empty and got == 0),
+                   f"{kernel}: {what} has {got} entries; it needs {need}"
+                   + (" (or 0)" if or_empty else ""))
 
 
 cdef int _check_centres(str kernel, Py_ssize_t k, Py_ssize_t kp,
@@ -286,8 +285,7 @@ def assign_pass(const floating[::1] data, const index_t[::1] indices,
     _check_len("assign_pass", "mindist", mindist.shape[0], n, True)
     _check_len("assign_pass", "xsq", xsq.shape[0], n, False)
     _check_len("assign_pass", "sample_weight", sample_weight.shape[0], n, True)
-    if chunk_rows < 1:
-        raise ValueError(f"assign_pass: chunk_rows must be >= 1, got {chunk_rows}")
+    require(chunk_rows >= 1, f"assign_pass: chunk_rows must be >= 1, got {chunk_rows}")
     cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
     cdef Py_ssize_t n_parts = n_partitions(n_chunks, 2)
     cdef Py_ssize_t p, c, start
@@ -660,8 +658,7 @@ def bounded_pass(const floating[::1] data, const index_t[::1] indices,
     _check_len("bounded_pass", "bounds.lower", lower.shape[0], n, False)
     _check_len("bounded_pass", "bounds.labels", labels.shape[0], n, False)
     _check_len("bounded_pass", "xsq", xsq.shape[0], n, False)
-    if chunk_rows < 1:
-        raise ValueError(f"bounded_pass: chunk_rows must be >= 1, got {chunk_rows}")
+    require(chunk_rows >= 1, f"bounded_pass: chunk_rows must be >= 1, got {chunk_rows}")
     cdef Py_ssize_t d = centres_t.shape[0], p, c, j, tid, start, per_thread
     cdef double counts[3]
     cdef int cancel = 0
@@ -761,8 +758,7 @@ def assigned_inertia(const floating[::1] data, const index_t[::1] indices,
     _check_len("assigned_inertia", "labels", labels.shape[0], n, False)
     _check_len("assigned_inertia", "xsq", xsq.shape[0], n, False)
     _check_len("assigned_inertia", "sample_weight", sample_weight.shape[0], n, True)
-    if chunk_rows < 1:
-        raise ValueError(f"assigned_inertia: chunk_rows must be >= 1, got {chunk_rows}")
+    require(chunk_rows >= 1, f"assigned_inertia: chunk_rows must be >= 1, got {chunk_rows}")
     cdef double inertia = 0.0
     cdef int cancel = 0
     cdef const floating *dp = &data[0] if data.shape[0] > 0 else NULL
@@ -1026,8 +1022,7 @@ def kpp_pass(const floating[::1] data, const index_t[::1] indices,
     cdef double[::1] potentials = out[2]
     cdef Py_ssize_t n = indptr.shape[0] - 1, m = psq.shape[0], mp = points_t.shape[1]
     cdef Py_ssize_t L = m - apply
-    if chunk_rows < 1:
-        raise ValueError(f"kpp_pass: chunk_rows must be >= 1, got {chunk_rows}")
+    require(chunk_rows >= 1, f"kpp_pass: chunk_rows must be >= 1, got {chunk_rows}")
     cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
     if L < 0 or m > mp or mp % TILE != 0:
         raise ValueError(
