@@ -151,7 +151,11 @@ def _k_max(ks):
 
 
 def build_parser():
-    """The argument parser of the ``fastem`` command."""
+    """The argument parser of the ``fastem`` command.
+
+    Each sub-command's arguments come from its ``_add_*`` function; every
+    sub-command also takes ``--debug`` (through the ``common`` parent).
+    """
     from fastem import __version__
 
     common = argparse.ArgumentParser(add_help=False)
@@ -168,8 +172,16 @@ def build_parser():
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_demo(sub, common)
+    _add_fit(sub, common)
+    _add_predict(sub, common)
+    _add_info(sub, common)
+    _add_select_k(sub, common)
+    return parser
 
-    # demo ------------------------------------------------------------------
+
+def _add_demo(sub, common):
+    """The ``demo`` sub-command: K-means and a mixture on Old Faithful."""
     p = sub.add_parser(
         "demo", parents=[common],
         help="fit K-means and a Gaussian mixture to the Old Faithful data",
@@ -185,7 +197,9 @@ def build_parser():
                    help="seed of the fits (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
 
-    # fit -------------------------------------------------------------------
+
+def _add_fit(sub, common):
+    """The ``fit`` sub-command: fit a model to a data file and save it."""
     p = sub.add_parser(
         "fit", parents=[common], help="fit a model to a data file and save it",
         description="Fit K-means or a Gaussian mixture to DATA and save the model "
@@ -205,7 +219,9 @@ def build_parser():
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_fit)
 
-    # predict ---------------------------------------------------------------
+
+def _add_predict(sub, common):
+    """The ``predict`` sub-command: labels or responsibilities of a data file."""
     p = sub.add_parser(
         "predict", parents=[common], help="labels (or probabilities) for a data file",
         description="Assign each row of DATA to a cluster with a saved MODEL. "
@@ -224,14 +240,18 @@ def build_parser():
                         "one (default: all cores)")
     p.set_defaults(func=_cmd_predict)
 
-    # info ------------------------------------------------------------------
+
+def _add_info(sub, common):
+    """The ``info`` sub-command: describe a saved model."""
     p = sub.add_parser("info", parents=[common], help="describe a saved model",
                        description="Print the class, parameters and fitted "
                                    "attributes stored in a model file.")
     p.add_argument("model", metavar="MODEL", help="model file")
     p.set_defaults(func=_cmd_info)
 
-    # select-k --------------------------------------------------------------
+
+def _add_select_k(sub, common):
+    """The ``select-k`` sub-command: compare numbers of clusters K."""
     p = sub.add_parser(
         "select-k", parents=[common], help="compare numbers of clusters K",
         description="For each K: the K-means objective and its elbow, BIC and AIC "
@@ -258,7 +278,6 @@ def build_parser():
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_select_k)
-    return parser
 
 
 def _data_options(p):

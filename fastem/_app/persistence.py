@@ -128,6 +128,39 @@ def save_model(estimator, path):
             f"This {cls_name} instance is not fitted yet; fit it before saving."
         )
     arrays = {}
+    params, array_params, dropped = _split_params(estimator, arrays)
+    if dropped:
+        warnings.warn(
+            f"{cls_name} parameter(s) {', '.join(dropped)} cannot be stored in "
+            "a model file (not a number, string, list or array); the saved "
+            "model will have their default value.",
+            UserWarning,
+            stacklevel=3,
+        )
+    attributes, array_attributes = _split_attributes(estimator, fitted, arrays)
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "fastem_version": __version__,
+        "numpy_version": np.__version__,
+        "class": cls_name,
+        "params": params,
+        "array_params": array_params,
+        "dropped_params": dropped,
+        "attributes": attributes,
+        "array_attributes": array_attributes,
+    }
+    arrays[METADATA_KEY] = np.array(json.dumps(metadata, sort_keys=True))
+    return _write_npz_atomically(os.fspath(path), arrays)
+
+
+def _split_params(estimator, arrays):
+    """Sort ``get_params()`` into JSON values, arrays and dropped names.
+
+    Array parameters go into ``arrays`` (as ``param.<name>``). Returns the
+    JSON-valued parameters (dict), the names of the array parameters and
+    the names of those that cannot be stored (dropped).
+    """
     params, array_params, dropped = {}, [], []
     for name, value in estimator.get_params().items():
         if isinstance(value, np.ndarray):
@@ -142,14 +175,17 @@ def save_model(estimator, path):
             # a Generator/RandomState random_state, a callable init...: the
             # fitted model does not need it; store the default instead
             dropped.append(name)
-    if dropped:
-        warnings.warn(
-            f"{cls_name} parameter(s) {', '.join(dropped)} cannot be stored in "
-            "a model file (not a number, string, list or array); the saved "
-            "model will have their default value.",
-            UserWarning,
-            stacklevel=3,
-        )
+    return params, array_params, dropped
+
+
+def _split_attributes(estimator, fitted, arrays):
+    """Sort the fitted attributes into JSON values and arrays.
+
+    Arrays with at least one dimension go into ``arrays`` (as
+    ``attr.<name>``); 0-d arrays are stored as their scalar. Returns the
+    JSON-valued attributes (dict) and the names of the array attributes;
+    raises TypeError for an attribute of any other type.
+    """
     attributes, array_attributes = {}, []
     for name in fitted:
         value = getattr(estimator, name)
@@ -163,26 +199,17 @@ def save_model(estimator, path):
         ok, jv = _json_value(value)
         if not ok:
             raise TypeError(
-                f"cannot save {cls_name}: fitted attribute {name!r} has type "
-                f"{type(value).__name__}, which the model format cannot store"
+                f"cannot save {type(estimator).__name__}: fitted attribute "
+                f"{name!r} has type {type(value).__name__}, which the model "
+                "format cannot store"
             )
         attributes[name] = jv
+    return attributes, array_attributes
 
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "fastem_version": __version__,
-        "numpy_version": np.__version__,
-        "class": cls_name,
-        "params": params,
-        "array_params": array_params,
-        "dropped_params": dropped,
-        "attributes": attributes,
-        "array_attributes": array_attributes,
-    }
-    arrays[METADATA_KEY] = np.array(json.dumps(metadata, sort_keys=True))
 
-    path = os.fspath(path)
+def _write_npz_atomically(path, arrays):
+    """Write ``arrays`` as an .npz at ``path`` through a temporary file in
+    the same directory, renamed into place (removed if anything fails)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastem-", suffix=".tmp", dir=directory)
     try:

@@ -210,6 +210,22 @@ class SelectKResult:
             raise ImportError(
                 "SelectKResult.plot needs matplotlib: pip install \"fastem[plot]\""
             ) from None
+        panels = self._panels()
+        fig, axes = _figure_and_axes(panels, path, ax)
+        k = self.k
+        draw = {"elbow": self._plot_elbow, "criteria": self._plot_criteria,
+                "stability": self._plot_stability}
+        for panel, a in zip(panels, axes):
+            draw[panel](a)
+            a.set_xlabel("number of clusters K")
+            a.set_xticks(k if len(k) <= 20 else k[:: int(math.ceil(len(k) / 20))])
+            a.grid(alpha=0.3)
+        if path is not None:
+            fig.savefig(path, dpi=120)
+        return fig
+
+    def _panels(self):
+        """The plot's panels, in order: one per family of methods computed."""
         panels = []
         if "elbow" in self.methods:
             panels.append("elbow")
@@ -217,72 +233,81 @@ class SelectKResult:
             panels.append("criteria")
         if "stability" in self.methods:
             panels.append("stability")
-        if ax is None:
-            size = (4.2 * len(panels), 3.6)
-            if path is None:
-                import matplotlib.pyplot as plt
+        return panels
 
-                fig, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False)
-            else:
-                from matplotlib.figure import Figure
-
-                fig = Figure(figsize=size, layout="constrained")
-                axes = fig.subplots(1, len(panels), squeeze=False)
-            axes = list(axes[0])
-        else:
-            axes = list(np.ravel(np.asarray(ax, dtype=object)))
-            if len(axes) < len(panels):
-                raise ValueError(
-                    f"plot needs {len(panels)} Axes ({', '.join(panels)}), got {len(axes)}"
-                )
-            fig = axes[0].figure
+    def _plot_elbow(self, a):
+        """J(K), with the chord and the knee when there is one."""
         k = self.k
-        for panel, a in zip(panels, axes):
-            if panel == "elbow":
-                a.plot(k, self.objective, "o-", color="C0")
-                knee = self.recommended.get("elbow")
-                if knee is not None:
-                    i = int(np.flatnonzero(k == knee)[0])
-                    a.plot([k[0], k[-1]], [self.objective[0], self.objective[-1]],
-                           ":", color="0.5", lw=1, label="chord")
-                    a.plot(knee, self.objective[i], "o", ms=12, mfc="none",
-                           mec="C3", mew=2, label=f"elbow: K={knee}")
-                    a.legend(frameon=False)
-                a.set_title("Elbow: K-means objective")
-                a.set_ylabel("J(K), sum of squared distances")
-            elif panel == "criteria":
-                for name, values, color in (("bic", self.bic, "C0"), ("aic", self.aic, "C1")):
-                    if name not in self.methods:
-                        continue
-                    best = self.recommended.get(name)
-                    label = name.upper() + (f" (min at K={best})" if best is not None else "")
-                    a.plot(k, values, "o-", color=color, label=label)
-                    if best is not None:
-                        i = int(np.flatnonzero(k == best)[0])
-                        a.plot(best, values[i], "o", ms=12, mfc="none", mec=color, mew=2)
-                a.legend(frameon=False)
-                a.set_title(f"Information criteria ({self.covariance_type} covariance)")
-                a.set_ylabel("criterion (lower is better)")
-            else:
-                a.errorbar(k, self.stability_mean, yerr=self.stability_std, fmt="o-",
-                           color="C2", capsize=3)
-                if k[0] == 1:  # trivially stable, not a candidate
-                    a.plot(1, self.stability_mean[0], "o", color="0.75", zorder=3)
-                best = self.recommended.get("stability")
-                if best is not None:
-                    i = int(np.flatnonzero(k == best)[0])
-                    a.plot(best, self.stability_mean[i], "o", ms=12, mfc="none",
-                           mec="C3", mew=2, label=f"most stable: K={best}")
-                    a.legend(frameon=False, loc="lower left")
-                a.set_ylim(min(-0.05, np.nanmin(self.stability_mean - self.stability_std) - 0.05), 1.05)
-                a.set_title("Stability across initialisations")
-                a.set_ylabel("adjusted Rand index (mean ± sd)")
-            a.set_xlabel("number of clusters K")
-            a.set_xticks(k if len(k) <= 20 else k[:: int(math.ceil(len(k) / 20))])
-            a.grid(alpha=0.3)
-        if path is not None:
-            fig.savefig(path, dpi=120)
-        return fig
+        a.plot(k, self.objective, "o-", color="C0")
+        knee = self.recommended.get("elbow")
+        if knee is not None:
+            i = int(np.flatnonzero(k == knee)[0])
+            a.plot([k[0], k[-1]], [self.objective[0], self.objective[-1]],
+                   ":", color="0.5", lw=1, label="chord")
+            a.plot(knee, self.objective[i], "o", ms=12, mfc="none",
+                   mec="C3", mew=2, label=f"elbow: K={knee}")
+            a.legend(frameon=False)
+        a.set_title("Elbow: K-means objective")
+        a.set_ylabel("J(K), sum of squared distances")
+
+    def _plot_criteria(self, a):
+        """BIC and AIC (those computed), each minimum circled."""
+        k = self.k
+        for name, values, color in (("bic", self.bic, "C0"), ("aic", self.aic, "C1")):
+            if name not in self.methods:
+                continue
+            best = self.recommended.get(name)
+            label = name.upper() + (f" (min at K={best})" if best is not None else "")
+            a.plot(k, values, "o-", color=color, label=label)
+            if best is not None:
+                i = int(np.flatnonzero(k == best)[0])
+                a.plot(best, values[i], "o", ms=12, mfc="none", mec=color, mew=2)
+        a.legend(frameon=False)
+        a.set_title(f"Information criteria ({self.covariance_type} covariance)")
+        a.set_ylabel("criterion (lower is better)")
+
+    def _plot_stability(self, a):
+        """Mean ± sd of the adjusted Rand index, the most stable K circled."""
+        k = self.k
+        a.errorbar(k, self.stability_mean, yerr=self.stability_std, fmt="o-",
+                   color="C2", capsize=3)
+        if k[0] == 1:  # trivially stable, not a candidate
+            a.plot(1, self.stability_mean[0], "o", color="0.75", zorder=3)
+        best = self.recommended.get("stability")
+        if best is not None:
+            i = int(np.flatnonzero(k == best)[0])
+            a.plot(best, self.stability_mean[i], "o", ms=12, mfc="none",
+                   mec="C3", mew=2, label=f"most stable: K={best}")
+            a.legend(frameon=False, loc="lower left")
+        a.set_ylim(min(-0.05, np.nanmin(self.stability_mean - self.stability_std) - 0.05), 1.05)
+        a.set_title("Stability across initialisations")
+        a.set_ylabel("adjusted Rand index (mean ± sd)")
+
+
+def _figure_and_axes(panels, path, ax):
+    """The figure and one Axes per panel: the given ``ax``, or a new figure.
+
+    A new figure goes through pyplot when ``path`` is None (so that it shows
+    in notebooks) and avoids pyplot's global state when saving to ``path``.
+    """
+    if ax is None:
+        size = (4.2 * len(panels), 3.6)
+        if path is None:
+            import matplotlib.pyplot as plt
+
+            fig, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False)
+        else:
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=size, layout="constrained")
+            axes = fig.subplots(1, len(panels), squeeze=False)
+        return fig, list(axes[0])
+    axes = list(np.ravel(np.asarray(ax, dtype=object)))
+    if len(axes) < len(panels):
+        raise ValueError(
+            f"plot needs {len(panels)} Axes ({', '.join(panels)}), got {len(axes)}"
+        )
+    return axes[0].figure, axes
 
 
 def elbow_k(k, objective):
@@ -451,12 +476,84 @@ def select_k(
     """
     X = check_array(X)
     n_samples, n_features = X.shape
+    plan = _make_plan(methods, model, covariance_type, n_runs, n_init, max_iter,
+                      tol, n_threads, verbose)
+    ks = _check_k_range(k_range, n_samples)
+    rng = check_random_state(random_state)
+    t_start = time.perf_counter()
+    columns, tally = _sweep(X, ks, rng, plan)
+    if tally.not_converged:
+        warnings.warn(
+            f"{tally.not_converged} of {tally.n_fits} fits stopped at "
+            f"max_iter={plan.max_iter} before converging; increase max_iter "
+            "if the criteria look noisy.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return SelectKResult(
+        k=ks,
+        **columns,
+        recommended=_recommend(ks, plan.methods, columns),
+        methods=plan.methods,
+        model=plan.model,
+        covariance_type=plan.covariance_type,
+        n_runs=plan.n_runs if plan.stability else 0,
+        n_samples=n_samples,
+        n_features=n_features,
+        fit_time=time.perf_counter() - t_start,
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The checked options of one :func:`select_k` call."""
+
+    methods: tuple
+    model: str
+    covariance_type: str
+    n_runs: int
+    max_iter: int
+    verbose: int
+    km_runs: int  # K-means fits per K (0: none)
+    gmm_runs: int  # Gaussian-mixture fits per K (0: none)
+    fit_params: dict  # passed to every estimator (max_iter, n_threads, tol)
+
+    @property
+    def stability(self):
+        return "stability" in self.methods
+
+
+@dataclass
+class _Tally:
+    """How many fits ran, and how many of them stopped at max_iter."""
+
+    n_fits: int = 0
+    not_converged: int = 0
+
+    def add(self, hit):
+        self.n_fits += 1
+        self.not_converged += hit
+
+
+def _check_methods(methods):
+    """The requested methods, deduplicated, in the order of ``METHODS``."""
     if isinstance(methods, str):
         methods = (methods,)
     methods = tuple(dict.fromkeys(check_option(m, "methods", METHODS) for m in methods))
     if not methods:
         raise ValueError(f"methods is empty; choose from {list(METHODS)}.")
-    methods = tuple(m for m in METHODS if m in methods)
+    return tuple(m for m in METHODS if m in methods)
+
+
+def _make_plan(methods, model, covariance_type, n_runs, n_init, max_iter, tol,
+               n_threads, verbose):
+    """Check the options of :func:`select_k` and decide the fits per K.
+
+    Runs are shared: stability's ``n_runs`` fits of ``model`` also give
+    that model's criteria; otherwise the elbow (K-means) and BIC/AIC
+    (mixtures) take the best of ``n_init`` fits.
+    """
+    methods = _check_methods(methods)
     check_option(model, "model", ("kmeans", "gmm"))
     check_option(covariance_type, "covariance_type", _COVARIANCE_TYPES)
     n_init = check_int(n_init, "n_init", min_value=1)
@@ -466,10 +563,6 @@ def select_k(
     stability = "stability" in methods
     if stability and n_runs < 2:
         raise ValueError("n_runs must be >= 2 for the stability method.")
-    ks = _check_k_range(k_range, n_samples)
-    rng = check_random_state(random_state)
-    KMeans, GaussianMixture = _estimators()
-
     km_runs = 0
     if stability and model == "kmeans":
         km_runs = n_runs
@@ -480,95 +573,139 @@ def select_k(
         gmm_runs = n_runs
     elif "bic" in methods or "aic" in methods:
         gmm_runs = n_init
-
-    nan = np.full(ks.size, np.nan)
-    objective, bic, aic = nan.copy(), nan.copy(), nan.copy()
-    stab_mean, stab_std = nan.copy(), nan.copy()
-    common = {"max_iter": max_iter, "n_threads": n_threads}
+    fit_params = {"max_iter": max_iter, "n_threads": n_threads}
     if tol is not None:
-        common["tol"] = tol
-    n_fits, not_converged = 0, 0
-    t_start = time.perf_counter()
+        fit_params["tol"] = tol
+    return _Plan(methods, model, covariance_type, n_runs, max_iter, verbose,
+                 km_runs, gmm_runs, fit_params)
+
+
+def _sweep(X, ks, rng, plan):
+    """Fit every K in turn; return the result's per-K columns and the tally.
+
+    The columns are the :class:`SelectKResult` arrays ``objective``,
+    ``bic``, ``aic``, ``stability_mean``, ``stability_std`` (NaN where not
+    computed). Each K draws its K-means seeds, then its mixture seeds,
+    from ``rng``.
+    """
+    names = ("objective", "bic", "aic", "stability_mean", "stability_std")
+    cols = {name: np.full(ks.size, np.nan) for name in names}
+    tally = _Tally()
     for i, k in enumerate(ks):
         k = int(k)
         t0 = time.perf_counter()
-        km_seeds = rng.integers(0, 2**31 - 1, size=km_runs)
-        gmm_seeds = rng.integers(0, 2**31 - 1, size=gmm_runs)
+        km_seeds = rng.integers(0, 2**31 - 1, size=plan.km_runs)
+        gmm_seeds = rng.integers(0, 2**31 - 1, size=plan.gmm_runs)
         labelings = []
-        if km_runs:
-            best = np.inf
-            for seed in km_seeds:
-                est = KMeans(n_clusters=k, n_init=1, random_state=int(seed), **common)
-                nc = _fit_counting(est, X)
-                n_fits, not_converged = n_fits + 1, not_converged + nc
-                best = min(best, float(est.inertia_))
-                if model == "kmeans":
-                    labelings.append(np.asarray(est.labels_))
-            if "elbow" in methods:
-                objective[i] = best
+        if plan.km_runs:
+            best, labels = _kmeans_runs(X, k, km_seeds, plan, tally)
+            labelings += labels
+            if "elbow" in plan.methods:
+                cols["objective"][i] = best
         t1 = time.perf_counter()
-        if gmm_runs:
-            best_ll, best_est = -np.inf, None
-            for seed in gmm_seeds:
-                est = GaussianMixture(
-                    n_components=k, covariance_type=covariance_type, n_init=1,
-                    random_state=int(seed), **common,
-                )
-                try:
-                    nc = _fit_counting(est, X)
-                except (ValueError, np.linalg.LinAlgError) as exc:
-                    warnings.warn(
-                        f"Gaussian mixture with K={k} failed ({exc}); its "
-                        "criteria are left as NaN.", UserWarning, stacklevel=2,
-                    )
-                    continue
-                n_fits, not_converged = n_fits + 1, not_converged + nc
-                ll = float(est.score(X))
-                if ll > best_ll:
-                    best_ll, best_est = ll, est
-                if model == "gmm":
-                    labelings.append(np.asarray(est.predict(X)))
-            if best_est is not None:
-                if "bic" in methods:
-                    bic[i] = float(best_est.bic(X))
-                if "aic" in methods:
-                    aic[i] = float(best_est.aic(X))
-        if stability and len(labelings) >= 2:
-            scores = [
-                adjusted_rand_score(labelings[a], labelings[b])
-                for a in range(len(labelings))
-                for b in range(a + 1, len(labelings))
-            ]
-            stab_mean[i] = np.mean(scores)
-            stab_std[i] = np.std(scores)
-        if verbose:
-            t2 = time.perf_counter()
-            parts = [f"select_k: K={k:<3d}"]
-            if km_runs:
-                parts.append(f"K-means {km_runs} run(s) {t1 - t0:.2f} s")
-            if gmm_runs:
-                parts.append(f"mixture {gmm_runs} run(s) {t2 - t1:.2f} s")
-            if stability:
-                parts.append(f"stability {stab_mean[i]:.3f}")
-            print("  ".join(parts), file=sys.stderr, flush=True)
+        if plan.gmm_runs:
+            best_est, labels = _mixture_runs(X, k, gmm_seeds, plan, tally)
+            labelings += labels
+            if best_est is not None and "bic" in plan.methods:
+                cols["bic"][i] = float(best_est.bic(X))
+            if best_est is not None and "aic" in plan.methods:
+                cols["aic"][i] = float(best_est.aic(X))
+        if plan.stability and len(labelings) >= 2:
+            cols["stability_mean"][i], cols["stability_std"][i] = _agreement(labelings)
+        if plan.verbose:
+            _print_progress(k, plan, t1 - t0, time.perf_counter() - t1,
+                            cols["stability_mean"][i])
+    return cols, tally
 
-    if not_converged:
-        warnings.warn(
-            f"{not_converged} of {n_fits} fits stopped at max_iter={max_iter} "
-            "before converging; increase max_iter if the criteria look noisy.",
-            ConvergenceWarning,
-            stacklevel=2,
+
+def _kmeans_runs(X, k, seeds, plan, tally):
+    """One K-means fit per seed: the best objective, and the labelings when
+    ``model`` is "kmeans" (the partitions stability compares; else [])."""
+    KMeans, _ = _estimators()
+    best, labelings = np.inf, []
+    for seed in seeds:
+        est = KMeans(n_clusters=k, n_init=1, random_state=int(seed), **plan.fit_params)
+        tally.add(_fit_counting(est, X))
+        best = min(best, float(est.inertia_))
+        if plan.model == "kmeans":
+            labelings.append(np.asarray(est.labels_))
+    return best, labelings
+
+
+def _mixture_runs(X, k, seeds, plan, tally):
+    """One Gaussian-mixture fit per seed: the fit with the highest
+    likelihood (None if every fit failed), and the ``predict`` labelings
+    when ``model`` is "gmm" (the partitions stability compares; else []).
+
+    A fit that fails (degenerate data for this K) is skipped with a
+    warning, so its criteria stay NaN rather than ending the sweep.
+    """
+    _, GaussianMixture = _estimators()
+    best_ll, best_est, labelings = -np.inf, None, []
+    for seed in seeds:
+        est = GaussianMixture(
+            n_components=k, covariance_type=plan.covariance_type, n_init=1,
+            random_state=int(seed), **plan.fit_params,
         )
+        try:
+            nc = _fit_counting(est, X)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            # stacklevel 4: _mixture_runs <- _sweep <- select_k <- its caller
+            warnings.warn(
+                f"Gaussian mixture with K={k} failed ({exc}); its "
+                "criteria are left as NaN.", UserWarning, stacklevel=4,
+            )
+            continue
+        tally.add(nc)
+        ll = float(est.score(X))
+        if ll > best_ll:
+            best_ll, best_est = ll, est
+        if plan.model == "gmm":
+            labelings.append(np.asarray(est.predict(X)))
+    return best_est, labelings
 
+
+def _agreement(labelings):
+    """Mean and standard deviation of the adjusted Rand index over all
+    pairs of labelings."""
+    scores = [
+        adjusted_rand_score(labelings[a], labelings[b])
+        for a in range(len(labelings))
+        for b in range(a + 1, len(labelings))
+    ]
+    return np.mean(scores), np.std(scores)
+
+
+def _print_progress(k, plan, km_seconds, gmm_seconds, stability_mean):
+    """One ``verbose`` line on standard error for the K just fitted."""
+    parts = [f"select_k: K={k:<3d}"]
+    if plan.km_runs:
+        parts.append(f"K-means {plan.km_runs} run(s) {km_seconds:.2f} s")
+    if plan.gmm_runs:
+        parts.append(f"mixture {plan.gmm_runs} run(s) {gmm_seconds:.2f} s")
+    if plan.stability:
+        parts.append(f"stability {stability_mean:.3f}")
+    print("  ".join(parts), file=sys.stderr, flush=True)
+
+
+def _recommend(ks, methods, cols):
+    """Each requested method's recommended K (None when it cannot decide).
+
+    Elbow: :func:`elbow_k` of J(K). BIC, AIC: the K of the smallest finite
+    value. Stability: the highest mean ARI among K >= 2, ties (within
+    ``_STABILITY_TIE``) going to the smaller K.
+    """
     recommended = {}
     if "elbow" in methods:
-        recommended["elbow"] = elbow_k(ks, objective)
-    for name, values in (("bic", bic), ("aic", aic)):
+        recommended["elbow"] = elbow_k(ks, cols["objective"])
+    for name in ("bic", "aic"):
+        values = cols[name]
         if name in methods:
             recommended[name] = (
                 int(ks[int(np.nanargmin(values))]) if np.isfinite(values).any() else None
             )
-    if stability:
+    if "stability" in methods:
+        stab_mean = cols["stability_mean"]
         cand = (ks >= 2) & np.isfinite(stab_mean)
         if cand.any():
             best = np.nanmax(np.where(cand, stab_mean, np.nan))
@@ -576,23 +713,7 @@ def select_k(
             recommended["stability"] = int(ks[winner])
         else:
             recommended["stability"] = None
-
-    return SelectKResult(
-        k=ks,
-        objective=objective,
-        bic=bic,
-        aic=aic,
-        stability_mean=stab_mean,
-        stability_std=stab_std,
-        recommended=recommended,
-        methods=methods,
-        model=model,
-        covariance_type=covariance_type,
-        n_runs=n_runs if stability else 0,
-        n_samples=n_samples,
-        n_features=n_features,
-        fit_time=time.perf_counter() - t_start,
-    )
+    return recommended
 
 
 def _fit_counting(est, X):

@@ -14,9 +14,10 @@ from fastem._kernels._common cimport (
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
-    CentrePass, FE_PREFETCH_ROWS, PassWs, _centre_sqnorms, _sqnorm,
-    centre_pass_close, centre_pass_open, centre_pass_workspace, fe_prefetch_row,
-    fe_row_argmin2_f32, fe_row_argmin2_f64, require_centre_pass)
+    CentrePass, PassWs, _centre_sqnorms, _sqnorm, centre_pass_close,
+    centre_pass_open, centre_pass_workspace, require_centre_pass)
+from fastem._kernels._kmeans_c cimport (
+    FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64)
 
 # the argument tuples of bounded_pass (shared with the CSR kernels; the
 # dense bounds are in X's dtype)

@@ -13,123 +13,20 @@ import numpy as np
 from libc.stdint cimport int32_t, uint16_t
 
 from fastem._kernels._common cimport floating
-
-cdef extern from "csrc/fe_kmeans.h" nogil:
-    void fe_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
-                         Py_ssize_t n_todo, const float *closest, const float *sw,
-                         const float *cand, Py_ssize_t L, uint16_t *improves,
-                         double *sums)
-    void fe_kpp_rows_ref_f32(const float *x, Py_ssize_t d, const int32_t *todo,
-                             Py_ssize_t n_todo, const float *closest, const float *sw,
-                             const float *cand, Py_ssize_t L, uint16_t *improves,
-                             double *sums)
-    void fe_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
-                         Py_ssize_t n_todo, const float *closest, const double *sw,
-                         const double *cand, Py_ssize_t L, uint16_t *improves,
-                         double *sums, double *pots, double scale)
-    void fe_kpp_rows_ref_f64(const double *x, Py_ssize_t d, const int32_t *todo,
-                             Py_ssize_t n_todo, const float *closest, const double *sw,
-                             const double *cand, Py_ssize_t L, uint16_t *improves,
-                             double *sums, double *pots, double scale)
-    Py_ssize_t fe_row_argmin_f32(const float *dist, const float *csq, Py_ssize_t k,
-                                 float *best)
-    Py_ssize_t fe_row_argmin_ref_f32(const float *dist, const float *csq, Py_ssize_t k,
-                                     float *best)
-    Py_ssize_t fe_row_argmin_f64(const double *dist, const double *csq, Py_ssize_t k,
-                                 double *best)
-    Py_ssize_t fe_row_argmin_ref_f64(const double *dist, const double *csq, Py_ssize_t k,
-                                     double *best)
-    Py_ssize_t fe_row_argmin2_f32(const float *dist, const float *csq, Py_ssize_t k,
-                                  float *best, float *second)
-    Py_ssize_t fe_row_argmin2_ref_f32(const float *dist, const float *csq, Py_ssize_t k,
-                                      float *best, float *second)
-
-cdef extern from "csrc/fe_gmm.h" nogil:
-    int fe_estep_chol_width(int D)
-    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                           int lower, const float *Lp, const float *cp,
-                           const double *const_k, float *lp)
-    void fe_estep_chol_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                               int lower, const float *Lp, const float *cp,
-                               const double *const_k, float *lp)
-    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K,
-                           int lower, const double *Lp, const double *cp,
-                           const double *const_k, double *lp)
-    void fe_estep_chol_ref_f64(const double *xcT, Py_ssize_t nb, int D, int K,
-                               int lower, const double *Lp, const double *cp,
-                               const double *const_k, double *lp)
-    void fe_tied_project_f32(const float *xcT, Py_ssize_t nb, int D, int lower,
-                             const float *L, float *yT)
-    void fe_tied_project_ref_f32(const float *xcT, Py_ssize_t nb, int D, int lower,
-                                 const float *L, float *yT)
-    void fe_tied_project_f64(const double *xcT, Py_ssize_t nb, int D, int lower,
-                             const double *L, double *yT)
-    void fe_tied_project_ref_f64(const double *xcT, Py_ssize_t nb, int D, int lower,
-                                 const double *L, double *yT)
-    void fe_estep_diag_f32(const float *xcT, Py_ssize_t nb, int D, int K, const float *U,
-                           const float *V, const double *const_k, float *lp, float *R)
-    void fe_estep_diag_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                               const float *U, const float *V, const double *const_k,
-                               float *lp, float *R)
-    void fe_estep_diag_f64(const double *xcT, Py_ssize_t nb, int D, int K,
-                           const double *U, const double *V, const double *const_k,
-                           double *lp, double *R)
-    void fe_estep_diag_ref_f64(const double *xcT, Py_ssize_t nb, int D, int K,
-                               const double *U, const double *V, const double *const_k,
-                               double *lp, double *R)
-    void fe_stats_full_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
-                           const float *mp, const float *gT, float *Z, float *GZ,
-                           double *slot, Py_ssize_t P)
-    void fe_stats_full_ref_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
-                               const float *mp, const float *gT, float *Z, float *GZ,
-                               double *slot, Py_ssize_t P)
-    void fe_stats_full_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                           const double *mp, const double *gT, double *Z, double *GZ,
-                           double *slot, Py_ssize_t P)
-    void fe_stats_full_ref_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                               const double *mp, const double *gT, double *Z,
-                               double *GZ, double *slot, Py_ssize_t P)
-    void fe_stats_full16_f32(const float *xp, Py_ssize_t nb, int D, int K,
-                             const float *mp, const float *gT, float *GZ,
-                             double *slot, Py_ssize_t P)
-    void fe_stats_full16_ref_f32(const float *xp, Py_ssize_t nb, int D, int K,
-                                 const float *mp, const float *gT, float *GZ,
-                                 double *slot, Py_ssize_t P)
-    void fe_stats_diag_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
-                           int spherical, const float *mp, const float *gT,
-                           double *slot, Py_ssize_t P)
-    void fe_stats_diag_ref_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
-                               int spherical, const float *mp, const float *gT,
-                               double *slot, Py_ssize_t P)
-    void fe_stats_diag_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                           int spherical, const double *mp, const double *gT,
-                           double *slot, Py_ssize_t P)
-    void fe_stats_diag_ref_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                               int spherical, const double *mp, const double *gT,
-                               double *slot, Py_ssize_t P)
-    void fe_stats_sph_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                          const float *gT, const float *R, const float *mu,
-                          const float *centres, const float *shift, double *slot,
-                          Py_ssize_t P)
-    void fe_stats_sph_ref_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                              const float *gT, const float *R, const float *mu,
-                              const float *centres, const float *shift, double *slot,
-                              Py_ssize_t P)
-    Py_ssize_t fe_stats_tied_work(Py_ssize_t K, Py_ssize_t D)
-    void fe_stats_tied_f32(const float *gT, Py_ssize_t nb, int D, int K,
-                           const float *sw, const float *xcT, double *work,
-                           double *slot, int accumulate)
-    void fe_stats_tied_ref_f32(const float *gT, Py_ssize_t nb, int D, int K,
-                               const float *sw, const float *xcT, double *work,
-                               double *slot, int accumulate)
-    void fe_moments_f32(const float *xcT, Py_ssize_t nb, int D, const float *sw,
-                        double *work, double *slot, int accumulate)
-    void fe_moments_ref_f32(const float *xcT, Py_ssize_t nb, int D, const float *sw,
-                            double *work, double *slot, int accumulate)
-    void fe_moments_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,
-                        double *work, double *slot, int accumulate)
-    void fe_moments_ref_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,
-                            double *work, double *slot, int accumulate)
+from fastem._kernels._gmm_c cimport (
+    fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_ref_f32, fe_estep_chol_ref_f64,
+    fe_estep_chol_width, fe_estep_diag_f32, fe_estep_diag_f64, fe_estep_diag_ref_f32,
+    fe_estep_diag_ref_f64, fe_moments_f32, fe_moments_f64, fe_moments_ref_f32,
+    fe_moments_ref_f64, fe_stats_diag_f32, fe_stats_diag_f64, fe_stats_diag_ref_f32,
+    fe_stats_diag_ref_f64, fe_stats_full16_f32, fe_stats_full16_ref_f32,
+    fe_stats_full_f32, fe_stats_full_f64, fe_stats_full_ref_f32, fe_stats_full_ref_f64,
+    fe_stats_sph_f32, fe_stats_sph_ref_f32, fe_stats_tied_f32, fe_stats_tied_ref_f32,
+    fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64,
+    fe_tied_project_ref_f32, fe_tied_project_ref_f64)
+from fastem._kernels._kmeans_c cimport (
+    fe_kpp_rows_f32, fe_kpp_rows_f64, fe_kpp_rows_ref_f32, fe_kpp_rows_ref_f64,
+    fe_row_argmin2_f32, fe_row_argmin2_ref_f32, fe_row_argmin_f32, fe_row_argmin_f64,
+    fe_row_argmin_ref_f32, fe_row_argmin_ref_f64)
 
 
 def _need(ok, what):

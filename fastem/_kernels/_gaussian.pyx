@@ -87,90 +87,21 @@ from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, first_chunk, floating, padded_width,
     partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
+from fastem._kernels._gmm_c cimport (
+    fe_argmax_cols_f32, fe_argmax_cols_f64, fe_center_T_f32, fe_center_T_f64,
+    fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_width, fe_estep_diag_f32,
+    fe_estep_diag_f64, fe_features_T_f32, fe_features_T_f64, fe_logprob_chol_f32,
+    fe_logprob_chol_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_lse_cols_f32,
+    fe_lse_cols_f64, fe_moments_f32, fe_moments_f64, fe_pad_rows_f32, fe_pad_rows_f64,
+    fe_stats_diag_f32, fe_stats_diag_f64, fe_stats_full16_f32, fe_stats_full_f32,
+    fe_stats_full_f64, fe_stats_sph_f32, fe_stats_tied_f32, fe_stats_tied_work,
+    fe_tied_project_f32, fe_tied_project_f64, fe_wsum_f32, fe_wsum_f64)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._openmp cimport omp_get_thread_num
 
 from typing import NamedTuple
 
 import numpy as np
-
-cdef extern from "csrc/fe_gmm.h" nogil:
-    double fe_wsum_f64(const double *v, const double *w, Py_ssize_t nb)
-    double fe_wsum_f32(const float *v, const float *w, Py_ssize_t nb)
-    int fe_estep_chol_width(int D)
-    void fe_estep_diag_f64(const double *xcT, Py_ssize_t nb, int D, int K,
-                         const double *U, const double *V, const double *const_k,
-                         double *lp, double *R)
-    void fe_estep_diag_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                         const float *U, const float *V, const double *const_k,
-                         float *lp, float *R)
-    void fe_stats_sph_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                        const float *gT, const float *R, const float *mu,
-                        const float *centres, const float *shift, double *slot,
-                        Py_ssize_t P)
-    void fe_estep_chol_f64(const double *xcT, Py_ssize_t nb, int D, int K,
-                         int lower, const double *fused_a, const double *fused_b,
-                         const double *const_k, double *lp)
-    void fe_estep_chol_f32(const float *xcT, Py_ssize_t nb, int D, int K,
-                         int lower, const float *fused_a, const float *fused_b,
-                         const double *const_k, float *lp)
-    void fe_tied_project_f64(const double *xcT, Py_ssize_t nb, int D, int lower,
-                           const double *L, double *yT)
-    void fe_tied_project_f32(const float *xcT, Py_ssize_t nb, int D, int lower,
-                           const float *L, float *yT)
-    void fe_lse_cols_f64(double *lpT, Py_ssize_t nb, int K, double *m, double *s,
-                     double *lse)
-    void fe_lse_cols_f32(float *lpT, Py_ssize_t nb, int K, float *m, float *s,
-                       float *lse)
-    void fe_argmax_cols_f64(const double *lpT, Py_ssize_t nb, int K, double *m,
-                        long long *labels)
-    void fe_argmax_cols_f32(const float *lpT, Py_ssize_t nb, int K, float *m,
-                          long long *labels)
-    void fe_pad_rows_f32(const float *x, Py_ssize_t n, int D, int Dp, float *xp)
-    void fe_stats_full_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
-                         const float *mp, const float *gT, float *Z, float *GZ,
-                         double *slot, Py_ssize_t P)
-    void fe_stats_full16_f32(const float *xp, Py_ssize_t nb, int D, int K,
-                           const float *mp, const float *gT, float *GZ,
-                           double *slot, Py_ssize_t P)
-    Py_ssize_t fe_stats_tied_work(Py_ssize_t K, Py_ssize_t D)
-    void fe_stats_tied_f32(const float *gT, Py_ssize_t nb, int D, int K,
-                         const float *sw, const float *xcT, double *work,
-                         double *slot, int accumulate)
-    void fe_moments_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,
-                      double *work, double *slot, int accumulate)
-    void fe_moments_f32(const float *xcT, Py_ssize_t nb, int D, const float *sw,
-                      double *work, double *slot, int accumulate)
-    void fe_pad_rows_f64(const double *x, Py_ssize_t n, int D, int Dp, double *xp)
-    void fe_stats_full_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                         const double *mp, const double *gT, double *Z, double *GZ,
-                         double *slot, Py_ssize_t P)
-    void fe_stats_diag_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                         int spherical, const double *mp, const double *gT,
-                         double *slot, Py_ssize_t P)
-    void fe_stats_diag_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
-                         int spherical, const float *mp, const float *gT,
-                         double *slot, Py_ssize_t P)
-    void fe_center_T_f64(const double *x, Py_ssize_t nb, int D, const double *c,
-                       double *xcT)
-    void fe_center_T_f32(const float *x, Py_ssize_t nb, int D, const float *c,
-                       float *xcT)
-    void fe_features_T_f64(const double *xcT, Py_ssize_t nb, int D, int kind, int quad,
-                         double *FT)
-    void fe_features_T_f32(const float *xcT, Py_ssize_t nb, int D, int kind, int quad,
-                         double *FT)
-    void fe_logprob_diag_f64(const double *xcT, Py_ssize_t nb, int K, int D,
-                           int spherical, const double *mu, const double *p2,
-                           const double *const_k, double *acc, double *lpT)
-    void fe_logprob_diag_f32(const float *xcT, Py_ssize_t nb, int K, int D,
-                           int spherical, const float *mu, const float *p2,
-                           const double *const_k, float *acc, float *lpT)
-    void fe_logprob_chol_f64(const double *Y, Py_ssize_t nb, int K, int D, int tied,
-                           const double *crow, const double *const_k, double *acc,
-                           double *lp)
-    void fe_logprob_chol_f32(const float *Y, Py_ssize_t nb, int K, int D, int tied,
-                           const float *crow, const double *const_k, float *acc,
-                           float *lp)
 
 # covariance types
 cdef enum:

@@ -1,41 +1,16 @@
-# Shared by the K-means kernel modules (_lloyd, _bounded, _kmeanspp): the C
-# helpers of csrc/fe_kmeans.h, small inline helpers on rows and centres, and the
-# allocation of a pass over the centres (CentrePass): fixed partitions with
-# their slots, one workspace per thread (PassWs), the centres' squared norms.
-from libc.stdint cimport int32_t, uint16_t
+# Shared by the K-means kernel modules (_lloyd, _bounded, _kmeanspp): small
+# inline helpers on rows and centres, and the allocation of a pass over the
+# centres (CentrePass): fixed partitions with their slots, one workspace per
+# thread (PassWs), the centres' squared norms. The C helpers of
+# csrc/fe_kmeans.h are declared in _kmeans_c.pxd.
+from libc.stdint cimport int32_t
 from libc.stdlib cimport free, malloc
 
 from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, floating, partitions_free,
     partitions_init, require, require_pass, workspaces_alloc)
-
-cdef extern from "csrc/fe_kmeans.h" nogil:
-    float fe_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
-    double fe_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
-    float fe_sqnorm_f32(const float *a, Py_ssize_t n)
-    double fe_sqnorm_f64(const double *a, Py_ssize_t n)
-    Py_ssize_t fe_row_argmin_f32(const float *dist, const float *csq,
-                                     Py_ssize_t k, float *best)
-    Py_ssize_t fe_row_argmin_f64(const double *dist, const double *csq,
-                                     Py_ssize_t k, double *best)
-    Py_ssize_t fe_row_argmin2_f32(const float *dist, const float *csq,
-                                      Py_ssize_t k, float *best, float *second)
-    Py_ssize_t fe_row_argmin2_f64(const double *dist, const double *csq,
-                                      Py_ssize_t k, double *best, double *second)
-    void fe_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
-                             Py_ssize_t n_todo, const float *closest,
-                             const float *sw, const float *cand, Py_ssize_t L,
-                             uint16_t *improves, double *sums)
-    # the k-means++ improvement-mask bit of candidate l, and the software
-    # prefetch of gathered rows (FE_PREFETCH_ROWS ahead)
-    uint16_t fe_cand_bit(Py_ssize_t l)
-    void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
-    enum: FE_PREFETCH_ROWS
-    void fe_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
-                             Py_ssize_t n_todo, const float *closest,
-                             const double *sw, const double *cand, Py_ssize_t L,
-                             uint16_t *improves, double *sums, double *pots,
-                             double scale)
+from fastem._kernels._kmeans_c cimport (
+    fe_sqdist_f32, fe_sqdist_f64, fe_sqnorm_f32, fe_sqnorm_f64)
 
 
 cdef inline double _sqdist(const floating *a, const floating *b,

@@ -10,9 +10,9 @@ from libc.stdlib cimport malloc, free
 from fastem._kernels._common cimport floating, require, require_pass
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-from fastem._kernels._kmeans_common cimport (
-    FE_PREFETCH_ROWS, _sqdist, fe_cand_bit, fe_kpp_rows_f32, fe_kpp_rows_f64,
-    fe_prefetch_row)
+from fastem._kernels._kmeans_common cimport _sqdist
+from fastem._kernels._kmeans_c cimport (
+    FE_PREFETCH_ROWS, fe_cand_bit, fe_kpp_rows_f32, fe_kpp_rows_f64, fe_prefetch_row)
 
 # ---------------------------------------------------------------------------
 # Greedy k-means++ seeding

@@ -30,8 +30,8 @@ from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, PassWs, _centre_sqnorms, _in_frame, _sqdist, _sqnorm,
-    centre_pass_close, centre_pass_open, centre_pass_workspace, fe_row_argmin_f32,
-    fe_row_argmin_f64, require_centre_pass)
+    centre_pass_close, centre_pass_open, centre_pass_workspace, require_centre_pass)
+from fastem._kernels._kmeans_c cimport fe_row_argmin_f32, fe_row_argmin_f64
 
 cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,

@@ -122,11 +122,24 @@ FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp
 FE_DEFINE_STATS_DIAG_REF(fe_stats_diag_ref_f32, float, fe_sum_f32)
 FE_DEFINE_STATS_DIAG_REF(fe_stats_diag_ref_f64, double, fe_sum_f64)
 
+/* x[0 .. DD) = row b of the transposed chunk xcT (D x nb), zero-padded
+ * from D to DD: the row the fused E-step references work on, as the vector
+ * kernels hold it in DD lanes. */
+#define FE_DEFINE_PADDED_ROW(NAME, T)                                        \
+static inline void NAME(const T *restrict xcT, ptrdiff_t nb, ptrdiff_t b,   \
+                        int D, int DD, T *restrict x)                       \
+{                                                                           \
+    for (int i = 0; i < DD; ++i)                                            \
+        x[i] = i < D ? xcT[(ptrdiff_t)i * nb + b] : (T)0;                   \
+}
+FE_DEFINE_PADDED_ROW(fe_padded_row_f64, double)
+FE_DEFINE_PADDED_ROW(fe_padded_row_f32, float)
+
 /* Fused E-step of 'full' (see FE_DEFINE_ESTEP_CHOL), one row at a time: x
  * is the row zero-padded to DD, y_kd sums x_i L_k[i, d] over i <= d (upper
  * factors) or i >= d (lower), in order of i, and the squared residuals add
  * up in order of d. */
-#define FE_DEFINE_ESTEP_CHOL_REF(NAME, T)                                    \
+#define FE_DEFINE_ESTEP_CHOL_REF(NAME, T, PADDED_ROW)                        \
 FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         int lower, const T *restrict Lp,                    \
                         const T *restrict cp, const double *restrict const_k, \
@@ -135,8 +148,7 @@ FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K
     const int DD = fe_estep_chol_width(D);                                  \
     T x[16];                                                                \
     for (ptrdiff_t b = 0; b < nb; ++b) {                                    \
-        for (int i = 0; i < DD; ++i)                                        \
-            x[i] = i < D ? xcT[(ptrdiff_t)i * nb + b] : (T)0;               \
+        PADDED_ROW(xcT, nb, b, D, DD, x);                                   \
         for (int k = 0; k < K; ++k) {                                       \
             const T *restrict L = Lp + (ptrdiff_t)k * DD * DD;              \
             const T *restrict c = cp + (ptrdiff_t)k * DD;                   \
@@ -152,20 +164,19 @@ FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_CHOL_REF(fe_estep_chol_ref_f64, double)
-FE_DEFINE_ESTEP_CHOL_REF(fe_estep_chol_ref_f32, float)
+FE_DEFINE_ESTEP_CHOL_REF(fe_estep_chol_ref_f64, double, fe_padded_row_f64)
+FE_DEFINE_ESTEP_CHOL_REF(fe_estep_chol_ref_f32, float, fe_padded_row_f32)
 
 /* The 'tied' projection (see FE_DEFINE_TIED_PROJECT), one row at a time:
  * yT[d, b] sums x_i L[i, d] over the factor's triangle, in order of i. */
-#define FE_DEFINE_TIED_PROJECT_REF(NAME, T)                                  \
+#define FE_DEFINE_TIED_PROJECT_REF(NAME, T, PADDED_ROW)                      \
 FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D,  \
                         int lower, const T *restrict L, T *restrict yT)     \
 {                                                                           \
     const int DD = fe_estep_chol_width(D);                                  \
     T x[16];                                                                \
     for (ptrdiff_t b = 0; b < nb; ++b) {                                    \
-        for (int i = 0; i < DD; ++i)                                        \
-            x[i] = i < D ? xcT[(ptrdiff_t)i * nb + b] : (T)0;               \
+        PADDED_ROW(xcT, nb, b, D, DD, x);                                   \
         for (int d = 0; d < D; ++d) {                                       \
             T s = 0;                                                        \
             for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)      \
@@ -174,14 +185,14 @@ FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_TIED_PROJECT_REF(fe_tied_project_ref_f64, double)
-FE_DEFINE_TIED_PROJECT_REF(fe_tied_project_ref_f32, float)
+FE_DEFINE_TIED_PROJECT_REF(fe_tied_project_ref_f64, double, fe_padded_row_f64)
+FE_DEFINE_TIED_PROJECT_REF(fe_tied_project_ref_f32, float, fe_padded_row_f32)
 
 /* Fused E-step of 'diag' / 'spherical' (see FE_DEFINE_ESTEP_DIAG), one row
  * at a time, x zero-padded to DD: float64 sums (x_d u_kd - v_kd)^2, float32
  * sums (x_d - u_kd)^2 v_kd, or with R != NULL stores r = sum_d
  * (x_d - u_kd)^2 in R and takes v_k0 r. */
-#define FE_DEFINE_ESTEP_DIAG_REF(NAME, T, FMAFORM)                           \
+#define FE_DEFINE_ESTEP_DIAG_REF(NAME, T, FMAFORM, PADDED_ROW)               \
 FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         const T *restrict U, const T *restrict V,           \
                         const double *restrict const_k, T *restrict lp,     \
@@ -190,8 +201,7 @@ FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K
     const int DD = fe_estep_chol_width(D);                                  \
     T x[16];                                                                \
     for (ptrdiff_t b = 0; b < nb; ++b) {                                    \
-        for (int i = 0; i < DD; ++i)                                        \
-            x[i] = i < D ? xcT[(ptrdiff_t)i * nb + b] : (T)0;               \
+        PADDED_ROW(xcT, nb, b, D, DD, x);                                   \
         for (int k = 0; k < K; ++k) {                                       \
             const T *restrict u = U + (ptrdiff_t)k * DD;                    \
             const T *restrict v = V + (ptrdiff_t)k * DD;                    \
@@ -218,8 +228,8 @@ FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_ESTEP_DIAG_REF(fe_estep_diag_ref_f64, double, 1)
-FE_DEFINE_ESTEP_DIAG_REF(fe_estep_diag_ref_f32, float, 0)
+FE_DEFINE_ESTEP_DIAG_REF(fe_estep_diag_ref_f64, double, 1, fe_padded_row_f64)
+FE_DEFINE_ESTEP_DIAG_REF(fe_estep_diag_ref_f32, float, 0, fe_padded_row_f32)
 
 /* 'tied' statistics of float32 data (see fe_stats_tied_f32): the lane sums
  * acc[k, p, l] one lane at a time */

@@ -1,0 +1,50 @@
+# The C helpers of the K-means kernels (csrc/fe_kmeans.h), declared once for
+# every module that calls them: _kmeans_common.pxd, _lloyd, _bounded,
+# _kmeanspp, and the test hooks of _csrc_check (each vector helper beside its
+# fe_<name>_ref_f32 / _f64 reference). The C header says what each computes.
+from libc.stdint cimport int32_t, uint16_t
+
+cdef extern from "csrc/fe_kmeans.h" nogil:
+    float fe_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
+    double fe_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
+    float fe_sqnorm_f32(const float *a, Py_ssize_t n)
+    double fe_sqnorm_f64(const double *a, Py_ssize_t n)
+
+    # nearest (and second nearest) centre of one row
+    Py_ssize_t fe_row_argmin_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                 float *best)
+    Py_ssize_t fe_row_argmin_ref_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                     float *best)
+    Py_ssize_t fe_row_argmin_f64(const double *dist, const double *csq, Py_ssize_t k,
+                                 double *best)
+    Py_ssize_t fe_row_argmin_ref_f64(const double *dist, const double *csq, Py_ssize_t k,
+                                     double *best)
+    Py_ssize_t fe_row_argmin2_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                  float *best, float *second)
+    Py_ssize_t fe_row_argmin2_ref_f32(const float *dist, const float *csq, Py_ssize_t k,
+                                      float *best, float *second)
+    Py_ssize_t fe_row_argmin2_f64(const double *dist, const double *csq, Py_ssize_t k,
+                                  double *best, double *second)
+
+    # the k-means++ candidate pass over rows, the improvement-mask bit of
+    # candidate l, and the software prefetch of gathered rows
+    # (FE_PREFETCH_ROWS ahead)
+    void fe_kpp_rows_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                         Py_ssize_t n_todo, const float *closest, const float *sw,
+                         const float *cand, Py_ssize_t L, uint16_t *improves,
+                         double *sums)
+    void fe_kpp_rows_ref_f32(const float *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest, const float *sw,
+                             const float *cand, Py_ssize_t L, uint16_t *improves,
+                             double *sums)
+    void fe_kpp_rows_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                         Py_ssize_t n_todo, const float *closest, const double *sw,
+                         const double *cand, Py_ssize_t L, uint16_t *improves,
+                         double *sums, double *pots, double scale)
+    void fe_kpp_rows_ref_f64(const double *x, Py_ssize_t d, const int32_t *todo,
+                             Py_ssize_t n_todo, const float *closest, const double *sw,
+                             const double *cand, Py_ssize_t L, uint16_t *improves,
+                             double *sums, double *pots, double scale)
+    uint16_t fe_cand_bit(Py_ssize_t l)
+    void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
+    enum: FE_PREFETCH_ROWS
