@@ -81,25 +81,32 @@ BLOCK_ROWS = 32_768
 # the components' linear maps take at most this much memory: beyond it
 # (large K at high D: 1024 maps of 768 x 768 would take 4.8 GB) components
 # share maps, component j using map j mod M
-MAX_MAPS_BYTES = 128 * 2**20
+MAX_MAPS_BYTES = 64 * 2**20
 
 
-def mixture_parameters(d, k, seed=0, max_maps_bytes=MAX_MAPS_BYTES):
+def mixture_parameters(d, k, seed=0, max_maps_bytes=None):
     """True parameters of the synthetic mixture: weights, means, linear maps.
 
     Component j draws ``x = means[j] + maps[j % M] @ z`` with ``z ~ N(0, I)``,
     where ``M = len(maps)`` is ``k`` unless ``k`` maps of ``d x d`` float64
-    would exceed ``max_maps_bytes`` (then as many as fit, at least one):
+    would exceed ``max_maps_bytes`` (default ``MAX_MAPS_BYTES``; then as
+    many as fit, at least one):
     anisotropic, correlated, unequal weights and scales, overlapping enough
     that EM has work to do, separated enough that the optimum is meaningful.
     The random stream does not depend on ``M``'s cap where ``M == k``.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    n_maps = max(1, min(k, max_maps_bytes // (8 * d * d)))
+    cap = MAX_MAPS_BYTES if max_maps_bytes is None else max_maps_bytes
+    n_maps = max(1, min(k, cap // (8 * d * d)))
     weights = rng.dirichlet(np.full(k, 5.0))
     means = rng.uniform(-4.0, 4.0, size=(k, d))
-    scales = rng.uniform(0.5, 1.5, size=(k, 1, 1))[:n_maps]
-    maps = scales * np.eye(d) + 0.3 * rng.standard_normal(size=(n_maps, d, d)) / np.sqrt(d)
+    scales = rng.uniform(0.5, 1.5, size=(k,))[:n_maps]
+    # scales * I + 0.3 * G / sqrt(d), computed in place (no temporaries of
+    # the maps' size)
+    maps = rng.standard_normal(size=(n_maps, d, d))
+    maps *= 0.3
+    maps /= np.sqrt(d)
+    maps[:, np.arange(d), np.arange(d)] += scales[:, None]
     return weights, means, maps
 
 

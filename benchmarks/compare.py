@@ -29,6 +29,8 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
                  float32, 5 Lloyd iterations, N such that X takes about 200 MB
                  (at least K rows); one fresh worker per (D, K) cell; prints a
                  table of fastem's time / scikit-learn's time besides the rows
+    (data: _data.make_mixture with K components; at large K and high D, past
+    64 MiB of covariance maps, components share maps but keep their means)
     gmm          N=2e5 D=16 K=16 float64, 20 EM iterations, cov=full/tied/diag/spherical
     gmm32        the same in float32
     gmm-memory   N=1e7 D=16 K=16 float64, 5 EM iterations, cov=full: peak RSS of
@@ -54,7 +56,8 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
 The K-means workloads (kmeans, kmeans-k3, -k4, -e1, -e2; not the sweep)
 also report two floors, rows measured in the same worker, with the same data
 and thread count, that are not libraries (never a failure; their ratio is
-floor time / fastem's time):
+floor time / fastem's time; they always count ``iter`` passes, where a library
+that converged earlier shows fewer iterations):
 
     floor (dense GEMM)    ``iter`` times the GEMM (N x D) by (D x K) of the
                           initial centres, in row blocks whose output takes 2 MiB
