@@ -22,14 +22,25 @@ PROFILES = {
     "default": {
         "kmeans": dict(n=100_000, d=16, k=32),
         "gmm": dict(n=40_000, d=8, k=8),
+        # issue 15's shapes (D, K) with fewer rows, so that asv's quick mode
+        # stays at a few seconds per benchmark on 1 thread in float64
+        "kmeans-k3": dict(n=50_000, d=64, k=1024),
+        "kmeans-k4": dict(n=1_000_000, d=4, k=16),
+        "kmeans-e1": dict(n=10_000, d=768, k=1024),
     },
     "large": {
         "kmeans": dict(n=1_000_000, d=32, k=64),
         "gmm": dict(n=200_000, d=16, k=16),
+        "kmeans-k3": dict(n=1_000_000, d=64, k=1024),
+        "kmeans-k4": dict(n=10_000_000, d=4, k=16),
+        "kmeans-e1": dict(n=100_000, d=768, k=1024),
     },
     "tiny": {
         "kmeans": dict(n=2_000, d=4, k=4),
         "gmm": dict(n=1_000, d=3, k=3),
+        "kmeans-k3": dict(n=2_000, d=16, k=32),
+        "kmeans-k4": dict(n=4_000, d=4, k=16),
+        "kmeans-e1": dict(n=1_000, d=96, k=32),
     },
 }
 
@@ -44,7 +55,8 @@ def profile_name():
 
 
 def sizes(kind):
-    """(n, d, k) of workload ``kind`` ('kmeans' or 'gmm') in the active profile."""
+    """(n, d, k) of workload ``kind`` (a key of a profile: 'kmeans', 'gmm',
+    'kmeans-k3', ...) in the active profile."""
     s = PROFILES[profile_name()][kind]
     return s["n"], s["d"], s["k"]
 
@@ -66,20 +78,35 @@ def thread_counts():
 # --------------------------------------------------------------------------
 
 BLOCK_ROWS = 32_768
+# the components' linear maps take at most this much memory: beyond it
+# (large K at high D: 1024 maps of 768 x 768 would take 4.8 GB) components
+# share maps, component j using map j mod M
+MAX_MAPS_BYTES = 64 * 2**20
 
 
-def mixture_parameters(d, k, seed=0):
+def mixture_parameters(d, k, seed=0, max_maps_bytes=None):
     """True parameters of the synthetic mixture: weights, means, linear maps.
 
-    Component j draws ``x = means[j] + maps[j] @ z`` with ``z ~ N(0, I)``:
+    Component j draws ``x = means[j] + maps[j % M] @ z`` with ``z ~ N(0, I)``,
+    where ``M = len(maps)`` is ``k`` unless ``k`` maps of ``d x d`` float64
+    would exceed ``max_maps_bytes`` (default ``MAX_MAPS_BYTES``; then as
+    many as fit, at least one):
     anisotropic, correlated, unequal weights and scales, overlapping enough
     that EM has work to do, separated enough that the optimum is meaningful.
+    The random stream does not depend on ``M``'s cap where ``M == k``.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    cap = MAX_MAPS_BYTES if max_maps_bytes is None else max_maps_bytes
+    n_maps = max(1, min(k, cap // (8 * d * d)))
     weights = rng.dirichlet(np.full(k, 5.0))
     means = rng.uniform(-4.0, 4.0, size=(k, d))
-    scales = rng.uniform(0.5, 1.5, size=(k, 1, 1))
-    maps = scales * np.eye(d) + 0.3 * rng.standard_normal(size=(k, d, d)) / np.sqrt(d)
+    scales = rng.uniform(0.5, 1.5, size=(k,))[:n_maps]
+    # scales * I + 0.3 * G / sqrt(d), computed in place (no temporaries of
+    # the maps' size)
+    maps = rng.standard_normal(size=(n_maps, d, d))
+    maps *= 0.3
+    maps /= np.sqrt(d)
+    maps[:, np.arange(d), np.arange(d)] += scales[:, None]
     return weights, means, maps
 
 
@@ -102,10 +129,14 @@ def make_mixture(n, d, k, dtype=np.float64, seed=0, block_rows=BLOCK_ROWS):
         labels = np.searchsorted(cum, rng_labels.random(stop - start), side="right")
         z = rng_noise.standard_normal(size=(stop - start, d))
         out = X[start:stop]
-        for j in range(k):
-            rows = np.flatnonzero(labels == j)
-            if rows.size:
-                out[rows] = z[rows] @ maps[j].T + means[j]
+        # the rows that use each map, ascending: one stable sort per block
+        # instead of a scan of the block per component (large K)
+        which = labels % len(maps)
+        order = np.argsort(which, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(which, minlength=len(maps)))))
+        for i in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            rows = order[bounds[i]:bounds[i + 1]]
+            out[rows] = z[rows] @ maps[i].T + means[labels[rows]]
     return X
 
 

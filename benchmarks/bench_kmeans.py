@@ -11,6 +11,13 @@ Every benchmark is parametrised by dtype (float32, float64) and thread count
   long it takes to get there, so a change that makes results worse shows up.
 - ``time_predict``, ``time_kmeans_plusplus``, ``peakmem_kmeans_plusplus``,
   ``track_kmeans_plusplus_potential``.
+- ``KMeansK3``, ``KMeansK4``, ``KMeansE1``: ``time_fit`` (and ``peakmem_fit``,
+  not for E1) as above, at the shapes of issue 15's K3 (D=64, K=1024, 10 iterations),
+  K4 (D=4, K=16, 20 iterations) and E1 (embeddings: D=768, K=1024,
+  5 iterations). Their N is reduced in the default profile (K3 5e4 rows, K4
+  1e6, E1 1e4; the issue's 1e6, 1e7 and 1e5 in the ``large`` profile), so that
+  ``asv run --quick`` takes seconds per benchmark; compare.py's
+  ``kmeans-k3``/``-k4``/``-e1`` workloads have the issue's sizes.
 """
 import warnings
 
@@ -27,9 +34,11 @@ class _KMeansData:
     params = (["float32", "float64"], thread_counts())
     param_names = ["dtype", "n_threads"]
     timeout = 600
+    workload = "kmeans"  # the profiles' key of the sizes
+    fit_iter = FIT_ITER  # iterations of the fixed fit
 
     def setup(self, dtype, n_threads):
-        self.n, self.d, self.k = sizes("kmeans")
+        self.n, self.d, self.k = sizes(self.workload)
         self.X = make_mixture(self.n, self.d, self.k, dtype=dtype, seed=0)
         self.init = initial_centers(self.X, self.k, seed=1).astype(dtype)
         # the whole process, BLAS included, gets n_threads cores
@@ -42,9 +51,10 @@ class _KMeansData:
         self._warnings.__exit__(None, None, None)
         self._limits.restore_original_limits()
 
-    def _fixed_fit(self, n_threads, max_iter=FIT_ITER):
+    def _fixed_fit(self, n_threads, max_iter=None):
         return KMeans(
-            n_clusters=self.k, init=self.init, n_init=1, max_iter=max_iter, tol=0.0,
+            n_clusters=self.k, init=self.init, n_init=1,
+            max_iter=self.fit_iter if max_iter is None else max_iter, tol=0.0,
             n_threads=n_threads,
         ).fit(self.X)
 
@@ -55,13 +65,22 @@ class _KMeansData:
         ).fit(self.X)
 
 
-class KMeansFit(_KMeansData):
+class _TimeFit(_KMeansData):
+    """``time_fit``: ``fit_iter`` Lloyd iterations from fixed initial centres,
+    ``tol=0``."""
+
     def time_fit(self, dtype, n_threads):
         self._fixed_fit(n_threads)
+
+
+class _FixedFit(_TimeFit):
+    """``time_fit`` and ``peakmem_fit`` (the same fit)."""
 
     def peakmem_fit(self, dtype, n_threads):
         self._fixed_fit(n_threads)
 
+
+class KMeansFit(_FixedFit):
     def track_inertia(self, dtype, n_threads):
         """Mean squared distance to the nearest centre (float64 recomputation)."""
         km = self._realistic_fit(n_threads)
@@ -75,7 +94,7 @@ class KMeansFit(_KMeansData):
     track_n_iter.unit = "iterations"
 
     def track_fixed_inertia(self, dtype, n_threads):
-        """Mean squared distance after the 20 fixed iterations of time_fit."""
+        """Mean squared distance after the fixed iterations of time_fit."""
         km = self._fixed_fit(n_threads)
         return inertia(self.X, km.cluster_centers_) / self.n
 
@@ -110,3 +129,26 @@ class KMeansPlusPlus(_KMeansData):
         return inertia(self.X, centers) / self.n
 
     track_kmeans_plusplus_potential.unit = "mean sq. distance"
+
+
+class KMeansK3(_FixedFit):
+    """Issue 15's K3: large K (D=64, K=1024), 10 iterations."""
+
+    workload = "kmeans-k3"
+    fit_iter = 10
+
+
+class KMeansK4(_FixedFit):
+    """Issue 15's K4: low D (D=4, K=16), 20 iterations."""
+
+    workload = "kmeans-k4"
+    fit_iter = 20
+
+
+class KMeansE1(_TimeFit):
+    """Issue 15's E1: embeddings (D=768, K=1024), 5 iterations (no peakmem_:
+    the slowest of the three, and its setup's data generation dominates the
+    process's peak memory at the default size)."""
+
+    workload = "kmeans-e1"
+    fit_iter = 5

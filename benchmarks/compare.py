@@ -16,7 +16,21 @@ installed (reported as "not installed" otherwise).
 Workloads (defaults; override sizes as ``NAME:key=value,...``)::
 
     kmeans       N=1e6 D=32 K=64 float32, 20 Lloyd iterations from one init
+                 (issue 15's K1)
     kmeans++     N=1e6 D=32 K=64 float32, k-means++ seeding (time + potential)
+    kmeans-k3    N=1e6 D=64 K=1024 float32, 10 Lloyd iterations from one init
+                 (large K; no scikit-learn elkan: its N x K bounds take 4 GB)
+    kmeans-k4    N=1e7 D=4 K=16 float32, 20 Lloyd iterations (low D)
+    kmeans-e1    N=1e5 D=768 K=1024 float32, 5 Lloyd iterations (embeddings)
+    kmeans-e2    N=7e4 D=784 K=256 float32, 10 Lloyd iterations (embeddings)
+    kmeans++-k3  greedy k-means++ seeding at K=1024 on kmeans-k3's data
+    kmeans-sweep fastem's default against scikit-learn's lloyd over D in
+                 {2, 8, 32, 128, 384, 768, 1536} x K in {8, 64, 256, 1024},
+                 float32, 5 Lloyd iterations, N such that X takes about 200 MB
+                 (at least K rows); one fresh worker per (D, K) cell; prints a
+                 table of fastem's time / scikit-learn's time besides the rows
+    (data: _data.make_mixture with K components; at large K and high D, past
+    64 MiB of covariance maps, components share maps but keep their means)
     gmm          N=2e5 D=16 K=16 float64, 20 EM iterations, cov=full/tied/diag/spherical
     gmm32        the same in float32
     gmm-memory   N=1e7 D=16 K=16 float64, 5 EM iterations, cov=full: peak RSS of
@@ -39,6 +53,26 @@ Workloads (defaults; override sizes as ``NAME:key=value,...``)::
     kmeans-sparse32   the same in float32
     kmeans++-sparse   the same data, float64, k-means++ seeding (time + potential)
 
+The K-means workloads (kmeans, kmeans-k3, -k4, -e1, -e2; not the sweep)
+also report two floors, rows measured in the same worker, with the same data
+and thread count, that are not libraries (never a failure; their ratio is
+floor time / fastem's time; they always count ``iter`` passes, where a library
+that converged earlier shows fewer iterations):
+
+    floor (dense GEMM)    ``iter`` times the GEMM (N x D) by (D x K) of the
+                          initial centres, in row blocks whose output takes 2 MiB
+                          (scipy's BLAS sgemm/dgemm, BLAS limited to the workload's
+                          threads): the arithmetic a dense pass cannot avoid
+    floor (memory)        ``iter`` times one read of X (a sum over every
+                          element, split over the threads): what a pass bound by
+                          memory bandwidth costs at least (the floor at low D)
+
+Workload groups: ``frontier`` = kmeans kmeans-k3 kmeans-k4 kmeans-e1 kmeans-e2
+kmeans++-k3 kmeans-sweep (issue 15's workloads). They are not among the
+defaults: at full size they take longer than all the defaults together
+(scikit-learn's k-means++ alone needs 60-90 s per call at K=1024, the sweep
+tens of minutes); ``--tiny`` without names runs every workload, these too.
+
 Examples::
 
     python benchmarks/compare.py                       # all default workloads
@@ -50,9 +84,12 @@ Examples::
     python benchmarks/compare.py dask-kmeans --libraries fastem,fastem-dask --json a.json
     python benchmarks/compare.py dask-kmeans --libraries dask-ml --json b.json
     python benchmarks/compare.py --merge a.json b.json    # one table from both runs
+    python benchmarks/compare.py frontier --repeat 1      # issue 15's workloads
+    python benchmarks/compare.py kmeans-sweep:mb=20,d=2/32/768,k=8/1024
 
 Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list),
-seeds (minibatch), batch (online-em), nnz (sparse workloads: non-zeros per row).
+seeds (minibatch), batch (online-em), nnz (sparse workloads: non-zeros per row);
+kmeans-sweep: d and k as ``/``-separated lists, mb (X's size in MB; no n).
 
 The sparse workloads compare fastem's default (algorithm='auto', the bounded
 pass on sparse rows) and its plain passes (fastem-lloyd) with scikit-learn
@@ -103,12 +140,23 @@ WORKLOADS = {
     "dask-kmeans": dict(kind="dask-kmeans", n=20_000_000, d=32, k=64, dtype="float32",
                         iter=20),
     "dask-gmm": dict(kind="dask-gmm", n=20_000_000, d=16, k=16, dtype="float32", iter=10),
+    "kmeans-k3": dict(kind="kmeans", n=1_000_000, d=64, k=1024, dtype="float32", iter=10,
+                      skip=["sklearn-elkan"]),
+    "kmeans-k4": dict(kind="kmeans", n=10_000_000, d=4, k=16, dtype="float32", iter=20),
+    "kmeans-e1": dict(kind="kmeans", n=100_000, d=768, k=1024, dtype="float32", iter=5),
+    "kmeans-e2": dict(kind="kmeans", n=70_000, d=784, k=256, dtype="float32", iter=10),
+    "kmeans++-k3": dict(kind="kmeans++", n=1_000_000, d=64, k=1024, dtype="float32"),
+    "kmeans-sweep": dict(kind="kmeans-sweep", mb=200.0, d=[2, 8, 32, 128, 384, 768, 1536],
+                         k=[8, 64, 256, 1024], dtype="float32", iter=5),
 }
+GROUPS = {"frontier": ["kmeans", "kmeans-k3", "kmeans-k4", "kmeans-e1", "kmeans-e2",
+                       "kmeans++-k3", "kmeans-sweep"]}
 DEFAULT_WORKLOADS = ["kmeans", "kmeans++", "gmm", "gmm32", "gmm-memory", "minibatch",
                      "kmeans-sparse", "kmeans-sparse32", "kmeans++-sparse",
                      "online-em", "dask-kmeans", "dask-gmm"]
 
-# --tiny: every workload at toy size (CI smoke test; seconds in all)
+# --tiny: every workload at toy size (CI smoke test; seconds in all); --tiny
+# without workload names runs all of them
 TINY = {
     "kmeans": dict(n=20_000, d=8, k=8),
     "kmeans++": dict(n=20_000, d=8, k=8),
@@ -122,10 +170,18 @@ TINY = {
     "kmeans-sparse": dict(n=5_000, d=2_000, k=10, nnz=20),
     "kmeans-sparse32": dict(n=5_000, d=2_000, k=10, nnz=20),
     "kmeans++-sparse": dict(n=5_000, d=2_000, k=10, nnz=20),
+    "kmeans-k3": dict(n=20_000, d=64, k=128),
+    "kmeans-k4": dict(n=100_000, d=4, k=16),
+    "kmeans-e1": dict(n=2_000, d=768, k=64),
+    "kmeans-e2": dict(n=2_000, d=784, k=32),
+    "kmeans++-k3": dict(n=20_000, d=64, k=128),
+    "kmeans-sweep": dict(mb=1.0, d=[2, 768], k=[8, 64], iter=2),
 }
 
 LIBRARIES = {
-    "kmeans": ["fastem", "sklearn-lloyd", "sklearn-elkan", "sklearnex", "daal4py", "faiss"],
+    "kmeans": ["fastem", "fastem-lloyd", "sklearn-lloyd", "sklearn-elkan", "sklearnex",
+               "daal4py", "faiss", "floor-gemm", "floor-memory"],
+    "kmeans-sweep": ["fastem", "sklearn-lloyd"],
     "kmeans++": ["fastem", "sklearn", "daal4py"],
     "gmm": ["fastem", "sklearn", "daal4py"],
     "gmm-memory": ["fastem", "sklearn", "daal4py"],
@@ -136,7 +192,8 @@ LIBRARIES = {
     "kmeans-sparse": ["fastem", "fastem-lloyd", "sklearn-lloyd"],
     "kmeans++-sparse": ["fastem", "sklearn"],
 }
-# libraries whose failure fails the script (the optional peers only report)
+# libraries whose failure fails the script (the optional peers and the
+# floors only report)
 REQUIRED = {"fastem", "fastem-batch", "fastem-dask", "sklearn", "sklearn-lloyd", "sklearn-elkan"}
 # (fastem-dask and dask-ml need the optional dask extra: reported as "not
 # installed" without it)
@@ -153,37 +210,67 @@ LABELS = {
     "fastem-dask": "fastem.dask",
     "fastem-lloyd": "fastem (lloyd)",
     "dask-ml": "dask-ml",
+    "floor-gemm": "floor (dense GEMM)",
+    "floor-memory": "floor (memory)",
 }
 PEER_MODULES = {"faiss": "faiss", "sklearnex": "sklearnex", "daal4py": "daal4py"}
 
 
+INT_KEYS = ("n", "d", "k", "iter", "seeds", "batch", "nnz")
+KEYS = INT_KEYS + ("dtype", "cov", "mb")
+
+
 def parse_workload(text, tiny=False):
+    """The spec of ``NAME[:key=value,...]`` (``tiny``: with the toy sizes)."""
     name, _, rest = text.partition(":")
     if name not in WORKLOADS:
-        raise SystemExit(f"unknown workload {name!r}; expected one of {list(WORKLOADS)}")
+        raise SystemExit(f"unknown workload {name!r}; expected one of {list(WORKLOADS)} "
+                         f"or a group {list(GROUPS)}")
     spec = dict(WORKLOADS[name], name=name)
     if tiny:
         spec.update(TINY[name])
+    sweep = spec["kind"] == "kmeans-sweep"
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         key = key.strip()
-        if not eq or key not in ("n", "d", "k", "dtype", "iter", "cov", "seeds", "batch",
-                                 "nnz"):
+        misplaced = (key == "mb" and not sweep) or (key == "n" and sweep)
+        if not eq or key not in KEYS or misplaced:
             raise SystemExit(f"bad workload option {item!r} in {text!r} "
-                             "(keys: n, d, k, dtype, iter, cov, seeds, batch, nnz)")
-        if key in ("n", "d", "k", "iter", "seeds", "batch", "nnz"):
-            spec[key] = int(float(value))
-        elif key == "dtype":
+                             f"(keys: {', '.join(KEYS)}; mb for kmeans-sweep only, "
+                             "which has no n)")
+        try:
+            if sweep and key in ("d", "k"):
+                spec[key] = [int(float(v)) for v in value.split("/")]
+            elif key in INT_KEYS:
+                spec[key] = int(float(value))
+            elif key == "mb":
+                spec[key] = float(value)
+        except ValueError:
+            raise SystemExit(f"bad number in {item!r} of {text!r}") from None
+        if key == "dtype":
             if value not in ("float32", "float64"):
                 raise SystemExit(f"dtype must be float32 or float64, not {value!r}")
             spec[key] = value
-        else:
+        elif key == "cov":
             covs = value.split("/")
             bad = [c for c in covs if c not in COV_ALL]
             if bad:
                 raise SystemExit(f"unknown covariance type(s) {bad}")
             spec[key] = covs
     return spec
+
+
+def expand_workloads(names):
+    """Workload arguments with the groups replaced by their members."""
+    return [w for name in names for w in GROUPS.get(name, [name])]
+
+
+def sweep_cells(spec):
+    """kmeans-sweep's cells: one kmeans spec per (D, K), N rows such that X
+    takes ``mb`` MB (1 MB = 1e6 bytes) but at least K rows."""
+    itemsize = 4 if spec["dtype"] == "float32" else 8
+    return [dict(spec, d=d, k=k, n=max(k, round(spec["mb"] * 1e6 / (itemsize * d))))
+            for d in spec["d"] for k in spec["k"]]
 
 
 def _num(v):
@@ -398,6 +485,63 @@ def _kmeans_runner(lib, X, init, k, n_iter, threads):
     return run
 
 
+def _floor_runner(lib, X, init, n_iter, threads):
+    """A zero-argument callable timing a floor of ``n_iter`` K-means passes
+    (see the module docstring); returns ``(None, n_iter, note)``.
+
+    'floor-gemm': the GEMM ``X @ init.T`` per pass, in row blocks whose
+    output takes 2 MiB (it stays in cache, as a pass's distances would; the
+    whole N x K product would be written to memory), through scipy's BLAS
+    with ``threads`` threads. 'floor-memory': one read of X per pass, a sum
+    of every element split over ``threads`` Python threads (numpy's reductions
+    release the GIL).
+    """
+    import concurrent.futures
+
+    import numpy as np
+    from scipy.linalg.blas import get_blas_funcs
+    from threadpoolctl import threadpool_limits
+
+    n, k = X.shape[0], init.shape[0]
+    if lib == "floor-memory":
+        parts = np.array_split(X.reshape(-1), threads)
+        pool = concurrent.futures.ThreadPoolExecutor(threads)
+
+        def run():
+            for _ in range(n_iter):
+                list(pool.map(np.add.reduce, parts))
+            return None, n_iter, f"{n_iter} reads of X ({threads} threads)"
+
+        return run
+    gemm = get_blas_funcs("gemm", dtype=X.dtype)
+    centers_t = np.ascontiguousarray(init, dtype=X.dtype).T  # D x K, Fortran order
+    rows = max(1, 2**21 // (k * X.dtype.itemsize))
+    # Fortran-ordered outputs, overwritten in place (BLAS sees X's rows as the
+    # transpose of a Fortran-ordered D x m block: no copies)
+    outs = {m: np.empty((m, k), dtype=X.dtype, order="F") for m in {min(rows, n), n % rows}
+            if m}
+    name = gemm.typecode + "gemm"
+
+    def run():
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for _ in range(n_iter):
+                _gemm_pass(gemm, X, centers_t, rows, outs)
+        return None, n_iter, (f"{n_iter} x {name} (N x D)(D x K) in {rows}-row blocks, "
+                              f"scipy BLAS, {threads} threads")
+
+    return run
+
+
+def _gemm_pass(gemm, X, centers_t, rows, outs):
+    """``X @ centers_t`` block by block into ``outs[block rows]`` (in place);
+    returns the last block's product."""
+    for start in range(0, X.shape[0], rows):
+        block = X[start:start + rows]
+        out = gemm(1.0, block.T, centers_t, beta=0.0, c=outs[block.shape[0]], trans_a=1,
+                   overwrite_c=1)
+    return out
+
+
 def _kmeanspp_runner(lib, X, k, threads):
     """A zero-argument callable returning ``(centers, None, note)``."""
     import numpy as np
@@ -560,6 +704,7 @@ def _online_em_runner(lib, X, params, k, batch, threads):
 
 def _row(spec, lib, cov=None, **fields):
     row = dict(workload=spec["name"], description=describe(spec, cov), library=lib,
+               n=spec["n"], d=spec["d"], k=spec["k"],
                label=LABELS.get(lib, lib), covariance_type=cov, status="ok", time_s=None,
                n_iter=None, quality=None, quality_name=None, note="")
     row.update(fields)
@@ -572,7 +717,7 @@ def _failure(spec, lib, cov, exc):
 
 
 def run_fit_workload(spec, repeat, threads, libraries):
-    """Workloads kmeans, kmeans++, gmm: one process, data generated once."""
+    """Workloads kmeans, kmeans++, gmm, ...: one process, data generated once."""
     import numpy as np
 
     data = _import_data_module()
@@ -582,6 +727,7 @@ def run_fit_workload(spec, repeat, threads, libraries):
         X = data.make_tfidf(n, d, spec["nnz"], k, dtype=spec["dtype"], seed=0)
         kind = kind[:-len("-sparse")]
     else:
+        kind = "kmeans" if kind == "kmeans-sweep" else kind  # a cell of the sweep
         X = data.make_mixture(n, d, k, dtype=spec["dtype"], seed=0)
     rows = []
     covs = spec.get("cov", [None]) if kind in ("gmm", "online-em") else [None]
@@ -596,7 +742,9 @@ def run_fit_workload(spec, repeat, threads, libraries):
                 continue
             try:
                 _set_peer_threads(lib, threads)
-                if kind == "kmeans":
+                if lib.startswith("floor-"):
+                    run = _floor_runner(lib, X, init, spec["iter"], threads)
+                elif kind == "kmeans":
                     run = _kmeans_runner(lib, X, init, k, spec["iter"], threads)
                 elif kind == "kmeans++":
                     run = _kmeanspp_runner(lib, X, k, threads)
@@ -612,7 +760,9 @@ def run_fit_workload(spec, repeat, threads, libraries):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     best, (result, n_run, note) = _best_time(run, repeat)
-                if kind in ("gmm", "online-em"):
+                if result is None:  # a floor: no parameters
+                    quality, qname = None, None
+                elif kind in ("gmm", "online-em"):
                     w, m, c = result
                     quality = data.mean_log_likelihood(X, w, m, c, cov)
                     qname = "mean log-lik"
@@ -789,6 +939,11 @@ def worker_env(threads):
     return env
 
 
+def _cells(spec):
+    """The specs a workload runs as: the sweep's cells, else itself."""
+    return sweep_cells(spec) if spec["kind"] == "kmeans-sweep" else [spec]
+
+
 def run_worker(task, threads, timeout):
     """Run one task in a fresh interpreter; returns (result, error_message)."""
     with tempfile.TemporaryDirectory(prefix="fastem-compare-") as tmp:
@@ -898,6 +1053,28 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def sweep_table(rows):
+    """kmeans-sweep's cells as one Markdown table (rows D, columns K) of
+    fastem's time / scikit-learn (lloyd)'s time; '' without sweep rows."""
+    times = {(r["d"], r["k"], r["library"]): r["time_s"] for r in rows
+             if r["workload"] == "kmeans-sweep" and r["status"] == "ok"}
+    if not times:
+        return ""
+    ds = sorted({d for d, _, _ in times})
+    ks = sorted({k for _, k, _ in times})
+    lines = ["", "", "kmeans-sweep: fastem's time / scikit-learn (lloyd)'s time "
+             "(below 1: fastem is faster)", "",
+             "| D \\ K | " + " | ".join(str(k) for k in ks) + " |",
+             "|---" * (len(ks) + 1) + "|"]
+    for d in ds:
+        cells = []
+        for k in ks:
+            mine, theirs = times.get((d, k, "fastem")), times.get((d, k, "sklearn-lloyd"))
+            cells.append(f"{mine / theirs:.2f}" if mine and theirs else "")
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown_environment(env, command):
     build = env.get("fastem_build")
     openmp = build.get("openmp") if isinstance(build, dict) else None
@@ -942,7 +1119,8 @@ def merge_runs(paths, markdown=None):
                      f"{(env.get('load_average_after') or ['?'])[0]} after")
     add_ratios(rows)
     text = ("Merged from:\n" + "\n".join(parts) + "\n\n"
-            + markdown_environment(env, "(merged)") + "\n\n" + markdown_table(rows) + "\n")
+            + markdown_environment(env, "(merged)") + "\n\n" + markdown_table(rows)
+            + sweep_table(rows) + "\n")
     print(text)
     if markdown:
         with open(markdown, "w") as f:
@@ -987,8 +1165,9 @@ def main(argv=None):
     data = _import_data_module()
     threads = args.threads or data.available_cpus()
     repeat = 1 if args.tiny and args.repeat == 3 else args.repeat
-    names = args.workloads or DEFAULT_WORKLOADS
-    specs = [parse_workload(w, tiny=args.tiny) for w in names]
+    names = expand_workloads(args.workloads) or (list(WORKLOADS) if args.tiny
+                                                 else DEFAULT_WORKLOADS)
+    specs = [cell for w in names for cell in _cells(parse_workload(w, tiny=args.tiny))]
     if args.skip_memory:
         specs = [s for s in specs if s["kind"] != "gmm-memory"]
     wanted = None if args.libraries is None else set(args.libraries.split(","))
@@ -1005,7 +1184,8 @@ def main(argv=None):
 
     rows = []
     for spec in specs:
-        libs = [lib for lib in LIBRARIES[spec["kind"]] if wanted is None or lib in wanted]
+        libs = [lib for lib in LIBRARIES[spec["kind"]] if (wanted is None or lib in wanted)
+                and lib not in spec.get("skip", ())]
         print(f"== {describe(spec)}", file=sys.stderr, flush=True)
         if spec["kind"] == "gmm-memory":
             for lib in libs:  # a fresh process per library, one after the other
@@ -1031,7 +1211,7 @@ def main(argv=None):
     env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     header = markdown_environment(env, command)
     add_ratios(rows)
-    table = markdown_table(rows)
+    table = markdown_table(rows) + sweep_table(rows)
     text = f"{header}\n\n{table}\n"
     print()
     print(text)

@@ -102,7 +102,10 @@ def test_profiles(monkeypatch):
     data = _load("_data")
     for profile in ("default", "large", "tiny"):
         monkeypatch.setenv("FASTEM_BENCH_PROFILE", profile)
-        assert all(v > 0 for v in data.sizes("kmeans") + data.sizes("gmm"))
+        assert set(data.PROFILES[profile]) == set(data.PROFILES["default"])
+        for kind in data.PROFILES[profile]:
+            n, d, k = data.sizes(kind)
+            assert n >= k > 0 and d > 0
     monkeypatch.setenv("FASTEM_BENCH_PROFILE", "nonsense")
     with pytest.raises(ValueError):
         data.sizes("kmeans")
@@ -116,6 +119,34 @@ def test_data_is_deterministic_and_blockwise():
     assert (a == b).all()
     assert not (a == data.make_mixture(5_000, 3, 4, dtype="float32", seed=1,
                                        block_rows=1_000)).all()
+
+
+def test_mixture_with_shared_maps(monkeypatch):
+    """Past the maps' memory cap, components share maps (j mod M) and keep
+    their own means; below it, nothing changes."""
+    import numpy as np
+
+    data = _load("_data")
+    w, m, maps = data.mixture_parameters(6, 5, seed=0)
+    assert maps.shape == (5, 6, 6)
+    w2, m2, maps2 = data.mixture_parameters(6, 5, seed=0, max_maps_bytes=2 * 8 * 36)
+    assert maps2.shape == (2, 6, 6)
+    assert (w2 == w).all() and (m2 == m).all() and (maps2 == maps[:2]).all()
+    monkeypatch.setattr(data, "MAX_MAPS_BYTES", 3 * 8 * 36)
+    weights, means, maps = data.mixture_parameters(6, 50, seed=4)
+    assert len(maps) == 3
+    X = data.make_mixture(2_000, 6, 50, seed=4, block_rows=700)
+    # row by row reference, from the same random streams: x = means[j] + maps[j % 3] @ z
+    seq = np.random.SeedSequence([4, 2])
+    rng_labels, rng_noise = (np.random.default_rng(s) for s in seq.spawn(2))
+    cum = np.cumsum(weights)
+    cum[-1] = 1.0
+    for start in range(0, 2_000, 700):
+        m = min(700, 2_000 - start)
+        labels = np.searchsorted(cum, rng_labels.random(m), side="right")
+        z = rng_noise.standard_normal(size=(m, 6))
+        ref = [means[j] + maps[j % 3] @ zi for j, zi in zip(labels, z)]
+        np.testing.assert_allclose(X[start:start + m], ref, rtol=1e-12, atol=1e-12)
 
 
 def test_reference_metrics_agree_with_scikit_learn():
@@ -168,3 +199,80 @@ def test_compare_prints_the_table(tmp_path):
         if lib in ("sklearn", "sklearn-lloyd") and r["workload"] in ("kmeans", "gmm"):
             ref = by[(desc, "fastem")]
             assert r["quality"] == pytest.approx(ref["quality"], rel=1e-3, abs=1e-3)
+
+
+def test_gemm_floor_computes_the_product():
+    import numpy as np
+
+    compare = _load("compare")
+    from scipy.linalg.blas import get_blas_funcs
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1_000, 7)).astype(np.float32)
+    C = rng.standard_normal((5, 7)).astype(np.float32)
+    outs = {m: np.empty((m, 5), np.float32, order="F") for m in (300, 100)}
+    last = compare._gemm_pass(get_blas_funcs("gemm", dtype=X.dtype), X, C.T, 300, outs)
+    assert last is outs[100]  # written in place, no copy
+    np.testing.assert_allclose(last, X[900:] @ C.T, rtol=1e-5, atol=1e-5)
+    run = compare._floor_runner("floor-gemm", X, C.astype(np.float64), 3, 2)
+    result = run()
+    assert result[:2] == (None, 3) and "sgemm" in result[2]
+    assert compare._floor_runner("floor-memory", X, C, 3, 2)()[:2] == (None, 3)
+
+
+def test_workload_arguments():
+    compare = _load("compare")
+    names = compare.expand_workloads(["frontier", "gmm"])
+    assert names[-1] == "gmm" and {"kmeans-k3", "kmeans-sweep"} <= set(names)
+    assert all(name in compare.TINY for name in compare.WORKLOADS)
+    spec = compare.parse_workload("kmeans-sweep:mb=2,d=4/400,k=8/2048,iter=3")
+    cells = compare.sweep_cells(spec)
+    assert [(c["d"], c["k"], c["n"]) for c in cells] == [
+        (4, 8, 125_000), (4, 2048, 125_000), (400, 8, 1_250), (400, 2048, 2048)]
+    assert all(c["iter"] == 3 and c["kind"] == "kmeans-sweep" for c in cells)
+    for bad in ("kmeans-sweep:n=10", "kmeans:mb=3", "kmeans:d=2/4", "kmeans:k=x", "nope"):
+        with pytest.raises(SystemExit):
+            compare.parse_workload(bad)
+
+
+def test_compare_issue15_workloads(tmp_path):
+    """The large-K, low-D, embedding and sweep workloads and their floors,
+    at toy sizes."""
+    out = tmp_path / "compare.json"
+    import fastem
+
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fastem.__file__))}
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH_DIR, "compare.py"), "--tiny",
+         "kmeans-k3:n=3000,k=64", "kmeans-e2:n=600,k=16", "kmeans-sweep:mb=0.4,d=2/100,k=16",
+         "--libraries", "fastem,fastem-lloyd,sklearn-lloyd,sklearn-elkan,sklearn,"
+                        "floor-gemm,floor-memory", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=str(tmp_path), env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert all(r["status"] == "ok" for r in rows), [r for r in rows if r["status"] != "ok"]
+    by = {(r["workload"], r["d"], r["k"], r["library"]): r for r in rows}
+    assert ("kmeans-k3", 64, 64, "sklearn-elkan") not in by  # skipped: N x K bounds
+    assert ("kmeans-e2", 784, 16, "sklearn-elkan") in by
+    for name, d, k in (("kmeans-k3", 64, 64), ("kmeans-e2", 784, 16)):
+        fastem_row = by[(name, d, k, "fastem")]
+        for lib in ("fastem-lloyd", "sklearn-lloyd"):  # same init, same Lloyd iterates
+            assert by[(name, d, k, lib)]["quality"] == pytest.approx(fastem_row["quality"],
+                                                                     rel=1e-3)
+        for lib in ("floor-gemm", "floor-memory"):
+            floor = by[(name, d, k, lib)]
+            assert floor["quality"] is None and floor["n_iter"] == 10  # the workload's iter
+            assert floor["ratio_to_fastem"] == pytest.approx(
+                floor["time_s"] / fastem_row["time_s"])
+    sweep = {(r["d"], r["k"], r["n"], r["library"]) for r in rows
+             if r["workload"] == "kmeans-sweep"}
+    assert sweep == {(d, 16, n, lib) for d, n in ((2, 50_000), (100, 1_000))
+                     for lib in ("fastem", "sklearn-lloyd")}
+    table = proc.stdout[proc.stdout.index("kmeans-sweep: fastem's time"):].splitlines()
+    assert table[2].split("|")[2] == " 16 "
+    for line, d in zip(table[4:6], (2, 100)):
+        cells = line.split("|")
+        ratio = by[("kmeans-sweep", d, 16, "fastem")]["time_s"] / by[
+            ("kmeans-sweep", d, 16, "sklearn-lloyd")]["time_s"]
+        assert cells[1].strip() == str(d) and float(cells[2]) == pytest.approx(ratio, abs=0.01)
