@@ -266,7 +266,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     # float64 data: the potentials measure the distances in float64, one
     # slot of L per chunk (float32 data: they are the chunk potentials)
     cdef double *slots = NULL
-    cdef int32_t *todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
+    cdef int32_t *todo
     cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
     cdef double *qmin
     cdef Py_ssize_t n_bad = 0
@@ -288,6 +288,7 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             "potentials (L,))")
     if last_index > 0:
         lcp = &last_centre[0]
+    todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
     qmin = <double *>malloc(n_centres * sizeof(double))
     if floating is double:
         slots = <double *>malloc(n_chunks * L * sizeof(double))
@@ -309,13 +310,14 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             tid = omp_get_thread_num()
             start = c * nbmax
             n_bad += _kpp_candidates_chunk(&X[start, 0], min(nbmax, n - start), d,
-                                  swp + start if swp != NULL else NULL,
-                                  &candidates[0, 0], L,
-                                  qmin, n_centres, &closest[start],
-                                  &nearest[start], &improves[start],
-                                  lcp, last_index, last_bit,
-                                  todo + tid * nbmax, &chunk_pots[c, 0],
-                                  slots + c * L if slots != NULL else NULL, scale)
+                                           swp + start if swp != NULL else NULL,
+                                           &candidates[0, 0], L,
+                                           qmin, n_centres, &closest[start],
+                                           &nearest[start], &improves[start],
+                                           lcp, last_index, last_bit,
+                                           todo + tid * nbmax, &chunk_pots[c, 0],
+                                           slots + c * L if slots != NULL else NULL,
+                                           scale)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
