@@ -15,8 +15,8 @@ import dask.array as da
 
 # bytes of X per block when block_rows is not given
 BLOCK_BYTES = 64 * 2**20
-# block_rows is a power of two in this range (the kernels' chunks, at most
-# 4096 rows, divide it)
+# block_rows is a power of two in this range (at least the kernels' largest
+# chunk, 4096 rows: each block is one kernel pass, chunked as any pass is)
 MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 4096, 2**22
 # persist='auto' keeps X in the workers' memory when it takes at most this
 # fraction of it
