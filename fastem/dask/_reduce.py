@@ -34,9 +34,10 @@ def add(a, b):
 
 # The graphs of a pass are written as layers of tasks, not built by
 # calling ``dask.delayed`` per task: each such call merges the graphs of its
-# arguments and tokenises them, about 5 ms of client CPU per task, which at
-# N=2e7 cost as much as the passes' own work (the client shares the
-# machine's cores with the workers).
+# arguments and tokenises them. Measured (30 passes over 10 tiny blocks,
+# LocalCluster 2 x 1, loaded machine): client CPU 60-98 ms per pass with
+# dask.delayed, 44-50 ms with these layers; the client shares the machine's
+# cores with the workers.
 
 def _graph(layers, inputs):
     """A graph of ``layers`` ({name: MaterializedLayer}, each depending on
