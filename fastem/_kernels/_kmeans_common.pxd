@@ -10,7 +10,23 @@ from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, floating, partitions_free,
     partitions_init, require, require_pass, workspaces_alloc)
 from fastem._kernels._kmeans_c cimport (
-    fe_sqdist_f32, fe_sqdist_f64, fe_sqnorm_f32, fe_sqnorm_f64)
+    FE_LOWD_MAX_D, fe_sqdist_f32, fe_sqdist_f64, fe_sqnorm_f32, fe_sqnorm_f64)
+
+
+cdef enum:
+    # the widest rows for which the dense Lloyd pass computes distances
+    # directly (csrc/fe_lowd.h) rather than by GEMM: see lowd_path
+    LOWD_MAX_D_F32 = 8
+    LOWD_MAX_D_F64 = 8
+
+
+cdef inline bint lowd_path(Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
+    """Whether a dense Lloyd pass over rows of d values of ``itemsize``
+    bytes takes the low-D path of csrc/fe_lowd.h: the one dispatch between
+    it and the GEMM path (measurements in _lloyd.pyx's docstring)."""
+    if itemsize == 4:
+        return d <= LOWD_MAX_D_F32 and d <= FE_LOWD_MAX_D
+    return d <= LOWD_MAX_D_F64 and d <= FE_LOWD_MAX_D
 
 
 cdef inline double _sqdist(const floating *a, const floating *b,
