@@ -13,6 +13,16 @@ origin are shifted chunk by chunk by ``shift`` (their mean) into a
 per-thread buffer, with centres passed in the same shifted frame (a length-0
 ``shift`` means no shift). Sums, weights and inertia accumulate in float64.
 
+Narrow rows (``lowd_path`` in _kmeans_common.pxd: d <= 8 in both
+precisions) take the low-D path instead (csrc/fe_lowd.h): each row's k
+distances from exact differences ((x - shift) - c)^2 in registers, the
+running minimum kept there too, no GEMM, no K-wide block written and read
+back, the shift applied on the fly (no copy). Its distances are the more
+accurate ones (no cancellation), so its inertia is the direct sum of the
+minimum distances, not ||x||^2 plus the expansion's minimum; labels differ
+from the GEMM path's only where two centres are within the GEMM path's
+rounding of each other.
+
 The bounded (Hamerly) passes are in _bounded.pyx, greedy k-means++ in
 _kmeanspp.pyx; the helpers they share in _kmeans_common.pxd. The Python
 layer (``fastem._kmeans``, ``fastem._validation``) checks every shape
