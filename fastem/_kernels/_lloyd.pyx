@@ -13,8 +13,8 @@ origin are shifted chunk by chunk by ``shift`` (their mean) into a
 per-thread buffer, with centres passed in the same shifted frame (a length-0
 ``shift`` means no shift). Sums, weights and inertia accumulate in float64.
 
-Narrow rows (``lowd_path`` in _kmeans_common.pxd: d <= 8 in both
-precisions) take the low-D path instead (csrc/fe_lowd.h): each row's k
+Narrow rows (``lowd_path`` in _kmeans_common.pxd: d <= 8 in float32, d <= 10
+in float64) take the low-D path instead (csrc/fe_lowd.h): each row's k
 distances from exact differences ((x - shift) - c)^2 in registers, the
 running minimum kept there too, no GEMM, no K-wide block written and read
 back, the shift applied on the fly (no copy). Its distances are the more

@@ -1,7 +1,7 @@
 /* The dense Lloyd pass over a chunk at low D, without GEMM and without a
  * distance block: _lloyd.pyx calls it where _kmeans_common.pxd's
- * lowd_path says so (d <= 8; any d works, d > FE_LOWD_MAX_D by the
- * reference only).
+ * lowd_path says so (d <= 8 float, d <= 10 double; any d works, d >
+ * FE_LOWD_MAX_D by the reference only).
  *
  * What it computes, per row i of the chunk (counted from the chunk's first
  * row), in the data's precision T:
