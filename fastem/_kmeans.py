@@ -98,9 +98,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         check reads as much of the centres as a full search; measured in
         ``fastem._sparse.use_bounds``) and 'elkan' always bounded. On dense
         X with few features (``n_features <= 8`` in float32, 10 in
-        float64), 'auto' runs plain passes:
-        there a pass computes its distances directly, faster than the
-        bounds can save (see ``fastem._kmeans.use_bounds``).
+        float64), 'auto' runs plain passes: there a pass computes its
+        distances directly, faster than the bounds can save (see
+        ``fastem._kmeans.use_bounds``).
     n_threads : int, default=None
         OpenMP threads; None uses every core allowed by OMP_NUM_THREADS and
         the CPU affinity mask. Larger values are capped to that number;

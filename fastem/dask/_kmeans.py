@@ -73,8 +73,9 @@ class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
         Accepted for compatibility; X is never modified.
     algorithm : {'auto', 'lloyd', 'elkan'}, default='auto'
         As in :class:`fastem.KMeans`. 'auto' (except with n_features <= 8 in
-        float32, 10 in float64, where plain passes are faster: ``fastem._kmeans.use_bounds``) and
-        'elkan': Hamerly's bounded passes (same iterates as Lloyd); each block's bounds and labels
+        float32, 10 in float64, where plain passes are faster:
+        ``fastem._kmeans.use_bounds``) and 'elkan': Hamerly's bounded
+        passes (same iterates as Lloyd); each block's bounds and labels
         (two floats of X's dtype and an int32 per row: 12 bytes per row in
         float32) stay on the worker that holds the block between passes and
         are released when the fit ends. 'lloyd': every pass computes all
