@@ -109,7 +109,8 @@ def test_bounded_iterations_equal_plain_lloyd_on_overlapping_clusters(dtype):
 
 def test_bounded_passes_skip_most_rows(capsys):
     X = blobs(20000, 5, 8, seed=41, scale=20.0)
-    KMeans(8, init=X[:8], n_init=1, tol=0, verbose=1).fit(X)
+    # 'elkan': bounded passes at any D ('auto' runs plain ones at D = 5)
+    KMeans(8, init=X[:8], n_init=1, tol=0, verbose=1, algorithm="elkan").fit(X)
     shares = [float(line.split("all distances for ")[1].split("%")[0])
               for line in capsys.readouterr().err.splitlines()
               if "all distances for" in line]
@@ -594,3 +595,23 @@ def test_labels_equal_predict_float32_far_from_origin(offset, algorithm):
         km = KMeans(k, random_state=0, algorithm=algorithm).fit(X)
         np.testing.assert_array_equal(km.labels_, km.predict(X))
         assert km.score(X) == pytest.approx(-km.inertia_, rel=1e-12)
+
+
+def test_auto_runs_plain_passes_at_low_d():
+    """'auto' skips the bounds where the plain pass takes its low-D path
+    (the dispatch's own answer), keeps them above; 'elkan' always bounds,
+    'lloyd' never, nor does K = 1."""
+    from fastem._kernels import load_kernels
+    from fastem._kmeans import use_bounds
+
+    lloyd = load_kernels("_lloyd")
+    for dtype in (np.float32, np.float64):
+        itemsize = np.dtype(dtype).itemsize
+        for d in (1, 4, 8, 9, 32):
+            low = lloyd.uses_lowd_path(d, itemsize)
+            assert use_bounds("auto", 16, d, dtype) is (not low)
+            assert use_bounds("elkan", 16, d, dtype) is True
+            assert use_bounds("lloyd", 16, d, dtype) is False
+            assert use_bounds("auto", 1, d, dtype) is False
+    assert not use_bounds("auto", 16, 4, np.float32)
+    assert use_bounds("auto", 16, 64, np.float32)

@@ -25,6 +25,7 @@ from fastem._kernels._gmm_c cimport (
     fe_tied_project_ref_f32, fe_tied_project_ref_f64)
 from fastem._kernels._kmeans_c cimport (
     fe_kpp_rows_f32, fe_kpp_rows_f64, fe_kpp_rows_ref_f32, fe_kpp_rows_ref_f64,
+    fe_lowd_chunk_f32, fe_lowd_chunk_f64, fe_lowd_chunk_ref_f32, fe_lowd_chunk_ref_f64,
     fe_row_argmin2_f32, fe_row_argmin2_ref_f32, fe_row_argmin_f32, fe_row_argmin_f64,
     fe_row_argmin_ref_f32, fe_row_argmin_ref_f64)
 
@@ -88,6 +89,33 @@ def row_argmin2_f32(const float[::1] dist, const float[::1] csq, bint ref):
     arg = (fe_row_argmin2_ref_f32 if ref else fe_row_argmin2_f32)(&dist[0], &csq[0], k,
                                                                   &best, &second)
     return arg, best, second
+
+
+def lowd_chunk(const floating[:, ::1] x, const floating[::1] sw,
+               const floating[::1] shift, const floating[:, ::1] centres,
+               const int32_t[::1] labels_in, bint with_norms, bint ref):
+    """(labels, sums, wsum, tail) of the low-D Lloyd chunk (csrc/fe_lowd.h)
+    over all of x; labels_in: the previous labels (sw, shift empty: none)."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = centres.shape[0]
+    _need(n >= 1 and d >= 1 and k >= 1 and centres.shape[1] == d
+          and labels_in.shape[0] == n and sw.shape[0] in (0, n)
+          and shift.shape[0] in (0, d), "inconsistent shapes")
+    labels = np.array(labels_in, dtype=np.int32)
+    sums = np.zeros((k, d))
+    wsum = np.zeros(k)
+    tail = np.zeros(3)
+    cdef int32_t[::1] lab = labels
+    cdef double[:, ::1] s = sums
+    cdef double[::1] w = wsum, t = tail
+    if floating is float:
+        (fe_lowd_chunk_ref_f32 if ref else fe_lowd_chunk_f32)(
+            &x[0, 0], n, d, k, _opt(sw), _opt(shift), &centres[0, 0], with_norms,
+            &lab[0], &s[0, 0], &w[0], &t[0])
+    else:
+        (fe_lowd_chunk_ref_f64 if ref else fe_lowd_chunk_f64)(
+            &x[0, 0], n, d, k, _opt(sw), _opt(shift), &centres[0, 0], with_norms,
+            &lab[0], &s[0, 0], &w[0], &t[0])
+    return labels, sums, wsum, tail
 
 
 def estep_chol(const floating[:, ::1] xcT, int K, bint lower,

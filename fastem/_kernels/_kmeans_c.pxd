@@ -48,3 +48,24 @@ cdef extern from "csrc/fe_kmeans.h" nogil:
     uint16_t fe_cand_bit(Py_ssize_t l)
     void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
     enum: FE_PREFETCH_ROWS
+
+cdef extern from "csrc/fe_lowd.h" nogil:
+    # the dense Lloyd pass over one chunk at low D (d <= FE_LOWD_MAX_D):
+    # distances from exact differences, no GEMM, no distance block
+    enum: FE_LOWD_MAX_D
+    void fe_lowd_chunk_f32(const float *x, Py_ssize_t nb, Py_ssize_t d, Py_ssize_t k,
+                           const float *sw, const float *shift, const float *centres,
+                           int with_norms, int32_t *labels, double *sums, double *wsum,
+                           double *tail)
+    void fe_lowd_chunk_ref_f32(const float *x, Py_ssize_t nb, Py_ssize_t d, Py_ssize_t k,
+                               const float *sw, const float *shift, const float *centres,
+                               int with_norms, int32_t *labels, double *sums,
+                               double *wsum, double *tail)
+    void fe_lowd_chunk_f64(const double *x, Py_ssize_t nb, Py_ssize_t d, Py_ssize_t k,
+                           const double *sw, const double *shift, const double *centres,
+                           int with_norms, int32_t *labels, double *sums, double *wsum,
+                           double *tail)
+    void fe_lowd_chunk_ref_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
+                               Py_ssize_t k, const double *sw, const double *shift,
+                               const double *centres, int with_norms, int32_t *labels,
+                               double *sums, double *wsum, double *tail)

@@ -10,7 +10,33 @@ from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, floating, partitions_free,
     partitions_init, require, require_pass, workspaces_alloc)
 from fastem._kernels._kmeans_c cimport (
-    fe_sqdist_f32, fe_sqdist_f64, fe_sqnorm_f32, fe_sqnorm_f64)
+    FE_LOWD_MAX_D, fe_sqdist_f32, fe_sqdist_f64, fe_sqnorm_f32, fe_sqnorm_f64)
+
+
+cdef enum:
+    # the widest rows for which the dense Lloyd pass computes distances
+    # directly (csrc/fe_lowd.h) rather than by GEMM: see lowd_path
+    LOWD_MAX_D_F32 = 8
+    LOWD_MAX_D_F64 = 10
+
+
+cdef inline bint lowd_path(Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
+    """Whether a dense Lloyd pass over rows of d values of ``itemsize``
+    bytes takes the low-D path of csrc/fe_lowd.h: the one dispatch between
+    it and the GEMM path.
+
+    Measured (one thread, thread CPU time, N = 1e6, ns per row per pass,
+    low-D path / GEMM path, machine loaded by other jobs): float32 d = 8:
+    k = 4 14 / 27, k = 16 23 / 27, k = 64 50 / 67, k = 256 173 / 167;
+    d = 10: 19 / 30, 27 / 36, 63 / 72, 203 / 196; d = 12: 17 / 28,
+    35 / 36, 83 / 79, 260 / 186; d = 4, k = 16: 8.6 / 24.
+    float64 d = 10: 23 / 20, 37 / 44, 94 / 101, 350 / 373; d = 12:
+    30 / 22, 55 / 50, 153 / 117, 454 / 320. So: float32 up to 8, float64
+    up to 10 (each extra column costs the direct path k subtractions,
+    multiplications and additions per row, the GEMM path little)."""
+    if itemsize == 4:
+        return d <= LOWD_MAX_D_F32 and d <= FE_LOWD_MAX_D
+    return d <= LOWD_MAX_D_F64 and d <= FE_LOWD_MAX_D
 
 
 cdef inline double _sqdist(const floating *a, const floating *b,

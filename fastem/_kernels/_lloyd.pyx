@@ -13,6 +13,16 @@ origin are shifted chunk by chunk by ``shift`` (their mean) into a
 per-thread buffer, with centres passed in the same shifted frame (a length-0
 ``shift`` means no shift). Sums, weights and inertia accumulate in float64.
 
+Narrow rows (``lowd_path`` in _kmeans_common.pxd: d <= 8 in float32, d <= 10
+in float64) take the low-D path instead (csrc/fe_lowd.h): each row's k
+distances from exact differences ((x - shift) - c)^2 in registers, the
+running minimum kept there too, no GEMM, no K-wide block written and read
+back, the shift applied on the fly (no copy). Its distances are the more
+accurate ones (no cancellation), so its inertia is the direct sum of the
+minimum distances, not ||x||^2 plus the expansion's minimum; labels differ
+from the GEMM path's only where two centres are within the GEMM path's
+rounding of each other.
+
 The bounded (Hamerly) passes are in _bounded.pyx, greedy k-means++ in
 _kmeanspp.pyx; the helpers they share in _kmeans_common.pxd. The Python
 layer (``fastem._kmeans``, ``fastem._validation``) checks every shape
@@ -30,8 +40,10 @@ from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, PassWs, _centre_sqnorms, _in_frame, _sqdist, _sqnorm,
-    centre_pass_close, centre_pass_open, centre_pass_workspace, require_centre_pass)
-from fastem._kernels._kmeans_c cimport fe_row_argmin_f32, fe_row_argmin_f64
+    centre_pass_close, centre_pass_open, centre_pass_workspace, lowd_path,
+    require_centre_pass)
+from fastem._kernels._kmeans_c cimport (
+    fe_lowd_chunk_f32, fe_lowd_chunk_f64, fe_row_argmin_f32, fe_row_argmin_f64)
 
 cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,
@@ -87,6 +99,27 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     changed[0] += n_changed
 
 
+cdef inline void _lowd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                             Py_ssize_t k, const floating *sw,
+                             const floating *shift, const floating *centres,
+                             int32_t *labels, bint with_norms, double *sums,
+                             double *wsum, double *tail) noexcept nogil:
+    """One chunk of a Lloyd pass at low D (csrc/fe_lowd.h): the slot's
+    tail [inertia, n_changed, norms] gets the exact inertia itself."""
+    if floating is float:
+        fe_lowd_chunk_f32(x, nb, d, k, sw, shift, centres, with_norms, labels,
+                          sums, wsum, tail)
+    else:
+        fe_lowd_chunk_f64(x, nb, d, k, sw, shift, centres, with_norms, labels,
+                          sums, wsum, tail)
+
+
+def uses_lowd_path(Py_ssize_t d, Py_ssize_t itemsize):
+    """Whether ``lloyd_pass`` on rows of d values of ``itemsize`` bytes
+    computes distances directly (see the module docstring)."""
+    return bool(lowd_path(d, itemsize))
+
+
 def lloyd_pass(const floating[:, ::1] X,
                const floating[::1] sample_weight,
                const floating[::1] shift,
@@ -128,6 +161,7 @@ def lloyd_pass(const floating[:, ::1] X,
     cdef Py_ssize_t p, c, start
     cdef double tail[3]
     cdef bint with_norms = norms_total != norms_total  # NaN: compute them
+    cdef bint lowd = lowd_path(X.shape[1], sizeof(floating))
     cdef int cancel = 0
     cdef const floating *xp
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
@@ -152,12 +186,19 @@ def lloyd_pass(const floating[:, ::1] X,
                 if interrupted(&cancel):
                     break
                 start = c * chunk_rows
-                _lloyd_chunk(xp + start * d, chunk_len(&run.pt, c), d, k,
-                             swp + start if swp != NULL else NULL,
-                             shp, &centres[0, 0], <floating *>run.csq, &labels[start],
-                             <floating *>tw.rows, <floating *>tw.dist, with_norms,
-                             slot, slot + k * d, slot + k * d + k,
-                             slot + k * d + k + 1, slot + k * d + k + 2)
+                if lowd:
+                    _lowd_chunk(xp + start * d, chunk_len(&run.pt, c), d, k,
+                                swp + start if swp != NULL else NULL, shp,
+                                &centres[0, 0], &labels[start], with_norms,
+                                slot, slot + k * d, slot + k * d + k)
+                else:
+                    _lloyd_chunk(xp + start * d, chunk_len(&run.pt, c), d, k,
+                                 swp + start if swp != NULL else NULL,
+                                 shp, &centres[0, 0], <floating *>run.csq,
+                                 &labels[start], <floating *>tw.rows,
+                                 <floating *>tw.dist, with_norms,
+                                 slot, slot + k * d, slot + k * d + k,
+                                 slot + k * d + k + 1, slot + k * d + k + 2)
         # fixed-order reduction of the partitions' slots
         memset(&sums[0, 0], 0, k * d * sizeof(double))
         memset(&weights[0], 0, k * sizeof(double))
@@ -168,11 +209,12 @@ def lloyd_pass(const floating[:, ::1] X,
     centre_pass_close(&run)
     raise_pending(cancel)
     norms = tail[2] if with_norms else norms_total
-    inertia = tail[0]
     total_changed = <Py_ssize_t>tail[1]
+    if lowd:  # the slots hold the inertia itself
+        return total_changed, tail[0], norms
     # sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 + sum_i w_i best_i; rounding
     # of the float32 expansion can leave a hair below zero for a perfect fit
-    return total_changed, max(norms + inertia, 0.0), norms
+    return total_changed, max(norms + tail[0], 0.0), norms
 
 
 def assigned_sqdist(const floating[:, ::1] X,

@@ -16,6 +16,7 @@ from fastem._kmeans import (
     inference_frame,
     lloyd_update,
     move_to_empty_clusters,
+    use_bounds,
 )
 from fastem._stats import frame_shift, mean_var_from_moments
 from fastem._validation import check_random_state
@@ -71,7 +72,9 @@ class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
     copy_x : bool, default=True
         Accepted for compatibility; X is never modified.
     algorithm : {'auto', 'lloyd', 'elkan'}, default='auto'
-        As in :class:`fastem.KMeans`. 'auto' and 'elkan': Hamerly's bounded
+        As in :class:`fastem.KMeans`. 'auto' (except with n_features <= 8 in
+        float32, 10 in float64, where plain passes are faster:
+        ``fastem._kmeans.use_bounds``) and 'elkan': Hamerly's bounded
         passes (same iterates as Lloyd); each block's bounds and labels
         (two floats of X's dtype and an int32 per row: 12 bytes per row in
         float32) stay on the worker that holds the block between passes and
@@ -143,7 +146,7 @@ class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
             run = lloyd_blocks(blocks, centres, shift, max_iter=max_iter,
                                tol=float(np.mean(var)) * tol, n_threads=threads,
                                verbose=self.verbose,
-                               bounded=algorithm != "lloyd" and k > 1)
+                               bounded=use_bounds(algorithm, k, n_features, dtype))
             if best is None or run[1] < best[1]:
                 best = run
         centres, inertia, n_iter, weights, _ = best

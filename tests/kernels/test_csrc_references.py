@@ -14,7 +14,7 @@ import importlib
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from fastem._kernels import built_levels, cpu_levels
 
@@ -96,6 +96,43 @@ def test_row_argmin(hooks, dtype, k, ties):
             s = np.sort(dist + csq)
             assert arg2 == arg and best2 == s[0]
             assert second == (s[1] if k > 1 else np.inf)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 8, 9, 16])
+@pytest.mark.parametrize("k", [1, 2, 3, 8, 17])
+@pytest.mark.parametrize("nb", [1, 7, 8, 37])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lowd_chunk(hooks, dtype, d, k, nb, weighted):
+    """The low-D Lloyd chunk (rows per lane, two argmin chains) against its
+    reference, bit for bit; and against numpy on exact data."""
+    rng = np.random.default_rng(d * 1000 + k * 10 + nb)
+    x = rng.normal(scale=3.0, size=(nb, d)).astype(dtype) + dtype(100.0)
+    shift = np.full(d, 100.0, dtype) + rng.normal(size=d).astype(dtype)
+    centres = (rng.normal(scale=3.0, size=(k, d)) + rng.normal(size=d)).astype(dtype)
+    sw = rng.uniform(0.5, 2.0, nb).astype(dtype) if weighted else np.empty(0, dtype)
+    old = rng.integers(0, k, nb).astype(np.int32)
+    for sh in (shift, shift[:0]):
+        c = centres if sh.shape[0] else centres + shift
+        for with_norms in (False, True):
+            both(hooks.lowd_chunk, x, sw, sh, c, old, with_norms)
+    # small integers: every operation is exact, so numpy's float64 argmin
+    # (first index on ties, and there are many) is the answer bit for bit
+    xi = rng.integers(-3, 4, size=(nb, d)).astype(dtype)
+    ci = rng.integers(-3, 4, size=(k, d)).astype(dtype)
+    sh = rng.integers(-1, 2, size=d).astype(dtype)
+    labels, sums, wsum, tail = both(hooks.lowd_chunk, xi, sw, sh, ci, old, True)
+    xs = xi.astype(np.float64) - sh
+    d2 = ((xs[:, None, :] - ci[None, :, :]) ** 2).sum(axis=2)
+    lab = d2.argmin(axis=1)
+    w = sw.astype(np.float64) if weighted else np.ones(nb)
+    assert_array_equal(labels, lab)
+    expect = np.zeros((k, d))
+    np.add.at(expect, lab, w[:, None] * xs)
+    assert_allclose(sums, expect, rtol=1e-12, atol=1e-12)
+    assert_allclose(wsum, np.bincount(lab, weights=w, minlength=k), rtol=1e-12)
+    assert_allclose(tail, [w @ d2.min(axis=1), np.count_nonzero(lab != old),
+                           w @ (xs ** 2).sum(axis=1)], rtol=1e-12)
 
 
 def _triangle(rng, n_fac, D, DD, lower, dtype):
