@@ -55,8 +55,8 @@ runs::
                                    band) + fe_logprob_chol, any D
                    diag, sph.      fe_estep_diag                   fe_logprob_diag
     3. rows        all             fe_lse_cols (fe_argmax_cols for labels), fe_wsum
-    4a. statistics full / tied     fe_stats_full (float32 with D <= 16:
-        about          with 'full' fe_stats_full16_f32)
+    4a. statistics full / tied     fe_stats_full (float32 with D <= 16 on
+        about          with 'full' AVX-512: fe_stats_full16_f32)
         centres        statistics
                    diag, sph.      fe_stats_diag; float32 spherical E-steps
                                    with D <= 16: fe_stats_sph_f32 (reuses the
@@ -93,9 +93,9 @@ from fastem._kernels._gmm_c cimport (
     fe_estep_diag_f64, fe_features_T_f32, fe_features_T_f64, fe_logprob_chol_f32,
     fe_logprob_chol_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_lse_cols_f32,
     fe_lse_cols_f64, fe_moments_f32, fe_moments_f64, fe_pad_rows_f32, fe_pad_rows_f64,
-    fe_stats_diag_f32, fe_stats_diag_f64, fe_stats_full16_f32, fe_stats_full_f32,
-    fe_stats_full_f64, fe_stats_sph_f32, fe_stats_tied_f32, fe_stats_tied_work,
-    fe_tied_project_f32, fe_tied_project_f64, fe_wsum_f32, fe_wsum_f64)
+    FE_STATS_FULL16, fe_stats_diag_f32, fe_stats_diag_f64, fe_stats_full16_f32,
+    fe_stats_full_f32, fe_stats_full_f64, fe_stats_sph_f32, fe_stats_tied_f32,
+    fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64, fe_wsum_f32, fe_wsum_f64)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._openmp cimport omp_get_thread_num
 
@@ -460,7 +460,7 @@ cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb
                             stat_type == COV_SPHERICAL, mp, lpf, slot, P)
     else:
         fe_pad_rows_f32(centres, K, <int>D, <int>Dp, mp)
-        if stat_type == COV_FULL and Dp == 16:
+        if stat_type == COV_FULL and Dp == 16 and FE_STATS_FULL16:
             fe_stats_full16_f32(rows, nb, <int>D, <int>K, mp, lpf, GZs, slot, P)
         elif stat_type == COV_FULL:
             fe_stats_full_f32(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,

@@ -9,6 +9,8 @@ cdef extern from "csrc/fe_gmm.h" nogil:
     double fe_wsum_f32(const float *v, const float *w, Py_ssize_t nb)
     int fe_estep_chol_width(int D)
     Py_ssize_t fe_stats_tied_work(Py_ssize_t K, Py_ssize_t D)
+    # 1 where _gaussian runs fe_stats_full16_f32 (AVX-512 builds), else 0
+    enum: FE_STATS_FULL16
     void fe_pad_rows_f64(const double *x, Py_ssize_t n, int D, int Dp, double *xp)
     void fe_pad_rows_f32(const float *x, Py_ssize_t n, int D, int Dp, float *xp)
     void fe_center_T_f64(const double *x, Py_ssize_t nb, int D, const double *c,

@@ -418,6 +418,7 @@ FE_HOT static inline void fe_stats_sph_ref_f32(const float *restrict xcT, ptrdif
 #define fe_stats_full_f32 fe_stats_full_ref_f32
 #define fe_stats_full_f64 fe_stats_full_ref_f64
 #define fe_stats_full16_f32 fe_stats_full16_ref_f32
+#define FE_STATS_FULL16 0
 #define fe_stats_diag_f32 fe_stats_diag_ref_f32
 #define fe_stats_diag_f64 fe_stats_diag_ref_f64
 #define fe_estep_chol_f32 fe_estep_chol_ref_f32
