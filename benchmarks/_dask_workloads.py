@@ -160,7 +160,7 @@ def _on_cluster(spec, X, init, libraries, repeat, record, h, da, Client, LocalCl
     rows = []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
-        rows_per_block = default_block_rows(X.shape[1], X.dtype)
+        rows_per_block = default_block_rows(*X.shape, X.dtype)
         parts = [X[a:a + rows_per_block] for a in range(0, X.shape[0], rows_per_block)]
         futures = client.scatter(parts)
         Xd = da.concatenate([da.from_delayed(f, p.shape, X.dtype)

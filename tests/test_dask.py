@@ -15,7 +15,8 @@ from fastem._init import kmeans_parallel  # noqa: E402
 from fastem._parallel import blas_single_threaded  # noqa: E402
 from fastem.dask import _state, _tasks  # noqa: E402
 from fastem.dask._kmeans import lloyd_blocks  # noqa: E402
-from fastem.dask._blocks import Blocks  # noqa: E402
+from fastem.dask._blocks import (  # noqa: E402
+    BLOCK_BYTES, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS, MIN_BLOCKS, Blocks, default_block_rows)
 from fastem.dask._reduce import map_reduce  # noqa: E402
 from fastem.dask._seeding import kmeans_parallel_blocks, weighted_random_rows  # noqa: E402
 
@@ -223,6 +224,25 @@ def test_bit_identical_for_any_chunking_and_worker_count(client):
         single = fit(700)
     for a, b in zip(first, single):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_samples", [1, 4095, 4096 * 16, 4096 * 16 + 1, 3 * 10**6,
+                                       2 * 10**7, 10**9])
+@pytest.mark.parametrize("n_features, dtype", [(1, np.float64), (16, np.float32),
+                                               (32, np.float32), (784, np.float64)])
+def test_default_block_rows_is_the_largest_allowed_power_of_two(n_samples, n_features, dtype):
+    rows = default_block_rows(n_samples, n_features, dtype)
+    block_bytes = n_features * np.dtype(dtype).itemsize
+
+    def allowed(r):  # at most BLOCK_BYTES per block, at least MIN_BLOCKS blocks
+        return r * block_bytes <= BLOCK_BYTES and r * MIN_BLOCKS <= n_samples
+
+    assert rows & (rows - 1) == 0 and MIN_BLOCK_ROWS <= rows <= MAX_BLOCK_ROWS
+    assert allowed(rows) or rows == MIN_BLOCK_ROWS
+    assert not allowed(2 * rows) or rows == MAX_BLOCK_ROWS
+    # the same data, chunked in any way, gets the same blocks
+    X = da.zeros((n_samples, n_features), dtype=dtype, chunks=(max(1, n_samples // 3), -1))
+    assert Blocks(X, persist=False).block_rows == rows
 
 
 @pytest.mark.parametrize("weighted", [False, True])

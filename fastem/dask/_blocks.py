@@ -18,8 +18,13 @@ import dask.array as da
 # (graph, scheduling, messages) whatever its size: at N=2e7, D=32 float32,
 # 20 iterations, 64 MiB blocks (39 per pass) spent 5.3-5.7 s of client CPU
 # and made fastem.dask 1.9x the in-memory fit; 256 MiB blocks (10 per pass)
-# spend 2.2 s. Larger blocks would leave workers idle (5 blocks on 2 workers).
+# spend 2.2 s.
 BLOCK_BYTES = 256 * 2**20
+# but at least this many blocks where X has the rows: the workers' shares of
+# a few blocks are uneven (5 blocks on 2 workers: one runs 3, 1.2x the mean,
+# and a GMM fit at N=2e7, D=16 took 1.30x the in-memory fit); with 16 or
+# more, 2 workers' shares differ by at most 1/8
+MIN_BLOCKS = 16
 # block_rows is a power of two in this range (at least the kernels' largest
 # chunk, 4096 rows: each block is one kernel pass, chunked as any pass is)
 MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 4096, 2**22
@@ -28,9 +33,13 @@ MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 4096, 2**22
 PERSIST_FRACTION = 0.5
 
 
-def default_block_rows(n_features, dtype):
-    """Rows per block: a power of two giving about ``BLOCK_BYTES`` per block."""
-    rows = BLOCK_BYTES // max(1, n_features * np.dtype(dtype).itemsize)
+def default_block_rows(n_samples, n_features, dtype):
+    """Rows per block: the largest power of two giving at most
+    ``BLOCK_BYTES`` per block and at least ``MIN_BLOCKS`` blocks, within
+    [``MIN_BLOCK_ROWS``, ``MAX_BLOCK_ROWS``]. It depends on X's shape and
+    dtype only (not on its chunks or the cluster)."""
+    rows = min(BLOCK_BYTES // max(1, n_features * np.dtype(dtype).itemsize),
+               n_samples // MIN_BLOCKS)
     rows = max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, rows))
     return 1 << (int(rows).bit_length() - 1)
 
@@ -79,7 +88,7 @@ class Blocks:
     def __init__(self, X, sample_weight=None, *, block_rows=None, persist="auto"):
         X = as_dask_array(X, block_rows)
         n_samples, n_features = X.shape
-        rows = block_rows or default_block_rows(n_features, X.dtype)
+        rows = block_rows or default_block_rows(n_samples, n_features, X.dtype)
         X = X.rechunk((rows, n_features))
         sw = None if sample_weight is None else _as_weights(sample_weight, X)
         client = check_cluster()
@@ -168,7 +177,8 @@ def as_dask_array(X, block_rows=None):
         X = np.asarray(X) if not isinstance(X, np.ndarray) else X
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
-        rows = block_rows or default_block_rows(X.shape[1], X.dtype if X.dtype.kind == "f" else np.float64)
+        rows = block_rows or default_block_rows(
+            *X.shape, X.dtype if X.dtype.kind == "f" else np.float64)
         X = da.from_array(X, chunks=(rows, -1))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")

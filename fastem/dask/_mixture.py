@@ -120,7 +120,8 @@ verbose, verbose_interval
     threads_per_task : int, default=1
         OpenMP threads of each block task.
     block_rows : int, default=None
-        Rows per block (None: a power of two giving about 256 MiB per block).
+        Rows per block (None: the largest power of two giving at most 256 MiB
+        per block and at least 16 blocks, 4096 rows at least).
     persist : 'auto' or bool, default='auto'
         Keep the rechunked X in the workers' memory during the fit ('auto':
         when it takes at most half of the cluster's memory).
