@@ -22,9 +22,11 @@ import dask.array as da
 BLOCK_BYTES = 256 * 2**20
 # but at least this many blocks where X has the rows: the workers' shares of
 # a few blocks are uneven (5 blocks on 2 workers: one runs 3, 1.2x the mean,
-# and a GMM fit at N=2e7, D=16 took 1.30x the in-memory fit); with 16 or
-# more, 2 workers' shares differ by at most 1/8
-MIN_BLOCKS = 16
+# and a GMM fit at N=2e7, D=16 took 1.30x the in-memory fit). Not more: at
+# N=2e7, D=32, 20 blocks of 128 MiB made a K-means fit 1.47x the in-memory
+# one where 10 of 256 MiB took 1.17x (the bounded passes are short, and each
+# task costs the client, the scheduler and the worker some CPU)
+MIN_BLOCKS = 8
 # block_rows is a power of two in this range (at least the kernels' largest
 # chunk, 4096 rows: each block is one kernel pass, chunked as any pass is)
 MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 4096, 2**22

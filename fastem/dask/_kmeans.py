@@ -84,7 +84,7 @@ class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
         OpenMP threads of each block task (match the workers' threads).
     block_rows : int, default=None
         Rows per block; None: the largest power of two giving at most 256 MiB
-        per block and at least 16 blocks (4096 rows at least).
+        per block and at least 8 blocks (4096 rows at least).
         The result depends on it (the order of the sums), never on X's own
         chunking.
     persist : 'auto' or bool, default='auto'

@@ -121,7 +121,7 @@ verbose, verbose_interval
         OpenMP threads of each block task.
     block_rows : int, default=None
         Rows per block (None: the largest power of two giving at most 256 MiB
-        per block and at least 16 blocks, 4096 rows at least).
+        per block and at least 8 blocks, 4096 rows at least).
     persist : 'auto' or bool, default='auto'
         Keep the rechunked X in the workers' memory during the fit ('auto':
         when it takes at most half of the cluster's memory).
