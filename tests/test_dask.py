@@ -386,6 +386,16 @@ def test_nan_reported_with_its_block(client):
         fdask.KMeans(3, block_rows=256, init=X[:3]).fit(Xd)
     with pytest.raises(ValueError, match=r"NaN or infinity in block 1 \(rows 512 to 1023\)"):
         fdask.GaussianMixture(3, block_rows=512).fit(Xd)
+    # K-means finds them through its first pass's moments about row 0:
+    # an infinity in that row itself, and finite values whose squares
+    # overflow float64 (not reported as NaN; the fit's overflow error)
+    X0 = np.nan_to_num(X)
+    X0[0, 0] = -np.inf
+    with pytest.raises(ValueError, match=r"NaN or infinity in block 0 \(rows 0 to 255\)"):
+        fdask.KMeans(3, block_rows=256, init=X[3:6]).fit(X0)
+    X0[0, 0] = 1e200
+    with pytest.raises(ValueError, match="overflow float64"), np.errstate(over="ignore"):
+        fdask.KMeans(3, block_rows=256, init=X[3:6]).fit(X0)
     sw = np.ones(X.shape[0])
     sw[5] = -1
     with pytest.raises(ValueError, match="negative values in block 0"):

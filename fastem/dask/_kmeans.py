@@ -130,15 +130,16 @@ class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_samples={n_samples} should be >= n_clusters={k}: ask for "
                              "at most as many clusters as there are samples.")
         init, n_init = self._check_init(local, n_features, dtype, k, blocks)
-        _, n_positive = map_reduce(_tasks.check_block, blocks)  # finite values, weights
+        # one pass: finite values, weights, and the moments of the frame and tol
+        ref = blocks.rows([0])[0].astype(np.float64)
+        (_, n_positive), *moments = map_reduce(_tasks.checked_moments, blocks, ref)
         if n_positive == 0:
             raise ValueError("sample_weight is zero everywhere; at least one weight "
                              "must be positive.")
         if isinstance(init, str) and init == "random" and n_positive < k:
             raise ValueError(f"Only {n_positive} samples have a positive sample_weight, "
                              f"fewer than the {k} requested clusters.")
-        ref = blocks.rows([0])[0].astype(np.float64)
-        mean, var = mean_var_from_moments(ref, *map_reduce(_tasks.moments, blocks, ref))
+        mean, var = mean_var_from_moments(ref, *moments)
         shift = frame_shift(mean, var, dtype)
         rng = check_random_state(self.random_state)
         best = None

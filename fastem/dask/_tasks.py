@@ -40,16 +40,45 @@ def check_block(x, w, index, start):
     The first pass of a fit runs it on every block: a bad value is reported
     with its block and rows, the data being read lazily.
     """
-    where = f"block {index} (rows {start} to {start + x.shape[0] - 1})"
+    _check_finite(x, index, start)
+    return _check_weights(x, w, index, start)
+
+
+def checked_moments(x, w, ref, index, start):
+    """``check_block`` and ``moments`` in one pass (K-means' first pass):
+    ((rows, rows of positive weight), total, s1, s2).
+
+    The moments find non-finite values for free: ``s2`` sums squares of
+    ``x - ref`` (``ref`` finite), so any NaN or infinity in the block makes
+    it non-finite; only then are the rows scanned (a finite block whose
+    squares overflow float64 passes the scan).
+    """
+    total, s1, s2 = moments(x, w, ref, index, start)
+    if not np.isfinite(s2).all():
+        _check_finite(x, index, start)
+    return _check_weights(x, w, index, start), total, s1, s2
+
+
+def _where(x, index, start):
+    return f"block {index} (rows {start} to {start + x.shape[0] - 1})"
+
+
+def _check_finite(x, index, start):
+    """Raise if the block holds NaN or infinity."""
     # a few rows at a time: no boolean copy of the whole block
     if not all(np.isfinite(x[lo:lo + PIECE_ROWS]).all()
                for lo in range(0, x.shape[0], PIECE_ROWS)):
         raise ValueError(
-            f"X contains NaN or infinity in {where}: remove or impute those "
-            "values before fitting."
+            f"X contains NaN or infinity in {_where(x, index, start)}: remove or "
+            "impute those values before fitting."
         )
+
+
+def _check_weights(x, w, index, start):
+    """(rows, rows of positive weight), after checking the block's weights."""
     if w is None:
         return np.array([x.shape[0], x.shape[0]], dtype=np.int64)
+    where = _where(x, index, start)
     if not np.isfinite(w).all():
         raise ValueError(f"sample_weight contains NaN or infinity in {where}.")
     if (w < 0).any():
