@@ -87,6 +87,13 @@ Examples::
     python benchmarks/compare.py frontier --repeat 1      # issue 15's workloads
     python benchmarks/compare.py kmeans-sweep:mb=20,d=2/32/768,k=8/1024
 
+The workers run in a temporary directory and import the installed fastem:
+to measure a checkout, build it in place and put it first
+(``PYTHONPATH=$PWD python benchmarks/compare.py ...``); the header names the
+fastem directory used. They inherit the environment as it is, BLAS settings
+included (``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...`` lets
+OpenBLAS pick its kernels for the CPU; the header names the ones it picked).
+
 Keys: n, d, k, dtype (float32/float64), iter, cov (``/``-separated list),
 seeds (minibatch), batch (online-em), nnz (sparse workloads: non-zeros per row);
 kmeans-sweep: d and k as ``/``-separated lists, mb (X's size in MB; no n).
@@ -868,6 +875,8 @@ def environment_info(threads):
         import fastem
 
         info["fastem_build"] = fastem.build_info()
+        # the checkout (PYTHONPATH=$PWD) or an installed copy: say which
+        info["fastem_path"] = os.path.dirname(os.path.abspath(fastem.__file__))
     except Exception as exc:
         info["fastem_build"] = f"unavailable: {exc}"
     try:
@@ -932,8 +941,9 @@ def worker_main(task_path, out_path):
 
 
 def worker_env(threads):
+    # the BLAS setting is the caller's: `env -u OPENBLAS_CORETYPE` must reach
+    # the workers (OpenBLAS then picks its kernels for the CPU)
     env = dict(os.environ)
-    env.setdefault("OPENBLAS_CORETYPE", "Haswell")  # the reference environment's setting
     for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[key] = str(threads)
     return env
@@ -1090,7 +1100,7 @@ def markdown_environment(env, command):
         f"- threads: {env['threads']} (OMP/OPENBLAS/MKL_NUM_THREADS, fastem n_threads); "
         f"OPENBLAS_CORETYPE={env['env'].get('OPENBLAS_CORETYPE')}; "
         f"BLAS: {', '.join(env.get('blas') or []) or 'unknown'}",
-        f"- fastem {env.get('fastem')} (OpenMP: {openmp}), scikit-learn "
+        f"- fastem {env.get('fastem')} from {env.get('fastem_path')} (OpenMP: {openmp}), scikit-learn "
         f"{env.get('scikit-learn')}, numpy {env['numpy']}, scipy {env['scipy']}, "
         f"Python {env['python']}; {peers}",
         f"- {env['date']}; load average before the run "
