@@ -49,9 +49,9 @@ def checked_moments(x, w, ref, index, start):
     ((rows, rows of positive weight), total, s1, s2).
 
     The moments find non-finite values for free: ``s2`` sums squares of
-    ``x - ref`` (``ref`` finite), so any NaN or infinity in the block makes
-    it non-finite; only then are the rows scanned (a finite block whose
-    squares overflow float64 passes the scan).
+    ``x - ref``, so any NaN or infinity in the block (or in ``ref``, X's
+    first row) makes it non-finite; only then are the rows scanned (a
+    finite block whose squares overflow float64 passes the scan).
     """
     total, s1, s2 = moments(x, w, ref, index, start)
     if not np.isfinite(s2).all():
