@@ -17,8 +17,8 @@ from fastem._kernels._gmm_c cimport (
     fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_ref_f32, fe_estep_chol_ref_f64,
     fe_estep_chol_width, fe_estep_diag_f32, fe_estep_diag_f64, fe_estep_diag_ref_f32,
     fe_estep_diag_ref_f64, fe_moments_f32, fe_moments_f64, fe_moments_ref_f32,
-    fe_moments_ref_f64, fe_stats_diag_f32, fe_stats_diag_f64, fe_stats_diag_ref_f32,
-    fe_stats_diag_ref_f64, fe_stats_full16_f32, fe_stats_full16_ref_f32,
+    fe_moments_ref_f64, fe_stats_diag_f32, fe_stats_diag_ref_f32, fe_stats_diag_T_f64,
+    fe_stats_diag_T_ref_f64, fe_stats_full16_f32, fe_stats_full16_ref_f32,
     fe_stats_full_f32, fe_stats_full_f64, fe_stats_full_ref_f32, fe_stats_full_ref_f64,
     fe_stats_sph_f32, fe_stats_sph_ref_f32, fe_stats_tied_f32, fe_stats_tied_ref_f32,
     fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64,
@@ -213,7 +213,8 @@ def stats_full(const floating[:, ::1] xp, int D, const floating[:, ::1] mp,
 
 def stats_diag(const floating[:, ::1] xp, int D, bint spherical,
                const floating[:, ::1] mp, const floating[:, ::1] gT, bint ref):
-    """[N, S1, squares (diag) or their sum (spherical)] per component."""
+    """[N, S1, squares (diag) or their sum (spherical)] per component (float64:
+    fe_stats_diag_T_f64 on xp[:, :D] transposed, centres mp[:, :D])."""
     cdef Py_ssize_t nb = xp.shape[0], P = (2 + D) if spherical else (1 + 2 * D)
     cdef int Dp = xp.shape[1], K = mp.shape[0]
     _need(1 <= D <= Dp and nb >= 1 and K >= 1 and mp.shape[1] == Dp
@@ -221,12 +222,15 @@ def stats_diag(const floating[:, ::1] xp, int D, bint spherical,
     _need(Dp % (16 if sizeof(floating) == 4 else 8) == 0, "Dp: a multiple of the vector")
     slot = np.zeros((K, P))
     cdef double[:, ::1] s = slot
+    cdef const double[:, ::1] xT, mu
     if floating is float:
         (fe_stats_diag_ref_f32 if ref else fe_stats_diag_f32)(
             &xp[0, 0], nb, D, Dp, K, spherical, &mp[0, 0], &gT[0, 0], &s[0, 0], P)
     else:
-        (fe_stats_diag_ref_f64 if ref else fe_stats_diag_f64)(
-            &xp[0, 0], nb, D, Dp, K, spherical, &mp[0, 0], &gT[0, 0], &s[0, 0], P)
+        xT = np.ascontiguousarray(np.asarray(xp)[:, :D].T)
+        mu = np.ascontiguousarray(np.asarray(mp)[:, :D])
+        (fe_stats_diag_T_ref_f64 if ref else fe_stats_diag_T_f64)(
+            &xT[0, 0], nb, D, K, spherical, &mu[0, 0], &gT[0, 0], &s[0, 0], P)
     return slot
 
 

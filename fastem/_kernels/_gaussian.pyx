@@ -58,9 +58,11 @@ runs::
     4a. statistics full / tied     fe_stats_full (float32 with D <= 16 on
         about          with 'full' AVX-512: fe_stats_full16_f32)
         centres        statistics
-                   diag, sph.      fe_stats_diag; float32 spherical E-steps
-                                   with D <= 16: fe_stats_sph_f32 (reuses the
-                                   E-step's distances)
+                   diag, sph.      float64: fe_stats_diag_T_f64 (on the
+                                   transposed rows); float32: fe_stats_diag,
+                                   or with spherical E-steps and D <= 16
+                                   fe_stats_sph_f32 (reuses the E-step's
+                                   distances)
     4b. statistics float32 tied    fe_stats_tied_f32
         about the  E-step
         shift      mode "one",     fe_moments (the data's weighted moments)
@@ -93,7 +95,7 @@ from fastem._kernels._gmm_c cimport (
     fe_estep_diag_f64, fe_features_T_f32, fe_features_T_f64, fe_logprob_chol_f32,
     fe_logprob_chol_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_lse_cols_f32,
     fe_lse_cols_f64, fe_moments_f32, fe_moments_f64, fe_pad_rows_f32, fe_pad_rows_f64,
-    FE_STATS_FULL16, fe_stats_diag_f32, fe_stats_diag_f64, fe_stats_full16_f32,
+    FE_STATS_FULL16, fe_stats_diag_f32, fe_stats_diag_T_f64, fe_stats_full16_f32,
     fe_stats_full_f32, fe_stats_full_f64, fe_stats_sph_f32, fe_stats_tied_f32,
     fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64, fe_wsum_f32, fe_wsum_f64)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
@@ -442,6 +444,13 @@ cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb
             fe_stats_sph_f32(xcT, nb, <int>D, <int>K, lpf, Rs, A, centres, shift,
                            slot, P)
             return
+    if floating is double:
+        if stat_type != COV_FULL:
+            # the raw rows transposed (D x nb fits in ws.xp's nb x Dp)
+            fe_center_T_f64(X, nb, <int>D, NULL, xp)
+            fe_stats_diag_T_f64(xp, nb, <int>D, <int>K, stat_type == COV_SPHERICAL,
+                                centres, lpf, slot, P)
+            return
     if Dp == D:
         rows = X
     else:
@@ -452,12 +461,8 @@ cdef void _centre_statistics(const PassArgs *a, const floating *X, Py_ssize_t nb
         rows = xp
     if floating is double:
         fe_pad_rows_f64(centres, K, <int>D, <int>Dp, mp)
-        if stat_type == COV_FULL:
-            fe_stats_full_f64(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
-                            slot, P)
-        else:
-            fe_stats_diag_f64(rows, nb, <int>D, <int>Dp, <int>K,
-                            stat_type == COV_SPHERICAL, mp, lpf, slot, P)
+        fe_stats_full_f64(rows, nb, <int>D, <int>Dp, <int>K, mp, lpf, Zs, GZs,
+                          slot, P)
     else:
         fe_pad_rows_f32(centres, K, <int>D, <int>Dp, mp)
         if stat_type == COV_FULL and Dp == 16 and FE_STATS_FULL16:

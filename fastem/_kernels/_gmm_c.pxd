@@ -97,12 +97,12 @@ cdef extern from "csrc/fe_gmm.h" nogil:
     void fe_stats_full16_ref_f32(const float *xp, Py_ssize_t nb, int D, int K,
                                  const float *mp, const float *gT, float *GZ,
                                  double *slot, Py_ssize_t P)
-    void fe_stats_diag_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                           int spherical, const double *mp, const double *gT,
-                           double *slot, Py_ssize_t P)
-    void fe_stats_diag_ref_f64(const double *xp, Py_ssize_t nb, int D, int Dp, int K,
-                               int spherical, const double *mp, const double *gT,
-                               double *slot, Py_ssize_t P)
+    void fe_stats_diag_T_f64(const double *xT, Py_ssize_t nb, int D, int K,
+                             int spherical, const double *mu, const double *gT,
+                             double *slot, Py_ssize_t P)
+    void fe_stats_diag_T_ref_f64(const double *xT, Py_ssize_t nb, int D, int K,
+                                 int spherical, const double *mu, const double *gT,
+                                 double *slot, Py_ssize_t P)
     void fe_stats_diag_f32(const float *xp, Py_ssize_t nb, int D, int Dp, int K,
                            int spherical, const float *mp, const float *gT,
                            double *slot, Py_ssize_t P)

@@ -249,7 +249,8 @@ FE_DEFINE_ARGMAX_COLS(fe_argmax_cols_f32, float)
 
 /* Centring and transposition: xcT[i, b] = x[b, i] - c[i] (D x nb, in the
  * data's precision), in blocks of 32 rows so that the strided reads stay in
- * L1 and the writes are contiguous. */
+ * L1 and the writes are contiguous. c NULL: the plain transpose (x - 0 is x
+ * exactly, signed zeros and NaN included). */
 #define FE_DEFINE_CENTER_T(NAME, T)                                          \
 FE_HOT static void NAME(const T *restrict x, ptrdiff_t nb, int D,           \
                         const T *restrict c, T *restrict xcT)               \
@@ -259,7 +260,7 @@ FE_HOT static void NAME(const T *restrict x, ptrdiff_t nb, int D,           \
         const T *restrict xb = x + b0 * D;                                  \
         for (int i = 0; i < D; ++i) {                                       \
             T *restrict out = xcT + (ptrdiff_t)i * nb + b0;                 \
-            const T ci = c[i];                                              \
+            const T ci = c != NULL ? c[i] : (T)0;                           \
             for (ptrdiff_t b = 0; b < nblk; ++b)                            \
                 out[b] = xb[b * D + i] - ci;                                \
         }                                                                   \
@@ -981,7 +982,88 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
     }                                                                       \
 }
 FE_DEFINE_STATS_DIAG(fe_stats_diag_f32, float, fe_nf, n32, fe_sum_f32)
-FE_DEFINE_STATS_DIAG(fe_stats_diag_f64, double, fe_nd, n64, fe_sum_f64)
+
+/* float64 diag / spherical statistics from the transposed chunk: the sums of
+ * fe_stats_diag (float64) bit for bit, about twice as fast at D = 64.
+ *
+ * xT: the chunk's raw rows transposed (D x nb, x[b, j] = xT[j nb + b]); mu:
+ * the K x D centres (unpadded). fe_stats_diag holds columns in its lanes
+ * and gives each column four accumulator pairs that take the rows
+ * b = 0, 1, 2, 3 mod 4 (the tail rows, b >= 4 floor(nb / 4), go to pair 0 in
+ * order), added as (0 + 1) + (2 + 3). Here a 4-double vector holds rows
+ * b .. b + 3 of one column, so its lane r *is* pair r of that column and the
+ * association is unchanged: tail rows into lane 0, then the same final
+ * additions. What changes is the memory order: every load is a contiguous
+ * 4-row run of one column, the weights g[b .. b + 3] are loaded once for
+ * four columns, and four columns give eight independent chains (the row
+ * kernel strides by a whole row between loads). Four columns at a time, then
+ * the last D mod 4 one at a time. */
+typedef double fe_d4 __attribute__((vector_size(32)));
+FE_DEFINE_VEC_IO(double, fe_d4, d4)
+
+#define FE_DEFINE_STATS_DIAG_T_COLS(NAME, CW)                                \
+FE_INLINE void NAME(const double *restrict xT, ptrdiff_t nb,                \
+                    const double *restrict m, const double *restrict g,     \
+                    double *restrict d1, double *restrict d2)               \
+{                                                                           \
+    const ptrdiff_t nq = nb - nb % 4;                                       \
+    fe_d4 s1[CW], s2[CW];                                                   \
+    for (int j = 0; j < CW; ++j) s1[j] = s2[j] = (fe_d4){0, 0, 0, 0};       \
+    for (ptrdiff_t b = 0; b < nq; b += 4) {                                 \
+        const fe_d4 gv = fe_vload_d4(g + b);                                \
+        _Pragma("GCC unroll 4")                                             \
+        for (int j = 0; j < CW; ++j) {                                      \
+            const fe_d4 z = fe_vload_d4(xT + (ptrdiff_t)j * nb + b) - m[j]; \
+            const fe_d4 gz = z * gv;                                        \
+            s1[j] += gz;                                                    \
+            s2[j] += gz * z;                                                \
+        }                                                                   \
+    }                                                                       \
+    for (int j = 0; j < CW; ++j) {                                          \
+        double t1 = s1[j][0], t2 = s2[j][0];                                \
+        for (ptrdiff_t b = nq; b < nb; ++b) {                               \
+            const double z = xT[(ptrdiff_t)j * nb + b] - m[j];              \
+            const double gz = z * g[b];                                     \
+            t1 += gz;                                                       \
+            t2 += gz * z;                                                   \
+        }                                                                   \
+        /* 0.0 + : fe_stats_diag's float64 lane accumulator, from zero */   \
+        d1[j] = 0.0 + ((t1 + s1[j][1]) + (s1[j][2] + s1[j][3]));            \
+        d2[j] = 0.0 + ((t2 + s2[j][1]) + (s2[j][2] + s2[j][3]));            \
+    }                                                                       \
+}
+FE_DEFINE_STATS_DIAG_T_COLS(fe_stats_diag_T4_f64, 4)
+FE_DEFINE_STATS_DIAG_T_COLS(fe_stats_diag_T1_f64, 1)
+
+FE_HOT static void fe_stats_diag_T_f64(const double *restrict xT, ptrdiff_t nb,
+                                       int D, int K, int spherical,
+                                       const double *restrict mu,
+                                       const double *restrict gT,
+                                       double *restrict slot, ptrdiff_t P)
+{
+    double d1[4], d2[4];
+    for (int k = 0; k < K; ++k) {
+        const double *restrict g = gT + (ptrdiff_t)k * nb;
+        const double *restrict m = mu + (ptrdiff_t)k * D;
+        double *restrict out = slot + (ptrdiff_t)k * P;
+        out[0] += fe_sum_f64(g, nb);
+        double sph = 0.0;
+        for (int j0 = 0; j0 < D;) {
+            const int cw = D - j0 >= 4 ? 4 : 1;
+            if (cw == 4)
+                fe_stats_diag_T4_f64(xT + (ptrdiff_t)j0 * nb, nb, m + j0, g, d1, d2);
+            else
+                fe_stats_diag_T1_f64(xT + (ptrdiff_t)j0 * nb, nb, m + j0, g, d1, d2);
+            for (int j = 0; j < cw; ++j) {
+                out[1 + j0 + j] += d1[j];
+                if (spherical) sph += d2[j];
+                else out[1 + D + j0 + j] += d2[j];
+            }
+            j0 += cw;
+        }
+        if (spherical) out[1 + D] += sph;
+    }
+}
 
 /* ---------------------------------------------------------------------------
  * Fused E-step of 'full' for triangular factors and D <= 16 ('tied' is

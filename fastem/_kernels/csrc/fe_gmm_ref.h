@@ -6,9 +6,10 @@
  * contraction) the same results bit for bit. A vector's lane is one row of
  * the chunk in the fused E-steps and in the lane sums of fe_moments and
  * fe_stats_sph_f32, one feature (column) in fe_stats_full and
- * fe_stats_diag. Included by fe_gmm.h after the vector kernels; where the
- * compiler has no generic vectors (FE_VECTOR_EXT == 0, see fe_platform.h)
- * the vector names below are these references.
+ * fe_stats_diag_f32, and one of four rows of one feature in
+ * fe_stats_diag_T_f64. Included by fe_gmm.h after the vector kernels; where
+ * the compiler has no generic vectors (FE_VECTOR_EXT == 0, see
+ * fe_platform.h) the vector names below are these references.
  * tests/kernels/test_csrc_references.py compares each pair on edge sizes.
  */
 #ifndef FE_GMM_REF_H
@@ -74,19 +75,23 @@ static inline void fe_stats_full16_ref_f32(const float *xp, ptrdiff_t nb, int D,
     fe_stats_full_ref_f32(xp, nb, D, 16, K, mp, gT, NULL, GZ, slot, P);
 }
 
-/* Diag / spherical statistics (see FE_DEFINE_STATS_DIAG): per feature j and
- * sub-block, four accumulator pairs take the rows b0 + 4q + r (the tail rows
- * go to pair 0) and are added as (0 + 1) + (2 + 3). */
-#define FE_DEFINE_STATS_DIAG_REF(NAME, T, SUM)                               \
-FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
-                        int K, int spherical, const T *restrict mp,         \
+/* Diag / spherical statistics (see FE_DEFINE_STATS_DIAG and
+ * fe_stats_diag_T_f64): per feature j and sub-block, four accumulator pairs
+ * take the rows b0 + 4q + r (the tail rows go to pair 0) and are added as
+ * (0 + 1) + (2 + 3). Element (b, j) of the chunk is xp[b rs + j cs] (rows:
+ * rs = Dp, cs = 1; transposed: rs = 1, cs = nb), centre k's feature j is
+ * mp[k ms + j]. */
+#define FE_DEFINE_STATS_DIAG_STRIDED_REF(NAME, T, SUM)                       \
+FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t rs, ptrdiff_t cs, \
+                        ptrdiff_t nb, int D, int K, int spherical,          \
+                        const T *restrict mp, ptrdiff_t ms,                 \
                         const T *restrict gT, double *restrict slot,        \
                         ptrdiff_t P)                                        \
 {                                                                           \
     const ptrdiff_t SB = FE_SUBBLOCK(T);                                    \
     for (int k = 0; k < K; ++k) {                                           \
         const T *restrict g = gT + (ptrdiff_t)k * nb;                       \
-        const T *restrict m = mp + (ptrdiff_t)k * Dp;                       \
+        const T *restrict m = mp + (ptrdiff_t)k * ms;                       \
         double *restrict out = slot + (ptrdiff_t)k * P;                     \
         out[0] += SUM(g, nb);                                               \
         double sph = 0.0;                                                   \
@@ -98,13 +103,13 @@ FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp
                 ptrdiff_t b = b0;                                           \
                 for (; b + 4 <= b1; b += 4)                                 \
                     for (int r = 0; r < 4; ++r) {                           \
-                        const T z = xp[(b + r) * Dp + j] - m[j];            \
+                        const T z = xp[(b + r) * rs + j * cs] - m[j]; \
                         const T gz = z * g[b + r];                          \
                         s1[r] += gz;                                        \
                         s2[r] += gz * z;                                    \
                     }                                                       \
                 for (; b < b1; ++b) {                                       \
-                    const T z = xp[b * Dp + j] - m[j];                      \
+                    const T z = xp[b * rs + j * cs] - m[j];         \
                     const T gz = z * g[b];                                  \
                     s1[0] += gz;                                            \
                     s2[0] += gz * z;                                        \
@@ -119,8 +124,24 @@ FE_HOT static inline void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp
         if (spherical) out[1 + D] += sph;                                   \
     }                                                                       \
 }
-FE_DEFINE_STATS_DIAG_REF(fe_stats_diag_ref_f32, float, fe_sum_f32)
-FE_DEFINE_STATS_DIAG_REF(fe_stats_diag_ref_f64, double, fe_sum_f64)
+FE_DEFINE_STATS_DIAG_STRIDED_REF(fe_stats_diag_strided_ref_f32, float, fe_sum_f32)
+FE_DEFINE_STATS_DIAG_STRIDED_REF(fe_stats_diag_strided_ref_f64, double, fe_sum_f64)
+
+/* reference of fe_stats_diag_f32 (rows padded to Dp) */
+static inline void fe_stats_diag_ref_f32(const float *xp, ptrdiff_t nb, int D, int Dp,
+                                         int K, int spherical, const float *mp,
+                                         const float *gT, double *slot, ptrdiff_t P)
+{
+    fe_stats_diag_strided_ref_f32(xp, Dp, 1, nb, D, K, spherical, mp, Dp, gT, slot, P);
+}
+
+/* reference of fe_stats_diag_T_f64 (transposed chunk, K x D centres) */
+static inline void fe_stats_diag_T_ref_f64(const double *xT, ptrdiff_t nb, int D, int K,
+                                           int spherical, const double *mu,
+                                           const double *gT, double *slot, ptrdiff_t P)
+{
+    fe_stats_diag_strided_ref_f64(xT, 1, nb, nb, D, K, spherical, mu, D, gT, slot, P);
+}
 
 /* x[0 .. DD) = row b of the transposed chunk xcT (D x nb), zero-padded
  * from D to DD: the row the fused E-step references work on, as the vector
@@ -420,7 +441,7 @@ FE_HOT static inline void fe_stats_sph_ref_f32(const float *restrict xcT, ptrdif
 #define fe_stats_full16_f32 fe_stats_full16_ref_f32
 #define FE_STATS_FULL16 0
 #define fe_stats_diag_f32 fe_stats_diag_ref_f32
-#define fe_stats_diag_f64 fe_stats_diag_ref_f64
+#define fe_stats_diag_T_f64 fe_stats_diag_T_ref_f64
 #define fe_estep_chol_f32 fe_estep_chol_ref_f32
 #define fe_estep_chol_f64 fe_estep_chol_ref_f64
 #define fe_tied_project_f32 fe_tied_project_ref_f32
