@@ -16,7 +16,8 @@ from fastem._kernels._common cimport floating
 from fastem._kernels._gmm_c cimport (
     fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_ref_f32, fe_estep_chol_ref_f64,
     fe_estep_chol_width, fe_estep_diag_f32, fe_estep_diag_f64, fe_estep_diag_ref_f32,
-    fe_estep_diag_ref_f64, fe_moments_f32, fe_moments_f64, fe_moments_ref_f32,
+    fe_estep_diag_ref_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_logprob_diag_ref_f32,
+    fe_logprob_diag_ref_f64, fe_moments_f32, fe_moments_f64, fe_moments_ref_f32,
     fe_moments_ref_f64, fe_stats_diag_f32, fe_stats_diag_ref_f32, fe_stats_diag_T_f64,
     fe_stats_diag_T_ref_f64, fe_stats_full16_f32, fe_stats_full16_ref_f32,
     fe_stats_full_f32, fe_stats_full_f64, fe_stats_full_ref_f32, fe_stats_full_ref_f64,
@@ -180,6 +181,31 @@ def estep_diag(const floating[:, ::1] xcT, int K, const floating[::1] U,
         (fe_estep_diag_ref_f64 if ref else fe_estep_diag_f64)(
             &xcT[0, 0], nb, D, K, &U[0], &V[0], &const_k[0], &out[0, 0], rp)
     return lp, R
+
+
+def logprob_diag(const floating[:, ::1] xcT, const floating[:, ::1] mu,
+                 const floating[::1] p2, const double[::1] const_k, bint spherical,
+                 bint ref):
+    """Diag / spherical log-densities (K x nb) of the D x nb chunk xcT: mu
+    K x D, p2 K x D (diag) or K (spherical)."""
+    cdef int D = xcT.shape[0], K = mu.shape[0]
+    cdef Py_ssize_t nb = xcT.shape[1]
+    _need(D >= 1 and nb >= 1 and K >= 1 and mu.shape[1] == D and const_k.shape[0] == K
+          and p2.shape[0] == (K if spherical else K * D), "inconsistent shapes")
+    dtype = np.float32 if sizeof(floating) == 4 else np.float64
+    lp = np.empty((K, nb), dtype)
+    acc = np.empty(nb, dtype)
+    cdef floating[:, ::1] out = lp
+    cdef floating[::1] a = acc
+    if floating is float:
+        (fe_logprob_diag_ref_f32 if ref else fe_logprob_diag_f32)(
+            &xcT[0, 0], nb, K, D, spherical, &mu[0, 0], &p2[0], &const_k[0], &a[0],
+            &out[0, 0])
+    else:
+        (fe_logprob_diag_ref_f64 if ref else fe_logprob_diag_f64)(
+            &xcT[0, 0], nb, K, D, spherical, &mu[0, 0], &p2[0], &const_k[0], &a[0],
+            &out[0, 0])
+    return lp
 
 
 def stats_full(const floating[:, ::1] xp, int D, const floating[:, ::1] mp,

@@ -61,6 +61,12 @@ cdef extern from "csrc/fe_gmm.h" nogil:
     void fe_logprob_diag_f32(const float *xcT, Py_ssize_t nb, int K, int D,
                              int spherical, const float *mu, const float *p2,
                              const double *const_k, float *acc, float *lpT)
+    void fe_logprob_diag_ref_f64(const double *xcT, Py_ssize_t nb, int K, int D,
+                                 int spherical, const double *mu, const double *p2,
+                                 const double *const_k, double *acc, double *lpT)
+    void fe_logprob_diag_ref_f32(const float *xcT, Py_ssize_t nb, int K, int D,
+                                 int spherical, const float *mu, const float *p2,
+                                 const double *const_k, float *acc, float *lpT)
     void fe_logprob_chol_f64(const double *Y, Py_ssize_t nb, int K, int D, int tied,
                              const double *crow, const double *const_k, double *acc,
                              double *lp)

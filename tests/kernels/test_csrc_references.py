@@ -245,6 +245,29 @@ def test_stats_full(hooks, dtype, D, nb):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 2, 17, 40])
+@pytest.mark.parametrize("nb", [1, 15, 16, 31, 32, 33, 64, 100])
+@pytest.mark.parametrize("spherical", [False, True])
+def test_logprob_diag(hooks, dtype, D, nb, spherical):
+    """Register-blocked rows (4 vectors: 16 or 32 rows on AVX2, 32 or 64 on
+    AVX-512) plus the row tail, against the reference and numpy."""
+    rng = np.random.default_rng(D * 1000 + nb)
+    K = 1 if nb == 1 else 3
+    xcT = rng.normal(size=(D, nb)).astype(dtype)
+    mu = rng.normal(size=(K, D)).astype(dtype)
+    p2 = rng.uniform(0.5, 2.0, size=K if spherical else K * D).astype(dtype)
+    const_k = rng.normal(size=K)
+    lp = both(hooks.logprob_diag, xcT, mu, p2, const_k, spherical)
+    sq = (xcT.T.astype(np.float64)[None, :, :] - mu[:, None, :]) ** 2  # K x nb x D
+    if spherical:
+        q = p2[:, None].astype(np.float64) * sq.sum(-1)
+    else:
+        q = (sq * p2.reshape(K, 1, D)).sum(-1)
+    assert_allclose(lp, const_k[:, None] - 0.5 * q,
+                    rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("D", [1, 5, 8, 15, 16, 17, 33])
 @pytest.mark.parametrize("nb", [1, 3, 63, 64, 65, 130])
 @pytest.mark.parametrize("spherical", [False, True])

@@ -313,7 +313,9 @@ FE_DEFINE_FEATURES_T(fe_features_T_f64, double)
 FE_DEFINE_FEATURES_T(fe_features_T_f32, float)
 
 /* Diag / spherical log-densities, computed directly (no expansion, so no
- * cancellation even in float32):
+ * cancellation even in float32). The reference, and the kernel of builds
+ * without generic vectors; fe_logprob_diag (below) computes the same in
+ * registers:
  *   diag:      q[k, b] = sum_d (xcT[d, b] - mu[k, d])^2 p2[k, d]
  *   spherical: q[k, b] = p2[k] sum_d (xcT[d, b] - mu[k, d])^2
  * with mu the shifted means mu_k - c and p2 the precisions (1 / variances);
@@ -354,8 +356,8 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int K, int D,  \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_f64, double)
-FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_f32, float)
+FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_ref_f64, double)
+FE_DEFINE_LOGPROB_DIAG(fe_logprob_diag_ref_f32, float)
 
 /* Full / tied log-densities from the transposed GEMM output YT:
  *   full (W = K*D rows, d-major: row d*K + k of YT holds ((x_b - c)^T L_k)_d
@@ -1064,6 +1066,67 @@ FE_HOT static void fe_stats_diag_T_f64(const double *restrict xT, ptrdiff_t nb,
         if (spherical) out[1 + D] += sph;
     }
 }
+
+/* Diag / spherical log-densities (see FE_DEFINE_LOGPROB_DIAG, the reference):
+ * the same sums with rows in vector lanes, a block of 4 vectors of rows
+ * held in registers across the whole d loop (the reference keeps its sums
+ * in memory, a load and a store per term). Per row the terms are added in
+ * order of d from zero, as there; the last nb mod (4 VL) rows one at a time.
+ * acc is not used. */
+#define FE_DEFINE_LOGPROB_DIAG_VEC(NAME, T, VT, SUFFIX)                      \
+FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int K, int D,  \
+                        int spherical, const T *restrict mu,                \
+                        const T *restrict p2, const double *restrict const_k, \
+                        T *restrict acc, T *restrict lpT)                   \
+{                                                                           \
+    enum { VL = sizeof(VT) / sizeof(T), R = 4 };                            \
+    const ptrdiff_t nfull = nb - nb % (R * VL);                             \
+    (void)acc;                                                              \
+    for (ptrdiff_t b0 = 0; b0 < nfull; b0 += R * VL) {                      \
+        for (int k = 0; k < K; ++k) {                                       \
+            const T *restrict m = mu + (ptrdiff_t)k * D;                    \
+            const T *restrict p = p2 + (ptrdiff_t)k * D;                    \
+            VT a[R];                                                        \
+            for (int r = 0; r < R; ++r) a[r] = (VT){0};                     \
+            if (spherical) {                                                \
+                for (int d = 0; d < D; ++d) {                               \
+                    const T *restrict x = xcT + (ptrdiff_t)d * nb + b0;     \
+                    for (int r = 0; r < R; ++r) {                           \
+                        const VT t = fe_vload_##SUFFIX(x + r * VL) - m[d];  \
+                        a[r] += t * t;                                      \
+                    }                                                       \
+                }                                                           \
+            } else {                                                        \
+                for (int d = 0; d < D; ++d) {                               \
+                    const T *restrict x = xcT + (ptrdiff_t)d * nb + b0;     \
+                    for (int r = 0; r < R; ++r) {                           \
+                        const VT t = fe_vload_##SUFFIX(x + r * VL) - m[d];  \
+                        a[r] += (t * t) * p[d];                             \
+                    }                                                       \
+                }                                                           \
+            }                                                               \
+            const T ck = (T)const_k[k];                                     \
+            const T pk = spherical ? p2[k] : (T)1;                          \
+            T *restrict out = lpT + (ptrdiff_t)k * nb + b0;                 \
+            for (int r = 0; r < R; ++r)                                     \
+                fe_vstore_##SUFFIX(out + r * VL, ck - (T)0.5 * (pk * a[r])); \
+        }                                                                   \
+    }                                                                       \
+    for (int k = 0; k < K; ++k) {                                           \
+        const T ck = (T)const_k[k];                                         \
+        const T pk = spherical ? p2[k] : (T)1;                              \
+        for (ptrdiff_t b = nfull; b < nb; ++b) {                            \
+            T q = 0;                                                        \
+            for (int d = 0; d < D; ++d) {                                   \
+                const T t = xcT[(ptrdiff_t)d * nb + b] - mu[(ptrdiff_t)k * D + d]; \
+                q += spherical ? t * t : (t * t) * p2[(ptrdiff_t)k * D + d]; \
+            }                                                               \
+            lpT[(ptrdiff_t)k * nb + b] = ck - (T)0.5 * (pk * q);            \
+        }                                                                   \
+    }                                                                       \
+}
+FE_DEFINE_LOGPROB_DIAG_VEC(fe_logprob_diag_f64, double, fe_nd, n64)
+FE_DEFINE_LOGPROB_DIAG_VEC(fe_logprob_diag_f32, float, fe_nf, n32)
 
 /* ---------------------------------------------------------------------------
  * Fused E-step of 'full' for triangular factors and D <= 16 ('tied' is

@@ -447,6 +447,8 @@ FE_HOT static inline void fe_stats_sph_ref_f32(const float *restrict xcT, ptrdif
 #define fe_tied_project_f32 fe_tied_project_ref_f32
 #define fe_tied_project_f64 fe_tied_project_ref_f64
 #define fe_estep_diag_f32 fe_estep_diag_ref_f32
+#define fe_logprob_diag_f32 fe_logprob_diag_ref_f32
+#define fe_logprob_diag_f64 fe_logprob_diag_ref_f64
 #define fe_estep_diag_f64 fe_estep_diag_ref_f64
 #define fe_stats_tied_f32 fe_stats_tied_ref_f32
 #define fe_moments_f32 fe_moments_ref_f32
