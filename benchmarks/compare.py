@@ -67,6 +67,14 @@ that converged earlier shows fewer iterations):
                           element, split over the threads): what a pass bound by
                           memory bandwidth costs at least (the floor at low D)
 
+The mixture workloads (gmm, gmm32) report one floor for cov=full:
+
+    floor (GEMM peak)     ``iter`` x 3 N K D^2 floating-point operations (issue
+                          15's floor for 'full') run as square 1024 x 1024
+                          GEMMs in X's precision (scipy's BLAS, the workload's
+                          threads): the time that arithmetic takes at the rate
+                          BLAS reaches
+
 Workload groups: ``frontier`` = kmeans kmeans-k3 kmeans-k4 kmeans-e1 kmeans-e2
 kmeans++-k3 kmeans-sweep (issue 15's workloads). They are not among the
 defaults: at full size they take longer than all the defaults together
@@ -190,7 +198,7 @@ LIBRARIES = {
                "daal4py", "faiss", "floor-gemm", "floor-memory"],
     "kmeans-sweep": ["fastem", "sklearn-lloyd"],
     "kmeans++": ["fastem", "sklearn", "daal4py"],
-    "gmm": ["fastem", "sklearn", "daal4py"],
+    "gmm": ["fastem", "sklearn", "daal4py", "floor-peak"],
     "gmm-memory": ["fastem", "sklearn", "daal4py"],
     "minibatch": ["fastem", "sklearn"],
     "online-em": ["fastem", "fastem-batch", "sklearn"],
@@ -219,6 +227,7 @@ LABELS = {
     "dask-ml": "dask-ml",
     "floor-gemm": "floor (dense GEMM)",
     "floor-memory": "floor (memory)",
+    "floor-peak": "floor (GEMM peak)",
 }
 PEER_MODULES = {"faiss": "faiss", "sklearnex": "sklearnex", "daal4py": "daal4py"}
 
@@ -539,6 +548,41 @@ def _floor_runner(lib, X, init, n_iter, threads):
     return run
 
 
+def _peak_floor_runner(X, k, n_iter, threads, size=1024):
+    """A zero-argument callable timing the floor of ``n_iter`` EM iterations
+    of a 'full' mixture (see the module docstring): ``n_iter`` x 3 N K D^2
+    floating-point operations run as GEMMs of X's precision at the rate BLAS
+    reaches on square ``size`` x ``size`` operands (the remainder as one GEMM
+    with fewer rows), with ``threads`` threads; returns ``(None, n_iter,
+    note)``."""
+    import numpy as np
+    from scipy.linalg.blas import get_blas_funcs
+    from threadpoolctl import threadpool_limits
+
+    n, d = X.shape
+    flops = 3 * n * k * d * d * n_iter
+    full, rest = divmod(flops, 2 * size**3)
+    rows = round(rest / (2 * size * size))
+    rng = np.random.default_rng(0)
+    a, b = (np.asfortranarray(rng.random((size, size)), dtype=X.dtype) for _ in range(2))
+    a_rest = np.asfortranarray(a[:rows])
+    out = np.empty((size, size), dtype=X.dtype, order="F")
+    out_rest = np.empty((rows, size), dtype=X.dtype, order="F")
+    gemm = get_blas_funcs("gemm", dtype=X.dtype)
+
+    def run():
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for _ in range(full):
+                gemm(1.0, a, b, c=out, overwrite_c=True)
+            if rows:
+                gemm(1.0, a_rest, b, c=out_rest, overwrite_c=True)
+        return None, n_iter, (f"{flops:.3g} flops ({n_iter} x 3 N K D^2) as {full} "
+                              f"{gemm.typecode}gemm {size}^3 + one {rows} x {size} x {size}, "
+                              f"scipy BLAS, {threads} threads")
+
+    return run
+
+
 def _gemm_pass(gemm, X, centers_t, rows, outs):
     """``X @ centers_t`` block by block into ``outs[block rows]`` (in place);
     returns the last block's product."""
@@ -749,7 +793,11 @@ def run_fit_workload(spec, repeat, threads, libraries):
                 continue
             try:
                 _set_peer_threads(lib, threads)
-                if lib.startswith("floor-"):
+                if lib == "floor-peak":
+                    if cov != "full":  # issue 15 sets this floor for 'full' only
+                        continue
+                    run = _peak_floor_runner(X, k, spec["iter"], threads)
+                elif lib.startswith("floor-"):
                     run = _floor_runner(lib, X, init, spec["iter"], threads)
                 elif kind == "kmeans":
                     run = _kmeans_runner(lib, X, init, k, spec["iter"], threads)

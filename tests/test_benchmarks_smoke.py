@@ -220,6 +220,24 @@ def test_gemm_floor_computes_the_product():
     assert compare._floor_runner("floor-memory", X, C, 3, 2)()[:2] == (None, 3)
 
 
+def test_peak_floor_runs_the_flops_it_names():
+    """floor (GEMM peak): iter x 3 N K D^2 flops as whole square GEMMs plus
+    one with fewer rows, in X's precision."""
+    import re
+
+    import numpy as np
+
+    compare = _load("compare")
+    X = np.zeros((1_000, 6), np.float32)  # 3 N K D^2 = 3 * 1000 * 5 * 36 per iteration
+    flops = 3 * 1_000 * 5 * 36 * 4
+    result = compare._peak_floor_runner(X, 5, 4, 1, size=16)()
+    assert result[:2] == (None, 4)
+    full, size, rows = map(int, re.search(r"as (\d+) sgemm (\d+)\^3 \+ one (\d+) x", result[2])
+                           .groups())
+    assert size == 16 and 0 <= rows < 16
+    assert abs(full * 2 * size**3 + rows * 2 * size**2 - flops) <= size**2
+
+
 def test_workload_arguments():
     compare = _load("compare")
     names = compare.expand_workloads(["frontier", "gmm"])
