@@ -986,7 +986,9 @@ FE_HOT static void NAME(const T *restrict xp, ptrdiff_t nb, int D, int Dp,  \
 FE_DEFINE_STATS_DIAG(fe_stats_diag_f32, float, fe_nf, n32, fe_sum_f32)
 
 /* float64 diag / spherical statistics from the transposed chunk: the sums of
- * fe_stats_diag (float64) bit for bit, about twice as fast at D = 64.
+ * fe_stats_diag (float64) bit for bit, about twice as fast at D = 64, K = 32
+ * (a C prototype of both orders, one thread, AVX2: 37-41 ms against 82-87 ms
+ * per 1e5 rows).
  *
  * xT: the chunk's raw rows transposed (D x nb, x[b, j] = xT[j nb + b]); mu:
  * the K x D centres (unpadded). fe_stats_diag holds columns in its lanes
