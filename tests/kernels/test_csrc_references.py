@@ -246,11 +246,13 @@ def test_stats_full(hooks, dtype, D, nb):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("D", [1, 2, 17, 40])
-@pytest.mark.parametrize("nb", [1, 15, 16, 31, 32, 33, 64, 100])
+@pytest.mark.parametrize("nb", [1, 15, 16, 31, 32, 33, 48, 64, 100, 112, 120])
 @pytest.mark.parametrize("spherical", [False, True])
 def test_logprob_diag(hooks, dtype, D, nb, spherical):
     """Register-blocked rows (4 vectors: 16 or 32 rows on AVX2, 32 or 64 on
-    AVX-512) plus the row tail, against the reference and numpy."""
+    AVX-512), then the whole vectors left one at a time (48, 112 and 120
+    rows leave 1 to 3 of them at some width), then the row tail, against the
+    reference and numpy."""
     rng = np.random.default_rng(D * 1000 + nb)
     K = 1 if nb == 1 else 3
     xcT = rng.normal(size=(D, nb)).astype(dtype)
@@ -268,10 +270,12 @@ def test_logprob_diag(hooks, dtype, D, nb, spherical):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("D", [1, 5, 8, 15, 16, 17, 33])
+@pytest.mark.parametrize("D", [1, 5, 8, 12, 15, 16, 17, 33])
 @pytest.mark.parametrize("nb", [1, 3, 63, 64, 65, 130])
 @pytest.mark.parametrize("spherical", [False, True])
 def test_stats_diag(hooks, dtype, D, nb, spherical):
+    """float64: columns 8, 4 and 1 at a time (8 only on AVX-512), whatever
+    D leaves (12 = 8 + 4, 15 = 8 + 4 + 3 x 1), row tails of 1 to 3 rows."""
     rng = np.random.default_rng(D * 1000 + nb)
     K = 1 if nb == 1 else 3
     Dp = pad(D, 16 if dtype == np.float32 else 8)
