@@ -27,6 +27,7 @@ from fastem._kernels._gmm_c cimport (
 from fastem._kernels._kmeans_c cimport (
     fe_kpp_rows_f32, fe_kpp_rows_f64, fe_kpp_rows_ref_f32, fe_kpp_rows_ref_f64,
     fe_lowd_chunk_f32, fe_lowd_chunk_f64, fe_lowd_chunk_ref_f32, fe_lowd_chunk_ref_f64,
+    fe_moments_rows_f32, fe_moments_rows_f64, fe_moments_rows_ref_f32, fe_moments_rows_ref_f64,
     fe_row_argmin2_f32, fe_row_argmin2_ref_f32, fe_row_argmin_f32, fe_row_argmin_f64,
     fe_row_argmin_ref_f32, fe_row_argmin_ref_f64)
 
@@ -90,6 +91,24 @@ def row_argmin2_f32(const float[::1] dist, const float[::1] csq, bint ref):
     arg = (fe_row_argmin2_ref_f32 if ref else fe_row_argmin2_f32)(&dist[0], &csq[0], k,
                                                                   &best, &second)
     return arg, best, second
+
+
+def moments_rows(const floating[:, ::1] x, const floating[::1] sw,
+                 const double[::1] ref, const double[::1] start, bint ref_path):
+    """(s0, s1, s2) of the column-moment rows (csrc/fe_moments.h) added to
+    ``start`` = [s0, s1 (d), s2 (d)] (sw empty: unit weights)."""
+    cdef Py_ssize_t nb = x.shape[0], d = x.shape[1]
+    _need(nb >= 1 and d >= 1 and ref.shape[0] == d and start.shape[0] == 1 + 2 * d
+          and sw.shape[0] in (0, nb), "inconsistent shapes")
+    slot = np.array(start, dtype=np.float64)
+    cdef double[::1] s = slot
+    if floating is float:
+        (fe_moments_rows_ref_f32 if ref_path else fe_moments_rows_f32)(
+            &x[0, 0], nb, d, _opt(sw), &ref[0], &s[0], &s[1], &s[1 + d])
+    else:
+        (fe_moments_rows_ref_f64 if ref_path else fe_moments_rows_f64)(
+            &x[0, 0], nb, d, _opt(sw), &ref[0], &s[0], &s[1], &s[1 + d])
+    return slot[0], slot[1:1 + d], slot[1 + d:]
 
 
 def lowd_chunk(const floating[:, ::1] x, const floating[::1] sw,

@@ -1,7 +1,9 @@
-# The C helpers of the K-means kernels (csrc/fe_kmeans.h), declared once for
-# every module that calls them: _kmeans_common.pxd, _lloyd, _bounded,
-# _kmeanspp, and the test hooks of _csrc_check (each vector helper beside its
-# fe_<name>_ref_f32 / _f64 reference). The C header says what each computes.
+# The C helpers of the K-means kernels (csrc/fe_kmeans.h, fe_lowd.h, and
+# fe_moments.h: the column moments behind the frame shift and tolerance),
+# declared once for every module that calls them: _kmeans_common.pxd, _lloyd,
+# _bounded, _kmeanspp, _stats, and the test hooks of _csrc_check (each vector
+# helper beside its fe_<name>_ref_f32 / _f64 reference). The C header says
+# what each computes.
 from libc.stdint cimport int32_t, uint16_t
 
 cdef extern from "csrc/fe_kmeans.h" nogil:
@@ -69,3 +71,17 @@ cdef extern from "csrc/fe_lowd.h" nogil:
                                Py_ssize_t k, const double *sw, const double *shift,
                                const double *centres, int with_norms, int32_t *labels,
                                double *sums, double *wsum, double *tail)
+
+cdef extern from "csrc/fe_moments.h" nogil:
+    # column moments of nb rows about ref, added into s0, s1, s2 (float64)
+    void fe_moments_rows_f32(const float *x, Py_ssize_t nb, Py_ssize_t d, const float *sw,
+                             const double *ref, double *s0, double *s1, double *s2)
+    void fe_moments_rows_ref_f32(const float *x, Py_ssize_t nb, Py_ssize_t d,
+                                 const float *sw, const double *ref, double *s0,
+                                 double *s1, double *s2)
+    void fe_moments_rows_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
+                             const double *sw, const double *ref, double *s0,
+                             double *s1, double *s2)
+    void fe_moments_rows_ref_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
+                                 const double *sw, const double *ref, double *s0,
+                                 double *s1, double *s2)

@@ -7,21 +7,7 @@ from fastem._kernels._common cimport (
     Partitions, chunk_len, first_chunk, floating, partitions_free, partitions_init,
     partitions_sum, require, require_pass, slot_of)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
-
-
-cdef void _moments_rows(const floating *x, Py_ssize_t nb, Py_ssize_t d,
-                        const floating *sw, const double *ref,
-                        double *s0, double *s1, double *s2) noexcept nogil:
-    """Add w, w (x - ref) and w (x - ref)^2 of nb rows into the slot."""
-    cdef Py_ssize_t i, j
-    cdef double t, w
-    for i in range(nb):
-        w = sw[i] if sw != NULL else 1.0
-        s0[0] += w
-        for j in range(d):
-            t = <double>x[i * d + j] - ref[j]
-            s1[j] += w * t
-            s2[j] += w * (t * t)
+from fastem._kernels._kmeans_c cimport fe_moments_rows_f32, fe_moments_rows_f64
 
 
 def column_moments(const floating[:, ::1] X,
@@ -59,9 +45,14 @@ def column_moments(const floating[:, ::1] X,
                 if interrupted(&cancel):
                     break
                 start = c * chunk_rows
-                _moments_rows(&X[start, 0], chunk_len(&pt, c), d,
-                              swp + start if swp != NULL else NULL, &ref[0],
-                              slot, slot + 1, slot + 1 + d)
+                if floating is float:
+                    fe_moments_rows_f32(&X[start, 0], chunk_len(&pt, c), d,
+                                        swp + start if swp != NULL else NULL, &ref[0],
+                                        slot, slot + 1, slot + 1 + d)
+                else:
+                    fe_moments_rows_f64(&X[start, 0], chunk_len(&pt, c), d,
+                                        swp + start if swp != NULL else NULL, &ref[0],
+                                        slot, slot + 1, slot + 1 + d)
         partitions_sum(&pt, 0, 2 * d + 1, &sums[0])
     partitions_free(&pt)
     raise_pending(cancel)

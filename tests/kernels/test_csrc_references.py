@@ -347,3 +347,24 @@ def test_every_level_is_checked():
     unchecked on a CPU that runs it)."""
     assert LEVELS[0] == "baseline"
     assert set(built_levels("_csrc_check")) == set(built_levels("_lloyd"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 4, 7, 16, 17])
+@pytest.mark.parametrize("nb", [1, 5, 256])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_moments_rows(hooks, dtype, D, nb, weighted):
+    """Column moments with the sums in registers (D <= 16) or in memory
+    (D = 17, the reference itself), added to a slot that already holds
+    sums: the reference bit for bit, and numpy."""
+    rng = np.random.default_rng(D * 100 + nb)
+    x = (rng.normal(size=(nb, D)) * 3.0 + 10.0).astype(dtype)
+    sw = rng.uniform(0.1, 2.0, nb).astype(dtype) if weighted else np.empty(0, dtype)
+    ref = x[0].astype(np.float64)
+    start = rng.normal(size=1 + 2 * D)
+    s0, s1, s2 = both(hooks.moments_rows, x, sw, ref, start)
+    w = sw.astype(np.float64) if weighted else np.ones(nb)
+    t = x.astype(np.float64) - ref
+    assert_allclose(s0, start[0] + w.sum(), rtol=1e-12)
+    assert_allclose(s1, start[1:1 + D] + w @ t, rtol=1e-10, atol=1e-10)
+    assert_allclose(s2, start[1 + D:] + w @ (t * t), rtol=1e-10, atol=1e-10)
