@@ -14,6 +14,7 @@ from libc.stdint cimport int32_t, uint16_t
 
 from fastem._kernels._common cimport floating
 from fastem._kernels._gmm_c cimport (
+    fe_center_T_f32, fe_center_T_f64, fe_center_T_ref_f32, fe_center_T_ref_f64,
     fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_ref_f32, fe_estep_chol_ref_f64,
     fe_estep_chol_width, fe_estep_diag_f32, fe_estep_diag_f64, fe_estep_diag_ref_f32,
     fe_estep_diag_ref_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_logprob_diag_ref_f32,
@@ -200,6 +201,21 @@ def estep_diag(const floating[:, ::1] xcT, int K, const floating[::1] U,
         (fe_estep_diag_ref_f64 if ref else fe_estep_diag_f64)(
             &xcT[0, 0], nb, D, K, &U[0], &V[0], &const_k[0], &out[0, 0], rp)
     return lp, R
+
+
+def center_T(const floating[:, ::1] x, const floating[::1] c, bint ref):
+    """xcT (D x nb) = (x - c)^T of the chunk x (nb x D); c empty: the plain
+    transpose."""
+    cdef Py_ssize_t nb = x.shape[0]
+    cdef int D = x.shape[1]
+    _need(nb >= 1 and D >= 1 and c.shape[0] in (0, D), "inconsistent shapes")
+    out = np.empty((D, nb), np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] o = out
+    if floating is float:
+        (fe_center_T_ref_f32 if ref else fe_center_T_f32)(&x[0, 0], nb, D, _opt(c), &o[0, 0])
+    else:
+        (fe_center_T_ref_f64 if ref else fe_center_T_f64)(&x[0, 0], nb, D, _opt(c), &o[0, 0])
+    return out
 
 
 def logprob_diag(const floating[:, ::1] xcT, const floating[:, ::1] mu,

@@ -17,6 +17,10 @@ cdef extern from "csrc/fe_gmm.h" nogil:
                          double *xcT)
     void fe_center_T_f32(const float *x, Py_ssize_t nb, int D, const float *c,
                          float *xcT)
+    void fe_center_T_ref_f64(const double *x, Py_ssize_t nb, int D, const double *c,
+                             double *xcT)
+    void fe_center_T_ref_f32(const float *x, Py_ssize_t nb, int D, const float *c,
+                             float *xcT)
     void fe_features_T_f64(const double *xcT, Py_ssize_t nb, int D, int kind, int quad,
                            double *FT)
     void fe_features_T_f32(const float *xcT, Py_ssize_t nb, int D, int kind, int quad,

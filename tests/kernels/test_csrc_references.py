@@ -245,6 +245,22 @@ def test_stats_full(hooks, dtype, D, nb):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [1, 3, 4, 5, 8, 17])
+@pytest.mark.parametrize("nb", [1, 3, 4, 5, 31, 32, 33, 70])
+@pytest.mark.parametrize("centred", [False, True])
+def test_center_T(hooks, dtype, D, nb, centred):
+    """4 x 4 tiles plus the rows and columns past them (nb, D not multiples
+    of 4; blocks of 32 rows), with and without a centre: the reference bit
+    for bit and numpy exactly (signed zeros kept by the plain transpose)."""
+    rng = np.random.default_rng(D * 100 + nb)
+    x = rng.normal(size=(nb, D)).astype(dtype)
+    x[0, 0] = -0.0
+    c = rng.normal(size=D).astype(dtype) if centred else np.empty(0, dtype)
+    xcT = both(hooks.center_T, x, c)
+    same_bits(xcT, np.ascontiguousarray((x - c).T) if centred else np.ascontiguousarray(x.T))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("D", [1, 2, 17, 40])
 @pytest.mark.parametrize("nb", [1, 15, 16, 31, 32, 33, 48, 64, 100, 112, 120])
 @pytest.mark.parametrize("spherical", [False, True])

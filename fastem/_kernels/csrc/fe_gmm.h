@@ -250,7 +250,8 @@ FE_DEFINE_ARGMAX_COLS(fe_argmax_cols_f32, float)
 /* Centring and transposition: xcT[i, b] = x[b, i] - c[i] (D x nb, in the
  * data's precision), in blocks of 32 rows so that the strided reads stay in
  * L1 and the writes are contiguous. c NULL: the plain transpose (x - 0 is x
- * exactly, signed zeros and NaN included). */
+ * exactly, signed zeros and NaN included). The reference of fe_center_T_*
+ * (below, 4 x 4 tiles), which computes the same differences. */
 #define FE_DEFINE_CENTER_T(NAME, T)                                          \
 FE_HOT static void NAME(const T *restrict x, ptrdiff_t nb, int D,           \
                         const T *restrict c, T *restrict xcT)               \
@@ -266,8 +267,8 @@ FE_HOT static void NAME(const T *restrict x, ptrdiff_t nb, int D,           \
         }                                                                   \
     }                                                                       \
 }
-FE_DEFINE_CENTER_T(fe_center_T_f64, double)
-FE_DEFINE_CENTER_T(fe_center_T_f32, float)
+FE_DEFINE_CENTER_T(fe_center_T_ref_f64, double)
+FE_DEFINE_CENTER_T(fe_center_T_ref_f32, float)
 
 /* Quadratic features in float64, transposed (P x nb): FT = [1; xc; q(xc)]
  * with q = vech(xc xc^T) (pairs i <= j, i-major; kind 0), xc^2 (kind 2),
@@ -500,6 +501,63 @@ typedef float fe_nf __attribute__((vector_size(FE_NBYTES)));
 typedef double fe_nd __attribute__((vector_size(FE_NBYTES)));
 FE_DEFINE_VEC_IO(float, fe_nf, n32)
 FE_DEFINE_VEC_IO(double, fe_nd, n64)
+
+/* fe_center_T_ref in 4 x 4 tiles: four rows' runs of four columns are
+ * loaded as four vectors, transposed by two rounds of shuffles (pairs of
+ * rows interleaved, then pairs of pairs) and stored as four runs of four
+ * rows of the output, each minus its column's c; the element-wise
+ * differences are those of the reference, the scalar loop takes the rows and
+ * columns past the last whole tile. Per tile 4 loads, 8 shuffles, 4
+ * subtractions and 4 stores instead of 16 strided scalar loads. */
+#define FE_DEFINE_CENTER_T_TILES(NAME, T, V4, SUFFIX)                        \
+FE_DEFINE_VEC_IO(T, V4, SUFFIX)                                             \
+FE_HOT static void NAME(const T *restrict x, ptrdiff_t nb, int D,           \
+                        const T *restrict c, T *restrict xcT)               \
+{                                                                           \
+    const int D4 = D - D % 4;                                               \
+    for (ptrdiff_t b0 = 0; b0 < nb; b0 += 32) {                             \
+        const ptrdiff_t nblk = nb - b0 < 32 ? nb - b0 : 32;                 \
+        const ptrdiff_t nq = nblk - nblk % 4;                               \
+        const T *restrict xb = x + b0 * D;                                  \
+        for (int i = 0; i < D; ++i) {                                       \
+            const T ci = c != NULL ? c[i] : (T)0;                           \
+            T *restrict out = xcT + (ptrdiff_t)i * nb + b0;                 \
+            for (ptrdiff_t b = i < D4 ? nq : 0; b < nblk; ++b)              \
+                out[b] = xb[b * D + i] - ci;                                \
+        }                                                                   \
+        for (int i = 0; i < D4; i += 4) {                                   \
+            const T c0 = c != NULL ? c[i] : (T)0;                           \
+            const T c1 = c != NULL ? c[i + 1] : (T)0;                       \
+            const T c2 = c != NULL ? c[i + 2] : (T)0;                       \
+            const T c3 = c != NULL ? c[i + 3] : (T)0;                       \
+            T *restrict out = xcT + (ptrdiff_t)i * nb + b0;                 \
+            for (ptrdiff_t b = 0; b < nq; b += 4) {                         \
+                const T *restrict xr = xb + b * D + i;                      \
+                const V4 r0 = fe_vload_##SUFFIX(xr);                         \
+                const V4 r1 = fe_vload_##SUFFIX(xr + D);                     \
+                const V4 r2 = fe_vload_##SUFFIX(xr + 2 * D);                 \
+                const V4 r3 = fe_vload_##SUFFIX(xr + 3 * D);                 \
+                const V4 a0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);  \
+                const V4 a1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);  \
+                const V4 a2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);  \
+                const V4 a3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);  \
+                fe_vstore_##SUFFIX(out + b,                                  \
+                                   __builtin_shufflevector(a0, a2, 0, 1, 4, 5) - c0); \
+                fe_vstore_##SUFFIX(out + nb + b,                             \
+                                   __builtin_shufflevector(a0, a2, 2, 3, 6, 7) - c1); \
+                fe_vstore_##SUFFIX(out + 2 * nb + b,                         \
+                                   __builtin_shufflevector(a1, a3, 0, 1, 4, 5) - c2); \
+                fe_vstore_##SUFFIX(out + 3 * nb + b,                         \
+                                   __builtin_shufflevector(a1, a3, 2, 3, 6, 7) - c3); \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+}
+/* 4-lane vectors: the tiles here, the row lanes of fe_stats_diag_T_f64 */
+typedef double fe_d4 __attribute__((vector_size(32)));
+typedef float fe_f4 __attribute__((vector_size(16)));
+FE_DEFINE_CENTER_T_TILES(fe_center_T_f64, double, fe_d4, d4)
+FE_DEFINE_CENTER_T_TILES(fe_center_T_f32, float, fe_f4, f4)
 
 /* Full covariance: slot[k] += [N_k, S1_k, vech(S2_k)] (P = 1 + D + D(D+1)/2).
  * xp: padded chunk rows (nb x Dp), mp: padded references (K x Dp), gT:
@@ -1002,8 +1060,6 @@ FE_DEFINE_STATS_DIAG(fe_stats_diag_f32, float, fe_nf, n32, fe_sum_f32)
  * four columns, and four columns give eight independent chains (the row
  * kernel strides by a whole row between loads). Four columns at a time, then
  * the last D mod 4 one at a time. */
-typedef double fe_d4 __attribute__((vector_size(32)));
-FE_DEFINE_VEC_IO(double, fe_d4, d4)
 
 #define FE_DEFINE_STATS_DIAG_T_COLS(NAME, CW)                                \
 FE_INLINE void NAME(const double *restrict xT, ptrdiff_t nb,                \

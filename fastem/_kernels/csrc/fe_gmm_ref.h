@@ -454,6 +454,8 @@ FE_HOT static inline void fe_stats_sph_ref_f32(const float *restrict xcT, ptrdif
 #define fe_moments_f32 fe_moments_ref_f32
 #define fe_moments_f64 fe_moments_ref_f64
 #define fe_stats_sph_f32 fe_stats_sph_ref_f32
+#define fe_center_T_f64 fe_center_T_ref_f64
+#define fe_center_T_f32 fe_center_T_ref_f32
 #endif
 
 #endif
