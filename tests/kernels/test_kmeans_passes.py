@@ -112,3 +112,29 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
         assert_array_equal(labels, lab2)
         assert_allclose(sums, sums2, rtol=1e-9, atol=1e-9 * np.abs(sums2).max())
         assert_allclose(weights, w2, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k, d, offset", [(1, 3, 0.0), (2, 1, 0.0), (50, 7, 0.0),
+                                          (300, 64, 1e3), (64, 1536, 5.0)])
+def test_half_separations_bound_cdist(k, d, offset):
+    # bound_updates' half distances to the nearest other centre come from a
+    # GEMM less a rounding margin: never above scipy's exact pairwise
+    # distances (the bounds' safety), and close to them
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(k + d)
+    C = rng.standard_normal((k, d)) + offset
+    C[-1] = C[0] + 1e-3  # a close pair (k = 1: the centre itself)
+    _, half_sep = bound_updates(None, C)
+    exact = cdist(C, C)
+    np.fill_diagonal(exact, np.inf)
+    exact = 0.5 * exact.min(axis=1)
+    assert np.all(half_sep <= exact)
+    if k == 1:
+        assert half_sep[0] == np.inf
+    else:
+        # on squared distances, within the margin (2 (d + 4) eps times the
+        # norms) plus the GEMM's own rounding of the same size, and the
+        # outward rounding of bound_updates (1e-12 relative)
+        margin = 4 * (d + 4) * np.finfo(np.float64).eps * 2 * np.max(np.sum(C * C, axis=1))
+        assert_allclose((2 * half_sep) ** 2, (2 * exact) ** 2, rtol=1e-11, atol=margin)
