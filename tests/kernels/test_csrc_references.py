@@ -79,7 +79,7 @@ def test_kpp_rows(hooks, dtype, d, L, weighted):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [1, 3, 4, 5, 7, 8, 9, 16, 17, 33])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1024])
 @pytest.mark.parametrize("ties", [False, True])
 def test_row_argmin(hooks, dtype, k, ties):
     rng = np.random.default_rng(k)

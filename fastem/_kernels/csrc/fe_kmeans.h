@@ -478,6 +478,16 @@ static inline float fe_hmin_ps(__m256 v)
     return _mm_cvtss_f32(m);
 }
 
+#if defined(__AVX512F__)
+static inline int fe_reduce_min_epi32_256(__m256i v)
+{
+    __m128i m = _mm_min_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(m);
+}
+#endif
+
 static inline double fe_hmin_pd(__m256d v)
 {
     __m128d m = _mm_min_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
@@ -485,9 +495,82 @@ static inline double fe_hmin_pd(__m256d v)
     return _mm_cvtsd_f64(m);
 }
 
+#if defined(__AVX512F__)
+/* AVX-512 (the x86-64-v4 builds): one pass over the row in 16 (float) or
+ * 8 (double) lanes. Each lane keeps the smallest value it saw, the index
+ * where it first saw it (strict <, as the reference) and, for argmin2, its
+ * runner-up (min(m2, max(m1, v)): a value equal to the lane's minimum
+ * counts). Then the lanes are merged: the smallest value; the smallest
+ * index among the lanes holding it, which is the row's first occurrence
+ * (lane l only sees indices j = l mod 16); the second smallest among all
+ * runners-up and the minima of the other lanes. The values are the
+ * reference's additions dist[j] + csq[j], and min and max are exact, so
+ * the results are the reference's. The tail is read by a masked load, +inf
+ * past k (a lane that saw nothing keeps +inf and index 0, which merges as
+ * the reference's scan of a row of +inf does). */
+#include <limits.h>
+#define FE_DEFINE_ROW_ARGMIN_512(NAME, T, VT, IT, W, MASK, LOADU, MLOADU,      \
+                                 ADD, MINV, MAXV, SET1, CMP_MASK, REDUCE_MIN,  \
+                                 IMOV, IADD, ISET1, IREDUCE_MIN, ICMPEQ, FMOV,  \
+                                 LANE_INDICES)                                 \
+static inline ptrdiff_t NAME(const T *dist, const T *csq, ptrdiff_t k,        \
+                             T *best, T *second)                              \
+{                                                                             \
+    const VT inf = SET1((T)INFINITY);                                         \
+    VT m1 = inf, m2 = inf;                                                    \
+    IT idx = ISET1(0), jv = LANE_INDICES;                                     \
+    const IT step = ISET1(W);                                                 \
+    ptrdiff_t j = 0;                                                          \
+    for (; j < k; j += W) {                                                   \
+        VT v;                                                                 \
+        if (j + W <= k) {                                                     \
+            v = ADD(LOADU(dist + j), LOADU(csq + j));                         \
+        } else {                                                              \
+            MASK tail = (MASK)((1u << (k - j)) - 1u);                         \
+            v = ADD(MLOADU(inf, tail, dist + j), MLOADU(inf, tail, csq + j)); \
+        }                                                                     \
+        MASK lt = CMP_MASK(v, m1, _CMP_LT_OQ);                                \
+        if (second != NULL)                                                   \
+            m2 = MINV(m2, MAXV(m1, v));                                       \
+        m1 = FMOV(m1, lt, v);                                                 \
+        idx = IMOV(idx, lt, jv);                                              \
+        jv = IADD(jv, step);                                                  \
+    }                                                                         \
+    T b = REDUCE_MIN(m1);                                                     \
+    MASK at = CMP_MASK(m1, SET1(b), _CMP_EQ_OQ);                              \
+    int arg = IREDUCE_MIN(IMOV(ISET1(INT_MAX), at, idx));                     \
+    if (second != NULL) {                                                     \
+        MASK lane = at & ICMPEQ(idx, ISET1(arg));                             \
+        T r = REDUCE_MIN(m2), o = REDUCE_MIN(FMOV(m1, lane, inf));            \
+        *second = o < r ? o : r;                                              \
+    }                                                                         \
+    *best = b;                                                                \
+    return arg;                                                               \
+}
+FE_DEFINE_ROW_ARGMIN_512(fe_row_argmin_512_f32, float, __m512, __m512i, 16, __mmask16,
+                         _mm512_loadu_ps, _mm512_mask_loadu_ps, _mm512_add_ps,
+                         _mm512_min_ps, _mm512_max_ps, _mm512_set1_ps,
+                         _mm512_cmp_ps_mask, _mm512_reduce_min_ps,
+                         _mm512_mask_mov_epi32, _mm512_add_epi32, _mm512_set1_epi32,
+                         _mm512_reduce_min_epi32, _mm512_cmpeq_epi32_mask,
+                         _mm512_mask_mov_ps,
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                           13, 14, 15))
+FE_DEFINE_ROW_ARGMIN_512(fe_row_argmin_512_f64, double, __m512d, __m256i, 8, __mmask8,
+                         _mm512_loadu_pd, _mm512_mask_loadu_pd, _mm512_add_pd,
+                         _mm512_min_pd, _mm512_max_pd, _mm512_set1_pd,
+                         _mm512_cmp_pd_mask, _mm512_reduce_min_pd,
+                         _mm256_mask_mov_epi32, _mm256_add_epi32, _mm256_set1_epi32,
+                         fe_reduce_min_epi32_256, _mm256_cmpeq_epi32_mask,
+                         _mm512_mask_mov_pd, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#endif
+
 static inline ptrdiff_t fe_row_argmin_f32(const float *dist, const float *csq,
                                           ptrdiff_t k, float *best)
 {
+#if defined(__AVX512F__)
+    return fe_row_argmin_512_f32(dist, csq, k, best, NULL);
+#endif
     ptrdiff_t j, arg = 0;
     float m;
     if (k >= 8) {
@@ -532,6 +615,9 @@ static inline ptrdiff_t fe_row_argmin_f32(const float *dist, const float *csq,
 static inline ptrdiff_t fe_row_argmin_f64(const double *dist, const double *csq,
                                           ptrdiff_t k, double *best)
 {
+#if defined(__AVX512F__)
+    return fe_row_argmin_512_f64(dist, csq, k, best, NULL);
+#endif
     ptrdiff_t j, arg = 0;
     double m;
     if (k >= 4) {
@@ -576,6 +662,9 @@ static inline ptrdiff_t fe_row_argmin_f64(const double *dist, const double *csq,
 static inline ptrdiff_t fe_row_argmin2_f32(const float *dist, const float *csq,
                                            ptrdiff_t k, float *best, float *second)
 {
+#if defined(__AVX512F__)
+    return fe_row_argmin_512_f32(dist, csq, k, best, second);
+#endif
     if (k >= 8) {
         ptrdiff_t j, k8 = k & ~(ptrdiff_t)7;
         __m256 v1 = _mm256_set1_ps(INFINITY), v2 = v1;
