@@ -10,7 +10,8 @@ from libc.string cimport memset
 
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
-    chunk_len, first_chunk, floating, partitions_sum, require, slot_of)
+    chunk_len, first_chunk, floating, partitions_sum, partitions_sum_parallel, require,
+    slot_open)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
@@ -242,7 +243,7 @@ def bounded_pass(const floating[:, ::1] X,
         for p in prange(run.pt.n_parts, schedule='dynamic', num_threads=n_threads):
             tw = centre_pass_workspace(&run, omp_get_thread_num(), chunk_rows, d, k,
                                        sizeof(floating), True)
-            slot = slot_of(&run.pt, p)
+            slot = slot_open(&run.pt, p)
             for c in range(first_chunk(&run.pt, p), first_chunk(&run.pt, p + 1)):
                 if interrupted(&cancel):
                     break
@@ -260,7 +261,7 @@ def bounded_pass(const floating[:, ::1] X,
             memset(&sums[0, 0], 0, k * d * sizeof(double))
             memset(&weights[0], 0, k * sizeof(double))
         memset(counts, 0, 3 * sizeof(double))
-        partitions_sum(&run.pt, 0, k * d, &sums[0, 0])
+        partitions_sum_parallel(&run.pt, 0, k * d, &sums[0, 0], n_threads)
         partitions_sum(&run.pt, k * d, k, &weights[0])
         partitions_sum(&run.pt, k * d + k, 3, counts)
     centre_pass_close(&run)

@@ -88,7 +88,8 @@ from libc.string cimport memset
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, first_chunk, floating, padded_width,
-    partitions_free, partitions_init, partitions_sum, slot_of, workspaces_alloc)
+    partitions_free, partitions_init, partitions_sum, slot_of, slot_open,
+    workspaces_alloc)
 from fastem._kernels._gmm_c cimport (
     fe_argmax_cols_f32, fe_argmax_cols_f64, fe_center_T_f32, fe_center_T_f64,
     fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_width, fe_estep_diag_f32,
@@ -856,6 +857,7 @@ cdef double _run_pass(PassArgs *a, const floating *X, stats, int n_threads) exce
         for p in prange(pt.n_parts, schedule="dynamic", chunksize=1,
                         num_threads=n_threads):
             tid = omp_get_thread_num()
+            slot_open(&pt, p)
             slot_of(&pt, p)[KP] = _process_partition(
                 a, X, first_chunk(&pt, p), first_chunk(&pt, p + 1), slot_of(&pt, p),
                 ws + tid * per_thread, &cancel)

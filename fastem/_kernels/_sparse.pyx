@@ -50,7 +50,7 @@ from libc.math cimport sqrt
 from fastem._kernels._common cimport (
     Carver, Partitions, carve, carved_size, chunk_len, first_chunk, floating,
     n_partitions, partition_start, partitions_free, partitions_init,
-    partitions_sum, require, slot_of, workspaces_alloc)
+    partitions_sum, require, slot_of, slot_open, workspaces_alloc)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 
@@ -698,6 +698,7 @@ def bounded_pass(const floating[::1] data, const index_t[::1] indices,
             tid = omp_get_thread_num()
             tc = Carver(wsp + tid * per_thread, 0)
             tw = _bound_workspace(&tc, chunk_rows, kp)
+            slot_open(&pt, p)
             for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
                 if interrupted(&cancel):
                     break
@@ -770,6 +771,7 @@ def assigned_inertia(const floating[::1] data, const index_t[::1] indices,
         raise MemoryError("fastem: could not allocate the sparse inertia slots")
     with nogil:
         for p in prange(pt.n_parts, schedule='dynamic', num_threads=n_threads):
+            slot_open(&pt, p)
             for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
                 if interrupted(&cancel):
                     break

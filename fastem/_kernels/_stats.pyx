@@ -5,7 +5,7 @@ import numpy as np
 
 from fastem._kernels._common cimport (
     Partitions, chunk_len, first_chunk, floating, partitions_free, partitions_init,
-    partitions_sum, require, require_pass, slot_of)
+    partitions_sum, require, require_pass, slot_open)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_c cimport fe_moments_rows_f32, fe_moments_rows_f64
 
@@ -40,7 +40,7 @@ def column_moments(const floating[:, ::1] X,
         raise MemoryError("fastem: could not allocate the column-moment workspace")
     with nogil:
         for p in prange(pt.n_parts, schedule='dynamic', num_threads=n_threads):
-            slot = slot_of(&pt, p)
+            slot = slot_open(&pt, p)
             for c in range(first_chunk(&pt, p), first_chunk(&pt, p + 1)):
                 if interrupted(&cancel):
                     break

@@ -77,21 +77,4 @@
 #define FE_PREFETCH_L2(p) ((void)(p))
 #endif
 
-/* fe_write_zeros(p, bytes): memset(p, 0, bytes) in a function of its own.
- * Memory that a pass both allocates and zeroes (the partition slots of
- * _common.pxd) must be written, not calloc'ed: calloc's fresh pages stay the
- * shared zero page until written, and when a pass's first access to one is
- * a read (sum += ...), the write after it faults again and flushes the page
- * from every core's TLB. GCC turns malloc followed by memset(0) in one
- * function into calloc; behind a call it cannot inline it does not. */
-#if defined(__GNUC__)
-__attribute__((noinline, unused))
-#elif defined(_MSC_VER)
-__declspec(noinline)
-#endif
-static void fe_write_zeros(void *p, size_t bytes)
-{
-    memset(p, 0, bytes);
-}
-
 #endif
