@@ -18,7 +18,8 @@
  *    a result; the AVX2 k-means++ pass below uses the same lanes and tree.
  *
  * 2. Argmin over one row of a distance block, with AVX2 intrinsics in the
- *    x86-64-v3/v4 builds (GCC does not vectorise an argmin by itself).
+ *    x86-64-v3 builds and AVX-512 ones in the x86-64-v4 builds (GCC does
+ *    not vectorise an argmin by itself).
  *
  * 3. The row loop of the k-means++ candidate pass, measuring a row against
  *    all candidates at once (AVX2 in the x86-64-v3/v4 builds).
