@@ -25,6 +25,7 @@ from fastem._base import ModelFileMixin, check_data, unchanged_on_error
 from fastem._init import greedy_kmeans_plusplus, kmeans_parallel, random_rows
 from fastem._kernels import load_kernels
 from fastem._parallel import blas_single_threaded, chunk_rows
+from fastem._separation import half_separations
 from fastem._stats import column_mean_var, frame_shift
 from fastem._validation import (
     check_array,
@@ -703,31 +704,9 @@ def bound_updates(previous, centres):
         drift = np.zeros(centres.shape[0])
     else:
         drift = np.sqrt(np.square(now - previous).sum(axis=1)) * (1 + 1e-12)
-    half_sep = 0.5 * np.sqrt(_nearest_other_sqdist_below(now)) * (1 - 1e-12)
-    return drift, half_sep
-
-
-def _nearest_other_sqdist_below(centres):
-    """A lower bound on min_{j != i} ||c_i - c_j||^2 for each centre (float64).
-
-    The k x k squared distances come from one GEMM by the expansion
-    ||c_i||^2 + ||c_j||^2 - 2 c_i.c_j (an exact pairwise difference per pair,
-    as scipy's cdist does, costs k^2 d scalar operations on one thread: at
-    k = 1024, d = 1536 more than a whole Lloyd pass). Every term has an
-    absolute rounding error of at most about (d + 2) eps (||c_i||^2 +
-    ||c_j||^2) (eps = 2^-52, each dot product of d terms; the cross term is
-    bounded by the norms), so subtracting 2 (d + 4) eps times the norms
-    leaves a value no larger than the exact squared distance, as the bounds
-    require (the kernels' own expansion uses the same margin).
-    """
-    k, d = centres.shape
-    sq = np.einsum("ij,ij->i", centres, centres) * (1.0 - 2.0 * (d + 4) * EPS64)
-    between = centres @ centres.T
-    between *= -2.0
-    between += sq[:, None]
-    between += sq[None, :]
-    np.fill_diagonal(between, np.inf)
-    return np.maximum(between.min(axis=1), 0.0)
+    d = now.shape[1]
+    sqnorms = np.einsum("ij,ij->i", now, now)
+    return drift, half_separations(now, sqnorms, (d + 4) * EPS64)
 
 
 def _centres_from_sums(sums, weights, previous):

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from fastem._kernels import load_kernels
 from fastem._parallel import chunk_rows
+from fastem._separation import half_separations
 from fastem._validation import FLOAT_DTYPES
 
 _ks = load_kernels("_sparse")
@@ -422,10 +423,7 @@ class _Bounds:
             return np.zeros(k)
         c = centres64 if self.X.dtype == np.float64 else \
             centres64.astype(self.X.dtype).astype(np.float64)
-        sq = csq[:, None] + csq[None, :] - 2.0 * (c @ c.T)
-        sq -= 2.0 * err * (csq[:, None] + csq[None, :])  # the expansion's error
-        np.fill_diagonal(sq, np.inf)
-        return 0.5 * np.sqrt(np.maximum(sq.min(axis=1), 0.0)) * (1.0 - 1e-14)
+        return half_separations(c, csq, err)
 
 
 def _relocate_empty_clusters(X, sample_weight, labels, mindist, sums, weights):
