@@ -412,12 +412,7 @@ fe_lowd_chunk_##SUF(const T *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,      \
     __m256d in_lo = _mm256_setzero_pd(), in_hi = in_lo;                     \
     memset(&acc, 0, sizeof acc);                                            \
     switch (d) {                                                            \
-    FE_LOWD_CASE(BLOCK, 1) FE_LOWD_CASE(BLOCK, 2) FE_LOWD_CASE(BLOCK, 3)    \
-    FE_LOWD_CASE(BLOCK, 4) FE_LOWD_CASE(BLOCK, 5) FE_LOWD_CASE(BLOCK, 6)    \
-    FE_LOWD_CASE(BLOCK, 7) FE_LOWD_CASE(BLOCK, 8) FE_LOWD_CASE(BLOCK, 9)    \
-    FE_LOWD_CASE(BLOCK, 10) FE_LOWD_CASE(BLOCK, 11) FE_LOWD_CASE(BLOCK, 12) \
-    FE_LOWD_CASE(BLOCK, 13) FE_LOWD_CASE(BLOCK, 14) FE_LOWD_CASE(BLOCK, 15) \
-    FE_LOWD_CASE(BLOCK, 16)                                                 \
+    FE_FOR_D_1_TO_16(FE_LOWD_CASE, BLOCK)                                   \
     default: break; /* wider rows: the reference */                         \
     }                                                                       \
     _mm256_storeu_pd(acc.inertia, in_lo);                                   \

@@ -90,12 +90,7 @@ fe_moments_rows_##SUF(const T *x, ptrdiff_t nb, ptrdiff_t d, const T *sw,    \
                       const double *ref, double *s0, double *s1, double *s2) \
 {                                                                            \
     switch (d) {                                                             \
-    FE_MOMENTS_CASE(SUF, 1) FE_MOMENTS_CASE(SUF, 2) FE_MOMENTS_CASE(SUF, 3)  \
-    FE_MOMENTS_CASE(SUF, 4) FE_MOMENTS_CASE(SUF, 5) FE_MOMENTS_CASE(SUF, 6)  \
-    FE_MOMENTS_CASE(SUF, 7) FE_MOMENTS_CASE(SUF, 8) FE_MOMENTS_CASE(SUF, 9)  \
-    FE_MOMENTS_CASE(SUF, 10) FE_MOMENTS_CASE(SUF, 11) FE_MOMENTS_CASE(SUF, 12) \
-    FE_MOMENTS_CASE(SUF, 13) FE_MOMENTS_CASE(SUF, 14) FE_MOMENTS_CASE(SUF, 15) \
-    FE_MOMENTS_CASE(SUF, 16)                                                 \
+    FE_FOR_D_1_TO_16(FE_MOMENTS_CASE, SUF)                                   \
     default:                                                                 \
         fe_moments_rows_ref_##SUF(x, nb, d, sw, ref, s0, s1, s2);            \
     }                                                                        \

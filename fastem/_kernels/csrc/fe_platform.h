@@ -77,4 +77,11 @@
 #define FE_PREFETCH_L2(p) ((void)(p))
 #endif
 
+/* FE_FOR_D_1_TO_16(M, A): M(A, 1) M(A, 2) ... M(A, 16). The cases of the
+ * kernels that compile one loop per row width d <= 16, d a constant in each
+ * (the switches of fe_lowd.h and fe_moments.h). */
+#define FE_FOR_D_1_TO_16(M, A)                                               \
+    M(A, 1) M(A, 2) M(A, 3) M(A, 4) M(A, 5) M(A, 6) M(A, 7) M(A, 8)          \
+    M(A, 9) M(A, 10) M(A, 11) M(A, 12) M(A, 13) M(A, 14) M(A, 15) M(A, 16)
+
 #endif
