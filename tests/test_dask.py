@@ -17,7 +17,7 @@ from fastem.dask import _state, _tasks  # noqa: E402
 from fastem.dask._kmeans import lloyd_blocks  # noqa: E402
 from fastem.dask._blocks import (  # noqa: E402
     BLOCK_BYTES, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS, MIN_BLOCKS, Blocks, default_block_rows)
-from fastem.dask._reduce import map_reduce  # noqa: E402
+from fastem.dask._reduce import map_reduce, reduce_level, tree  # noqa: E402
 from fastem.dask._seeding import kmeans_parallel_blocks, weighted_random_rows  # noqa: E402
 
 from test_kmeans_parallel import reference_candidates  # noqa: E402
@@ -226,20 +226,51 @@ def test_bit_identical_for_any_chunking_and_worker_count(client):
         np.testing.assert_array_equal(a, b)
 
 
+def nest(a, b):
+    return (a, b)
+
+
+@pytest.mark.parametrize("n_parts", [1, 2, 3, 7, 16, 17, 40])
+def test_reduction_tree_is_the_same_wherever_its_levels_run(n_parts):
+    """Graph levels down to ``until`` partials, then the client: the same
+    pairing (neighbours first, an odd last one carried up) for any split."""
+    import dask
+
+    parts = [dask.delayed(i) for i in range(n_parts)]
+    level = list(range(n_parts))  # the reference: pairs of neighbours, level by level
+    while len(level) > 1:
+        level = [(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    for until in (1, 2, 3, 16):
+        got = reduce_level(dask.compute(*tree(parts, nest, until=until),
+                                        scheduler="sync"), nest)
+        assert got == level[0]
+
+
 @pytest.mark.parametrize("n_samples", [1, 4095, 4096 * 16, 4096 * 16 + 1, 3 * 10**6,
                                        2 * 10**7, 10**9])
 @pytest.mark.parametrize("n_features, dtype", [(1, np.float64), (16, np.float32),
                                                (32, np.float32), (784, np.float64)])
-def test_default_block_rows_is_the_largest_allowed_power_of_two(n_samples, n_features, dtype):
+def test_default_block_rows_cut_x_into_the_fewest_equal_blocks(n_samples, n_features, dtype):
     rows = default_block_rows(n_samples, n_features, dtype)
-    block_bytes = n_features * np.dtype(dtype).itemsize
+    row_bytes = n_features * np.dtype(dtype).itemsize
+    n_blocks = -(-n_samples // rows)
+    last = n_samples - (n_blocks - 1) * rows
 
-    def allowed(r):  # at most BLOCK_BYTES per block, at least MIN_BLOCKS blocks
-        return r * block_bytes <= BLOCK_BYTES and r * MIN_BLOCKS <= n_samples
+    def allowed(count):  # an even count >= MIN_BLOCKS holding X in blocks of at
+        # most BLOCK_BYTES and MAX_BLOCK_ROWS rows on average
+        return (count >= MIN_BLOCKS and count % 2 == 0
+                and n_samples * row_bytes <= count * BLOCK_BYTES
+                and n_samples <= count * MAX_BLOCK_ROWS)
 
-    assert rows & (rows - 1) == 0 and MIN_BLOCK_ROWS <= rows <= MAX_BLOCK_ROWS
-    assert allowed(rows) or rows == MIN_BLOCK_ROWS
-    assert not allowed(2 * rows) or rows == MAX_BLOCK_ROWS
+    assert MIN_BLOCK_ROWS <= rows
+    if rows == MIN_BLOCK_ROWS:  # small X: blocks of the smallest size
+        assert n_samples <= MIN_BLOCKS * MIN_BLOCK_ROWS or not allowed(n_blocks)
+    else:
+        assert allowed(n_blocks)
+        assert rows <= MAX_BLOCK_ROWS and (rows - 1) * row_bytes < BLOCK_BYTES
+        assert not any(allowed(c) for c in range(MIN_BLOCKS, n_blocks))  # the fewest
+        assert rows - n_blocks < last <= rows  # equal, but for rounding
     # the same data, chunked in any way, gets the same blocks
     X = da.zeros((n_samples, n_features), dtype=dtype, chunks=(max(1, n_samples // 3), -1))
     assert Blocks(X, persist=False).block_rows == rows

@@ -83,8 +83,9 @@ class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
     threads_per_task : int, default=1
         OpenMP threads of each block task (match the workers' threads).
     block_rows : int, default=None
-        Rows per block; None: the largest power of two giving at most 256 MiB
-        per block and at least 8 blocks (4096 rows at least).
+        Rows per block; None: X in equal blocks, as few as give at most
+        256 MiB per block, at least 8 and an even number of them (4096 rows
+        at least).
         The result depends on it (the order of the sums), never on X's own
         chunking.
     persist : 'auto' or bool, default='auto'

@@ -120,8 +120,9 @@ verbose, verbose_interval
     threads_per_task : int, default=1
         OpenMP threads of each block task.
     block_rows : int, default=None
-        Rows per block (None: the largest power of two giving at most 256 MiB
-        per block and at least 8 blocks, 4096 rows at least).
+        Rows per block (None: X in equal blocks, as few as give at most
+        256 MiB per block, at least 8 and an even number of them, 4096 rows
+        at least).
     persist : 'auto' or bool, default='auto'
         Keep the rechunked X in the workers' memory during the fit ('auto':
         when it takes at most half of the cluster's memory).

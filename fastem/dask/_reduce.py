@@ -2,7 +2,8 @@
 
 The combination order is fixed by the number of blocks only (pairs of
 neighbours, level by level), so the sums do not depend on which worker
-computed which block, nor when.
+computed which block, nor when. The tree's lower levels are tasks (down to
+``CLIENT_PARTIALS`` partial results), its last levels run on the client.
 
 On a distributed cluster each block task is pinned to one worker
 (``Blocks.place``): where the block is held if it was persisted. Work
@@ -15,6 +16,8 @@ rebuild state they do not find).
 """
 import uuid
 
+import dask
+
 # dask's task spec (the module is private, but it is what dask.delayed
 # itself builds, in every dask the extra allows: >= 2025.1)
 from dask._task_spec import DataNode, List, Task, TaskRef
@@ -23,6 +26,12 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 # seconds between two looks at the cluster while a pinned pass runs
 WATCH_S = 0.5
+# the last levels of the reduction tree run on the client, from at most this
+# many partial results: each combination in the graph is a task and a
+# transfer between workers (about 2-4 ms of CPU of the client, scheduler
+# and workers, which share the cores), while the client adds small partials
+# in microseconds. Partials are k x d (x d) float64 statistics per block.
+CLIENT_PARTIALS = 16
 
 
 def add(a, b):
@@ -56,34 +65,63 @@ def _ref(d):
     return None if d is None else TaskRef(d.key)
 
 
-def tree(parts, combine):
-    """Combine Delayed ``parts`` pairwise, neighbours first, in order."""
+def _pair_up(level, pair):
+    """The next level of the reduction tree: neighbours (0, 1), (2, 3), ...
+    combined by ``pair(a, b, i)`` (i: the pair's position); an odd last
+    item goes up as it is."""
+    return [pair(level[i], level[i + 1], i // 2) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)]
+
+
+def tree(parts, combine, until=CLIENT_PARTIALS):
+    """The lower levels of the reduction tree of Delayed ``parts``, as tasks.
+
+    Neighbours are combined pairwise, level by level, while more than
+    ``until`` items remain; returns that level (Delayed). ``reduce_level``
+    on their results finishes the same tree on the client.
+    """
     name = f"{combine.__name__}-{uuid.uuid4().hex}"
     tasks, level, depth = {}, [p.key for p in parts], 0
-    while len(level) > 1:
-        pairs = range(0, len(level), 2)
-        for i in pairs:
-            if i + 1 < len(level):
-                key = (name, depth, i // 2)
-                tasks[key] = Task(key, combine, TaskRef(level[i]), TaskRef(level[i + 1]))
-        level = [(name, depth, i // 2) if i + 1 < len(level) else level[i] for i in pairs]
+
+    def pair(a, b, i):
+        key = (name, depth, i)
+        tasks[key] = Task(key, combine, TaskRef(a), TaskRef(b))
+        return key
+
+    while len(level) > until:
+        level = _pair_up(level, pair)
         depth += 1
     if not tasks:
-        return parts[0]
-    return Delayed(level[0], _graph({name: MaterializedLayer(tasks)}, parts), layer=name)
+        return list(parts)
+    graph = _graph({name: MaterializedLayer(tasks)}, parts)
+    by_key = {p.key: p for p in parts}
+    return [by_key[key] if key in by_key else Delayed(key, graph, layer=name)
+            for key in level]
 
 
-def collect(parts):
-    """One Delayed computing the tuple of the Delayed ``parts``' results."""
-    key = f"collect-{uuid.uuid4().hex}"
-    layer = MaterializedLayer({key: Task(key, tuple, List(*(TaskRef(p.key) for p in parts)))})
-    return Delayed(key, _graph({key: layer}, parts))
+def reduce_level(values, combine):
+    """Finish the reduction tree on the client: ``values`` (the results of a
+    ``tree`` level, in order) combined by the same pairing."""
+    level = list(values)
+    while len(level) > 1:
+        level = _pair_up(level, lambda a, b, i: combine(a, b))
+    return level[0]
+
+
+def compute_reduced(parts, combine=add):
+    """The combined results of Delayed ``parts`` (any scheduler, not pinned)."""
+    return reduce_level(dask.compute(*tree(parts, combine)), combine)
+
+
+def _apply(func, head, params, index, start):
+    """A block task: ``func(x, w[, state], *params, index, start)``."""
+    return func(*head, *params, index, start)
 
 
 def block_tasks(func, blocks, *args, state=None, workers=None):
     """``func(x, w, *args, index, start)`` for every block, as Delayed.
 
-    ``args`` (parameters: centres, a PassSpec) are put in the graph once,
+    ``args`` (parameters: centres, a PassSpec) are one node of the graph,
     so each worker receives them once per pass. Keys are unique per call:
     two passes with equal inputs never share results that the first one's
     clean-up may release. ``state``: a list of per-block Delayed objects
@@ -93,13 +131,12 @@ def block_tasks(func, blocks, *args, state=None, workers=None):
     """
     token = uuid.uuid4().hex
     name, params = f"{func.__name__}-{token}", f"params-{token}"
-    param_keys = [(params, j) for j in range(len(args))]
-    layers = {params: MaterializedLayer({k: DataNode(k, a) for k, a in zip(param_keys, args)})}
+    layers = {params: MaterializedLayer({params: DataNode(params, args)})}
     by_worker = {}
     for i, (xb, wb) in enumerate(zip(blocks.x_blocks, blocks.w_blocks)):
         extra = () if state is None else (_ref(state[i]),)
-        task = Task((name, i), func, TaskRef(xb.key), _ref(wb), *extra,
-                    *(TaskRef(k) for k in param_keys), i, int(blocks.starts[i]))
+        task = Task((name, i), _apply, func, List(TaskRef(xb.key), _ref(wb), *extra),
+                    TaskRef(params), i, int(blocks.starts[i]))
         by_worker.setdefault(None if workers is None else workers[i], {})[(name, i)] = task
     layer_of = {}
     for n, (worker, tasks) in enumerate(by_worker.items()):
@@ -112,33 +149,37 @@ def block_tasks(func, blocks, *args, state=None, workers=None):
 
 
 def run_pass(blocks, build):
-    """Compute ``build(workers)`` (a Delayed built from pinned block tasks).
+    """The results of ``build(workers)`` (a list of Delayed built from
+    pinned block tasks), gathered by the client, in order.
 
     Without a distributed client: dask's local scheduler, nothing pinned.
     """
     workers = blocks.place()
     if workers is None:
-        return build(None).compute()
+        return list(dask.compute(*build(None)))
+    from distributed import wait
+
     client = blocks.client
     while True:
-        future = client.compute(build(workers))
+        futures = client.compute(build(workers))
         while True:
             try:
-                return future.result(timeout=WATCH_S)
+                wait(futures, timeout=WATCH_S)
+                return client.gather(futures)
             except TimeoutError:
                 if not blocks.alive():  # its pinned tasks would wait forever
-                    future.cancel()
+                    client.cancel(futures)
                     break
-        workers = blocks.place()
+        workers = blocks.place(refresh=True)
 
 
 def map_reduce(func, blocks, *args, combine=add, state=None):
     """Run ``func`` on every block and return the combined result (computed)."""
-    return run_pass(blocks, lambda workers: tree(
-        block_tasks(func, blocks, *args, state=state, workers=workers), combine))
+    return reduce_level(run_pass(blocks, lambda workers: tree(
+        block_tasks(func, blocks, *args, state=state, workers=workers), combine)), combine)
 
 
 def map_collect(func, blocks, *args, state=None):
     """Run ``func`` on every block and return the list of results, in order."""
-    return list(run_pass(blocks, lambda workers: collect(
-        block_tasks(func, blocks, *args, state=state, workers=workers))))
+    return run_pass(blocks, lambda workers: block_tasks(func, blocks, *args, state=state,
+                                                        workers=workers))

@@ -11,7 +11,7 @@ import numpy as np
 
 from fastem._init import KMeansParallel
 from fastem.dask import _tasks
-from fastem.dask._reduce import add, block_tasks, map_collect, map_reduce, tree
+from fastem.dask._reduce import block_tasks, compute_reduced, map_collect, map_reduce
 
 
 class BlockSeeding:
@@ -41,7 +41,7 @@ class BlockSeeding:
                             self.n_threads, state=self.state)
         done = dask.persist(*tasks)
         self.state = [t[0] for t in done]
-        return float(dask.compute(tree([t[1] for t in done], add))[0])
+        return float(compute_reduced([t[1] for t in done]))
 
     def sample(self, factor, seed):
         rows = map_collect(_tasks.parallel_sample, self.blocks, factor, seed,
