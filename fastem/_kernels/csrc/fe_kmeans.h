@@ -106,8 +106,11 @@ static inline double fe_sqnorm_f64(const double *a, ptrdiff_t n)
  * see greedy_kmeans_plusplus): exact, and it keeps them inside float32's
  * range whatever the data's scale. Rows are prefetched
  * FE_PREFETCH_ROWS ahead: after pruning they no longer form the
- * sequential stream the hardware prefetcher follows. */
-#define FE_PREFETCH_ROWS 6
+ * sequential stream the hardware prefetcher follows. (16 rows rather than
+ * 6: greedy k-means++ at N=1e6, D=64, K=1024 float32 took 14.1 s instead of
+ * 15.5 s, mean of 3 alternated runs on 2 Zen 5 cores; the bounded Lloyd
+ * pass, which shares the constant, did not change.) */
+#define FE_PREFETCH_ROWS 16
 
 static inline uint16_t fe_cand_bit(ptrdiff_t l)
 {
