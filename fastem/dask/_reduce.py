@@ -14,6 +14,7 @@ leaves (killed, lost), the pass is cancelled and submitted again on a new
 placement (lost blocks are recomputed from their source by dask; tasks
 rebuild state they do not find).
 """
+import asyncio
 import uuid
 
 import dask
@@ -166,7 +167,7 @@ def run_pass(blocks, build):
             try:
                 wait(futures, timeout=WATCH_S)
                 return client.gather(futures)
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
                 if not blocks.alive():  # its pinned tasks would wait forever
                     client.cancel(futures)
                     break
