@@ -112,6 +112,8 @@ class Blocks:
                          else [None] * len(self.x_blocks))
         self.starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
         self.workers = None
+        # the futures of the last pass, released once the next is submitted
+        self.last_pass = []
 
     def place(self, refresh=False):
         """The worker each block's tasks run on (None without a distributed

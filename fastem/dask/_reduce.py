@@ -122,9 +122,11 @@ def _apply(func, head, params, index, start):
 def block_tasks(func, blocks, *args, state=None, workers=None):
     """``func(x, w, *args, index, start)`` for every block, as Delayed.
 
-    ``args`` (parameters: centres, a PassSpec) are one node of the graph,
-    so each worker receives them once per pass. Keys are unique per call:
-    two passes with equal inputs never share results that the first one's
+    ``args`` (parameters: centres, a PassSpec) are one node of the graph
+    per worker, pinned with that worker's tasks: each worker receives them
+    once per pass, with its tasks (not from another worker, which would
+    add a transfer before its first task). Keys are unique per call: two
+    passes with equal inputs never share results that the first one's
     clean-up may release. ``state``: a list of per-block Delayed objects
     passed after ``w`` (k-means|| rows' state). ``workers``: the worker of
     each block (its tasks pinned there: one layer per worker, annotated),
@@ -132,14 +134,18 @@ def block_tasks(func, blocks, *args, state=None, workers=None):
     """
     token = uuid.uuid4().hex
     name, params = f"{func.__name__}-{token}", f"params-{token}"
-    layers = {params: MaterializedLayer({params: DataNode(params, args)})}
-    by_worker = {}
+    by_worker, params_of = {}, {}
     for i, (xb, wb) in enumerate(zip(blocks.x_blocks, blocks.w_blocks)):
+        worker = None if workers is None else workers[i]
+        tasks = by_worker.setdefault(worker, {})
+        if worker not in params_of:  # the worker's own copy of the parameters
+            key = params_of[worker] = (params, len(params_of))
+            tasks[key] = DataNode(key, args)
         extra = () if state is None else (_ref(state[i]),)
-        task = Task((name, i), _apply, func, List(TaskRef(xb.key), _ref(wb), *extra),
-                    TaskRef(params), i, int(blocks.starts[i]))
-        by_worker.setdefault(None if workers is None else workers[i], {})[(name, i)] = task
-    layer_of = {}
+        tasks[(name, i)] = Task((name, i), _apply, func,
+                                List(TaskRef(xb.key), _ref(wb), *extra),
+                                TaskRef(params_of[worker]), i, int(blocks.starts[i]))
+    layers, layer_of = {}, {}
     for n, (worker, tasks) in enumerate(by_worker.items()):
         pin = None if worker is None else dict(workers=[worker], allow_other_workers=False)
         layers[f"{name}-{n}"] = MaterializedLayer(tasks, annotations=pin)
@@ -163,6 +169,11 @@ def run_pass(blocks, build):
     client = blocks.client
     while True:
         futures = client.compute(build(workers))
+        # The last pass's results are released only now: a release sent
+        # just before the new graph would hold it back for the client's
+        # message batching interval (10 ms), and the scheduler's messages to
+        # the workers for theirs (5 ms).
+        blocks.last_pass = futures
         while True:
             try:
                 wait(futures, timeout=WATCH_S)
