@@ -848,6 +848,7 @@ cdef double _run_pass(PassArgs *a, const floating *X, stats, int n_threads) exce
     cdef char *ws = NULL
     per_thread = workspace_bytes(a.cov_type, a.K, a.D, a.B, sizeof(floating), a.stat_type)
     pt.slots = NULL
+    pt.raw = NULL
     if partitions_init(&pt, a.N, a.B, KP + 1) == 0:
         ws = workspaces_alloc(per_thread, n_threads, &raw)
     if ws == NULL:

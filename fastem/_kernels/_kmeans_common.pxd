@@ -128,6 +128,7 @@ cdef inline int centre_pass_open(CentrePass *run, Py_ssize_t n, Py_ssize_t d,
     _pass_workspace(&cv, chunk_rows, d, k, itemsize, bounded)
     run.per_thread = carved_size(&cv)
     run.pt.slots = NULL
+    run.pt.raw = NULL
     run.ws = NULL
     run.raw = NULL
     run.csq = malloc(k * itemsize)
