@@ -5,7 +5,8 @@ a plain C reference beside them (``fe_<name>_ref_f32/_f64``): the code that
 MSVC builds and ``FASTEM_PORTABLE_C=1`` builds run. Through the test hooks of
 ``fastem._kernels._csrc_check`` both run on the same inputs, in every SIMD
 variant built that this CPU runs (baseline: SSE2 code for the generic
-vectors; x86-64-v3: AVX2 and the intrinsics paths), and must agree bit for
+vectors; x86-64-v3: AVX2 and the intrinsics paths; x86-64-v4: their AVX-512
+parts), and must agree bit for
 bit, on edge sizes: one row, rows not a multiple of the vector or of a
 sub-block, one component, one feature, features around every padding width.
 A few numpy checks make sure that what agrees is also right.
@@ -101,11 +102,13 @@ def test_row_argmin(hooks, dtype, k, ties):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 8, 9, 16])
 @pytest.mark.parametrize("k", [1, 2, 3, 8, 17])
-@pytest.mark.parametrize("nb", [1, 7, 8, 37])
+@pytest.mark.parametrize("nb", [1, 7, 8, 16, 29, 37])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_lowd_chunk(hooks, dtype, d, k, nb, weighted):
     """The low-D Lloyd chunk (rows per lane, two argmin chains) against its
-    reference, bit for bit; and against numpy on exact data."""
+    reference, bit for bit; and against numpy on exact data. Row counts:
+    under one 8-row block, one, two 16-row blocks (x86-64-v4) with or
+    without an 8-row block and a tail."""
     rng = np.random.default_rng(d * 1000 + k * 10 + nb)
     x = rng.normal(scale=3.0, size=(nb, d)).astype(dtype) + dtype(100.0)
     shift = np.full(d, 100.0, dtype) + rng.normal(size=d).astype(dtype)

@@ -39,7 +39,10 @@
  * where it is strictly smaller, which again gives the first index of the
  * minimum. The block's float64 updates are the reference's element by
  * element, the inertia lanes one vector; rows past the last whole block go
- * through the reference. Same bits in every build
+ * through the reference. With AVX-512 (x86-64-v4) float rows go 16 at a
+ * time through the same chains (fe_lowd_block16_f32: half the vector
+ * instructions per row for the distances), then the two 8-row halves are
+ * updated in row order as two 8-row blocks would be. Same bits in every build
  * (tests/kernels/test_csrc_references.py). */
 #ifndef FE_LOWD_H
 #define FE_LOWD_H
@@ -149,9 +152,92 @@ FE_DEFINE_LOWD_REF(f64, double, fe_sqdist_f64, FE_LOWD_ROWS_F64)
         v_ = J == 0 ? MUL(t_, t_) : ADD(v_, MUL(t_, t_));                     \
     }
 
+/* The 8 rows of a float block from row i of the chunk after their
+ * nearest centres are known (min: the smallest distances, lab: their
+ * first indices): labels, changes, inertia lanes, then the rows' float64
+ * updates, the reference's operations element by element. */
+static inline __attribute__((always_inline)) void
+fe_lowd_update8_f32(const float *x, ptrdiff_t i, ptrdiff_t d, const float *sw,
+                    const float *shift, int with_norms, int32_t *labels,
+                    double *sums, double *wsum, __m256d *in_lo, __m256d *in_hi,
+                    fe_lowd_acc *acc, __m256 ma, __m256i lab)
+{
+    const float *xb = x + i * d;
+    ptrdiff_t r, j;
+    /* labels and changes, all 8 rows at once */
+    __m256i old = _mm256_loadu_si256((const __m256i *)(labels + i));
+    int same = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(lab, old)));
+    acc->changed += (double)(8 - __builtin_popcount((unsigned)same));
+    _mm256_storeu_si256((__m256i *)(labels + i), lab);
+    /* inertia lanes: w * (double)best, lane r for row i + r */
+    __m256d wlo = _mm256_set1_pd(1.0), whi = wlo;
+    if (sw != NULL) {
+        wlo = _mm256_cvtps_pd(_mm_loadu_ps(sw + i));
+        whi = _mm256_cvtps_pd(_mm_loadu_ps(sw + i + 4));
+    }
+    *in_lo = _mm256_add_pd(*in_lo, _mm256_mul_pd(wlo, _mm256_cvtps_pd(_mm256_castps256_ps128(ma))));
+    *in_hi = _mm256_add_pd(*in_hi, _mm256_mul_pd(whi, _mm256_cvtps_pd(_mm256_extractf128_ps(ma, 1))));
+    /* sums and weights, row by row (4 columns at a time) */
+    int32_t arg[8];
+    double wr[8];
+    _mm256_storeu_si256((__m256i *)arg, lab);
+    _mm256_storeu_pd(wr, wlo);
+    _mm256_storeu_pd(wr + 4, whi);
+    for (r = 0; r < 8; r++) {
+        const float *xr = xb + r * d;
+        double *sr = sums + (ptrdiff_t)arg[r] * d;
+        __m256d w = _mm256_set1_pd(wr[r]);
+        for (j = 0; j + 4 <= d; j += 4) {
+            __m128 v = _mm_loadu_ps(xr + j);
+            if (shift != NULL)
+                v = _mm_sub_ps(v, _mm_loadu_ps(shift + j));
+            _mm256_storeu_pd(sr + j, _mm256_add_pd(_mm256_loadu_pd(sr + j),
+                                                   _mm256_mul_pd(w, _mm256_cvtps_pd(v))));
+        }
+        for (; j < d; j++)
+            sr[j] += wr[r] * (double)(float)(xr[j] - (shift != NULL ? shift[j] : 0.0f));
+        wsum[arg[r]] += wr[r];
+        if (with_norms)
+            acc->norms[r] += wr[r] * (double)fe_sqdist_f32(xr, shift, d);
+    }
+}
+
+/* The shifted columns of the 8 rows of a float block from xb, in x0..x3
+ * (d == 4: two 4 x 4 transposes) or by gathers (x<J> for J < d). */
+#define FE_LOWD_LOAD8(xb, d, shift)                                          \
+    if (d == 4) {                                                             \
+        /* rows r and r + 4 in the two halves, then a 4 x 4 transpose per half */ \
+        __m256 a = _mm256_loadu2_m128(xb + 16, xb);                           \
+        __m256 b = _mm256_loadu2_m128(xb + 20, xb + 4);                       \
+        __m256 e = _mm256_loadu2_m128(xb + 24, xb + 8);                       \
+        __m256 f = _mm256_loadu2_m128(xb + 28, xb + 12);                      \
+        __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b);  \
+        __m256 t2 = _mm256_unpacklo_ps(e, f), t3 = _mm256_unpackhi_ps(e, f);  \
+        x0 = _mm256_shuffle_ps(t0, t2, 0x44);                                 \
+        x1 = _mm256_shuffle_ps(t0, t2, 0xEE);                                 \
+        x2 = _mm256_shuffle_ps(t1, t3, 0x44);                                 \
+        x3 = _mm256_shuffle_ps(t1, t3, 0xEE);                                 \
+        if (shift != NULL) {                                                  \
+            x0 = _mm256_sub_ps(x0, _mm256_set1_ps(shift[0]));                 \
+            x1 = _mm256_sub_ps(x1, _mm256_set1_ps(shift[1]));                 \
+            x2 = _mm256_sub_ps(x2, _mm256_set1_ps(shift[2]));                 \
+            x3 = _mm256_sub_ps(x3, _mm256_set1_ps(shift[3]));                 \
+        }                                                                     \
+    } else {                                                                  \
+        const __m256i rows = _mm256_mullo_epi32(                              \
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)d)); \
+        FE_LOWD_COLS(FE_LOWD_GATHER8)                                         \
+    }
+#define FE_LOWD_GATHER8(J)                                                   \
+        if (d > J) {                                                          \
+            x##J = _mm256_i32gather_ps(xb + J, rows, 4);                      \
+            if (shift != NULL)                                                \
+                x##J = _mm256_sub_ps(x##J, _mm256_set1_ps(shift[J]));         \
+        }
+
 /* The 8 rows of a float block from row i of the chunk: distances to every
- * centre, running minimum and first index in two chains, then the rows'
- * float64 updates: the reference's operations element by element. */
+ * centre, running minimum and first index in two chains, then
+ * fe_lowd_update8_f32. */
 static inline __attribute__((always_inline)) void
 fe_lowd_block8_f32(const float *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
                    const float *sw, const float *shift, const float *centres,
@@ -159,40 +245,11 @@ fe_lowd_block8_f32(const float *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
                    __m256d *in_lo, __m256d *in_hi, fe_lowd_acc *acc)
 {
     const float *xb = x + i * d;
-    ptrdiff_t c, r, j, h = k / 2;
+    ptrdiff_t c, h = k / 2;
 #define FE_LOWD_DECL(J) __m256 x##J = _mm256_setzero_ps();
     FE_LOWD_COLS(FE_LOWD_DECL)
 #undef FE_LOWD_DECL
-    if (d == 4) {
-        /* rows r and r + 4 in the two halves, then a 4 x 4 transpose per half */
-        __m256 a = _mm256_loadu2_m128(xb + 16, xb);
-        __m256 b = _mm256_loadu2_m128(xb + 20, xb + 4);
-        __m256 e = _mm256_loadu2_m128(xb + 24, xb + 8);
-        __m256 f = _mm256_loadu2_m128(xb + 28, xb + 12);
-        __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b);
-        __m256 t2 = _mm256_unpacklo_ps(e, f), t3 = _mm256_unpackhi_ps(e, f);
-        x0 = _mm256_shuffle_ps(t0, t2, 0x44);
-        x1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        x2 = _mm256_shuffle_ps(t1, t3, 0x44);
-        x3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        if (shift != NULL) {
-            x0 = _mm256_sub_ps(x0, _mm256_set1_ps(shift[0]));
-            x1 = _mm256_sub_ps(x1, _mm256_set1_ps(shift[1]));
-            x2 = _mm256_sub_ps(x2, _mm256_set1_ps(shift[2]));
-            x3 = _mm256_sub_ps(x3, _mm256_set1_ps(shift[3]));
-        }
-    } else {
-        const __m256i rows = _mm256_mullo_epi32(
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)d));
-#define FE_LOWD_GATHER(J)                                                    \
-        if (d > J) {                                                          \
-            x##J = _mm256_i32gather_ps(xb + J, rows, 4);                      \
-            if (shift != NULL)                                                \
-                x##J = _mm256_sub_ps(x##J, _mm256_set1_ps(shift[J]));         \
-        }
-        FE_LOWD_COLS(FE_LOWD_GATHER)
-#undef FE_LOWD_GATHER
-    }
+    FE_LOWD_LOAD8(xb, d, shift)
 #define FE_LOWD_T8(J) FE_LOWD_TERM(__m256, _mm256_sub_ps, _mm256_mul_ps, _mm256_add_ps, \
                                    _mm256_set1_ps, J)
 #define FE_LOWD_DIST8(OUT, CR)                                               \
@@ -238,44 +295,117 @@ fe_lowd_block8_f32(const float *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
 #undef FE_LOWD_STEP8
 #undef FE_LOWD_DIST8
 #undef FE_LOWD_T8
-    /* labels and changes, all 8 rows at once */
-    __m256i lab = _mm256_castps_si256(ia);
-    __m256i old = _mm256_loadu_si256((const __m256i *)(labels + i));
-    int same = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(lab, old)));
-    acc->changed += (double)(8 - __builtin_popcount((unsigned)same));
-    _mm256_storeu_si256((__m256i *)(labels + i), lab);
-    /* inertia lanes: w * (double)best, lane r for row i + r */
-    __m256d wlo = _mm256_set1_pd(1.0), whi = wlo;
-    if (sw != NULL) {
-        wlo = _mm256_cvtps_pd(_mm_loadu_ps(sw + i));
-        whi = _mm256_cvtps_pd(_mm_loadu_ps(sw + i + 4));
-    }
-    *in_lo = _mm256_add_pd(*in_lo, _mm256_mul_pd(wlo, _mm256_cvtps_pd(_mm256_castps256_ps128(ma))));
-    *in_hi = _mm256_add_pd(*in_hi, _mm256_mul_pd(whi, _mm256_cvtps_pd(_mm256_extractf128_ps(ma, 1))));
-    /* sums and weights, row by row (4 columns at a time) */
-    int32_t arg[8];
-    double wr[8];
-    _mm256_storeu_si256((__m256i *)arg, lab);
-    _mm256_storeu_pd(wr, wlo);
-    _mm256_storeu_pd(wr + 4, whi);
-    for (r = 0; r < 8; r++) {
-        const float *xr = xb + r * d;
-        double *sr = sums + (ptrdiff_t)arg[r] * d;
-        __m256d w = _mm256_set1_pd(wr[r]);
-        for (j = 0; j + 4 <= d; j += 4) {
-            __m128 v = _mm_loadu_ps(xr + j);
-            if (shift != NULL)
-                v = _mm_sub_ps(v, _mm_loadu_ps(shift + j));
-            _mm256_storeu_pd(sr + j, _mm256_add_pd(_mm256_loadu_pd(sr + j),
-                                                   _mm256_mul_pd(w, _mm256_cvtps_pd(v))));
-        }
-        for (; j < d; j++)
-            sr[j] += wr[r] * (double)(float)(xr[j] - (shift != NULL ? shift[j] : 0.0f));
-        wsum[arg[r]] += wr[r];
-        if (with_norms)
-            acc->norms[r] += wr[r] * (double)fe_sqdist_f32(xr, shift, d);
-    }
+    fe_lowd_update8_f32(x, i, d, sw, shift, with_norms, labels, sums, wsum, in_lo,
+                        in_hi, acc, ma, _mm256_castps_si256(ia));
 }
+
+#if defined(__AVX512F__)
+/* The 16 rows of two float blocks from row i of the chunk (x86-64-v4):
+ * fe_lowd_block8_f32's distances and chains with 16 lanes, the columns
+ * loaded as two 8-row blocks; then each 8-row half is updated in row order
+ * (fe_lowd_update8_f32), as two block8 calls would: the same bits. */
+static inline __attribute__((always_inline)) void
+fe_lowd_block16_f32(const float *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
+                    const float *sw, const float *shift, const float *centres,
+                    int with_norms, int32_t *labels, double *sums, double *wsum,
+                    __m256d *in_lo, __m256d *in_hi, fe_lowd_acc *acc)
+{
+    ptrdiff_t c, h = k / 2;
+#define FE_LOWD_DECL(J) __m512 z##J = _mm512_setzero_ps();
+    FE_LOWD_COLS(FE_LOWD_DECL)
+#undef FE_LOWD_DECL
+    {
+        const float *xb = x + i * d;
+#define FE_LOWD_DECL(J) __m256 x##J = _mm256_setzero_ps();
+        FE_LOWD_COLS(FE_LOWD_DECL)
+#undef FE_LOWD_DECL
+#define FE_LOWD_LOW(J) if (d > J) z##J = _mm512_castps256_ps512(x##J);
+#define FE_LOWD_HIGH(J) if (d > J) z##J = _mm512_insertf32x8(z##J, x##J, 1);
+        FE_LOWD_LOAD8(xb, d, shift)
+        FE_LOWD_COLS(FE_LOWD_LOW)
+        xb += 8 * d;
+        FE_LOWD_LOAD8(xb, d, shift)
+        FE_LOWD_COLS(FE_LOWD_HIGH)
+#undef FE_LOWD_LOW
+#undef FE_LOWD_HIGH
+    }
+#define FE_LOWD_T16(J)                                                       \
+    if (d > J) {                                                              \
+        __m512 t_ = _mm512_sub_ps(z##J, _mm512_set1_ps(cr_[J]));              \
+        v_ = J == 0 ? _mm512_mul_ps(t_, t_) : _mm512_add_ps(v_, _mm512_mul_ps(t_, t_)); \
+    }
+#define FE_LOWD_DIST16(OUT, CR)                                              \
+    do {                                                                      \
+        const float *cr_ = (CR);                                              \
+        __m512 v_ = _mm512_setzero_ps();                                      \
+        FE_LOWD_COLS(FE_LOWD_T16)                                             \
+        OUT = v_;                                                             \
+    } while (0)
+    /* min_ps(v, m) is v < m ? v : m: the reference's strict test */
+#define FE_LOWD_STEP16(M, I, CV)                                             \
+    do {                                                                      \
+        __m512 v;                                                             \
+        FE_LOWD_DIST16(v, centres + c_ * d);                                  \
+        I = _mm512_mask_mov_epi32(I, _mm512_cmp_ps_mask(v, M, _CMP_LT_OQ), CV); \
+        M = _mm512_min_ps(v, M);                                              \
+    } while (0)
+    __m512 ma, mb;
+    __m512i ia = _mm512_setzero_si512();
+    FE_LOWD_DIST16(ma, centres);
+    if (h > 0) {
+        const __m512i one = _mm512_set1_epi32(1);
+        __m512i ca = _mm512_setzero_si512(), cb = _mm512_set1_epi32((int)h), ib = cb;
+        ptrdiff_t c_;
+        FE_LOWD_DIST16(mb, centres + h * d);
+        for (c = 1; c < h; c++) {
+            ca = _mm512_add_epi32(ca, one);
+            cb = _mm512_add_epi32(cb, one);
+            c_ = c;
+            FE_LOWD_STEP16(ma, ia, ca);
+            c_ = h + c;
+            FE_LOWD_STEP16(mb, ib, cb);
+        }
+        if (2 * h < k) {  /* k odd: the second chain's last centre */
+            c_ = k - 1;
+            FE_LOWD_STEP16(mb, ib, _mm512_set1_epi32((int)(k - 1)));
+        }
+        __mmask16 lt = _mm512_cmp_ps_mask(mb, ma, _CMP_LT_OQ);
+        ma = _mm512_mask_mov_ps(ma, lt, mb);
+        ia = _mm512_mask_mov_epi32(ia, lt, ib);
+    }
+#undef FE_LOWD_STEP16
+#undef FE_LOWD_DIST16
+#undef FE_LOWD_T16
+    fe_lowd_update8_f32(x, i, d, sw, shift, with_norms, labels, sums, wsum, in_lo,
+                        in_hi, acc, _mm512_castps512_ps256(ma),
+                        _mm512_castsi512_si256(ia));
+    fe_lowd_update8_f32(x, i + 8, d, sw, shift, with_norms, labels, sums, wsum, in_lo,
+                        in_hi, acc, _mm512_extractf32x8_ps(ma, 1),
+                        _mm512_extracti32x8_epi32(ia, 1));
+}
+#endif
+
+/* Whole float blocks from row 0 of the chunk (16 rows at a time with
+ * AVX-512, then 8); returns the first row not done. */
+static inline __attribute__((always_inline)) ptrdiff_t
+fe_lowd_blocks_f32(const float *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,
+                   const float *sw, const float *shift, const float *centres,
+                   int with_norms, int32_t *labels, double *sums, double *wsum,
+                   __m256d *in_lo, __m256d *in_hi, fe_lowd_acc *acc)
+{
+    ptrdiff_t i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= nb; i += 16)
+        fe_lowd_block16_f32(x, i, d, k, sw, shift, centres, with_norms, labels, sums,
+                            wsum, in_lo, in_hi, acc);
+#endif
+    for (; i + 8 <= nb; i += 8)
+        fe_lowd_block8_f32(x, i, d, k, sw, shift, centres, with_norms, labels, sums,
+                           wsum, in_lo, in_hi, acc);
+    return i;
+}
+#undef FE_LOWD_LOAD8
+#undef FE_LOWD_GATHER8
 
 /* The same for a block of 4 double rows. */
 static inline __attribute__((always_inline)) void
@@ -391,15 +521,28 @@ fe_lowd_block4_f64(const double *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
 }
 #undef FE_LOWD_TERM
 
+/* Whole double blocks from row 0 of the chunk; returns the first row not done. */
+static inline __attribute__((always_inline)) ptrdiff_t
+fe_lowd_blocks_f64(const double *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,
+                   const double *sw, const double *shift, const double *centres,
+                   int with_norms, int32_t *labels, double *sums, double *wsum,
+                   __m256d *in_lo, __m256d *in_hi, fe_lowd_acc *acc)
+{
+    ptrdiff_t i = 0;
+    for (; i + 4 <= nb; i += 4)
+        fe_lowd_block4_f64(x, i, d, k, sw, shift, centres, with_norms, labels, sums,
+                           wsum, in_lo, in_hi, acc);
+    return i;
+}
+
 /* The chunk: whole blocks with d a compile-time constant, the inertia
  * lanes stored back, the rest of the rows by the reference. */
-#define FE_LOWD_CASE(BLOCK, D)                                               \
+#define FE_LOWD_CASE(BLOCKS, D)                                              \
     case D:                                                                   \
-        for (; i + R <= nb; i += R)                                           \
-            BLOCK(x, i, D, k, sw, shift, centres, with_norms, labels, sums,   \
-                  wsum, &in_lo, &in_hi, &acc);                                \
+        i = BLOCKS(x, nb, D, k, sw, shift, centres, with_norms, labels, sums, \
+                   wsum, &in_lo, &in_hi, &acc);                               \
         break;
-#define FE_DEFINE_LOWD_CHUNK(SUF, T, BLOCK, R_)                              \
+#define FE_DEFINE_LOWD_CHUNK(SUF, T, BLOCKS, R_)                              \
 static inline void                                                          \
 fe_lowd_chunk_##SUF(const T *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,      \
                     const T *sw, const T *shift, const T *centres,           \
@@ -412,7 +555,7 @@ fe_lowd_chunk_##SUF(const T *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,      \
     __m256d in_lo = _mm256_setzero_pd(), in_hi = in_lo;                     \
     memset(&acc, 0, sizeof acc);                                            \
     switch (d) {                                                            \
-    FE_FOR_D_1_TO_16(FE_LOWD_CASE, BLOCK)                                   \
+    FE_FOR_D_1_TO_16(FE_LOWD_CASE, BLOCKS)                                  \
     default: break; /* wider rows: the reference */                         \
     }                                                                       \
     _mm256_storeu_pd(acc.inertia, in_lo);                                   \
@@ -421,8 +564,8 @@ fe_lowd_chunk_##SUF(const T *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,      \
                            labels, sums, wsum, &acc);                       \
     fe_lowd_close(&acc, R, tail);                                           \
 }
-FE_DEFINE_LOWD_CHUNK(f32, float, fe_lowd_block8_f32, FE_LOWD_ROWS_F32)
-FE_DEFINE_LOWD_CHUNK(f64, double, fe_lowd_block4_f64, FE_LOWD_ROWS_F64)
+FE_DEFINE_LOWD_CHUNK(f32, float, fe_lowd_blocks_f32, FE_LOWD_ROWS_F32)
+FE_DEFINE_LOWD_CHUNK(f64, double, fe_lowd_blocks_f64, FE_LOWD_ROWS_F64)
 #undef FE_LOWD_CASE
 #undef FE_LOWD_COLS
 
