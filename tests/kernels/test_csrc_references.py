@@ -107,8 +107,9 @@ def test_row_argmin(hooks, dtype, k, ties):
 def test_lowd_chunk(hooks, dtype, d, k, nb, weighted):
     """The low-D Lloyd chunk (rows per lane, two argmin chains) against its
     reference, bit for bit; and against numpy on exact data. Row counts:
-    under one 8-row block, one, two 16-row blocks (x86-64-v4) with or
-    without an 8-row block and a tail."""
+    under one block, one and two blocks of the AVX-512 width (16 float, 8
+    double rows on x86-64-v4), with or without an AVX2-width block and a
+    tail."""
     rng = np.random.default_rng(d * 1000 + k * 10 + nb)
     x = rng.normal(scale=3.0, size=(nb, d)).astype(dtype) + dtype(100.0)
     shift = np.full(d, 100.0, dtype) + rng.normal(size=d).astype(dtype)

@@ -40,9 +40,10 @@
  * minimum. The block's float64 updates are the reference's element by
  * element, the inertia lanes one vector; rows past the last whole block go
  * through the reference. With AVX-512 (x86-64-v4) float rows go 16 at a
- * time through the same chains (fe_lowd_block16_f32: half the vector
- * instructions per row for the distances), then the two 8-row halves are
- * updated in row order as two 8-row blocks would be. Same bits in every build
+ * time, double rows 8, through the same chains (fe_lowd_block16_f32,
+ * fe_lowd_block8_f64: half the vector instructions per row for the
+ * distances), then the two halves are updated in row order as two blocks
+ * of the AVX2 width would be. Same bits in every build
  * (tests/kernels/test_csrc_references.py). */
 #ifndef FE_LOWD_H
 #define FE_LOWD_H
@@ -407,7 +408,79 @@ fe_lowd_blocks_f32(const float *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,
 #undef FE_LOWD_LOAD8
 #undef FE_LOWD_GATHER8
 
-/* The same for a block of 4 double rows. */
+/* The 4 rows of a double block from row i of the chunk after their
+ * nearest centres are known (min: the smallest distances, arg: their first
+ * indices, 64-bit): inertia lanes, then the rows' updates in order. */
+static inline __attribute__((always_inline)) void
+fe_lowd_update4_f64(const double *x, ptrdiff_t i, ptrdiff_t d, const double *sw,
+                    const double *shift, int with_norms, int32_t *labels,
+                    double *sums, double *wsum, __m256d *in_lo, fe_lowd_acc *acc,
+                    __m256d ma, __m256i lab)
+{
+    const double *xb = x + i * d;
+    ptrdiff_t r, j;
+    long long arg[4];
+    double wr[4];
+    _mm256_storeu_si256((__m256i *)arg, lab);
+    __m256d wv = sw != NULL ? _mm256_loadu_pd(sw + i) : _mm256_set1_pd(1.0);
+    _mm256_storeu_pd(wr, wv);
+    *in_lo = _mm256_add_pd(*in_lo, _mm256_mul_pd(wv, ma));
+    for (r = 0; r < 4; r++) {
+        const double *xr = xb + r * d;
+        double *sr = sums + (ptrdiff_t)arg[r] * d;
+        __m256d w = _mm256_set1_pd(wr[r]);
+        for (j = 0; j + 4 <= d; j += 4) {
+            __m256d v = _mm256_loadu_pd(xr + j);
+            if (shift != NULL)
+                v = _mm256_sub_pd(v, _mm256_loadu_pd(shift + j));
+            _mm256_storeu_pd(sr + j, _mm256_add_pd(_mm256_loadu_pd(sr + j),
+                                                   _mm256_mul_pd(w, v)));
+        }
+        for (; j < d; j++)
+            sr[j] += wr[r] * (xr[j] - (shift != NULL ? shift[j] : 0.0));
+        wsum[arg[r]] += wr[r];
+        if (with_norms)
+            acc->norms[r] += wr[r] * fe_sqdist_f64(xr, shift, d);
+        if (labels[i + r] != (int32_t)arg[r]) {
+            acc->changed += 1.0;
+            labels[i + r] = (int32_t)arg[r];
+        }
+    }
+}
+
+/* The shifted columns of the 4 rows of a double block from xb, in x0..x3
+ * (d == 4: a 4 x 4 transpose) or by gathers (x<J> for J < d). */
+#define FE_LOWD_LOAD4(xb, d, shift)                                          \
+    if (d == 4) {                                                            \
+        __m256d a = _mm256_loadu_pd(xb), b = _mm256_loadu_pd(xb + 4);        \
+        __m256d e = _mm256_loadu_pd(xb + 8), f = _mm256_loadu_pd(xb + 12);   \
+        __m256d t0 = _mm256_unpacklo_pd(a, b), t1 = _mm256_unpackhi_pd(a, b);\
+        __m256d t2 = _mm256_unpacklo_pd(e, f), t3 = _mm256_unpackhi_pd(e, f);\
+        x0 = _mm256_permute2f128_pd(t0, t2, 0x20);                           \
+        x1 = _mm256_permute2f128_pd(t1, t3, 0x20);                           \
+        x2 = _mm256_permute2f128_pd(t0, t2, 0x31);                           \
+        x3 = _mm256_permute2f128_pd(t1, t3, 0x31);                           \
+        if (shift != NULL) {                                                 \
+            x0 = _mm256_sub_pd(x0, _mm256_set1_pd(shift[0]));                \
+            x1 = _mm256_sub_pd(x1, _mm256_set1_pd(shift[1]));                \
+            x2 = _mm256_sub_pd(x2, _mm256_set1_pd(shift[2]));                \
+            x3 = _mm256_sub_pd(x3, _mm256_set1_pd(shift[3]));                \
+        }                                                                    \
+    } else {                                                                 \
+        const __m128i rows = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3),     \
+                                             _mm_set1_epi32((int)d));        \
+        FE_LOWD_COLS(FE_LOWD_GATHER4)                                        \
+    }
+#define FE_LOWD_GATHER4(J)                                                   \
+        if (d > J) {                                                          \
+            x##J = _mm256_i32gather_pd(xb + J, rows, 8);                      \
+            if (shift != NULL)                                                \
+                x##J = _mm256_sub_pd(x##J, _mm256_set1_pd(shift[J]));         \
+        }
+
+/* The 4 rows of a double block from row i of the chunk: distances to every
+ * centre, running minimum and first index in two chains, then
+ * fe_lowd_update4_f64. */
 static inline __attribute__((always_inline)) void
 fe_lowd_block4_f64(const double *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
                    const double *sw, const double *shift, const double *centres,
@@ -415,38 +488,12 @@ fe_lowd_block4_f64(const double *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
                    __m256d *in_lo, __m256d *in_hi, fe_lowd_acc *acc)
 {
     const double *xb = x + i * d;
-    ptrdiff_t c, r, j, h = k / 2;
+    ptrdiff_t c, h = k / 2;
     (void)in_hi;
 #define FE_LOWD_DECL(J) __m256d x##J = _mm256_setzero_pd();
     FE_LOWD_COLS(FE_LOWD_DECL)
 #undef FE_LOWD_DECL
-    if (d == 4) {
-        __m256d a = _mm256_loadu_pd(xb), b = _mm256_loadu_pd(xb + 4);
-        __m256d e = _mm256_loadu_pd(xb + 8), f = _mm256_loadu_pd(xb + 12);
-        __m256d t0 = _mm256_unpacklo_pd(a, b), t1 = _mm256_unpackhi_pd(a, b);
-        __m256d t2 = _mm256_unpacklo_pd(e, f), t3 = _mm256_unpackhi_pd(e, f);
-        x0 = _mm256_permute2f128_pd(t0, t2, 0x20);
-        x1 = _mm256_permute2f128_pd(t1, t3, 0x20);
-        x2 = _mm256_permute2f128_pd(t0, t2, 0x31);
-        x3 = _mm256_permute2f128_pd(t1, t3, 0x31);
-        if (shift != NULL) {
-            x0 = _mm256_sub_pd(x0, _mm256_set1_pd(shift[0]));
-            x1 = _mm256_sub_pd(x1, _mm256_set1_pd(shift[1]));
-            x2 = _mm256_sub_pd(x2, _mm256_set1_pd(shift[2]));
-            x3 = _mm256_sub_pd(x3, _mm256_set1_pd(shift[3]));
-        }
-    } else {
-        const __m128i rows = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3),
-                                             _mm_set1_epi32((int)d));
-#define FE_LOWD_GATHER(J)                                                    \
-        if (d > J) {                                                          \
-            x##J = _mm256_i32gather_pd(xb + J, rows, 8);                      \
-            if (shift != NULL)                                                \
-                x##J = _mm256_sub_pd(x##J, _mm256_set1_pd(shift[J]));         \
-        }
-        FE_LOWD_COLS(FE_LOWD_GATHER)
-#undef FE_LOWD_GATHER
-    }
+    FE_LOWD_LOAD4(xb, d, shift)
 #define FE_LOWD_T4(J) FE_LOWD_TERM(__m256d, _mm256_sub_pd, _mm256_mul_pd, _mm256_add_pd, \
                                    _mm256_set1_pd, J)
 #define FE_LOWD_DIST4(OUT, CR)                                               \
@@ -491,37 +538,97 @@ fe_lowd_block4_f64(const double *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
 #undef FE_LOWD_STEP4
 #undef FE_LOWD_DIST4
 #undef FE_LOWD_T4
-    long long arg[4];
-    double wr[4];
-    _mm256_storeu_si256((__m256i *)arg, _mm256_castpd_si256(ia));
-    __m256d wv = sw != NULL ? _mm256_loadu_pd(sw + i) : _mm256_set1_pd(1.0);
-    _mm256_storeu_pd(wr, wv);
-    *in_lo = _mm256_add_pd(*in_lo, _mm256_mul_pd(wv, ma));
-    for (r = 0; r < 4; r++) {
-        const double *xr = xb + r * d;
-        double *sr = sums + (ptrdiff_t)arg[r] * d;
-        __m256d w = _mm256_set1_pd(wr[r]);
-        for (j = 0; j + 4 <= d; j += 4) {
-            __m256d v = _mm256_loadu_pd(xr + j);
-            if (shift != NULL)
-                v = _mm256_sub_pd(v, _mm256_loadu_pd(shift + j));
-            _mm256_storeu_pd(sr + j, _mm256_add_pd(_mm256_loadu_pd(sr + j),
-                                                   _mm256_mul_pd(w, v)));
-        }
-        for (; j < d; j++)
-            sr[j] += wr[r] * (xr[j] - (shift != NULL ? shift[j] : 0.0));
-        wsum[arg[r]] += wr[r];
-        if (with_norms)
-            acc->norms[r] += wr[r] * fe_sqdist_f64(xr, shift, d);
-        if (labels[i + r] != (int32_t)arg[r]) {
-            acc->changed += 1.0;
-            labels[i + r] = (int32_t)arg[r];
-        }
-    }
+    fe_lowd_update4_f64(x, i, d, sw, shift, with_norms, labels, sums, wsum, in_lo,
+                        acc, ma, _mm256_castpd_si256(ia));
 }
+
+#if defined(__AVX512F__)
+/* The 8 rows of two double blocks from row i of the chunk (x86-64-v4):
+ * fe_lowd_block4_f64's chains with 8 lanes, then each 4-row half updated
+ * in row order as two block4 calls would: the same bits. */
+static inline __attribute__((always_inline)) void
+fe_lowd_block8_f64(const double *x, ptrdiff_t i, ptrdiff_t d, ptrdiff_t k,
+                   const double *sw, const double *shift, const double *centres,
+                   int with_norms, int32_t *labels, double *sums, double *wsum,
+                   __m256d *in_lo, fe_lowd_acc *acc)
+{
+    ptrdiff_t c, h = k / 2;
+#define FE_LOWD_DECL(J) __m512d z##J = _mm512_setzero_pd();
+    FE_LOWD_COLS(FE_LOWD_DECL)
+#undef FE_LOWD_DECL
+    {
+        const double *xb = x + i * d;
+#define FE_LOWD_DECL(J) __m256d x##J = _mm256_setzero_pd();
+        FE_LOWD_COLS(FE_LOWD_DECL)
+#undef FE_LOWD_DECL
+#define FE_LOWD_LOW(J) if (d > J) z##J = _mm512_castpd256_pd512(x##J);
+#define FE_LOWD_HIGH(J) if (d > J) z##J = _mm512_insertf64x4(z##J, x##J, 1);
+        FE_LOWD_LOAD4(xb, d, shift)
+        FE_LOWD_COLS(FE_LOWD_LOW)
+        xb += 4 * d;
+        FE_LOWD_LOAD4(xb, d, shift)
+        FE_LOWD_COLS(FE_LOWD_HIGH)
+#undef FE_LOWD_LOW
+#undef FE_LOWD_HIGH
+    }
+#define FE_LOWD_T8D(J)                                                       \
+    if (d > J) {                                                              \
+        __m512d t_ = _mm512_sub_pd(z##J, _mm512_set1_pd(cr_[J]));             \
+        v_ = J == 0 ? _mm512_mul_pd(t_, t_) : _mm512_add_pd(v_, _mm512_mul_pd(t_, t_)); \
+    }
+#define FE_LOWD_DIST8D(OUT, CR)                                              \
+    do {                                                                      \
+        const double *cr_ = (CR);                                             \
+        __m512d v_ = _mm512_setzero_pd();                                     \
+        FE_LOWD_COLS(FE_LOWD_T8D)                                             \
+        OUT = v_;                                                             \
+    } while (0)
+    /* min_pd(v, m) is v < m ? v : m: the reference's strict test */
+#define FE_LOWD_STEP8D(M, I, CV)                                             \
+    do {                                                                      \
+        __m512d v;                                                            \
+        FE_LOWD_DIST8D(v, centres + c_ * d);                                  \
+        I = _mm512_mask_mov_epi64(I, _mm512_cmp_pd_mask(v, M, _CMP_LT_OQ), CV); \
+        M = _mm512_min_pd(v, M);                                              \
+    } while (0)
+    __m512d ma, mb;
+    __m512i ia = _mm512_setzero_si512();
+    FE_LOWD_DIST8D(ma, centres);
+    if (h > 0) {
+        const __m512i one = _mm512_set1_epi64(1);
+        __m512i ca = _mm512_setzero_si512(), cb = _mm512_set1_epi64((long long)h), ib = cb;
+        ptrdiff_t c_;
+        FE_LOWD_DIST8D(mb, centres + h * d);
+        for (c = 1; c < h; c++) {
+            ca = _mm512_add_epi64(ca, one);
+            cb = _mm512_add_epi64(cb, one);
+            c_ = c;
+            FE_LOWD_STEP8D(ma, ia, ca);
+            c_ = h + c;
+            FE_LOWD_STEP8D(mb, ib, cb);
+        }
+        if (2 * h < k) {  /* k odd: the second chain's last centre */
+            c_ = k - 1;
+            FE_LOWD_STEP8D(mb, ib, _mm512_set1_epi64((long long)(k - 1)));
+        }
+        __mmask8 lt = _mm512_cmp_pd_mask(mb, ma, _CMP_LT_OQ);
+        ma = _mm512_mask_mov_pd(ma, lt, mb);
+        ia = _mm512_mask_mov_epi64(ia, lt, ib);
+    }
+#undef FE_LOWD_STEP8D
+#undef FE_LOWD_DIST8D
+#undef FE_LOWD_T8D
+    fe_lowd_update4_f64(x, i, d, sw, shift, with_norms, labels, sums, wsum, in_lo, acc,
+                        _mm512_castpd512_pd256(ma), _mm512_castsi512_si256(ia));
+    fe_lowd_update4_f64(x, i + 4, d, sw, shift, with_norms, labels, sums, wsum, in_lo,
+                        acc, _mm512_extractf64x4_pd(ma, 1),
+                        _mm512_extracti64x4_epi64(ia, 1));
+}
+#endif
 #undef FE_LOWD_TERM
 
-/* Whole double blocks from row 0 of the chunk; returns the first row not done. */
+/* Whole double blocks from row 0 of the chunk (8 rows at a time with
+ * AVX-512, then 4); returns the first row not done. */
 static inline __attribute__((always_inline)) ptrdiff_t
 fe_lowd_blocks_f64(const double *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,
                    const double *sw, const double *shift, const double *centres,
@@ -529,11 +636,18 @@ fe_lowd_blocks_f64(const double *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,
                    __m256d *in_lo, __m256d *in_hi, fe_lowd_acc *acc)
 {
     ptrdiff_t i = 0;
+#if defined(__AVX512F__)
+    for (; i + 8 <= nb; i += 8)
+        fe_lowd_block8_f64(x, i, d, k, sw, shift, centres, with_norms, labels, sums,
+                           wsum, in_lo, acc);
+#endif
     for (; i + 4 <= nb; i += 4)
         fe_lowd_block4_f64(x, i, d, k, sw, shift, centres, with_norms, labels, sums,
                            wsum, in_lo, in_hi, acc);
     return i;
 }
+#undef FE_LOWD_LOAD4
+#undef FE_LOWD_GATHER4
 
 /* The chunk: whole blocks with d a compile-time constant, the inertia
  * lanes stored back, the rest of the rows by the reference. */
