@@ -154,7 +154,7 @@ FE_DEFINE_LOWD_REF(f64, double, fe_sqdist_f64, FE_LOWD_ROWS_F64)
     }
 
 /* The 8 rows of a float block from row i of the chunk after their
- * nearest centres are known (min: the smallest distances, lab: their
+ * nearest centres are known (ma: the smallest distances, lab: their
  * first indices): labels, changes, inertia lanes, then the rows' float64
  * updates, the reference's operations element by element. */
 static inline __attribute__((always_inline)) void
@@ -409,7 +409,7 @@ fe_lowd_blocks_f32(const float *x, ptrdiff_t nb, ptrdiff_t d, ptrdiff_t k,
 #undef FE_LOWD_GATHER8
 
 /* The 4 rows of a double block from row i of the chunk after their
- * nearest centres are known (min: the smallest distances, arg: their first
+ * nearest centres are known (ma: the smallest distances, lab: their first
  * indices, 64-bit): inertia lanes, then the rows' updates in order. */
 static inline __attribute__((always_inline)) void
 fe_lowd_update4_f64(const double *x, ptrdiff_t i, ptrdiff_t d, const double *sw,
