@@ -15,8 +15,8 @@ from fastem._kernels._common cimport (
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
-    CentrePass, PassWs, _centre_sqnorms, _sqnorm, centre_pass_close,
-    centre_pass_open, centre_pass_workspace, require_centre_pass)
+    CentrePass, PassWs, _sqnorm, centre_pass_close, centre_pass_open,
+    centre_pass_tiles, centre_pass_workspace, require_centre_pass, tiles_nearest)
 from fastem._kernels._kmeans_c cimport (
     FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64)
 
@@ -35,8 +35,8 @@ from fastem._kernels._kmeans_args import CentreMoves, RowBounds
 # u <= max(l, s_a), where s_a is half the distance from c_a to its nearest
 # other centre, no centre can be closer than c_a and the row is skipped
 # without reading it. Otherwise u is tightened to the exact distance and the
-# test repeated; only rows that still fail get all k distances (one GEMM over
-# the gathered rows). Sums move incrementally: a row that changes cluster
+# test repeated; only rows that still fail get all k distances (the gathered
+# rows against the tiles of csrc/fe_tiles.h, or one GEMM over them). Sums move incrementally: a row that changes cluster
 # takes w x out of its old cluster's sum and into the new one's, so after the
 # first iterations a pass reads little more than the bounds.
 #
@@ -90,7 +90,8 @@ cdef inline double _frame_sqdist(const floating *x, const floating *shift,
 cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                          Py_ssize_t k, const floating *sw, const floating *shift,
                          const floating *centres, const floating *csq,
-                         double csq_max, const double *half_sep,
+                         const floating *tiles, double csq_max,
+                         const double *half_sep,
                          const double *drift, double drift_max,
                          double drift_second, Py_ssize_t drift_arg,
                          bint fresh, double err_scale,
@@ -105,6 +106,9 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
     cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
     cdef floating best, second_f
+    cdef floating best4[4]
+    cdef floating second4[4]
+    cdef int32_t label4[4]
     cdef floating *xr
     cdef Py_ssize_t t, n_todo = 0
     # per-row max(l, s_a), kept in the distance buffer (which holds at least
@@ -148,12 +152,18 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         i = gathered[g]
         for j in range(d):
             xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
-    gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
-                  xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
+    if tiles == NULL:
+        gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
+                      xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
     for g in range(n_full):
         i = gathered[g]
         xr = xbuf + g * d
-        if floating is float:
+        if tiles != NULL:
+            if g % 4 == 0:
+                tiles_nearest(xbuf, d, g, n_full, tiles, k, label4, best4, second4)
+            c = label4[g % 4]
+            second_f = second4[g % 4]
+        elif floating is float:
             c = fe_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
         else:
             c = fe_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
@@ -226,11 +236,12 @@ def bounded_pass(const floating[:, ::1] X,
             "bounded_pass: bounds.upper and bounds.lower must have one entry per row")
     # slot: [sums (k x d), weights (k), n_changed, n_full, bad labels]
     if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), True,
-                        k * d + k + 3, n_threads) != 0:
+                        k * d + k + 3, n_threads) != 0 or (
+            centre_pass_tiles(&run, &centres[0, 0], k, d) != 0):
+        centre_pass_close(&run)
         raise MemoryError("fastem: could not allocate the bounded pass workspace")
     csq = <floating *>run.csq
     with nogil:
-        _centre_sqnorms(&centres[0, 0], k, d, csq)
         for j in range(k):
             if csq[j] > csq_max:
                 csq_max = csq[j]
@@ -250,7 +261,8 @@ def bounded_pass(const floating[:, ::1] X,
                 start = c * chunk_rows
                 _bounded_chunk(&X[start, 0], chunk_len(&run.pt, c), d, k,
                                swp + start if swp != NULL else NULL, shp,
-                               &centres[0, 0], csq, csq_max, &half_sep[0],
+                               &centres[0, 0], csq, <floating *>run.tiles, csq_max,
+                               &half_sep[0],
                                &drift[0], drift_max, drift_second, drift_arg,
                                fresh, err_scale, &upper[start], &lower[start],
                                &labels[start], <floating *>tw.rows,

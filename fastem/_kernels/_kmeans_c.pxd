@@ -85,3 +85,26 @@ cdef extern from "csrc/fe_moments.h" nogil:
     void fe_moments_rows_ref_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
                                  const double *sw, const double *ref, double *s0,
                                  double *s1, double *s2)
+
+cdef extern from "csrc/fe_tiles.h" nogil:
+    # the dense passes' nearest centres by register-blocked tiles (every
+    # build; the baseline x86-64 one only on CPUs with FMA: fe_tiles_enabled)
+    enum: FE_TILE_W_F32
+    enum: FE_TILE_W_F64
+    int fe_tiles_enabled()
+    void fe_pack_tiles_f32(const float *centres, const float *csq, Py_ssize_t k,
+                           Py_ssize_t d, float *tiles, float *tcsq)
+    void fe_pack_tiles_f64(const double *centres, const double *csq, Py_ssize_t k,
+                           Py_ssize_t d, double *tiles, double *tcsq)
+    void fe_tiles_nearest_f32(const float *const *rows, Py_ssize_t d, const float *tiles,
+                              const float *tcsq, Py_ssize_t nt, int32_t *labels,
+                              float *best, float *second)
+    void fe_tiles_nearest_ref_f32(const float *const *rows, Py_ssize_t d,
+                                  const float *tiles, const float *tcsq, Py_ssize_t nt,
+                                  int32_t *labels, float *best, float *second)
+    void fe_tiles_nearest_f64(const double *const *rows, Py_ssize_t d,
+                              const double *tiles, const double *tcsq, Py_ssize_t nt,
+                              int32_t *labels, double *best, double *second)
+    void fe_tiles_nearest_ref_f64(const double *const *rows, Py_ssize_t d,
+                                  const double *tiles, const double *tcsq, Py_ssize_t nt,
+                                  int32_t *labels, double *best, double *second)

@@ -388,3 +388,36 @@ def test_moments_rows(hooks, dtype, D, nb, weighted):
     assert_allclose(s0, start[0] + w.sum(), rtol=1e-12)
     assert_allclose(s1, start[1:1 + D] + w @ t, rtol=1e-10, atol=1e-10)
     assert_allclose(s2, start[1 + D:] + w @ (t * t), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 3, 9, 33])
+@pytest.mark.parametrize("k", [1, 2, 4, 7, 8, 9, 16, 17, 31, 33, 64, 65, 100])
+@pytest.mark.parametrize("n", [1, 3, 4, 6])
+def test_tiles_nearest(hooks, dtype, d, k, n):
+    """csrc/fe_tiles.h: every k mod the tile widths (4, 8, 16) and mod the
+    tile blocks (2 or 4 tiles), rows not a multiple of 4, a centre listed
+    twice (a tie: the lower index wins, and the runner-up equals the
+    minimum), and numpy's argmin of the same expansion in float64."""
+    if not hooks.tiles_enabled():
+        pytest.skip("the tiles need a CPU with FMA in this build")
+    rng = np.random.default_rng(1000 * k + 10 * d + n)
+    x = rng.normal(size=(n, d)).astype(dtype)
+    c = rng.normal(size=(k, d)).astype(dtype)
+    if k >= 4:
+        c[3] = c[1]
+    csq = np.einsum("ij,ij->i", c.astype(np.float64), c.astype(np.float64)).astype(dtype)
+    labels, best, second = both(hooks.tiles_nearest, x, c, csq, True)
+    both(hooks.tiles_nearest, x, c, csq, False)
+    v = csq.astype(np.float64) - 2.0 * x.astype(np.float64) @ c.T.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    assert_allclose(best, v.min(axis=1), rtol=tol, atol=tol * d)
+    chosen = v[np.arange(n), labels]
+    assert np.all(chosen <= v.min(axis=1) + tol * (1 + d))  # a nearest centre
+    if k >= 4:
+        assert not np.any(labels == 3)  # the copy of centre 1 never wins
+    if k > 1:
+        runner = np.sort(v, axis=1)[:, 1]
+        assert_allclose(second, runner, rtol=tol, atol=tol * d)
+    else:
+        assert np.all(np.isinf(second))

@@ -1,0 +1,162 @@
+/* Nearest centres of a few rows by register-blocked tiles: the dense
+ * K-means passes' distance + argmin without a GEMM.
+ *
+ * A GEMM path would compute a chunk's block D = -2 X C^T with BLAS and then
+ * scan each row of D (plus ||c||^2) for its minimum: BLAS packs the chunk
+ * and the centres into its own layout on every call, and the nb x k block is
+ * written and read back. Here the centres are packed once per pass, in tiles
+ * of W centres (one vector register: FE_TILE_W_F32 floats,
+ * FE_TILE_W_F64 doubles):
+ *
+ *     tiles[t][j][l] = c_{tW + l}[j]      (t < nt = ceil(k / W), j < d)
+ *     tcsq[tW + l]   = ||c_{tW + l}||^2, +inf for the padding tW + l >= k
+ *
+ * and 4 rows x TB tiles of dot products are accumulated in vector registers
+ * over j (each step: TB tile loads, 4 broadcasts of x_r[j], 4 TB fused
+ * multiply-adds), so the centres stream from L1/L2 and nothing K-wide is
+ * written. Each finished tile gives the rows' values
+ *
+ *     v = fma(-2, x.c, ||c||^2),  x.c = fma(x[d-1], c[d-1], ... fma(x[0], c[0], 0))
+ *
+ * (one rounding per step, j in order), kept per lane as a running minimum
+ * with its tile index and the lane's runner-up, and reduced across lanes at
+ * the end:
+ *
+ *     labels[r] = the lowest centre index among those of smallest v,
+ *     best[r]   = that v,
+ *     second[r] = the smallest v of the other centres (the second order
+ *                 statistic: equal to best[r] if the minimum is shared).
+ *
+ * These three depend only on each centre's v, not on the tile width, the
+ * blocking or the order centres are visited in; and each v is the same
+ * sequence of fused multiply-adds in every build. So every build gives the
+ * same bits: the AVX-512 kernel (x86-64-v4: W = 16 / 8, 4 x 4 tiles), the
+ * AVX2 one (x86-64-v3: W = 8 / 4, 4 x 2 tiles) and the plain C reference
+ * fe_tiles_nearest_ref_* (fma() / fmaf(), a row and a centre at a time:
+ * every other build, W = 8 / 4; the baseline x86-64 build runs it compiled
+ * for the FMA instruction where the CPU has one). tests/kernels/test_csrc_references.py
+ * compares them.
+ *
+ * Rounding: each dot product is within d unit roundoffs of sum_j |x_j c_j|
+ * of the exact one, like a GEMM's: the bounded pass's error margin
+ * (err_scale in _bounded.pyx) covers it. A padding centre's v is +inf and
+ * never below a minimum.
+ */
+#ifndef FE_TILES_H
+#define FE_TILES_H
+#include <math.h>
+#include "csrc/fe_platform.h"
+
+#define FE_TILE_ROWS 4
+#if !FE_PORTABLE && defined(__AVX512F__) && defined(__AVX512VL__)
+#define FE_TILES_512 1
+#define FE_TILE_W_F32 16
+#define FE_TILE_W_F64 8
+#else
+#define FE_TILES_512 0
+#define FE_TILE_W_F32 8
+#define FE_TILE_W_F64 4
+#endif
+
+/* Pack k centres (k x d, row-major) and their squared norms csq into the
+ * tile layout above: tiles holds ceil(k / W) * d * W values, tcsq
+ * ceil(k / W) * W. */
+#define FE_DEFINE_PACK_TILES(NAME, T, W)                                      \
+static inline void NAME(const T *centres, const T *csq, ptrdiff_t k,         \
+                        ptrdiff_t d, T *tiles, T *tcsq)                        \
+{                                                                             \
+    ptrdiff_t nt = (k + W - 1) / W, t, j, l;                                  \
+    for (t = 0; t < nt; t++)                                                  \
+        for (j = 0; j < d; j++)                                               \
+            for (l = 0; l < W; l++) {                                         \
+                ptrdiff_t c = t * W + l;                                      \
+                tiles[(t * d + j) * W + l] = c < k ? centres[c * d + j] : (T)0; \
+            }                                                                 \
+    for (l = 0; l < nt * W; l++)                                              \
+        tcsq[l] = l < k ? csq[l] : (T)INFINITY;                               \
+}
+FE_DEFINE_PACK_TILES(fe_pack_tiles_f32, float, FE_TILE_W_F32)
+FE_DEFINE_PACK_TILES(fe_pack_tiles_f64, double, FE_TILE_W_F64)
+
+/* The plain C reference: four rows (pointers), every centre of the tiles in
+ * index order, the definitions above. */
+#define FE_DEFINE_TILES_REF(NAME, T, W, FMA, ATTR)                            \
+ATTR static inline void NAME(const T *const *rows, ptrdiff_t d, const T *tiles, \
+                        const T *tcsq, ptrdiff_t nt, int32_t *labels,         \
+                        T *best, T *second)                                   \
+{                                                                             \
+    int r;                                                                    \
+    for (r = 0; r < FE_TILE_ROWS; r++) {                                      \
+        const T *x = rows[r];                                                 \
+        T m = (T)INFINITY, m2 = (T)INFINITY;                                  \
+        int32_t arg = 0;                                                      \
+        ptrdiff_t t, j;                                                       \
+        int l;                                                                \
+        for (t = 0; t < nt; t++) {                                            \
+            T acc[W] = {0};                                                   \
+            for (j = 0; j < d; j++)  /* the W centres' chains side by side */ \
+                for (l = 0; l < W; l++)                                       \
+                    acc[l] = FMA(x[j], tiles[(t * d + j) * W + l], acc[l]);   \
+            for (l = 0; l < W; l++) {                                         \
+                T v = FMA((T)-2, acc[l], tcsq[t * W + l]);                    \
+                if (v < m) {                                                  \
+                    m2 = m;                                                   \
+                    m = v;                                                    \
+                    arg = (int32_t)(t * W + l);                               \
+                } else if (v < m2) {                                          \
+                    m2 = v;                                                   \
+                }                                                             \
+            }                                                                 \
+        }                                                                     \
+        labels[r] = arg;                                                      \
+        best[r] = m;                                                          \
+        if (second != NULL)                                                   \
+            second[r] = m2;                                                   \
+    }                                                                         \
+}
+FE_DEFINE_TILES_REF(fe_tiles_nearest_ref_f32, float, FE_TILE_W_F32, fmaf, )
+FE_DEFINE_TILES_REF(fe_tiles_nearest_ref_f64, double, FE_TILE_W_F64, fma, )
+
+#if !FE_PORTABLE && defined(__x86_64__) && !defined(__FMA__)
+/* The baseline x86-64 build: fma() is a library call there (no FMA in the
+ * ISA), 50-100 times slower than the instruction. The reference is compiled
+ * for the instruction instead, and the passes use the tiles only where the
+ * CPU has it (every CPU that runs the other builds); elsewhere they take
+ * the GEMM path, as no other build runs there to compare with. */
+FE_DEFINE_TILES_REF(fe_tiles_nearest_hwfma_f32, float, FE_TILE_W_F32, fmaf,
+                    __attribute__((target("fma"))))
+FE_DEFINE_TILES_REF(fe_tiles_nearest_hwfma_f64, double, FE_TILE_W_F64, fma,
+                    __attribute__((target("fma"))))
+#define fe_tiles_nearest_f32 fe_tiles_nearest_hwfma_f32
+#define fe_tiles_nearest_f64 fe_tiles_nearest_hwfma_f64
+
+static inline int fe_tiles_enabled(void)
+{
+    return __builtin_cpu_supports("fma") != 0;
+}
+
+#else
+/* Every other build: the tiles, in vectors where the build's ISA has them. */
+static inline int fe_tiles_enabled(void)
+{
+    return 1;
+}
+
+#if FE_TILES_512 || (FE_AVX2 && defined(__FMA__))
+#include <immintrin.h>
+#include "csrc/fe_tiles_isa.h"
+
+/* The vector kernel, written once (fe_tiles_impl.h) over the names of
+ * fe_tiles_isa.h, for floats and doubles. */
+#define FE_TL_SUFFIX(base) base##_f32
+#include "csrc/fe_tiles_impl.h"
+#define FE_TL_SUFFIX(base) base##_f64
+#include "csrc/fe_tiles_impl.h"
+
+#else
+#define fe_tiles_nearest_f32 fe_tiles_nearest_ref_f32
+#define fe_tiles_nearest_f64 fe_tiles_nearest_ref_f64
+#endif
+#endif
+
+#endif
