@@ -40,9 +40,10 @@ from fastem._kernels._kmeans_args import CentreMoves, RowBounds
 # takes w x out of its old cluster's sum and into the new one's, so after the
 # first iterations a pass reads little more than the bounds.
 #
-# The bounds must hold for the distances the arithmetic produces: u is taken
-# from an exact float64 difference, and l from the GEMM expansion minus a
-# bound on its rounding error (err_scale (||x||^2 + max ||c||^2)).
+# The bounds must hold for the distances the arithmetic produces: u is
+# tightened by an exact float64 difference, and after a full search both
+# come from the expansion ||x||^2 + (||c||^2 - 2 x.c) plus or minus a bound
+# on its rounding error (err_scale (||x||^2 + max ||c||^2)).
 # ---------------------------------------------------------------------------
 
 cdef inline double _frame_sqdist(const floating *x, const floating *shift,
@@ -162,6 +163,7 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             if g % 4 == 0:
                 tiles_nearest(xbuf, d, g, n_full, tiles, k, label4, best4, second4)
             c = label4[g % 4]
+            best = best4[g % 4]
             second_f = second4[g % 4]
         elif floating is float:
             c = fe_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
@@ -170,9 +172,11 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         second = second_f
         xsq = _sqnorm(xr, d)
         err2 = err_scale * (xsq + csq_max)
-        # the upper bound rounds up and the lower one down when stored
-        upper[i] = <floating>(sqrt(_frame_sqdist(xr, <const floating *>NULL,
-                                                 centres + c * d, d)) * (1.0 + 1e-6))
+        # both bounds from the expansion and its error bound (the exact
+        # distance to c would read the row again: a quarter of a fresh pass
+        # at D = 32); the upper one rounds up and the lower one down
+        v = best + xsq + err2
+        upper[i] = <floating>(sqrt(v) * (1.0 + 1e-6) if v > 0.0 else 0.0)
         v = second + xsq - err2
         lower[i] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
         a = labels[i]
