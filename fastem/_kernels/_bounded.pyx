@@ -16,7 +16,7 @@ from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, PassWs, _sqnorm, centre_pass_close, centre_pass_open,
-    centre_pass_tiles, centre_pass_workspace, require_centre_pass, tiles_nearest)
+    centre_pass_tiles, centre_pass_workspace, require_centre_pass, tiles_chunk)
 from fastem._kernels._kmeans_c cimport (
     FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64)
 
@@ -97,8 +97,7 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                          double drift_second, Py_ssize_t drift_arg,
                          bint fresh, double err_scale,
                          floating *upper, floating *lower, int32_t *labels,
-                         floating *xbuf, floating *dist, int32_t *gathered,
-                         double *dsums, double *dweights,
+                         const PassWs *tw, double *dsums, double *dweights,
                          double *counts) noexcept nogil:
     """One chunk of a bounded pass; adds sum/weight *changes* into the slot."""
     cdef Py_ssize_t i, j, g, c, a, n_full = 0, n_changed = 0
@@ -107,9 +106,9 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
     cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
     cdef floating best, second_f
-    cdef floating best4[4]
-    cdef floating second4[4]
-    cdef int32_t label4[4]
+    cdef floating *xbuf = <floating *>tw.rows
+    cdef floating *dist = <floating *>tw.dist
+    cdef int32_t *gathered = tw.gathered
     cdef floating *xr
     cdef Py_ssize_t t, n_todo = 0
     # per-row max(l, s_a), kept in the distance buffer (which holds at least
@@ -153,18 +152,18 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         i = gathered[g]
         for j in range(d):
             xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
-    if tiles == NULL:
+    if tiles != NULL:
+        tiles_chunk(xbuf, n_full, d, tiles, k, tw, True)
+    else:
         gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
                       xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
     for g in range(n_full):
         i = gathered[g]
         xr = xbuf + g * d
         if tiles != NULL:
-            if g % 4 == 0:
-                tiles_nearest(xbuf, d, g, n_full, tiles, k, label4, best4, second4)
-            c = label4[g % 4]
-            best = best4[g % 4]
-            second_f = second4[g % 4]
+            c = tw.near[g]
+            best = (<floating *>tw.best)[g]
+            second_f = (<floating *>tw.second)[g]
         elif floating is float:
             c = fe_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
         else:
@@ -269,9 +268,7 @@ def bounded_pass(const floating[:, ::1] X,
                                &half_sep[0],
                                &drift[0], drift_max, drift_second, drift_arg,
                                fresh, err_scale, &upper[start], &lower[start],
-                               &labels[start], <floating *>tw.rows,
-                               <floating *>tw.dist, tw.gathered,
-                               slot, slot + k * d, slot + k * d + k)
+                               &labels[start], &tw, slot, slot + k * d, slot + k * d + k)
         # fixed-order reduction; without ``fresh`` the slots update the sums
         if fresh:
             memset(&sums[0, 0], 0, k * d * sizeof(double))

@@ -31,8 +31,8 @@ from fastem._kernels._kmeans_c cimport (
     fe_moments_rows_f32, fe_moments_rows_f64, fe_moments_rows_ref_f32, fe_moments_rows_ref_f64,
     fe_row_argmin2_f32, fe_row_argmin2_ref_f32, fe_row_argmin_f32, fe_row_argmin_f64,
     fe_row_argmin_ref_f32, fe_row_argmin_ref_f64, FE_TILE_W_F32, FE_TILE_W_F64,
-    fe_pack_tiles_f32, fe_pack_tiles_f64, fe_tiles_enabled, fe_tiles_nearest_f32,
-    fe_tiles_nearest_f64, fe_tiles_nearest_ref_f32, fe_tiles_nearest_ref_f64)
+    fe_pack_tiles_f32, fe_pack_tiles_f64, fe_tiles_chunk_f32, fe_tiles_chunk_f64,
+    fe_tiles_chunk_ref_f32, fe_tiles_chunk_ref_f64, fe_tiles_enabled)
 
 
 def _need(ok, what):
@@ -90,41 +90,37 @@ def tiles_enabled():
     return fe_tiles_enabled() != 0
 
 
-def tiles_nearest(const floating[:, ::1] x, const floating[:, ::1] centres,
-                  const floating[::1] csq, bint with_second, bint ref):
+def tiles_chunk(const floating[:, ::1] x, const floating[:, ::1] centres,
+                const floating[::1] csq, Py_ssize_t per_block, bint with_second, bint ref):
     """(labels, best, second) of each row of x against the centres (csq:
-    their squared norms, as the passes compute them), four rows at a time
-    through csrc/fe_tiles.h (second all zero without ``with_second``)."""
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = centres.shape[0], i, r
+    their squared norms, as the passes compute them) through
+    csrc/fe_tiles.h, ``per_block`` tiles at a time (second all zero
+    without ``with_second``)."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = centres.shape[0]
     cdef Py_ssize_t w = FE_TILE_W_F32 if floating is float else FE_TILE_W_F64
     cdef Py_ssize_t nt = (k + w - 1) // w
-    _need(n >= 1 and d >= 1 and k >= 1 and centres.shape[1] == d and csq.shape[0] == k,
-          "inconsistent shapes")
+    _need(n >= 1 and d >= 1 and k >= 1 and centres.shape[1] == d and csq.shape[0] == k
+          and per_block >= 1, "inconsistent shapes")
     _need(ref or fe_tiles_enabled(), "this build's tiles need a CPU with FMA")
     dtype = np.float32 if floating is float else np.float64
     packed = np.empty(nt * w * (d + 1), dtype)
-    labels = np.empty(n + 4, np.int32)
-    best = np.empty(n + 4, dtype)
-    second = np.zeros(n + 4, dtype)
-    cdef floating[::1] tp = packed, bp = best, sp = second
+    state = np.empty((n + 3) // 4 * 4 * 3 * w, dtype)
+    labels = np.empty(n, np.int32)
+    best = np.empty(n, dtype)
+    second = np.zeros(n, dtype)
+    cdef floating[::1] tp = packed, st = state, bp = best, sp = second
     cdef int32_t[::1] lp = labels
-    cdef const floating *rows[4]
     if floating is float:
         fe_pack_tiles_f32(&centres[0, 0], &csq[0], k, d, &tp[0], &tp[nt * w * d])
+        (fe_tiles_chunk_ref_f32 if ref else fe_tiles_chunk_f32)(
+            &x[0, 0], n, d, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
+            &bp[0], &sp[0] if with_second else NULL)
     else:
         fe_pack_tiles_f64(&centres[0, 0], &csq[0], k, d, &tp[0], &tp[nt * w * d])
-    for i in range(0, n, 4):
-        for r in range(4):
-            rows[r] = &x[min(i + r, n - 1), 0]
-        if floating is float:
-            (fe_tiles_nearest_ref_f32 if ref else fe_tiles_nearest_f32)(
-                rows, d, &tp[0], &tp[nt * w * d], nt, &lp[i], &bp[i],
-                &sp[i] if with_second else NULL)
-        else:
-            (fe_tiles_nearest_ref_f64 if ref else fe_tiles_nearest_f64)(
-                rows, d, &tp[0], &tp[nt * w * d], nt, &lp[i], &bp[i],
-                &sp[i] if with_second else NULL)
-    return labels[:n], best[:n], second[:n]
+        (fe_tiles_chunk_ref_f64 if ref else fe_tiles_chunk_f64)(
+            &x[0, 0], n, d, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
+            &bp[0], &sp[0] if with_second else NULL)
+    return labels, best, second
 
 
 def row_argmin2_f32(const float[::1] dist, const float[::1] csq, bint ref):

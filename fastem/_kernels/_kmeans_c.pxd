@@ -92,19 +92,24 @@ cdef extern from "csrc/fe_tiles.h" nogil:
     enum: FE_TILE_W_F32
     enum: FE_TILE_W_F64
     int fe_tiles_enabled()
+    Py_ssize_t fe_tiles_per_block(Py_ssize_t nt, Py_ssize_t d, Py_ssize_t w,
+                                  Py_ssize_t itemsize)
     void fe_pack_tiles_f32(const float *centres, const float *csq, Py_ssize_t k,
                            Py_ssize_t d, float *tiles, float *tcsq)
     void fe_pack_tiles_f64(const double *centres, const double *csq, Py_ssize_t k,
                            Py_ssize_t d, double *tiles, double *tcsq)
-    void fe_tiles_nearest_f32(const float *const *rows, Py_ssize_t d, const float *tiles,
-                              const float *tcsq, Py_ssize_t nt, int32_t *labels,
-                              float *best, float *second)
-    void fe_tiles_nearest_ref_f32(const float *const *rows, Py_ssize_t d,
-                                  const float *tiles, const float *tcsq, Py_ssize_t nt,
-                                  int32_t *labels, float *best, float *second)
-    void fe_tiles_nearest_f64(const double *const *rows, Py_ssize_t d,
-                              const double *tiles, const double *tcsq, Py_ssize_t nt,
-                              int32_t *labels, double *best, double *second)
-    void fe_tiles_nearest_ref_f64(const double *const *rows, Py_ssize_t d,
-                                  const double *tiles, const double *tcsq, Py_ssize_t nt,
-                                  int32_t *labels, double *best, double *second)
+    void fe_tiles_chunk_f32(const float *x, Py_ssize_t nb, Py_ssize_t d, const float *tiles,
+                            const float *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
+                            float *state, int32_t *labels, float *best, float *second)
+    void fe_tiles_chunk_ref_f32(const float *x, Py_ssize_t nb, Py_ssize_t d,
+                                const float *tiles, const float *tcsq, Py_ssize_t nt,
+                                Py_ssize_t per_block, float *state, int32_t *labels,
+                                float *best, float *second)
+    void fe_tiles_chunk_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
+                            const double *tiles, const double *tcsq, Py_ssize_t nt,
+                            Py_ssize_t per_block, double *state, int32_t *labels,
+                            double *best, double *second)
+    void fe_tiles_chunk_ref_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
+                                const double *tiles, const double *tcsq, Py_ssize_t nt,
+                                Py_ssize_t per_block, double *state, int32_t *labels,
+                                double *best, double *second)

@@ -11,8 +11,8 @@ from fastem._kernels._common cimport (
     partitions_init, require, require_pass, workspaces_alloc)
 from fastem._kernels._kmeans_c cimport (
     FE_LOWD_MAX_D, FE_TILE_W_F32, FE_TILE_W_F64, fe_pack_tiles_f32, fe_pack_tiles_f64,
-    fe_tiles_enabled, fe_sqdist_f32, fe_sqdist_f64, fe_sqnorm_f32, fe_sqnorm_f64,
-    fe_tiles_nearest_f32, fe_tiles_nearest_f64)
+    fe_sqdist_f32, fe_sqdist_f64, fe_sqnorm_f32, fe_sqnorm_f64, fe_tiles_chunk_f32,
+    fe_tiles_chunk_f64, fe_tiles_enabled, fe_tiles_per_block)
 
 
 cdef enum:
@@ -86,28 +86,6 @@ cdef inline const floating *_in_frame(const floating *x, const floating *shift,
     return buf
 
 
-cdef struct PassWs:
-    # One thread's workspace of a Lloyd or bounded pass (void *: a struct
-    # cannot hold the fused type). Returned by value, so that inside a
-    # prange the variable it is assigned to is private to the thread.
-    void *rows          # nb x d: the chunk's rows in the shifted frame
-    void *dist          # nb x k: distance block (bounded pass: at least one
-                        # double per row, its per-row max(l, s_a))
-    int32_t *gathered   # nb: rows gathered for a full search (bounded pass)
-
-
-cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
-                                   Py_ssize_t k, Py_ssize_t itemsize,
-                                   bint bounded) noexcept nogil:
-    """Carve one thread's workspace, or with cv.base NULL measure it: the
-    only place that knows its layout."""
-    cdef PassWs w
-    w.rows = carve(cv, nb * d, itemsize)
-    w.dist = carve(cv, nb * k if not bounded else nb * max(k, 8 // itemsize), itemsize)
-    w.gathered = <int32_t *>carve(cv, nb if bounded else 0, sizeof(int32_t))
-    return w
-
-
 cdef inline bint tiles_path() noexcept nogil:
     """Whether the dense passes' full searches (every centre, for a row
     whose nearest one is not known) run on tiles (csrc/fe_tiles.h) rather
@@ -124,25 +102,70 @@ cdef inline bint tiles_path() noexcept nogil:
     return fe_tiles_enabled() != 0
 
 
-cdef inline void tiles_nearest(const floating *rows, Py_ssize_t d,
-                               Py_ssize_t i0, Py_ssize_t nb,
-                               const floating *tiles, Py_ssize_t k,
-                               int32_t *labels, floating *best,
-                               floating *second) noexcept nogil:
-    """Nearest centres of the four rows i0 .. i0 + 3 of ``rows`` (nb rows of
-    d values; rows past nb repeat the last) against the centres packed by
-    centre_pass_tiles:
-    labels, best = min_c ||c||^2 - 2 x.c and (second not NULL) the
-    runner-up, as fe_tiles.h computes them."""
-    cdef const floating *rp[4]
-    cdef Py_ssize_t r, w = FE_TILE_W_F32 if floating is float else FE_TILE_W_F64
-    cdef Py_ssize_t nt = (k + w - 1) // w
-    for r in range(4):
-        rp[r] = rows + min(i0 + r, nb - 1) * d
-    if floating is float:
-        fe_tiles_nearest_f32(rp, d, tiles, tiles + nt * w * d, nt, labels, best, second)
+cdef inline Py_ssize_t _tile_width(Py_ssize_t itemsize) noexcept nogil:
+    return FE_TILE_W_F32 if itemsize == 4 else FE_TILE_W_F64
+
+
+cdef inline Py_ssize_t _tiles_per_block(Py_ssize_t k, Py_ssize_t d,
+                                        Py_ssize_t itemsize) noexcept nogil:
+    cdef Py_ssize_t w = _tile_width(itemsize)
+    return fe_tiles_per_block((k + w - 1) // w, d, w, itemsize)
+
+
+cdef struct PassWs:
+    # One thread's workspace of a Lloyd or bounded pass (void *: a struct
+    # cannot hold the fused type). Returned by value, so that inside a
+    # prange the variable it is assigned to is private to the thread.
+    void *rows          # nb x d: the chunk's rows in the shifted frame
+    void *dist          # GEMM path: nb x k distance block; bounded pass: at
+                        # least one double per row (its per-row max(l, s_a))
+    int32_t *gathered   # nb: rows gathered for a full search (bounded pass)
+    int32_t *near       # tiles path: nb nearest centres
+    void *best          # tiles path: nb values min_c ||c||^2 - 2 x.c
+    void *second        # tiles path, bounded pass: nb runners-up
+    void *state         # tiles path, several tile blocks: the rows' running
+                        # minima between blocks (fe_tiles_chunk)
+
+
+cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
+                                   Py_ssize_t k, Py_ssize_t itemsize,
+                                   bint bounded) noexcept nogil:
+    """Carve one thread's workspace, or with cv.base NULL measure it: the
+    only place that knows its layout."""
+    cdef PassWs w
+    cdef bint tiles = tiles_path()
+    cdef Py_ssize_t wd = _tile_width(itemsize), nt = (k + wd - 1) // wd
+    cdef bint blocks = tiles and _tiles_per_block(k, d, itemsize) < nt
+    w.rows = carve(cv, nb * d, itemsize)
+    if tiles:
+        w.dist = carve(cv, nb * (8 // itemsize) if bounded else 0, itemsize)
     else:
-        fe_tiles_nearest_f64(rp, d, tiles, tiles + nt * w * d, nt, labels, best, second)
+        w.dist = carve(cv, nb * k if not bounded else nb * max(k, 8 // itemsize), itemsize)
+    w.gathered = <int32_t *>carve(cv, nb if bounded else 0, sizeof(int32_t))
+    w.near = <int32_t *>carve(cv, nb if tiles else 0, sizeof(int32_t))
+    w.best = carve(cv, nb if tiles else 0, itemsize)
+    w.second = carve(cv, nb if tiles and bounded else 0, itemsize)
+    w.state = carve(cv, (nb + 3) // 4 * 4 * 3 * wd if blocks else 0, itemsize)
+    return w
+
+
+cdef inline void tiles_chunk(const floating *rows, Py_ssize_t nb, Py_ssize_t d,
+                             const floating *tiles, Py_ssize_t k, const PassWs *ws,
+                             bint with_second) noexcept nogil:
+    """Nearest centres of the nb rows of ``rows`` (d values each) against
+    the centres packed by centre_pass_tiles, into ws.near, ws.best
+    (min_c ||c||^2 - 2 x.c) and, with_second, ws.second (the runner-up),
+    as csrc/fe_tiles.h computes them."""
+    cdef Py_ssize_t w = _tile_width(sizeof(floating)), nt = (k + w - 1) // w
+    cdef Py_ssize_t per_block = _tiles_per_block(k, d, sizeof(floating))
+    if floating is float:
+        fe_tiles_chunk_f32(rows, nb, d, tiles, tiles + nt * w * d, nt, per_block,
+                           <float *>ws.state, ws.near, <float *>ws.best,
+                           <float *>ws.second if with_second else NULL)
+    else:
+        fe_tiles_chunk_f64(rows, nb, d, tiles, tiles + nt * w * d, nt, per_block,
+                           <double *>ws.state, ws.near, <double *>ws.best,
+                           <double *>ws.second if with_second else NULL)
 
 
 cdef struct CentrePass:
@@ -198,8 +221,7 @@ cdef inline int centre_pass_tiles(CentrePass *run, const floating *centres,
     """The centres' squared norms (run.csq) and, on the tiles path, the
     centres and norms packed into tiles (run.tiles, 64-byte aligned: each
     tile row is one aligned vector); 0, or -1 out of memory."""
-    cdef Py_ssize_t w = FE_TILE_W_F32 if floating is float else FE_TILE_W_F64
-    cdef Py_ssize_t nt = (k + w - 1) // w
+    cdef Py_ssize_t w = _tile_width(sizeof(floating)), nt = (k + w - 1) // w
     cdef floating *tiles
     _centre_sqnorms(centres, k, d, <floating *>run.csq)
     if not tiles_path():

@@ -42,7 +42,7 @@ from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, PassWs, _centre_sqnorms, _in_frame, _sqdist, _sqnorm,
     centre_pass_close, centre_pass_open, centre_pass_tiles, centre_pass_workspace,
-    lowd_path, require_centre_pass, tiles_nearest)
+    lowd_path, require_centre_pass, tiles_chunk)
 from fastem._kernels._kmeans_c cimport (
     fe_lowd_chunk_f32, fe_lowd_chunk_f64, fe_row_argmin_f32, fe_row_argmin_f64)
 
@@ -50,16 +50,14 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,
                        const floating *shift, const floating *centres,
                        const floating *csq, const floating *tiles,
-                       int32_t *labels, floating *xbuf, floating *dist,
-                       bint with_norms, double *sums, double *wsum,
+                       int32_t *labels, const PassWs *tw, bint with_norms, double *sums, double *wsum,
                        double *acc_best, double *changed,
                        double *acc_norms) noexcept nogil:
     """One chunk of a Lloyd pass: assign rows, add into the partition's slot.
 
     Per row best = min_k ||c_k||^2 - 2 x.c_k, so ||x - c_best||^2 = best +
-    ||x||^2: with ``tiles`` (the tiles path, _kmeans_common.pxd) four rows
-    at a time by csrc/fe_tiles.h; otherwise from dist (nb x k) = -2 X C^T
-    by one GEMM (this orientation packs the small centre matrix as BLAS's A
+    ||x||^2: with ``tiles`` (the tiles path, _kmeans_common.pxd) by
+    csrc/fe_tiles.h; otherwise from dist (nb x k) = -2 X C^T by one GEMM (this orientation packs the small centre matrix as BLAS's A
     operand, the faster way round) and a scan of each row of it.
 
     Adds into the slot: sums[k, :] += w x (shifted frame), wsum[k] += w,
@@ -71,21 +69,20 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef Py_ssize_t i, j, c, n_changed = 0
     cdef double w, acc = 0.0, acc_n = 0.0
     cdef floating best
-    cdef floating best4[4]
-    cdef int32_t label4[4]
-    cdef const floating *rows = _in_frame(x, shift, nb, d, xbuf)
+    cdef const floating *rows = _in_frame(x, shift, nb, d, <floating *>tw.rows)
+    cdef floating *dist = <floating *>tw.dist
     cdef const floating *xr
     cdef double *sr
 
-    if tiles == NULL:
+    if tiles != NULL:
+        tiles_chunk(rows, nb, d, tiles, k, tw, False)
+    else:
         gemm_rowmajor(False, True, <int>nb, <int>k, <int>d, <floating>-2.0,
                       rows, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
     for i in range(nb):
         if tiles != NULL:
-            if i % 4 == 0:
-                tiles_nearest(rows, d, i, nb, tiles, k, label4, best4, NULL)
-            c = label4[i % 4]
-            best = best4[i % 4]
+            c = tw.near[i]
+            best = (<floating *>tw.best)[i]
         elif floating is float:
             c = fe_row_argmin_f32(dist + i * k, csq, k, &best)
         else:
@@ -208,9 +205,8 @@ def lloyd_pass(const floating[:, ::1] X,
                     _lloyd_chunk(xp + start * d, chunk_len(&run.pt, c), d, k,
                                  swp + start if swp != NULL else NULL,
                                  shp, &centres[0, 0], <floating *>run.csq,
-                                 <floating *>run.tiles, &labels[start],
-                                 <floating *>tw.rows,
-                                 <floating *>tw.dist, with_norms,
+                                 <floating *>run.tiles, &labels[start], &tw,
+                                 with_norms,
                                  slot, slot + k * d, slot + k * d + k,
                                  slot + k * d + k + 1, slot + k * d + k + 2)
         # fixed-order reduction of the partitions' slots

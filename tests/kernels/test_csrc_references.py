@@ -394,11 +394,13 @@ def test_moments_rows(hooks, dtype, D, nb, weighted):
 @pytest.mark.parametrize("d", [1, 3, 9, 33])
 @pytest.mark.parametrize("k", [1, 2, 4, 7, 8, 9, 16, 17, 31, 33, 64, 65, 100])
 @pytest.mark.parametrize("n", [1, 3, 4, 6])
-def test_tiles_nearest(hooks, dtype, d, k, n):
+def test_tiles_chunk(hooks, dtype, d, k, n):
     """csrc/fe_tiles.h: every k mod the tile widths (4, 8, 16) and mod the
     tile blocks (2 or 4 tiles), rows not a multiple of 4, a centre listed
     twice (a tie: the lower index wins, and the runner-up equals the
-    minimum), and numpy's argmin of the same expansion in float64."""
+    minimum), one tile block or blocks of 4 tiles (the running minima kept
+    between them: the same bits), and numpy's argmin of the same expansion
+    in float64."""
     if not hooks.tiles_enabled():
         pytest.skip("the tiles need a CPU with FMA in this build")
     rng = np.random.default_rng(1000 * k + 10 * d + n)
@@ -407,8 +409,13 @@ def test_tiles_nearest(hooks, dtype, d, k, n):
     if k >= 4:
         c[3] = c[1]
     csq = np.einsum("ij,ij->i", c.astype(np.float64), c.astype(np.float64)).astype(dtype)
-    labels, best, second = both(hooks.tiles_nearest, x, c, csq, True)
-    both(hooks.tiles_nearest, x, c, csq, False)
+    labels, best, second = both(hooks.tiles_chunk, x, c, csq, 1000, True)
+    for per_block in (4, 8):
+        for got, want in zip(both(hooks.tiles_chunk, x, c, csq, per_block, True),
+                             (labels, best, second)):
+            same_bits(got, want)
+    for got, want in zip(both(hooks.tiles_chunk, x, c, csq, 4, False), (labels, best)):
+        same_bits(got, want)
     v = csq.astype(np.float64) - 2.0 * x.astype(np.float64) @ c.T.astype(np.float64)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     assert_allclose(best, v.min(axis=1), rtol=tol, atol=tol * d)

@@ -32,7 +32,7 @@
  * sequence of fused multiply-adds in every build. So every build gives the
  * same bits: the AVX-512 kernel (x86-64-v4: W = 16 / 8, 4 x 4 tiles), the
  * AVX2 one (x86-64-v3: W = 8 / 4, 4 x 2 tiles) and the plain C reference
- * fe_tiles_nearest_ref_* (fma() / fmaf(), a row and a centre at a time:
+ * fe_tiles_chunk_ref_* (fma() / fmaf(), a row and a centre at a time:
  * every other build, W = 8 / 4; the baseline x86-64 build runs it compiled
  * for the FMA instruction where the CPU has one). tests/kernels/test_csrc_references.py
  * compares them.
@@ -78,16 +78,35 @@ static inline void NAME(const T *centres, const T *csq, ptrdiff_t k,         \
 FE_DEFINE_PACK_TILES(fe_pack_tiles_f32, float, FE_TILE_W_F32)
 FE_DEFINE_PACK_TILES(fe_pack_tiles_f64, double, FE_TILE_W_F64)
 
-/* The plain C reference: four rows (pointers), every centre of the tiles in
- * index order, the definitions above. */
+/* Tiles per block of the chunk kernels: all of them while they fit in
+ * FE_TILE_BLOCK_BYTES (half of a typical L2), else as many as fit, a
+ * multiple of 4 (at least 4). Blocks change the order of the work, not a
+ * result. */
+#define FE_TILE_BLOCK_BYTES (256 * 1024)
+static inline ptrdiff_t fe_tiles_per_block(ptrdiff_t nt, ptrdiff_t d, ptrdiff_t w,
+                                           ptrdiff_t itemsize)
+{
+    ptrdiff_t fit = FE_TILE_BLOCK_BYTES / (d * w * itemsize);
+    if (fit >= nt)
+        return nt;
+    fit -= fit % 4;
+    return fit > 4 ? fit : 4;
+}
+
+/* The plain C reference: each row of the chunk against every centre of the
+ * tiles in index order, the definitions above (per_block and state are not
+ * needed: they change no result). */
 #define FE_DEFINE_TILES_REF(NAME, T, W, FMA, ATTR)                            \
-ATTR static inline void NAME(const T *const *rows, ptrdiff_t d, const T *tiles, \
-                        const T *tcsq, ptrdiff_t nt, int32_t *labels,         \
-                        T *best, T *second)                                   \
+ATTR static inline void NAME(const T *x, ptrdiff_t nb, ptrdiff_t d,          \
+                             const T *tiles, const T *tcsq, ptrdiff_t nt,     \
+                             ptrdiff_t per_block, T *state, int32_t *labels,  \
+                             T *best, T *second)                              \
 {                                                                             \
-    int r;                                                                    \
-    for (r = 0; r < FE_TILE_ROWS; r++) {                                      \
-        const T *x = rows[r];                                                 \
+    ptrdiff_t i;                                                              \
+    (void)per_block;                                                          \
+    (void)state;                                                              \
+    for (i = 0; i < nb; i++) {                                                \
+        const T *xr = x + i * d;                                              \
         T m = (T)INFINITY, m2 = (T)INFINITY;                                  \
         int32_t arg = 0;                                                      \
         ptrdiff_t t, j;                                                       \
@@ -96,7 +115,7 @@ ATTR static inline void NAME(const T *const *rows, ptrdiff_t d, const T *tiles, 
             T acc[W] = {0};                                                   \
             for (j = 0; j < d; j++)  /* the W centres' chains side by side */ \
                 for (l = 0; l < W; l++)                                       \
-                    acc[l] = FMA(x[j], tiles[(t * d + j) * W + l], acc[l]);   \
+                    acc[l] = FMA(xr[j], tiles[(t * d + j) * W + l], acc[l]);  \
             for (l = 0; l < W; l++) {                                         \
                 T v = FMA((T)-2, acc[l], tcsq[t * W + l]);                    \
                 if (v < m) {                                                  \
@@ -108,14 +127,14 @@ ATTR static inline void NAME(const T *const *rows, ptrdiff_t d, const T *tiles, 
                 }                                                             \
             }                                                                 \
         }                                                                     \
-        labels[r] = arg;                                                      \
-        best[r] = m;                                                          \
+        labels[i] = arg;                                                      \
+        best[i] = m;                                                          \
         if (second != NULL)                                                   \
-            second[r] = m2;                                                   \
+            second[i] = m2;                                                   \
     }                                                                         \
 }
-FE_DEFINE_TILES_REF(fe_tiles_nearest_ref_f32, float, FE_TILE_W_F32, fmaf, )
-FE_DEFINE_TILES_REF(fe_tiles_nearest_ref_f64, double, FE_TILE_W_F64, fma, )
+FE_DEFINE_TILES_REF(fe_tiles_chunk_ref_f32, float, FE_TILE_W_F32, fmaf, )
+FE_DEFINE_TILES_REF(fe_tiles_chunk_ref_f64, double, FE_TILE_W_F64, fma, )
 
 #if !FE_PORTABLE && defined(__x86_64__) && !defined(__FMA__)
 /* The baseline x86-64 build: fma() is a library call there (no FMA in the
@@ -123,12 +142,12 @@ FE_DEFINE_TILES_REF(fe_tiles_nearest_ref_f64, double, FE_TILE_W_F64, fma, )
  * for the instruction instead, and the passes use the tiles only where the
  * CPU has it (every CPU that runs the other builds); elsewhere they take
  * the GEMM path, as no other build runs there to compare with. */
-FE_DEFINE_TILES_REF(fe_tiles_nearest_hwfma_f32, float, FE_TILE_W_F32, fmaf,
+FE_DEFINE_TILES_REF(fe_tiles_chunk_hwfma_f32, float, FE_TILE_W_F32, fmaf,
                     __attribute__((target("fma"))))
-FE_DEFINE_TILES_REF(fe_tiles_nearest_hwfma_f64, double, FE_TILE_W_F64, fma,
+FE_DEFINE_TILES_REF(fe_tiles_chunk_hwfma_f64, double, FE_TILE_W_F64, fma,
                     __attribute__((target("fma"))))
-#define fe_tiles_nearest_f32 fe_tiles_nearest_hwfma_f32
-#define fe_tiles_nearest_f64 fe_tiles_nearest_hwfma_f64
+#define fe_tiles_chunk_f32 fe_tiles_chunk_hwfma_f32
+#define fe_tiles_chunk_f64 fe_tiles_chunk_hwfma_f64
 
 static inline int fe_tiles_enabled(void)
 {
@@ -154,8 +173,8 @@ static inline int fe_tiles_enabled(void)
 #include "csrc/fe_tiles_impl.h"
 
 #else
-#define fe_tiles_nearest_f32 fe_tiles_nearest_ref_f32
-#define fe_tiles_nearest_f64 fe_tiles_nearest_ref_f64
+#define fe_tiles_chunk_f32 fe_tiles_chunk_ref_f32
+#define fe_tiles_chunk_f64 fe_tiles_chunk_ref_f64
 #endif
 #endif
 

@@ -19,45 +19,61 @@ FE_INLINE void FE_TL(fe_tiles_fold)(FE_TL(fe_tv) acc, FE_TL(fe_tv) csq, int32_t 
     *ti = FE_TL(fe_ti_mov)(*ti, lt, FE_TL(fe_ti_set1)(t));
 }
 
-/* Four rows (pointers; repeat one to fill a short block) against all nt
- * tiles, TB tiles at a time (4 TB accumulators), then the last nt mod TB
- * one at a time. */
-FE_INLINE void FE_TL(fe_tiles_block)(const FE_TL(fe_t) *const *rows, ptrdiff_t d,
+/* The dot products of four rows (pointers) with TB tiles (tp: the first,
+ * ts values apart): acc[r][b]. Kept out of line so that its registers are
+ * the 4 TB accumulators, the TB tile vectors and a broadcast only: inlined
+ * into the chunk loop, with the rows' running minima live beside them, GCC
+ * spilled the tile vectors (at half the speed). */
+__attribute__((noinline)) static void FE_TL(fe_tiles_dots)(
+    const FE_TL(fe_t) *const *rows, ptrdiff_t d, const FE_TL(fe_t) *tp, ptrdiff_t ts,
+    FE_TL(fe_tv) acc[FE_TILE_ROWS][FE_TL(fe_tb)])
+{
+    enum { R = FE_TILE_ROWS, TB = FE_TL(fe_tb) };
+    FE_TL(fe_tv) a[R][TB], c[TB], xv;
+    const FE_TL(fe_t) *x0 = rows[0], *x1 = rows[1], *x2 = rows[2], *x3 = rows[3];
+    ptrdiff_t j;
+    int r, b;
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (b = 0; b < TB; b++)
+            a[r][b] = FE_TL(fe_tv_zero)();
+    for (j = 0; j < d; j++) {
+#pragma GCC unroll 4
+        for (b = 0; b < TB; b++)
+            c[b] = FE_TL(fe_tv_load)(tp + b * ts + j * FE_TL_W);
+#define FE_TL_ROW(R_, X_)                                                     \
+        xv = FE_TL(fe_tv_set1)(X_[j]);                                        \
+        for (b = 0; b < TB; b++)                                              \
+            a[R_][b] = FE_TL(fe_tv_fma)(xv, c[b], a[R_][b]);
+        FE_TL_ROW(0, x0)
+        FE_TL_ROW(1, x1)
+        FE_TL_ROW(2, x2)
+        FE_TL_ROW(3, x3)
+#undef FE_TL_ROW
+    }
+#pragma GCC unroll 4
+    for (r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (b = 0; b < TB; b++)
+            acc[r][b] = a[r][b];
+}
+
+/* Four rows (pointers; repeat one to fill a short block) against tiles
+ * [t0, t1), TB at a time (4 TB accumulators), then the last ones one at a
+ * time, folded into the rows' running state. */
+FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d,
                                      const FE_TL(fe_t) *tiles, const FE_TL(fe_t) *tcsq,
-                                     ptrdiff_t nt, int with_second, int32_t *labels,
-                                     FE_TL(fe_t) *best, FE_TL(fe_t) *second)
+                                     ptrdiff_t t0, ptrdiff_t t1, int with_second,
+                                     FE_TL(fe_tv) *mn, FE_TL(fe_ti) *ti, FE_TL(fe_tv) *mn2)
 {
     enum { R = FE_TILE_ROWS, TB = FE_TL(fe_tb) };
     const ptrdiff_t ts = d * FE_TL_W;  /* values per tile */
-    FE_TL(fe_tv) mn[R], mn2[R];
-    FE_TL(fe_ti) ti[R];
-    ptrdiff_t t = 0, j;
+    ptrdiff_t t = t0, j;
     int r, b;
-    for (r = 0; r < R; r++) {
-        mn[r] = FE_TL(fe_tv_set1)((FE_TL(fe_t))INFINITY);
-        mn2[r] = mn[r];
-        ti[r] = FE_TL(fe_ti_set1)(0);
-    }
-    for (; t + TB <= nt; t += TB) {
-        const FE_TL(fe_t) *tp = tiles + t * ts;
-        FE_TL(fe_tv) acc[R][TB], c[TB], xv;
-#pragma GCC unroll 4
-        for (r = 0; r < R; r++)
-#pragma GCC unroll 4
-            for (b = 0; b < TB; b++)
-                acc[r][b] = FE_TL(fe_tv_zero)();
-        for (j = 0; j < d; j++) {
-#pragma GCC unroll 4
-            for (b = 0; b < TB; b++)
-                c[b] = FE_TL(fe_tv_load)(tp + b * ts + j * FE_TL_W);
-#pragma GCC unroll 4
-            for (r = 0; r < R; r++) {
-                xv = FE_TL(fe_tv_set1)(rows[r][j]);
-#pragma GCC unroll 4
-                for (b = 0; b < TB; b++)
-                    acc[r][b] = FE_TL(fe_tv_fma)(xv, c[b], acc[r][b]);
-            }
-        }
+    for (; t + TB <= t1; t += TB) {
+        FE_TL(fe_tv) acc[R][TB];
+        FE_TL(fe_tiles_dots)(rows, d, tiles + t * ts, ts, acc);
 #pragma GCC unroll 4
         for (b = 0; b < TB; b++) {
             FE_TL(fe_tv) csq = FE_TL(fe_tv_load)(tcsq + (t + b) * FE_TL_W);
@@ -67,7 +83,7 @@ FE_INLINE void FE_TL(fe_tiles_block)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
                                      &mn[r], &ti[r], &mn2[r]);
         }
     }
-    for (; t < nt; t++) {
+    for (; t < t1; t++) {
         const FE_TL(fe_t) *tp = tiles + t * ts;
         FE_TL(fe_tv) acc[R], csq;
 #pragma GCC unroll 4
@@ -85,22 +101,79 @@ FE_INLINE void FE_TL(fe_tiles_block)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
             FE_TL(fe_tiles_fold)(acc[r], csq, (int32_t)t, with_second, &mn[r], &ti[r],
                                  &mn2[r]);
     }
-    for (r = 0; r < R; r++)
-        FE_TL(fe_tiles_reduce)(mn[r], ti[r], mn2[r], with_second, &labels[r], &best[r],
-                               with_second ? &second[r] : NULL);
+}
+
+/* The chunk's nb rows (row-major, d values each) against all nt tiles,
+ * per_block tiles at a time (see fe_tiles_per_block): for each block, every
+ * row, four at a time, its running state kept in ``state`` between blocks
+ * (3 W values per row, rows rounded up to 4; unused with one block). */
+FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptrdiff_t d,
+                                          const FE_TL(fe_t) *tiles,
+                                          const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
+                                          ptrdiff_t per_block, FE_TL(fe_t) *state,
+                                          int with_second, int32_t *labels,
+                                          FE_TL(fe_t) *best, FE_TL(fe_t) *second)
+{
+    enum { R = FE_TILE_ROWS };
+    ptrdiff_t t0, i;
+    int r;
+    for (t0 = 0; t0 < nt; t0 += per_block) {
+        ptrdiff_t t1 = t0 + per_block < nt ? t0 + per_block : nt;
+        for (i = 0; i < nb; i += R) {
+            const FE_TL(fe_t) *rows[R];
+            FE_TL(fe_tv) mn[R], mn2[R];
+            FE_TL(fe_ti) ti[R];
+            FE_TL(fe_t) *st = state + i * 3 * FE_TL_W;
+            int32_t lab[R];
+            FE_TL(fe_t) b1[R], b2[R];
+            for (r = 0; r < R; r++) {
+                rows[r] = x + (i + r < nb ? i + r : nb - 1) * d;
+                if (t0 == 0) {
+                    mn[r] = FE_TL(fe_tv_set1)((FE_TL(fe_t))INFINITY);
+                    mn2[r] = mn[r];
+                    ti[r] = FE_TL(fe_ti_set1)(0);
+                } else {
+                    memcpy(&mn[r], st + (3 * r) * FE_TL_W, sizeof(mn[r]));
+                    memcpy(&mn2[r], st + (3 * r + 1) * FE_TL_W, sizeof(mn2[r]));
+                    memcpy(&ti[r], st + (3 * r + 2) * FE_TL_W, sizeof(ti[r]));
+                }
+            }
+            FE_TL(fe_tiles_range)(rows, d, tiles, tcsq, t0, t1, with_second, mn, ti, mn2);
+            if (t1 < nt) {
+                for (r = 0; r < R; r++) {
+                    memcpy(st + (3 * r) * FE_TL_W, &mn[r], sizeof(mn[r]));
+                    memcpy(st + (3 * r + 1) * FE_TL_W, &mn2[r], sizeof(mn2[r]));
+                    memcpy(st + (3 * r + 2) * FE_TL_W, &ti[r], sizeof(ti[r]));
+                }
+                continue;
+            }
+            for (r = 0; r < R; r++)
+                FE_TL(fe_tiles_reduce)(mn[r], ti[r], mn2[r], with_second, &lab[r], &b1[r],
+                                       &b2[r]);
+            for (r = 0; r < R && i + r < nb; r++) {
+                labels[i + r] = lab[r];
+                best[i + r] = b1[r];
+                if (with_second)
+                    second[i + r] = b2[r];
+            }
+        }
+    }
 }
 
 /* The entry point: second == NULL skips the runners-up. */
-static inline void FE_TL(fe_tiles_nearest)(const FE_TL(fe_t) *const *rows, ptrdiff_t d,
-                                           const FE_TL(fe_t) *tiles,
-                                           const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
-                                           int32_t *labels, FE_TL(fe_t) *best,
-                                           FE_TL(fe_t) *second)
+static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptrdiff_t d,
+                                         const FE_TL(fe_t) *tiles,
+                                         const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
+                                         ptrdiff_t per_block, FE_TL(fe_t) *state,
+                                         int32_t *labels, FE_TL(fe_t) *best,
+                                         FE_TL(fe_t) *second)
 {
     if (second == NULL)
-        FE_TL(fe_tiles_block)(rows, d, tiles, tcsq, nt, 0, labels, best, NULL);
+        FE_TL(fe_tiles_chunk_body)(x, nb, d, tiles, tcsq, nt, per_block, state, 0, labels,
+                                   best, NULL);
     else
-        FE_TL(fe_tiles_block)(rows, d, tiles, tcsq, nt, 1, labels, best, second);
+        FE_TL(fe_tiles_chunk_body)(x, nb, d, tiles, tcsq, nt, per_block, state, 1, labels,
+                                   best, second);
 }
 
 #undef FE_TL_W
