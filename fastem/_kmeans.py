@@ -49,9 +49,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
 
     A drop-in for ``sklearn.cluster.KMeans``: same parameters, methods and
     fitted attributes. Each iteration is a single pass over X in row chunks
-    (distances by GEMM, nearest centre, per-centre sums); float32 data stays
-    float32 in the distance computation while every sum is accumulated in
-    float64. Results are bit-identical for any number of threads.
+    (distances and nearest centre in registers, per-centre sums); float32
+    data stays float32 in the distance computation while every sum is
+    accumulated in float64. Results are bit-identical for any number of
+    threads and any SIMD build.
 
     scipy.sparse input (CSR; other formats are converted to CSR once) is
     clustered without densifying it: the cross terms come from each row's
@@ -497,8 +498,11 @@ def _shift_or_empty(shift):
 def _lloyd_chunk_rows(n_clusters, n_features, dtype, n_rows):
     """Rows per chunk of the Lloyd and bounded passes.
 
-    A chunk holds its shifted rows (d) and its distance block (k) per row.
-    At least 256 rows whatever the width: each chunk's GEMM packs the whole
+    A chunk holds its shifted rows (d) and, on the GEMM path, its distance
+    block (k) per row; the tiles path (``_kmeans_common.tiles_path``) has
+    no block but takes the same chunks, so that every build adds the rows
+    in the same order. At least 256 rows whatever the width: each chunk's
+    GEMM packs the whole
     k x d centre matrix, which a chunk of 64 rows (what the L2 target gives
     past k + d = 1280 float32 values) does not amortise. Measured with one
     ``lloyd_pass`` (float32, 2 threads, chunk of 64 / 128 / 256 rows):
@@ -519,21 +523,23 @@ def use_bounds(algorithm, n_clusters, n_features, dtype):
     ``_lloyd.uses_lowd_path``) computes a row's k distances in registers
     at a few ns per row, while a bounded pass still reads and writes the
     bounds of every row and computes the full distances of the rows its
-    bounds fail by GEMM. Measured with ``benchmarks/compare.py kmeans-k4``
+    bounds fail. Measured (before the tiles of csrc/fe_tiles.h) with ``benchmarks/compare.py kmeans-k4``
     (N = 1e7, D = 4, K = 16 float32, 20 iterations, 2 threads, other
     jobs loading the machine): plain 1.22 / 1.48 s, bounded 3.69 / 3.94 s;
     and at N = 5e5, 5 iterations, K = 16 to 1024, plain / bounded time
     0.38-0.50 at D = 2 and 4, 0.65-0.81 at D = 8 (float32), 0.31-0.83 at
     D <= 8 (float64), 0.82-0.91 at D = 10 float64 even by the GEMM path.
 
-    At high D the bounded passes cost a little more than the plain ones
-    when they prune little (a fresh bounded pass is a plain pass that also
-    keeps the second-nearest distance) and win once they prune; both
-    measured with OpenBLAS's AVX-512 kernels, 2 threads, float32:
-    ``compare.py kmeans-e1`` (N = 1e5, D = 768, K = 1024, 5 iterations)
-    2.53 s bounded against 2.76 s plain; N = 32552, D = 1536, 5 iterations
-    (one run each, mixture data): K = 1024 2.30 against 2.75 s, K = 256
-    0.61 against 0.49 s.
+    Elsewhere a bounded pass costs more than a plain one when it prunes
+    little (a fresh bounded pass is a plain pass that also keeps the
+    runner-up and the bounds) and wins once it prunes. With the tiles, best
+    of 3, 2 threads, float32, ``compare.py`` in the Haswell and SkylakeX
+    BLAS settings (BLAS no longer computes these distances), bounded /
+    plain: K1 (N = 1e6, D = 32, K = 64, 20 iterations) 0.297 / 0.336 s and
+    0.310 / 0.379 s; K3 (D = 64, K = 1024, 10) 2.667 / 3.532 and 2.655 /
+    3.668; E1 (N = 1e5, D = 768, K = 1024, 5) 2.386 / 2.501 and 2.152 /
+    2.441; E2 (N = 7e4, D = 784, K = 256, 10) 0.625 / 0.890 and 0.598 /
+    0.845.
     """
     if algorithm == "lloyd" or n_clusters < 2:
         return False

@@ -6,8 +6,11 @@ slots that belong to a fixed partition of the chunks (never to a thread, see
 _common.pxd), and the slots are added in a fixed order after the parallel
 region: 1 and N threads give bit-identical results.
 
-Distances use the expansion ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2`` with
-the cross term from one GEMM per chunk (float32 data stays float32 there).
+Distances use the expansion ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``, the
+cross terms and the nearest centre from the register-blocked tiles of
+csrc/fe_tiles.h (float32 data stays float32 there; ``tiles_path`` in
+_kmeans_common.pxd: every build but the baseline x86-64 one on a CPU without
+FMA, which takes one GEMM per chunk and a scan of its K-wide block).
 Cancellation in that expansion grows with ``||x||``, so data far from the
 origin are shifted chunk by chunk by ``shift`` (their mean) into a
 per-thread buffer, with centres passed in the same shifted frame (a length-0

@@ -1,11 +1,12 @@
-/* Nearest centres of a few rows by register-blocked tiles: the dense
- * K-means passes' distance + argmin without a GEMM.
+/* Nearest centres of a chunk's rows by register-blocked tiles: the dense
+ * K-means passes' distances and argmin without a GEMM.
  *
- * A GEMM path would compute a chunk's block D = -2 X C^T with BLAS and then
- * scan each row of D (plus ||c||^2) for its minimum: BLAS packs the chunk
- * and the centres into its own layout on every call, and the nb x k block is
- * written and read back. Here the centres are packed once per pass, in tiles
- * of W centres (one vector register: FE_TILE_W_F32 floats,
+ * The GEMM path (still taken by the baseline x86-64 build on CPUs without
+ * FMA) computes a chunk's block D = -2 X C^T with BLAS and then scans each
+ * row of D (plus ||c||^2) for its minimum: BLAS packs the chunk and the
+ * centres into its own layout on every call, and the nb x k block is
+ * written and read back. Here the centres are packed once per pass, in
+ * tiles of W centres (one vector register: FE_TILE_W_F32 floats,
  * FE_TILE_W_F64 doubles):
  *
  *     tiles[t][j][l] = c_{tW + l}[j]      (t < nt = ceil(k / W), j < d)
@@ -13,29 +14,35 @@
  *
  * and 4 rows x TB tiles of dot products are accumulated in vector registers
  * over j (each step: TB tile loads, 4 broadcasts of x_r[j], 4 TB fused
- * multiply-adds), so the centres stream from L1/L2 and nothing K-wide is
- * written. Each finished tile gives the rows' values
+ * multiply-adds), so nothing K-wide is written. Each finished tile gives
+ * the rows' values
  *
  *     v = fma(-2, x.c, ||c||^2),  x.c = fma(x[d-1], c[d-1], ... fma(x[0], c[0], 0))
  *
  * (one rounding per step, j in order), kept per lane as a running minimum
  * with its tile index and the lane's runner-up, and reduced across lanes at
- * the end:
+ * the end (fe_tiles_chunk):
  *
- *     labels[r] = the lowest centre index among those of smallest v,
- *     best[r]   = that v,
- *     second[r] = the smallest v of the other centres (the second order
- *                 statistic: equal to best[r] if the minimum is shared).
+ *     labels[i] = the lowest centre index among those of smallest v,
+ *     best[i]   = that v,
+ *     second[i] = the smallest v of the other centres (the second order
+ *                 statistic: equal to best[i] if the minimum is shared).
  *
- * These three depend only on each centre's v, not on the tile width, the
- * blocking or the order centres are visited in; and each v is the same
+ * The tiles are visited in blocks of at most FE_TILE_BLOCK_BYTES (every
+ * row of the chunk against one block, then the next), so that a block stays
+ * in L2 while the rows stream past it; the rows' running minima wait in
+ * ``state`` between blocks (at E1, D = 768 and K = 1024, the 3 MB of
+ * centres were otherwise read from L3 for every 4 rows).
+ *
+ * The three outputs depend only on each centre's v, not on the tile width,
+ * the blocks or the order centres are visited in; and each v is the same
  * sequence of fused multiply-adds in every build. So every build gives the
  * same bits: the AVX-512 kernel (x86-64-v4: W = 16 / 8, 4 x 4 tiles), the
  * AVX2 one (x86-64-v3: W = 8 / 4, 4 x 2 tiles) and the plain C reference
- * fe_tiles_chunk_ref_* (fma() / fmaf(), a row and a centre at a time:
+ * fe_tiles_chunk_ref_* (fma() / fmaf(), a row and W centres at a time:
  * every other build, W = 8 / 4; the baseline x86-64 build runs it compiled
- * for the FMA instruction where the CPU has one). tests/kernels/test_csrc_references.py
- * compares them.
+ * for the FMA instruction where the CPU has one).
+ * tests/kernels/test_csrc_references.py compares them.
  *
  * Rounding: each dot product is within d unit roundoffs of sum_j |x_j c_j|
  * of the exact one, like a GEMM's: the bounded pass's error margin
