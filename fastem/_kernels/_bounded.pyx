@@ -36,9 +36,10 @@ from fastem._kernels._kmeans_args import CentreMoves, RowBounds
 # other centre, no centre can be closer than c_a and the row is skipped
 # without reading it. Otherwise u is tightened to the exact distance and the
 # test repeated; only rows that still fail get all k distances (the gathered
-# rows against the tiles of csrc/fe_tiles.h, or one GEMM over them). Sums move incrementally: a row that changes cluster
-# takes w x out of its old cluster's sum and into the new one's, so after the
-# first iterations a pass reads little more than the bounds.
+# rows against the tiles of csrc/fe_tiles.h, or one GEMM over them). Sums
+# move incrementally: a row that changes cluster takes w x out of its old
+# cluster's sum and into the new one's, so after the first iterations a pass
+# reads little more than the bounds.
 #
 # The bounds must hold for the distances the arithmetic produces: u is
 # tightened by an exact float64 difference, and after a full search both
@@ -265,8 +266,8 @@ def bounded_pass(const floating[:, ::1] X,
                 _bounded_chunk(&X[start, 0], chunk_len(&run.pt, c), d, k,
                                swp + start if swp != NULL else NULL, shp,
                                &centres[0, 0], csq, <floating *>run.tiles, csq_max,
-                               &half_sep[0],
-                               &drift[0], drift_max, drift_second, drift_arg,
+                               &half_sep[0], &drift[0], drift_max, drift_second,
+                               drift_arg,
                                fresh, err_scale, &upper[start], &lower[start],
                                &labels[start], &tw, slot, slot + k * d, slot + k * d + k)
         # fixed-order reduction; without ``fresh`` the slots update the sums

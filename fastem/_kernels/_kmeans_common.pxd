@@ -92,13 +92,15 @@ cdef inline bint tiles_path() noexcept nogil:
     than on a GEMM and a scan of its K-wide block: the one dispatch between
     the two. Every build but the baseline x86-64 one on a CPU without FMA.
 
-    Measured, one ``lloyd_pass``, float32, 2 threads, Zen 5, GEMM path /
-    tiles (x86-64-v4 build), OPENBLAS_CORETYPE=Haswell and (b) OpenBLAS's
-    own choice (SkylakeX): N = 1e6, D = 32, K = 64: 104 / 15 ms ((b) 56 /
-    15); N = 1e6, D = 64, K = 1024: 1171 / 338 ms ((b) 752 / 323); N =
-    1e5, D = 768, K = 1024: 1167 / 518 ms ((b) 727 / 536); N = 7e4, D =
-    784, K = 256: 243 / 72 ms ((b) 128 / 78); N = 1e5, D = 1536, K = 64:
-    207 / 82 ms ((b) 156 / 69)."""
+    Measured, one ``lloyd_pass``, float32, 2 threads, Zen 5, best of 3,
+    GEMM path (OpenBLAS with OPENBLAS_CORETYPE=Haswell / its own choice,
+    SkylakeX) against the tiles (x86-64-v4 build): N = 1e6, D = 32, K =
+    64: 104 / 56 ms against 15-16 ms; N = 1e6, D = 64, K = 1024: 1171 /
+    752 against 311-325; N = 1e5, D = 768, K = 1024: 1167 / 727 against
+    373-429; N = 7e4, D = 784, K = 256: 243 / 128 against 70-83; N = 1e5,
+    D = 1536, K = 64: 207 / 156 against 64-67. The AVX2 build's tiles run
+    at about half the AVX-512 rate on this CPU (91-95 GFlops per thread at
+    D = 64, K = 1024), above the GEMM path's with Haswell kernels."""
     return fe_tiles_enabled() != 0
 
 

@@ -53,15 +53,17 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                        Py_ssize_t k, const floating *sw,
                        const floating *shift, const floating *centres,
                        const floating *csq, const floating *tiles,
-                       int32_t *labels, const PassWs *tw, bint with_norms, double *sums, double *wsum,
-                       double *acc_best, double *changed,
-                       double *acc_norms) noexcept nogil:
+                       int32_t *labels, const PassWs *tw, bint with_norms,
+                       double *sums, double *wsum, double *acc_best,
+                       double *changed, double *acc_norms) noexcept nogil:
     """One chunk of a Lloyd pass: assign rows, add into the partition's slot.
 
     Per row best = min_k ||c_k||^2 - 2 x.c_k, so ||x - c_best||^2 = best +
     ||x||^2: with ``tiles`` (the tiles path, _kmeans_common.pxd) by
-    csrc/fe_tiles.h; otherwise from dist (nb x k) = -2 X C^T by one GEMM (this orientation packs the small centre matrix as BLAS's A
-    operand, the faster way round) and a scan of each row of it.
+    csrc/fe_tiles.h; otherwise from dist (nb x k) = -2 X C^T by one GEMM
+    (this orientation packs the small centre matrix as BLAS's A operand,
+    the faster way round) and a scan of each row of it. ``tw``: the
+    thread's workspace (rows in the frame, dist or the tiles' outputs).
 
     Adds into the slot: sums[k, :] += w x (shifted frame), wsum[k] += w,
     acc_best += w best, changed += labels changed, and, if ``with_norms``,
