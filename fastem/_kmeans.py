@@ -502,13 +502,12 @@ def _lloyd_chunk_rows(n_clusters, n_features, dtype, n_rows):
     block (k) per row; the tiles path (``_kmeans_common.tiles_path``) has
     no block but takes the same chunks, so that every build adds the rows
     in the same order. At least 256 rows whatever the width: each chunk's
-    GEMM packs the whole
-    k x d centre matrix, which a chunk of 64 rows (what the L2 target gives
-    past k + d = 1280 float32 values) does not amortise. Measured with one
-    ``lloyd_pass`` (float32, 2 threads, chunk of 64 / 128 / 256 rows):
-    n=1e5, d=768, k=1024: 1.87 / 1.48 / 1.42 s; n=7e4, d=784, k=256:
-    0.44 / 0.39 / 0.37 s (512 rows: no better). scikit-learn's chunks are
-    256 rows too.
+    GEMM packs the whole k x d centre matrix, which a chunk of 64 rows
+    (what the L2 target gives past k + d = 1280 float32 values) does not
+    amortise. Measured with one ``lloyd_pass`` (float32, 2 threads, chunk
+    of 64 / 128 / 256 rows): n=1e5, d=768, k=1024: 1.87 / 1.48 / 1.42 s;
+    n=7e4, d=784, k=256: 0.44 / 0.39 / 0.37 s (512 rows: no better).
+    scikit-learn's chunks are 256 rows too.
     """
     return chunk_rows(n_clusters + n_features, np.dtype(dtype).itemsize, n_rows=n_rows,
                       min_rows=256)
@@ -523,9 +522,10 @@ def use_bounds(algorithm, n_clusters, n_features, dtype):
     ``_lloyd.uses_lowd_path``) computes a row's k distances in registers
     at a few ns per row, while a bounded pass still reads and writes the
     bounds of every row and computes the full distances of the rows its
-    bounds fail. Measured (before the tiles of csrc/fe_tiles.h) with ``benchmarks/compare.py kmeans-k4``
-    (N = 1e7, D = 4, K = 16 float32, 20 iterations, 2 threads, other
-    jobs loading the machine): plain 1.22 / 1.48 s, bounded 3.69 / 3.94 s;
+    bounds fail. Measured (before the tiles of csrc/fe_tiles.h) with
+    ``benchmarks/compare.py kmeans-k4`` (N = 1e7, D = 4, K = 16 float32,
+    20 iterations, 2 threads, other jobs loading the machine): plain 1.22
+    / 1.48 s, bounded 3.69 / 3.94 s;
     and at N = 5e5, 5 iterations, K = 16 to 1024, plain / bounded time
     0.38-0.50 at D = 2 and 4, 0.65-0.81 at D = 8 (float32), 0.31-0.83 at
     D <= 8 (float64), 0.82-0.91 at D = 10 float64 even by the GEMM path.
