@@ -55,7 +55,7 @@ DTYPES = [np.float32, np.float64]
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [1, 3, 8, 13, 32])
-@pytest.mark.parametrize("L", [1, 3, 4, 5, 8, 9, 17])
+@pytest.mark.parametrize("L", [1, 2, 3, 4, 5, 6, 7, 8, 9, 17])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_kpp_rows(hooks, dtype, d, L, weighted):
     rng = np.random.default_rng(d * 100 + L)

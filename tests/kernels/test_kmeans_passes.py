@@ -114,6 +114,23 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
         assert_array_equal(labels, lab2)
         assert_allclose(sums, sums2, rtol=1e-9, atol=1e-9 * np.abs(sums2).max())
         assert_allclose(weights, w2, rtol=1e-12, atol=1e-12)
+        # a small move: most rows keep their bounds, the few that fail them
+        # are tightened to their exact distance first (the swap above failed
+        # nearly every row, which skips that step)
+        rng = np.random.default_rng(n + k)
+        C3 = (C2 + 1e-3 * rng.standard_normal(C2.shape)).astype(dtype)
+        drift, half_sep = bound_updates(C2.astype(np.float64), C3)
+        _bounded.bounded_pass(X, sw, np.empty(0, dtype), C3,
+                              _bounded.CentreMoves(half_sep, drift, False),
+                              _bounded.RowBounds(upper, lower, labels), sums, weights,
+                              chunk, 2)
+        lab3, sums3, w3, _ = _reference(X, C3, ww)
+        assert_array_equal(labels, lab3)
+        assert_allclose(sums, sums3, rtol=1e-9, atol=1e-9 * np.abs(sums3).max())
+        d = np.sqrt(((X.astype(np.float64)[:, None] - C3.astype(np.float64)) ** 2).sum(axis=2))
+        assert np.all(upper >= d[np.arange(n), lab3] * (1 - 1e-5))
+        d[np.arange(n), lab3] = np.inf
+        assert np.all(lower <= d.min(axis=1) * (1 + 1e-5))
 
 
 @pytest.mark.parametrize("k, d, offset", [(1, 3, 0.0), (2, 1, 0.0), (50, 7, 0.0),

@@ -105,11 +105,16 @@ static inline double fe_sqnorm_f64(const double *a, ptrdiff_t n)
  * multiplied by ``scale`` (a power of two chosen from the data's spread,
  * see greedy_kmeans_plusplus): exact, and it keeps them inside float32's
  * range whatever the data's scale. Rows are prefetched
- * FE_PREFETCH_ROWS ahead: after pruning they no longer form the
- * sequential stream the hardware prefetcher follows. (16 rows rather than
- * 6: greedy k-means++ at N=1e6, D=64, K=1024 float32 took 14.1 s instead of
- * 15.5 s, mean of 3 alternated runs on 2 Zen 5 cores; the bounded Lloyd
- * pass, which shares the constant, did not change.) */
+ * FE_KPP_PREFETCH_ROWS ahead: after pruning they no longer form the
+ * sequential stream the hardware prefetcher follows. The loops that do
+ * less per row (the bounded Lloyd pass's exact distances, applying a
+ * chosen centre) prefetch FE_PREFETCH_ROWS ahead. Measured with the whole
+ * lines prefetched (fe_prefetch_row), greedy k-means++ at N=1e6, D=64,
+ * K=1024 float32, 2 threads on 2 Zen 5 cores, 8 / 16 / 32 rows ahead:
+ * 9.1 / 8.3 / 8.2 s (12.0 s before fe_prefetch_row took the rows' last
+ * lines); the bounded passes of compare.py's kmeans workload (N=1e6,
+ * D=32, K=64, 20 iterations) 196 / 197-210 / 212-215 ms. */
+#define FE_KPP_PREFETCH_ROWS 32
 #define FE_PREFETCH_ROWS 16
 
 static inline uint16_t fe_cand_bit(ptrdiff_t l)
@@ -118,11 +123,17 @@ static inline uint16_t fe_cand_bit(ptrdiff_t l)
     return (uint16_t)(1u << (l < 15 ? l : 15));
 }
 
+/* Every cache line that bytes row .. row + nbytes - 1 touch, from the line
+ * holding the first byte: numpy aligns arrays to 16 bytes only, and a row
+ * that does not start on a line boundary spans one line more than
+ * nbytes / 64 (prefetching row + 0, 64, 128 and 192 of a 256-byte row at
+ * offset 16 left its fifth line to a demand miss on every row). */
 static inline void fe_prefetch_row(const void *row, ptrdiff_t nbytes)
 {
-    ptrdiff_t off;
-    for (off = 0; off < nbytes; off += 64)
-        FE_PREFETCH_L1((const char *)row + off);
+    const char *line = (const char *)((uintptr_t)row & ~(uintptr_t)63);
+    const char *end = (const char *)row + nbytes;
+    for (; line < end; line += 64)
+        FE_PREFETCH_L1(line);
 }
 
 /* The plain C candidate pass: every candidate by fe_sqdist_* */
@@ -134,8 +145,8 @@ static inline void fe_prefetch_row(const void *row, ptrdiff_t nbytes)
             pots[l] = 0.0;                                                    \
     }                                                                         \
     for (t = 0; t < n_todo; t++) {                                            \
-        if (t + FE_PREFETCH_ROWS < n_todo)                                \
-            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d, \
+        if (t + FE_KPP_PREFETCH_ROWS < n_todo)                                \
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_KPP_PREFETCH_ROWS] * d, \
                                 d * (ptrdiff_t)sizeof(T));                   \
         ptrdiff_t i = todo[t];                                               \
         double cur = closest[i];                                              \
@@ -201,6 +212,60 @@ static inline __m256i fe_tail_mask4(ptrdiff_t r)
 static inline __attribute__((always_inline)) __m256
 fe_sqdist8_f32(const float *x, const float *c, ptrdiff_t d, int nc)
 {
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    /* AVX-512: the same 8 lanes per candidate, two candidates per register
+     * (candidate 2p in the low half, 2p + 1 in the high half, x in both),
+     * so each sub / mul / add does two candidates' work; the lane sums are
+     * then split back into the 8-lane accumulators of the AVX2 path below
+     * and reduced by the same tree: the same operations on the same values,
+     * bit for bit. */
+    __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
+    ptrdiff_t j = 0, r = d & 7;
+#define FE_SQD_PAIR_F32(P, XV, C0, C1)                                       \
+    do {                                                                      \
+        __m512 cv_ = _mm512_insertf32x8(_mm512_castps256_ps512(C0), C1, 1);   \
+        __m512 df_ = _mm512_sub_ps(XV, cv_);                                  \
+        P = _mm512_add_ps(P, _mm512_mul_ps(df_, df_));                        \
+    } while (0)
+#define FE_SQD_PAIRS_F32(LOAD)                                               \
+    do {                                                                      \
+        __m512 xw = _mm512_broadcast_f32x8(xv);                               \
+        __m256 zero_ = _mm256_setzero_ps();                                   \
+        FE_SQD_PAIR_F32(p0, xw, LOAD(c + j),                                  \
+                        nc > 1 ? LOAD(c + d + j) : zero_);                    \
+        if (nc > 2) FE_SQD_PAIR_F32(p1, xw, LOAD(c + 2 * d + j),              \
+                                    nc > 3 ? LOAD(c + 3 * d + j) : zero_);    \
+        if (nc > 4) FE_SQD_PAIR_F32(p2, xw, LOAD(c + 4 * d + j),              \
+                                    nc > 5 ? LOAD(c + 5 * d + j) : zero_);    \
+        if (nc > 6) FE_SQD_PAIR_F32(p3, xw, LOAD(c + 6 * d + j),              \
+                                    nc > 7 ? LOAD(c + 7 * d + j) : zero_);    \
+    } while (0)
+#define FE_LOADU_PS(p) _mm256_loadu_ps(p)
+#define FE_MASKLOAD_PS(p) _mm256_maskload_ps(p, tm)
+    for (; j + 8 <= d; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        FE_SQD_PAIRS_F32(FE_LOADU_PS);
+    }
+    if (r) {
+        __m256i tm = fe_tail_mask8(r);
+        __m256 xv = _mm256_maskload_ps(x + j, tm);
+        FE_SQD_PAIRS_F32(FE_MASKLOAD_PS);
+    }
+#undef FE_SQD_PAIRS_F32
+#undef FE_SQD_PAIR_F32
+#undef FE_LOADU_PS
+#undef FE_MASKLOAD_PS
+    /* the high half of a pair whose second candidate is beyond nc summed
+     * (x - 0)^2: those lanes are set to 0, as in the AVX2 path */
+    __m256 a0 = _mm512_castps512_ps256(p0);
+    __m256 a1 = nc > 1 ? _mm512_extractf32x8_ps(p0, 1) : _mm256_setzero_ps();
+    __m256 a2 = _mm512_castps512_ps256(p1);
+    __m256 a3 = nc > 3 ? _mm512_extractf32x8_ps(p1, 1) : _mm256_setzero_ps();
+    __m256 a4 = _mm512_castps512_ps256(p2);
+    __m256 a5 = nc > 5 ? _mm512_extractf32x8_ps(p2, 1) : _mm256_setzero_ps();
+    __m256 a6 = _mm512_castps512_ps256(p3);
+    __m256 a7 = nc > 7 ? _mm512_extractf32x8_ps(p3, 1) : _mm256_setzero_ps();
+#else
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0,
            a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     ptrdiff_t j = 0, r = d & 7;
@@ -229,6 +294,7 @@ fe_sqdist8_f32(const float *x, const float *c, ptrdiff_t d, int nc)
 #undef FE_SQD_ALL_F32
 #undef FE_LOADU_PS
 #undef FE_MASKLOAD_PS
+#endif
     __m256 t0 = _mm256_hadd_ps(a0, a1);
     __m256 t1 = _mm256_hadd_ps(a2, a3);
     __m256 t2 = _mm256_hadd_ps(a4, a5);
@@ -249,8 +315,45 @@ fe_sqdist8_f32(const float *x, const float *c, ptrdiff_t d, int nc)
 static inline __attribute__((always_inline)) __m256d
 fe_sqdist4_f64(const double *x, const double *c, ptrdiff_t d, int nc)
 {
-    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     ptrdiff_t j = 0, r = d & 3;
+#if defined(__AVX512F__)
+    /* two candidates per register, as fe_sqdist8_f32 */
+    __m512d p0 = _mm512_setzero_pd(), p1 = p0;
+#define FE_SQD_PAIR_F64(P, XV, C0, C1)                                       \
+    do {                                                                      \
+        __m512d cv_ = _mm512_insertf64x4(_mm512_castpd256_pd512(C0), C1, 1);  \
+        __m512d df_ = _mm512_sub_pd(XV, cv_);                                 \
+        P = _mm512_add_pd(P, _mm512_mul_pd(df_, df_));                        \
+    } while (0)
+#define FE_SQD_PAIRS_F64(LOAD)                                               \
+    do {                                                                      \
+        __m512d xw = _mm512_broadcast_f64x4(xv);                              \
+        __m256d zero_ = _mm256_setzero_pd();                                  \
+        FE_SQD_PAIR_F64(p0, xw, LOAD(c + j), nc > 1 ? LOAD(c + d + j) : zero_); \
+        if (nc > 2) FE_SQD_PAIR_F64(p1, xw, LOAD(c + 2 * d + j),              \
+                                    nc > 3 ? LOAD(c + 3 * d + j) : zero_);    \
+    } while (0)
+#define FE_LOADU_PD(p) _mm256_loadu_pd(p)
+#define FE_MASKLOAD_PD(p) _mm256_maskload_pd(p, tm)
+    for (; j + 4 <= d; j += 4) {
+        __m256d xv = _mm256_loadu_pd(x + j);
+        FE_SQD_PAIRS_F64(FE_LOADU_PD);
+    }
+    if (r) {
+        __m256i tm = fe_tail_mask4(r);
+        __m256d xv = _mm256_maskload_pd(x + j, tm);
+        FE_SQD_PAIRS_F64(FE_MASKLOAD_PD);
+    }
+#undef FE_SQD_PAIRS_F64
+#undef FE_SQD_PAIR_F64
+#undef FE_LOADU_PD
+#undef FE_MASKLOAD_PD
+    __m256d a0 = _mm512_castpd512_pd256(p0);
+    __m256d a1 = nc > 1 ? _mm512_extractf64x4_pd(p0, 1) : _mm256_setzero_pd();
+    __m256d a2 = _mm512_castpd512_pd256(p1);
+    __m256d a3 = nc > 3 ? _mm512_extractf64x4_pd(p1, 1) : _mm256_setzero_pd();
+#else
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
 #define FE_SQD_ALL_F64(LOAD)                                               \
     do {                                                                      \
         FE_SQD_BLOCK_F64(a0, xv, LOAD(c + j));                            \
@@ -272,6 +375,7 @@ fe_sqdist4_f64(const double *x, const double *c, ptrdiff_t d, int nc)
 #undef FE_SQD_ALL_F64
 #undef FE_LOADU_PD
 #undef FE_MASKLOAD_PD
+#endif
     /* [a0_01, a1_01 | a0_23, a1_23] and [a2_01, a3_01 | a2_23, a3_23] */
     __m256d t0 = _mm256_hadd_pd(a0, a1);
     __m256d t1 = _mm256_hadd_pd(a2, a3);
@@ -318,8 +422,8 @@ fe_kpp_rows8_f32(const float *x, ptrdiff_t d, const int32_t *todo,
     __m256d k_lo = _mm256_setzero_pd(), k_hi = k_lo;
     double out[8];
     for (t = 0; t < n_todo; t++) {
-        if (t + FE_PREFETCH_ROWS < n_todo)
-            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d,
+        if (t + FE_KPP_PREFETCH_ROWS < n_todo)
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_KPP_PREFETCH_ROWS] * d,
                                 d * (ptrdiff_t)sizeof(float));
         ptrdiff_t i = todo[t];
         __m256 curv = _mm256_set1_ps(closest[i]);
@@ -361,8 +465,8 @@ static inline void fe_kpp_rows_f32(const float *x, ptrdiff_t d, const int32_t *t
     for (l = 0; l < L; l++)
         sums[l] = 0.0;
     for (t = 0; t < n_todo; t++) {
-        if (t + FE_PREFETCH_ROWS < n_todo)
-            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d,
+        if (t + FE_KPP_PREFETCH_ROWS < n_todo)
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_KPP_PREFETCH_ROWS] * d,
                                 d * (ptrdiff_t)sizeof(float));
         ptrdiff_t i = todo[t];
         float cur = closest[i];
@@ -395,8 +499,8 @@ static inline void fe_kpp_rows_f64(const double *x, ptrdiff_t d, const int32_t *
     for (l = 0; l < L; l++)
         sums[l] = pots[l] = 0.0;
     for (t = 0; t < n_todo; t++) {
-        if (t + FE_PREFETCH_ROWS < n_todo)
-            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_PREFETCH_ROWS] * d,
+        if (t + FE_KPP_PREFETCH_ROWS < n_todo)
+            fe_prefetch_row(x + (ptrdiff_t)todo[t + FE_KPP_PREFETCH_ROWS] * d,
                                 d * (ptrdiff_t)sizeof(double));
         ptrdiff_t i = todo[t];
         double cur = closest[i];
