@@ -15,7 +15,7 @@ from fastem._kernels._common cimport (
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
-    CentrePass, PassWs, _sqnorm, centre_pass_close, centre_pass_open,
+    CentrePass, PassWs, _add_row, _sqdist, centre_pass_close, centre_pass_open,
     centre_pass_tiles, centre_pass_workspace, require_centre_pass, tiles_chunk)
 from fastem._kernels._kmeans_c cimport (
     FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64)
@@ -110,7 +110,9 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef floating *xbuf = <floating *>tw.rows
     cdef floating *dist = <floating *>tw.dist
     cdef int32_t *gathered = tw.gathered
-    cdef floating *xr
+    cdef const floating *xr
+    cdef const floating *rows
+    cdef const floating *rshift
     cdef Py_ssize_t t, n_todo = 0
     # per-row max(l, s_a), kept in the distance buffer (which holds at least
     # one double per row, whatever k and the dtype: _pass_workspace)
@@ -157,18 +159,24 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                 n_full += 1
     if n_full == 0:
         return
-    for g in range(n_full):
-        i = gathered[g]
-        for j in range(d):
-            xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
+    # the rows to search: in place when they are the whole chunk and the
+    # tiles take them (in the frame of shift, no copy), else gathered into
+    # xbuf in the frame (x - shift rounded in the data's precision either way)
+    rows, rshift = x, shift
+    if n_full < nb or tiles == NULL:
+        for g in range(n_full):
+            i = gathered[g]
+            for j in range(d):
+                xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
+        rows, rshift = xbuf, NULL
     if tiles != NULL:
-        tiles_chunk(xbuf, n_full, d, tiles, k, tw, True)
+        tiles_chunk(rows, n_full, d, rshift, tiles, k, tw, True)
     else:
         gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
                       xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
     for g in range(n_full):
         i = gathered[g]
-        xr = xbuf + g * d
+        xr = rows + g * d
         if tiles != NULL:
             c = tw.near[g]
             best = (<floating *>tw.best)[g]
@@ -178,7 +186,7 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         else:
             c = fe_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
         second = second_f
-        xsq = _sqnorm(xr, d)
+        xsq = _sqdist(xr, rshift, d)
         err2 = err_scale * (xsq + csq_max)
         # both bounds from the expansion and its error bound (the exact
         # distance to c would read the row again: a quarter of a fresh pass
@@ -190,12 +198,10 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         a = labels[i]
         if fresh or c != a:
             w = sw[i] if sw != NULL else 1.0
-            for j in range(d):
-                dsums[c * d + j] += w * xr[j]
+            _add_row(dsums + c * d, xr, rshift, d, w, True)
             dweights[c] += w
             if not fresh:
-                for j in range(d):
-                    dsums[a * d + j] -= w * xr[j]
+                _add_row(dsums + a * d, xr, rshift, d, -w, True)
                 dweights[a] -= w
         if c != a:
             n_changed += 1

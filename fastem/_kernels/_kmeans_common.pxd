@@ -76,6 +76,26 @@ cdef inline void _centre_sqnorms(const floating *centres, Py_ssize_t k,
         csq[c] = <floating>_sqnorm(centres + c * d, d)
 
 
+cdef inline void _add_row(double *sr, const floating *xr, const floating *shift,
+                          Py_ssize_t d, double w, bint weighted) noexcept nogil:
+    """sr += w (xr - shift), the difference rounded in the data's precision
+    (shift NULL: sr += w xr; unweighted: no multiplication)."""
+    cdef Py_ssize_t j
+    if shift == NULL:
+        if weighted:
+            for j in range(d):
+                sr[j] += w * xr[j]
+        else:
+            for j in range(d):
+                sr[j] += xr[j]
+    elif weighted:
+        for j in range(d):
+            sr[j] += w * <floating>(xr[j] - shift[j])
+    else:
+        for j in range(d):
+            sr[j] += <floating>(xr[j] - shift[j])
+
+
 cdef inline const floating *_in_frame(const floating *x, const floating *shift,
                                       Py_ssize_t nb, Py_ssize_t d,
                                       floating *buf) noexcept nogil:
@@ -152,20 +172,21 @@ cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
 
 
 cdef inline void tiles_chunk(const floating *rows, Py_ssize_t nb, Py_ssize_t d,
-                             const floating *tiles, Py_ssize_t k, const PassWs *ws,
-                             bint with_second) noexcept nogil:
-    """Nearest centres of the nb rows of ``rows`` (d values each) against
-    the centres packed by centre_pass_tiles, into ws.near, ws.best
-    (min_c ||c||^2 - 2 x.c) and, with_second, ws.second (the runner-up),
-    as csrc/fe_tiles.h computes them."""
+                             const floating *shift, const floating *tiles, Py_ssize_t k,
+                             const PassWs *ws, bint with_second) noexcept nogil:
+    """Nearest centres of the nb rows of ``rows`` (d values each; taken in
+    the frame of ``shift``, NULL for none, without a copy) against the
+    centres packed by centre_pass_tiles, into ws.near, ws.best (min_c
+    ||c||^2 - 2 x.c) and, with_second, ws.second (the runner-up), as
+    csrc/fe_tiles.h computes them."""
     cdef Py_ssize_t w = _tile_width(sizeof(floating)), nt = (k + w - 1) // w
     cdef Py_ssize_t per_block = _tiles_per_block(k, d, sizeof(floating))
     if floating is float:
-        fe_tiles_chunk_f32(rows, nb, d, tiles, tiles + nt * w * d, nt, per_block,
+        fe_tiles_chunk_f32(rows, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
                            <float *>ws.state, ws.near, <float *>ws.best,
                            <float *>ws.second if with_second else NULL)
     else:
-        fe_tiles_chunk_f64(rows, nb, d, tiles, tiles + nt * w * d, nt, per_block,
+        fe_tiles_chunk_f64(rows, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
                            <double *>ws.state, ws.near, <double *>ws.best,
                            <double *>ws.second if with_second else NULL)
 

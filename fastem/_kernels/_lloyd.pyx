@@ -43,7 +43,7 @@ from fastem._kernels._common cimport (
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
-    CentrePass, PassWs, _centre_sqnorms, _in_frame, _sqdist, _sqnorm,
+    CentrePass, PassWs, _add_row, _centre_sqnorms, _in_frame, _sqdist, _sqnorm,
     centre_pass_close, centre_pass_open, centre_pass_tiles, centre_pass_workspace,
     lowd_path, require_centre_pass, tiles_chunk)
 from fastem._kernels._kmeans_c cimport (
@@ -60,27 +60,33 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
 
     Per row best = min_k ||c_k||^2 - 2 x.c_k, so ||x - c_best||^2 = best +
     ||x||^2: with ``tiles`` (the tiles path, _kmeans_common.pxd) by
-    csrc/fe_tiles.h; otherwise from dist (nb x k) = -2 X C^T by one GEMM
-    (this orientation packs the small centre matrix as BLAS's A operand,
-    the faster way round) and a scan of each row of it. ``tw``: the
-    thread's workspace (rows in the frame, dist or the tiles' outputs).
+    csrc/fe_tiles.h, which takes the rows in the frame of ``shift`` as they
+    are (no copy); otherwise from dist (nb x k) = -2 X C^T by one GEMM of
+    the rows copied into the frame (this orientation packs the small centre
+    matrix as BLAS's A operand, the faster way round) and a scan of each
+    row of it. ``tw``: the thread's workspace (the copy, dist or the tiles'
+    outputs).
 
     Adds into the slot: sums[k, :] += w x (shifted frame), wsum[k] += w,
     acc_best += w best, changed += labels changed, and, if ``with_norms``,
     acc_norms += w ||x||^2. The inertia is their total; the norms do not
     depend on the centres, so the Lloyd loop computes them in its first pass
-    only.
+    only. A row's x - shift is rounded in the data's precision wherever it
+    is used, as the copy holds it: both paths give the same sums and norms.
     """
     cdef Py_ssize_t i, j, c, n_changed = 0
     cdef double w, acc = 0.0, acc_n = 0.0
     cdef floating best
-    cdef const floating *rows = _in_frame(x, shift, nb, d, <floating *>tw.rows)
+    # the tiles read the rows in place; the GEMM needs them in the frame
+    cdef const floating *rows = x if tiles != NULL else _in_frame(x, shift, nb, d,
+                                                                 <floating *>tw.rows)
+    cdef const floating *rshift = shift if tiles != NULL else NULL
     cdef floating *dist = <floating *>tw.dist
     cdef const floating *xr
     cdef double *sr
 
     if tiles != NULL:
-        tiles_chunk(rows, nb, d, tiles, k, tw, False)
+        tiles_chunk(rows, nb, d, rshift, tiles, k, tw, False)
     else:
         gemm_rowmajor(False, True, <int>nb, <int>k, <int>d, <floating>-2.0,
                       rows, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
@@ -96,13 +102,8 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         sr = sums + c * d
         w = sw[i] if sw != NULL else 1.0
         if with_norms:
-            acc_n += w * _sqnorm(xr, d)
-        if sw != NULL:
-            for j in range(d):
-                sr[j] += w * xr[j]
-        else:
-            for j in range(d):
-                sr[j] += xr[j]
+            acc_n += w * _sqdist(xr, rshift, d)
+        _add_row(sr, xr, rshift, d, w, sw != NULL)
         acc += w * best
         wsum[c] += w
         if labels[i] != c:

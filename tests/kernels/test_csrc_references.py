@@ -399,8 +399,9 @@ def test_tiles_chunk(hooks, dtype, d, k, n):
     tile blocks (2 or 4 tiles), rows not a multiple of 4, a centre listed
     twice (a tie: the lower index wins, and the runner-up equals the
     minimum), one tile block or blocks of 4 tiles (the running minima kept
-    between them: the same bits), and numpy's argmin of the same expansion
-    in float64."""
+    between them: the same bits), rows taken in a shifted frame (the bits
+    of a copy of the rows in that frame), and numpy's argmin of the same
+    expansion in float64."""
     if not hooks.tiles_enabled():
         pytest.skip("the tiles need a CPU with FMA in this build")
     rng = np.random.default_rng(1000 * k + 10 * d + n)
@@ -416,6 +417,16 @@ def test_tiles_chunk(hooks, dtype, d, k, n):
             same_bits(got, want)
     for got, want in zip(both(hooks.tiles_chunk, x, c, csq, 4, False), (labels, best)):
         same_bits(got, want)
+    # in the frame of a shift: the rows read in place give the outputs of
+    # their copy in that frame, x - shift rounded in the data's precision
+    shift = (4.0 * rng.normal(size=d)).astype(dtype)
+    raw = (rng.normal(size=(n, d)) + 3.0 * shift).astype(dtype)
+    in_frame = both(hooks.tiles_chunk, raw - shift, c, csq, 1000, True)
+    for per_block in (4, 1000):
+        for ref in (False, True):
+            for got, want in zip(hooks.tiles_chunk(raw, c, csq, per_block, True, ref, shift),
+                                 in_frame):
+                same_bits(got, want)
     v = csq.astype(np.float64) - 2.0 * x.astype(np.float64) @ c.T.astype(np.float64)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     assert_allclose(best, v.min(axis=1), rtol=tol, atol=tol * d)

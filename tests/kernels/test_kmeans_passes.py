@@ -77,24 +77,33 @@ def test_lloyd_pass(dtype, n, d, k, chunk, weighted, shifted):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n,d,k,chunk", SHAPES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
+@pytest.mark.parametrize("shifted", [False, True])
+def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted, shifted):
     X, C, w = _data(n, d, k, dtype, seed=2 * n + d + k)
+    # in a shifted frame the pass reads X - shift (centres given in that frame)
+    shift = X.mean(axis=0).astype(dtype) if shifted else np.zeros(d, dtype)
+    frame = shift if shifted else shift[:0]
+    Xf = X - shift  # the rows as the pass sees them (rounded in dtype)
     w = w if weighted else np.ones(n)
     sw = w.astype(dtype) if weighted else np.empty(0, dtype)
     ww = w.astype(dtype).astype(np.float64)
+    # the sums' rounding is relative to the terms summed (the sums of rows
+    # centred by the shift can be near 0)
+    atol = 1e-9 * float((ww @ np.abs(Xf.astype(np.float64))).max())
     upper, lower = np.empty(n, dtype), np.empty(n, dtype)
     labels = np.full(n, -1, np.int32)
     sums, weights = np.empty((k, d)), np.empty(k)
-    drift, half_sep = bound_updates(None, C)
-    _bounded.bounded_pass(X, sw, np.empty(0, dtype), C,
+    drift, half_sep = bound_updates(None, C - shift)
+    _bounded.bounded_pass(X, sw, frame, C - shift,
                           _bounded.CentreMoves(half_sep, drift, True),
                           _bounded.RowBounds(upper, lower, labels), sums, weights, chunk, 2)
-    lab, ref_sums, ref_w, _ = _reference(X, C, ww)
+    lab, ref_sums, ref_w, _ = _reference(Xf, C - shift, ww)
     assert_array_equal(labels, lab)
-    assert_allclose(sums, ref_sums, rtol=1e-9, atol=1e-9 * np.abs(ref_sums).max())
+    assert_allclose(sums, ref_sums, rtol=1e-9, atol=atol)
     assert_allclose(weights, ref_w, rtol=1e-12)
     # the bounds hold for the distances to the own and the other centres
-    d = np.sqrt(((X.astype(np.float64)[:, None] - C.astype(np.float64)) ** 2).sum(axis=2))
+    d = np.sqrt(((Xf.astype(np.float64)[:, None] - (C - shift).astype(np.float64)) ** 2)
+                .sum(axis=2))
     own = d[np.arange(n), lab]
     assert np.all(upper >= own * (1 - 1e-5))
     if k > 1:
@@ -105,29 +114,30 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted):
     if k > 1:
         C2 = C.copy()
         C2[[0, 1]] = C[[1, 0]]
-        drift, half_sep = bound_updates(C.astype(np.float64), C2)
-        _bounded.bounded_pass(X, sw, np.empty(0, dtype), C2,
+        drift, half_sep = bound_updates((C - shift).astype(np.float64), C2 - shift)
+        _bounded.bounded_pass(X, sw, frame, C2 - shift,
                               _bounded.CentreMoves(half_sep, drift, False),
                               _bounded.RowBounds(upper, lower, labels), sums, weights,
                               chunk, 2)
-        lab2, sums2, w2, _ = _reference(X, C2, ww)
+        lab2, sums2, w2, _ = _reference(Xf, C2 - shift, ww)
         assert_array_equal(labels, lab2)
-        assert_allclose(sums, sums2, rtol=1e-9, atol=1e-9 * np.abs(sums2).max())
+        assert_allclose(sums, sums2, rtol=1e-9, atol=atol)
         assert_allclose(weights, w2, rtol=1e-12, atol=1e-12)
         # a small move: most rows keep their bounds, the few that fail them
         # are tightened to their exact distance first (the swap above failed
         # nearly every row, which skips that step)
         rng = np.random.default_rng(n + k)
         C3 = (C2 + 1e-3 * rng.standard_normal(C2.shape)).astype(dtype)
-        drift, half_sep = bound_updates(C2.astype(np.float64), C3)
-        _bounded.bounded_pass(X, sw, np.empty(0, dtype), C3,
+        drift, half_sep = bound_updates((C2 - shift).astype(np.float64), C3 - shift)
+        _bounded.bounded_pass(X, sw, frame, C3 - shift,
                               _bounded.CentreMoves(half_sep, drift, False),
                               _bounded.RowBounds(upper, lower, labels), sums, weights,
                               chunk, 2)
-        lab3, sums3, w3, _ = _reference(X, C3, ww)
+        lab3, sums3, w3, _ = _reference(Xf, C3 - shift, ww)
         assert_array_equal(labels, lab3)
-        assert_allclose(sums, sums3, rtol=1e-9, atol=1e-9 * np.abs(sums3).max())
-        d = np.sqrt(((X.astype(np.float64)[:, None] - C3.astype(np.float64)) ** 2).sum(axis=2))
+        assert_allclose(sums, sums3, rtol=1e-9, atol=atol)
+        d = np.sqrt(((Xf.astype(np.float64)[:, None] - (C3 - shift).astype(np.float64)) ** 2)
+                    .sum(axis=2))
         assert np.all(upper >= d[np.arange(n), lab3] * (1 - 1e-5))
         d[np.arange(n), lab3] = np.inf
         assert np.all(lower <= d.min(axis=1) * (1 + 1e-5))

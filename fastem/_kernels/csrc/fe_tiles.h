@@ -44,6 +44,12 @@
  * for the FMA instruction where the CPU has one).
  * tests/kernels/test_csrc_references.py compares them.
  *
+ * Shifted frame: with ``shift`` (d values; NULL for none) every x[j] above
+ * is the row's x[j] - shift[j], rounded in the data's precision: the value
+ * a copy of the chunk in that frame would hold, so the outputs are those of
+ * the copy, without writing one (the subtraction is one scalar operation
+ * per row and j for every TB tiles).
+ *
  * Rounding: each dot product is within d unit roundoffs of sum_j |x_j c_j|
  * of the exact one, like a GEMM's: the bounded pass's error margin
  * (err_scale in _bounded.pyx) covers it. A padding centre's v is +inf and
@@ -105,6 +111,7 @@ static inline ptrdiff_t fe_tiles_per_block(ptrdiff_t nt, ptrdiff_t d, ptrdiff_t 
  * needed: they change no result). */
 #define FE_DEFINE_TILES_REF(NAME, T, W, FMA, ATTR)                            \
 ATTR static inline void NAME(const T *x, ptrdiff_t nb, ptrdiff_t d,          \
+                             const T *shift,                                  \
                              const T *tiles, const T *tcsq, ptrdiff_t nt,     \
                              ptrdiff_t per_block, T *state, int32_t *labels,  \
                              T *best, T *second)                              \
@@ -120,9 +127,11 @@ ATTR static inline void NAME(const T *x, ptrdiff_t nb, ptrdiff_t d,          \
         int l;                                                                \
         for (t = 0; t < nt; t++) {                                            \
             T acc[W] = {0};                                                   \
-            for (j = 0; j < d; j++)  /* the W centres' chains side by side */ \
+            for (j = 0; j < d; j++) { /* the W centres' chains side by side */ \
+                const T xj = shift != NULL ? xr[j] - shift[j] : xr[j];        \
                 for (l = 0; l < W; l++)                                       \
-                    acc[l] = FMA(xr[j], tiles[(t * d + j) * W + l], acc[l]);  \
+                    acc[l] = FMA(xj, tiles[(t * d + j) * W + l], acc[l]);     \
+            }                                                                 \
             for (l = 0; l < W; l++) {                                         \
                 T v = FMA((T)-2, acc[l], tcsq[t * W + l]);                    \
                 if (v < m) {                                                  \

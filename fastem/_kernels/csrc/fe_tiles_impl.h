@@ -19,14 +19,15 @@ FE_INLINE void FE_TL(fe_tiles_fold)(FE_TL(fe_tv) acc, FE_TL(fe_tv) csq, int32_t 
     *ti = FE_TL(fe_ti_mov)(*ti, lt, FE_TL(fe_ti_set1)(t));
 }
 
-/* The dot products of four rows (pointers) with TB tiles (tp: the first,
+/* The dot products of four rows (pointers; in the frame of ``shift``, see
+ * fe_tiles.h, or as they are if it is NULL) with TB tiles (tp: the first,
  * ts values apart): acc[r][b]. Kept out of line so that its registers are
  * the 4 TB accumulators, the TB tile vectors and a broadcast only: inlined
  * into the chunk loop, with the rows' running minima live beside them, GCC
  * spilled the tile vectors (at half the speed). */
 __attribute__((noinline)) static void FE_TL(fe_tiles_dots)(
-    const FE_TL(fe_t) *const *rows, ptrdiff_t d, const FE_TL(fe_t) *tp, ptrdiff_t ts,
-    FE_TL(fe_tv) acc[FE_TILE_ROWS][FE_TL(fe_tb)])
+    const FE_TL(fe_t) *const *rows, ptrdiff_t d, const FE_TL(fe_t) *shift,
+    const FE_TL(fe_t) *tp, ptrdiff_t ts, FE_TL(fe_tv) acc[FE_TILE_ROWS][FE_TL(fe_tb)])
 {
     enum { R = FE_TILE_ROWS, TB = FE_TL(fe_tb) };
     FE_TL(fe_tv) a[R][TB], c[TB], xv;
@@ -38,20 +39,28 @@ __attribute__((noinline)) static void FE_TL(fe_tiles_dots)(
 #pragma GCC unroll 4
         for (b = 0; b < TB; b++)
             a[r][b] = FE_TL(fe_tv_zero)();
-    for (j = 0; j < d; j++) {
-#pragma GCC unroll 4
-        for (b = 0; b < TB; b++)
-            c[b] = FE_TL(fe_tv_load)(tp + b * ts + j * FE_TL_W);
-#define FE_TL_ROW(R_, X_)                                                     \
-        xv = FE_TL(fe_tv_set1)(X_[j]);                                        \
+    /* one loop per frame, so that the unshifted one has no test per j */
+#define FE_TL_ROW(R_, XJ)                                                     \
+        xv = FE_TL(fe_tv_set1)(XJ);                                           \
         for (b = 0; b < TB; b++)                                              \
             a[R_][b] = FE_TL(fe_tv_fma)(xv, c[b], a[R_][b]);
-        FE_TL_ROW(0, x0)
-        FE_TL_ROW(1, x1)
-        FE_TL_ROW(2, x2)
-        FE_TL_ROW(3, x3)
-#undef FE_TL_ROW
+#define FE_TL_DOTS(X0, X1, X2, X3)                                            \
+    for (j = 0; j < d; j++) {                                                 \
+        _Pragma("GCC unroll 4")                                               \
+        for (b = 0; b < TB; b++)                                              \
+            c[b] = FE_TL(fe_tv_load)(tp + b * ts + j * FE_TL_W);              \
+        FE_TL_ROW(0, X0)                                                      \
+        FE_TL_ROW(1, X1)                                                      \
+        FE_TL_ROW(2, X2)                                                      \
+        FE_TL_ROW(3, X3)                                                      \
     }
+    if (shift == NULL) {
+        FE_TL_DOTS(x0[j], x1[j], x2[j], x3[j])
+    } else {
+        FE_TL_DOTS(x0[j] - shift[j], x1[j] - shift[j], x2[j] - shift[j], x3[j] - shift[j])
+    }
+#undef FE_TL_DOTS
+#undef FE_TL_ROW
 #pragma GCC unroll 4
     for (r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -63,6 +72,7 @@ __attribute__((noinline)) static void FE_TL(fe_tiles_dots)(
  * [t0, t1), TB at a time (4 TB accumulators), then the last ones one at a
  * time, folded into the rows' running state. */
 FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d,
+                                     const FE_TL(fe_t) *shift,
                                      const FE_TL(fe_t) *tiles, const FE_TL(fe_t) *tcsq,
                                      ptrdiff_t t0, ptrdiff_t t1, int with_second,
                                      FE_TL(fe_tv) *mn, FE_TL(fe_ti) *ti, FE_TL(fe_tv) *mn2)
@@ -73,7 +83,7 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
     int r, b;
     for (; t + TB <= t1; t += TB) {
         FE_TL(fe_tv) acc[R][TB];
-        FE_TL(fe_tiles_dots)(rows, d, tiles + t * ts, ts, acc);
+        FE_TL(fe_tiles_dots)(rows, d, shift, tiles + t * ts, ts, acc);
 #pragma GCC unroll 4
         for (b = 0; b < TB; b++) {
             FE_TL(fe_tv) csq = FE_TL(fe_tv_load)(tcsq + (t + b) * FE_TL_W);
@@ -92,8 +102,10 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
         for (j = 0; j < d; j++) {
             FE_TL(fe_tv) c0 = FE_TL(fe_tv_load)(tp + j * FE_TL_W);
 #pragma GCC unroll 4
-            for (r = 0; r < R; r++)
-                acc[r] = FE_TL(fe_tv_fma)(FE_TL(fe_tv_set1)(rows[r][j]), c0, acc[r]);
+            for (r = 0; r < R; r++) {
+                FE_TL(fe_t) xj = shift != NULL ? rows[r][j] - shift[j] : rows[r][j];
+                acc[r] = FE_TL(fe_tv_fma)(FE_TL(fe_tv_set1)(xj), c0, acc[r]);
+            }
         }
         csq = FE_TL(fe_tv_load)(tcsq + t * FE_TL_W);
 #pragma GCC unroll 4
@@ -108,6 +120,7 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
  * row, four at a time, its running state kept in ``state`` between blocks
  * (3 W values per row, rows rounded up to 4; unused with one block). */
 FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptrdiff_t d,
+                                          const FE_TL(fe_t) *shift,
                                           const FE_TL(fe_t) *tiles,
                                           const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
                                           ptrdiff_t per_block, FE_TL(fe_t) *state,
@@ -138,7 +151,8 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, ptrdiff_t nb, pt
                     memcpy(&ti[r], st + (3 * r + 2) * FE_TL_W, sizeof(ti[r]));
                 }
             }
-            FE_TL(fe_tiles_range)(rows, d, tiles, tcsq, t0, t1, with_second, mn, ti, mn2);
+            FE_TL(fe_tiles_range)(rows, d, shift, tiles, tcsq, t0, t1, with_second, mn, ti,
+                                  mn2);
             if (t1 < nt) {
                 for (r = 0; r < R; r++) {
                     memcpy(st + (3 * r) * FE_TL_W, &mn[r], sizeof(mn[r]));
@@ -160,8 +174,10 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, ptrdiff_t nb, pt
     }
 }
 
-/* The entry point: second == NULL skips the runners-up. */
+/* The entry point: second == NULL skips the runners-up; shift == NULL: the
+ * rows as they are. */
 static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptrdiff_t d,
+                                         const FE_TL(fe_t) *shift,
                                          const FE_TL(fe_t) *tiles,
                                          const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
                                          ptrdiff_t per_block, FE_TL(fe_t) *state,
@@ -169,11 +185,11 @@ static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptr
                                          FE_TL(fe_t) *second)
 {
     if (second == NULL)
-        FE_TL(fe_tiles_chunk_body)(x, nb, d, tiles, tcsq, nt, per_block, state, 0, labels,
-                                   best, NULL);
+        FE_TL(fe_tiles_chunk_body)(x, nb, d, shift, tiles, tcsq, nt, per_block, state, 0,
+                                   labels, best, NULL);
     else
-        FE_TL(fe_tiles_chunk_body)(x, nb, d, tiles, tcsq, nt, per_block, state, 1, labels,
-                                   best, second);
+        FE_TL(fe_tiles_chunk_body)(x, nb, d, shift, tiles, tcsq, nt, per_block, state, 1,
+                                   labels, best, second);
 }
 
 #undef FE_TL_W
