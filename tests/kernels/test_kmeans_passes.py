@@ -93,54 +93,40 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted, sh
     upper, lower = np.empty(n, dtype), np.empty(n, dtype)
     labels = np.full(n, -1, np.int32)
     sums, weights = np.empty((k, d)), np.empty(k)
-    drift, half_sep = bound_updates(None, C - shift)
-    _bounded.bounded_pass(X, sw, frame, C - shift,
-                          _bounded.CentreMoves(half_sep, drift, True),
-                          _bounded.RowBounds(upper, lower, labels), sums, weights, chunk, 2)
-    lab, ref_sums, ref_w, _ = _reference(Xf, C - shift, ww)
-    assert_array_equal(labels, lab)
-    assert_allclose(sums, ref_sums, rtol=1e-9, atol=atol)
-    assert_allclose(weights, ref_w, rtol=1e-12)
-    # the bounds hold for the distances to the own and the other centres
-    d = np.sqrt(((Xf.astype(np.float64)[:, None] - (C - shift).astype(np.float64)) ** 2)
-                .sum(axis=2))
-    own = d[np.arange(n), lab]
-    assert np.all(upper >= own * (1 - 1e-5))
+
+    def bounded_pass(previous, centres):
+        """One pass to ``centres`` (fresh when previous is None), then the
+        labels, sums and weights of the reference, and bounds that hold
+        for the distances to the own and to every other centre."""
+        frame_previous = None if previous is None else (previous - shift).astype(np.float64)
+        drift, half_sep = bound_updates(frame_previous, centres - shift)
+        _bounded.bounded_pass(X, sw, frame, centres - shift,
+                              _bounded.CentreMoves(half_sep, drift, previous is None),
+                              _bounded.RowBounds(upper, lower, labels), sums, weights,
+                              chunk, 2)
+        lab, ref_sums, ref_w, _ = _reference(Xf, centres - shift, ww)
+        assert_array_equal(labels, lab)
+        assert_allclose(sums, ref_sums, rtol=1e-9, atol=atol)
+        assert_allclose(weights, ref_w, rtol=1e-12, atol=1e-12)
+        dist = np.sqrt(((Xf.astype(np.float64)[:, None]
+                         - (centres - shift).astype(np.float64)) ** 2).sum(axis=2))
+        assert np.all(upper >= dist[np.arange(n), lab] * (1 - 1e-5))
+        if k > 1:
+            dist[np.arange(n), lab] = np.inf
+            assert np.all(lower <= dist.min(axis=1) * (1 + 1e-5))
+
+    bounded_pass(None, C)
     if k > 1:
-        d[np.arange(n), lab] = np.inf
-        assert np.all(lower <= d.min(axis=1) * (1 + 1e-5))
-    # move the centres (swap two of them): the incremental pass must reach
-    # the reference for the new centres from the updated sums
-    if k > 1:
+        # move the centres (swap two of them): the incremental pass must
+        # reach the reference for the new centres from the updated sums;
+        # the swap fails nearly every row's bounds, which skips tightening
         C2 = C.copy()
         C2[[0, 1]] = C[[1, 0]]
-        drift, half_sep = bound_updates((C - shift).astype(np.float64), C2 - shift)
-        _bounded.bounded_pass(X, sw, frame, C2 - shift,
-                              _bounded.CentreMoves(half_sep, drift, False),
-                              _bounded.RowBounds(upper, lower, labels), sums, weights,
-                              chunk, 2)
-        lab2, sums2, w2, _ = _reference(Xf, C2 - shift, ww)
-        assert_array_equal(labels, lab2)
-        assert_allclose(sums, sums2, rtol=1e-9, atol=atol)
-        assert_allclose(weights, w2, rtol=1e-12, atol=1e-12)
+        bounded_pass(C, C2)
         # a small move: most rows keep their bounds, the few that fail them
-        # are tightened to their exact distance first (the swap above failed
-        # nearly every row, which skips that step)
+        # are tightened to their exact distance first
         rng = np.random.default_rng(n + k)
-        C3 = (C2 + 1e-3 * rng.standard_normal(C2.shape)).astype(dtype)
-        drift, half_sep = bound_updates((C2 - shift).astype(np.float64), C3 - shift)
-        _bounded.bounded_pass(X, sw, frame, C3 - shift,
-                              _bounded.CentreMoves(half_sep, drift, False),
-                              _bounded.RowBounds(upper, lower, labels), sums, weights,
-                              chunk, 2)
-        lab3, sums3, w3, _ = _reference(Xf, C3 - shift, ww)
-        assert_array_equal(labels, lab3)
-        assert_allclose(sums, sums3, rtol=1e-9, atol=atol)
-        d = np.sqrt(((Xf.astype(np.float64)[:, None] - (C3 - shift).astype(np.float64)) ** 2)
-                    .sum(axis=2))
-        assert np.all(upper >= d[np.arange(n), lab3] * (1 - 1e-5))
-        d[np.arange(n), lab3] = np.inf
-        assert np.all(lower <= d.min(axis=1) * (1 + 1e-5))
+        bounded_pass(C2, (C2 + 1e-3 * rng.standard_normal(C2.shape)).astype(dtype))
 
 
 @pytest.mark.parametrize("k, d, offset", [(1, 3, 0.0), (2, 1, 0.0), (50, 7, 0.0),
