@@ -111,7 +111,6 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef floating *dist = <floating *>tw.dist
     cdef int32_t *gathered = tw.gathered
     cdef const floating *xr
-    cdef const floating *rows
     cdef const floating *rshift
     cdef Py_ssize_t t, n_todo = 0
     # per-row max(l, s_a), kept in the distance buffer (which holds at least
@@ -159,24 +158,23 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                 n_full += 1
     if n_full == 0:
         return
-    # the rows to search: in place when they are the whole chunk and the
-    # tiles take them (in the frame of shift, no copy), else gathered into
+    # the rows to search: the tiles read them where they are (rows
+    # gathered[g], in the frame of shift); the GEMM needs them gathered into
     # xbuf in the frame (x - shift rounded in the data's precision either way)
-    rows, rshift = x, shift
-    if n_full < nb or tiles == NULL:
+    if tiles != NULL:
+        tiles_chunk(x, gathered, n_full, d, shift, tiles, k, tw, True)
+        rshift = shift
+    else:
         for g in range(n_full):
             i = gathered[g]
             for j in range(d):
                 xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
-        rows, rshift = xbuf, NULL
-    if tiles != NULL:
-        tiles_chunk(rows, n_full, d, rshift, tiles, k, tw, True)
-    else:
         gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
                       xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
+        rshift = NULL
     for g in range(n_full):
         i = gathered[g]
-        xr = rows + g * d
+        xr = x + i * d if tiles != NULL else xbuf + g * d
         if tiles != NULL:
             c = tw.near[g]
             best = (<floating *>tw.best)[g]

@@ -92,16 +92,24 @@ def tiles_enabled():
 
 def tiles_chunk(const floating[:, ::1] x, const floating[:, ::1] centres,
                 const floating[::1] csq, Py_ssize_t per_block, bint with_second, bint ref,
-                const floating[::1] shift=None):
+                const floating[::1] shift=None, const int32_t[::1] index=None):
     """(labels, best, second) of each row of x (in the frame of ``shift``
     if given) against the centres (csq: their squared norms, as the passes
     compute them) through csrc/fe_tiles.h, ``per_block`` tiles at a time
-    (second all zero without ``with_second``)."""
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = centres.shape[0]
+    (second all zero without ``with_second``); with ``index``, the rows
+    x[index] in that order."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = centres.shape[0], i
     cdef const floating *sp = NULL
+    cdef const int32_t *ip = NULL
     if shift is not None:
         _need(shift.shape[0] == d, "inconsistent shapes")
         sp = &shift[0]
+    if index is not None:
+        _need(index.shape[0] >= 1, "inconsistent shapes")
+        for i in range(index.shape[0]):
+            _need(0 <= index[i] < n, "index out of range")
+        ip = &index[0]
+        n = index.shape[0]
     cdef Py_ssize_t w = FE_TILE_W_F32 if floating is float else FE_TILE_W_F64
     cdef Py_ssize_t nt = (k + w - 1) // w
     _need(n >= 1 and d >= 1 and k >= 1 and centres.shape[1] == d and csq.shape[0] == k
@@ -118,12 +126,12 @@ def tiles_chunk(const floating[:, ::1] x, const floating[:, ::1] centres,
     if floating is float:
         fe_pack_tiles_f32(&centres[0, 0], &csq[0], k, d, &tp[0], &tp[nt * w * d])
         (fe_tiles_chunk_ref_f32 if ref else fe_tiles_chunk_f32)(
-            &x[0, 0], n, d, sp, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
+            &x[0, 0], ip, n, d, sp, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
             &bp[0], &sc[0] if with_second else NULL)
     else:
         fe_pack_tiles_f64(&centres[0, 0], &csq[0], k, d, &tp[0], &tp[nt * w * d])
         (fe_tiles_chunk_ref_f64 if ref else fe_tiles_chunk_f64)(
-            &x[0, 0], n, d, sp, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
+            &x[0, 0], ip, n, d, sp, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
             &bp[0], &sc[0] if with_second else NULL)
     return labels, best, second
 

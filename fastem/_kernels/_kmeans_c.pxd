@@ -98,20 +98,20 @@ cdef extern from "csrc/fe_tiles.h" nogil:
                            Py_ssize_t d, float *tiles, float *tcsq)
     void fe_pack_tiles_f64(const double *centres, const double *csq, Py_ssize_t k,
                            Py_ssize_t d, double *tiles, double *tcsq)
-    void fe_tiles_chunk_f32(const float *x, Py_ssize_t nb, Py_ssize_t d, const float *shift,
-                            const float *tiles, const float *tcsq, Py_ssize_t nt,
-                            Py_ssize_t per_block, float *state, int32_t *labels, float *best,
-                            float *second)
-    void fe_tiles_chunk_ref_f32(const float *x, Py_ssize_t nb, Py_ssize_t d,
-                                const float *shift, const float *tiles, const float *tcsq,
-                                Py_ssize_t nt, Py_ssize_t per_block, float *state,
-                                int32_t *labels, float *best, float *second)
-    void fe_tiles_chunk_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
-                            const double *shift, const double *tiles, const double *tcsq,
-                            Py_ssize_t nt, Py_ssize_t per_block, double *state,
-                            int32_t *labels, double *best, double *second)
-    void fe_tiles_chunk_ref_f64(const double *x, Py_ssize_t nb, Py_ssize_t d,
-                                const double *shift, const double *tiles,
+    void fe_tiles_chunk_f32(const float *x, const int32_t *index, Py_ssize_t nb,
+                            Py_ssize_t d, const float *shift, const float *tiles,
+                            const float *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
+                            float *state, int32_t *labels, float *best, float *second)
+    void fe_tiles_chunk_ref_f32(const float *x, const int32_t *index, Py_ssize_t nb,
+                                Py_ssize_t d, const float *shift, const float *tiles,
+                                const float *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
+                                float *state, int32_t *labels, float *best, float *second)
+    void fe_tiles_chunk_f64(const double *x, const int32_t *index, Py_ssize_t nb,
+                            Py_ssize_t d, const double *shift, const double *tiles,
+                            const double *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
+                            double *state, int32_t *labels, double *best, double *second)
+    void fe_tiles_chunk_ref_f64(const double *x, const int32_t *index, Py_ssize_t nb,
+                                Py_ssize_t d, const double *shift, const double *tiles,
                                 const double *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
                                 double *state, int32_t *labels, double *best,
                                 double *second)

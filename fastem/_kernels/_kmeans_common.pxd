@@ -171,22 +171,22 @@ cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
     return w
 
 
-cdef inline void tiles_chunk(const floating *rows, Py_ssize_t nb, Py_ssize_t d,
-                             const floating *shift, const floating *tiles, Py_ssize_t k,
-                             const PassWs *ws, bint with_second) noexcept nogil:
-    """Nearest centres of the nb rows of ``rows`` (d values each; taken in
-    the frame of ``shift``, NULL for none, without a copy) against the
-    centres packed by centre_pass_tiles, into ws.near, ws.best (min_c
-    ||c||^2 - 2 x.c) and, with_second, ws.second (the runner-up), as
-    csrc/fe_tiles.h computes them."""
+cdef inline void tiles_chunk(const floating *rows, const int32_t *index, Py_ssize_t nb,
+                             Py_ssize_t d, const floating *shift, const floating *tiles,
+                             Py_ssize_t k, const PassWs *ws, bint with_second) noexcept nogil:
+    """Nearest centres of nb rows of ``rows`` (d values each: rows 0 .. nb -
+    1, or rows index[0 .. nb - 1]; taken in the frame of ``shift``, NULL for
+    none, without a copy) against the centres packed by centre_pass_tiles,
+    into ws.near, ws.best (min_c ||c||^2 - 2 x.c) and, with_second,
+    ws.second (the runner-up), as csrc/fe_tiles.h computes them."""
     cdef Py_ssize_t w = _tile_width(sizeof(floating)), nt = (k + w - 1) // w
     cdef Py_ssize_t per_block = _tiles_per_block(k, d, sizeof(floating))
     if floating is float:
-        fe_tiles_chunk_f32(rows, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
+        fe_tiles_chunk_f32(rows, index, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
                            <float *>ws.state, ws.near, <float *>ws.best,
                            <float *>ws.second if with_second else NULL)
     else:
-        fe_tiles_chunk_f64(rows, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
+        fe_tiles_chunk_f64(rows, index, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
                            <double *>ws.state, ws.near, <double *>ws.best,
                            <double *>ws.second if with_second else NULL)
 

@@ -86,7 +86,7 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef double *sr
 
     if tiles != NULL:
-        tiles_chunk(rows, nb, d, rshift, tiles, k, tw, False)
+        tiles_chunk(rows, NULL, nb, d, rshift, tiles, k, tw, False)
     else:
         gemm_rowmajor(False, True, <int>nb, <int>k, <int>d, <floating>-2.0,
                       rows, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)

@@ -400,8 +400,9 @@ def test_tiles_chunk(hooks, dtype, d, k, n):
     twice (a tie: the lower index wins, and the runner-up equals the
     minimum), one tile block or blocks of 4 tiles (the running minima kept
     between them: the same bits), rows taken in a shifted frame (the bits
-    of a copy of the rows in that frame), and numpy's argmin of the same
-    expansion in float64."""
+    of a copy of the rows in that frame) and through an index (the bits of
+    the rows copied out), and numpy's argmin of the same expansion in
+    float64."""
     if not hooks.tiles_enabled():
         pytest.skip("the tiles need a CPU with FMA in this build")
     rng = np.random.default_rng(1000 * k + 10 * d + n)
@@ -427,6 +428,13 @@ def test_tiles_chunk(hooks, dtype, d, k, n):
             for got, want in zip(hooks.tiles_chunk(raw, c, csq, per_block, True, ref, shift),
                                  in_frame):
                 same_bits(got, want)
+    # rows read through an index (repeats and any order), with and without
+    # the shift: the outputs of those rows copied out
+    index = rng.integers(0, n, size=n + 2).astype(np.int32)
+    for frame, rows, want in ((None, x, (labels, best, second)), (shift, raw, in_frame)):
+        for ref in (False, True):
+            for got, w in zip(hooks.tiles_chunk(rows, c, csq, 4, True, ref, frame, index), want):
+                same_bits(got, w[index])
     v = csq.astype(np.float64) - 2.0 * x.astype(np.float64) @ c.T.astype(np.float64)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     assert_allclose(best, v.min(axis=1), rtol=tol, atol=tol * d)

@@ -44,6 +44,10 @@
  * for the FMA instruction where the CPU has one).
  * tests/kernels/test_csrc_references.py compares them.
  *
+ * Rows: the chunk's nb rows are x[0], x[1], ... (d values each), or, with
+ * ``index``, x[index[0]], x[index[1]], ... (the rows a bounded pass could
+ * not settle by its bounds, read where they are).
+ *
  * Shifted frame: with ``shift`` (d values; NULL for none) every x[j] above
  * is the row's x[j] - shift[j], rounded in the data's precision: the value
  * a copy of the chunk in that frame would hold, so the outputs are those of
@@ -110,8 +114,8 @@ static inline ptrdiff_t fe_tiles_per_block(ptrdiff_t nt, ptrdiff_t d, ptrdiff_t 
  * tiles in index order, the definitions above (per_block and state are not
  * needed: they change no result). */
 #define FE_DEFINE_TILES_REF(NAME, T, W, FMA, ATTR)                            \
-ATTR static inline void NAME(const T *x, ptrdiff_t nb, ptrdiff_t d,          \
-                             const T *shift,                                  \
+ATTR static inline void NAME(const T *x, const int32_t *index, ptrdiff_t nb,  \
+                             ptrdiff_t d, const T *shift,                     \
                              const T *tiles, const T *tcsq, ptrdiff_t nt,     \
                              ptrdiff_t per_block, T *state, int32_t *labels,  \
                              T *best, T *second)                              \
@@ -120,7 +124,7 @@ ATTR static inline void NAME(const T *x, ptrdiff_t nb, ptrdiff_t d,          \
     (void)per_block;                                                          \
     (void)state;                                                              \
     for (i = 0; i < nb; i++) {                                                \
-        const T *xr = x + i * d;                                              \
+        const T *xr = x + (index != NULL ? index[i] : i) * d;                 \
         T m = (T)INFINITY, m2 = (T)INFINITY;                                  \
         int32_t arg = 0;                                                      \
         ptrdiff_t t, j;                                                       \

@@ -115,11 +115,12 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
     }
 }
 
-/* The chunk's nb rows (row-major, d values each) against all nt tiles,
+/* The chunk's nb rows (x[i] or x[index[i]], d values each) against all nt tiles,
  * per_block tiles at a time (see fe_tiles_per_block): for each block, every
  * row, four at a time, its running state kept in ``state`` between blocks
  * (3 W values per row, rows rounded up to 4; unused with one block). */
-FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptrdiff_t d,
+FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *index,
+                                          ptrdiff_t nb, ptrdiff_t d,
                                           const FE_TL(fe_t) *shift,
                                           const FE_TL(fe_t) *tiles,
                                           const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
@@ -140,7 +141,8 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, ptrdiff_t nb, pt
             int32_t lab[R];
             FE_TL(fe_t) b1[R], b2[R];
             for (r = 0; r < R; r++) {
-                rows[r] = x + (i + r < nb ? i + r : nb - 1) * d;
+                ptrdiff_t row = i + r < nb ? i + r : nb - 1;
+                rows[r] = x + (index != NULL ? index[row] : row) * d;
                 if (t0 == 0) {
                     mn[r] = FE_TL(fe_tv_set1)((FE_TL(fe_t))INFINITY);
                     mn2[r] = mn[r];
@@ -176,7 +178,8 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, ptrdiff_t nb, pt
 
 /* The entry point: second == NULL skips the runners-up; shift == NULL: the
  * rows as they are. */
-static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptrdiff_t d,
+static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, const int32_t *index,
+                                         ptrdiff_t nb, ptrdiff_t d,
                                          const FE_TL(fe_t) *shift,
                                          const FE_TL(fe_t) *tiles,
                                          const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
@@ -185,11 +188,11 @@ static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, ptrdiff_t nb, ptr
                                          FE_TL(fe_t) *second)
 {
     if (second == NULL)
-        FE_TL(fe_tiles_chunk_body)(x, nb, d, shift, tiles, tcsq, nt, per_block, state, 0,
-                                   labels, best, NULL);
+        FE_TL(fe_tiles_chunk_body)(x, index, nb, d, shift, tiles, tcsq, nt, per_block, state,
+                                   0, labels, best, NULL);
     else
-        FE_TL(fe_tiles_chunk_body)(x, nb, d, shift, tiles, tcsq, nt, per_block, state, 1,
-                                   labels, best, second);
+        FE_TL(fe_tiles_chunk_body)(x, index, nb, d, shift, tiles, tcsq, nt, per_block, state,
+                                   1, labels, best, second);
 }
 
 #undef FE_TL_W
