@@ -115,10 +115,11 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
     }
 }
 
-/* The chunk's nb rows (x[i] or x[index[i]], d values each) against all nt tiles,
- * per_block tiles at a time (see fe_tiles_per_block): for each block, every
- * row, four at a time, its running state kept in ``state`` between blocks
- * (3 W values per row, rows rounded up to 4; unused with one block). */
+/* The chunk's nb rows (x[i] or x[index[i]], d values each) against all nt
+ * tiles, per_block tiles at a time (see fe_tiles_per_block): for each
+ * block, every row, four at a time, its running state kept in ``state``
+ * between blocks (3 W values per row, rows rounded up to 4; unused with one
+ * block). */
 FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *index,
                                           ptrdiff_t nb, ptrdiff_t d,
                                           const FE_TL(fe_t) *shift,
@@ -176,8 +177,8 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *i
     }
 }
 
-/* The entry point: second == NULL skips the runners-up; shift == NULL: the
- * rows as they are. */
+/* The entry point: index == NULL reads rows 0 .. nb - 1; shift == NULL takes
+ * the rows as they are; second == NULL skips the runners-up. */
 static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, const int32_t *index,
                                          ptrdiff_t nb, ptrdiff_t d,
                                          const FE_TL(fe_t) *shift,
