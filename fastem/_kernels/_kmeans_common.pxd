@@ -138,7 +138,7 @@ cdef struct PassWs:
     # One thread's workspace of a Lloyd or bounded pass (void *: a struct
     # cannot hold the fused type). Returned by value, so that inside a
     # prange the variable it is assigned to is private to the thread.
-    void *rows          # nb x d: the chunk's rows in the shifted frame
+    void *rows          # GEMM path: nb x d, the rows copied into the frame
     void *dist          # GEMM path: nb x k distance block; bounded pass: at
                         # least one double per row (its per-row max(l, s_a))
     int32_t *gathered   # nb: rows gathered for a full search (bounded pass)
@@ -158,7 +158,7 @@ cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
     cdef bint tiles = tiles_path()
     cdef Py_ssize_t wd = _tile_width(itemsize), nt = (k + wd - 1) // wd
     cdef bint blocks = tiles and _tiles_per_block(k, d, itemsize) < nt
-    w.rows = carve(cv, nb * d, itemsize)
+    w.rows = carve(cv, 0 if tiles else nb * d, itemsize)  # the tiles read X in place
     if tiles:
         w.dist = carve(cv, nb * (8 // itemsize) if bounded else 0, itemsize)
     else:
