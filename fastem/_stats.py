@@ -67,10 +67,10 @@ def frame_shift(mean, var, dtype):
     ``||x - c||^2`` is computed as ``||x||^2 - 2 x.c + ||c||^2``, whose
     rounding error grows with ``||x||^2``: data far from the origin compared
     with its spread (``||mean||^2 > sum(var)``) are shifted by their mean,
-    never copied whole: the dense passes' tiles subtract the shift as they
-    read a row (csrc/fe_tiles.h), the GEMM paths and the bounded passes'
-    gathered rows copy a chunk at a time. Data already around the origin are
-    used as they are.
+    never copied: the dense passes' tiles subtract the shift as they read a
+    value (csrc/fe_tiles.h); only the GEMM paths (CPUs without FMA, and
+    ``transform``) copy a chunk at a time into the frame. Data already
+    around the origin are used as they are.
     """
     if float(np.dot(mean, mean)) > float(np.sum(var)):
         return mean.astype(dtype)
