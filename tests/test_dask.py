@@ -17,7 +17,7 @@ from fastem.dask import _state, _tasks  # noqa: E402
 from fastem.dask._kmeans import lloyd_blocks  # noqa: E402
 from fastem.dask._blocks import (  # noqa: E402
     BLOCK_BYTES, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS, MIN_BLOCKS, Blocks, default_block_rows)
-from fastem.dask._reduce import map_reduce, reduce_level, tree  # noqa: E402
+from fastem.dask._reduce import _graph, map_reduce, reduce_level, tree  # noqa: E402
 from fastem.dask._seeding import kmeans_parallel_blocks, weighted_random_rows  # noqa: E402
 
 from test_kmeans_parallel import reference_candidates  # noqa: E402
@@ -245,6 +245,22 @@ def test_reduction_tree_is_the_same_wherever_its_levels_run(n_parts):
         got = reduce_level(dask.compute(*tree(parts, nest, until=until),
                                         scheduler="sync"), nest)
         assert got == level[0]
+
+
+def test_graph_keeps_every_input_whose_graph_is_new_at_each_access():
+    """A DelayedLeaf builds a new graph at each ``.dask``: merging must hold
+    each one while it dedupes by identity (an id of a graph let go can be
+    reused by the next one, which was dropped: CI's "Missing dependency")."""
+    import dask
+    import gc
+
+    parts = [dask.delayed(i) for i in range(200)]
+    assert parts[0].dask is not parts[0].dask  # the premise
+    shared = dask.delayed(nest)(parts[0], parts[1])
+    for _ in range(20):
+        gc.collect()
+        graph = _graph({}, parts + [shared, shared])
+        assert set(graph.keys()) == {p.key for p in parts} | {shared.key}
 
 
 @pytest.mark.parametrize("n_samples", [1, 4095, 4096 * 16, 4096 * 16 + 1, 3 * 10**6,

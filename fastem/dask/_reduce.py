@@ -53,7 +53,13 @@ def _graph(layers, inputs):
     """A graph of ``layers`` ({name: MaterializedLayer}, each depending on
     those before it) on top of the graphs of the Delayed ``inputs`` (each
     distinct graph merged once)."""
-    below = {id(d.dask): d.dask for d in inputs if d is not None}
+    below = {}  # id -> graph; holding each graph keeps its id unique (a
+    # DelayedLeaf's ``.dask`` is a new graph at each access, so the id of one
+    # not held could be reused by the next, and a graph would be dropped)
+    for d in inputs:
+        if d is not None:
+            graph = d.dask
+            below.setdefault(id(graph), graph)
     names = set().union(*(g.layers for g in below.values()))
     dependencies = {}
     for name in layers:
