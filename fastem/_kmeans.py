@@ -555,9 +555,12 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     Stops when no label changes (strict convergence), when the summed squared
     centre shift is at most ``tol`` (absolute), or after ``max_iter``
     iterations. With ``bounded``, passes skip rows whose nearest centre is
-    certain (Hamerly's bounds; same iterates). A last plain pass makes the
-    labels and inertia consistent with the returned centres, as scikit-learn
-    does. BLAS must already be single-threaded.
+    certain (Hamerly's bounds; same iterates). A last pass makes the labels
+    and inertia consistent with the returned centres, as scikit-learn does:
+    with ``bounded`` (on the tiles path) it starts from the bounds and
+    searches only the rows they do not settle, and gives the same labels
+    and inertia as the plain pass (``_bounded.bounded_labels_pass``). BLAS
+    must already be single-threaded.
 
     Returns
     -------
@@ -628,11 +631,19 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
                       f"{centre_shift:.3e} within tolerance {tol:.3e}.", file=sys.stderr)
             break
     # labels and inertia of the final centres, in predict's frame (so that
-    # labels_ == predict(X) bit for bit)
+    # labels_ == predict(X) bit for bit): from the bounds where they hold
     final = (centres64 + shift64).astype(X.dtype)
     frame_centres, frame = inference_frame(final, X.dtype)
-    _, inertia, _ = _lloyd.lloyd_pass(X, sw, _shift_or_empty(frame), frame_centres,
-                                  labels, sums, weights, np.nan, chunk, n_threads)
+    if bounded and not state.fresh and _bounded.bounded_labels_available(d, X.itemsize):
+        drift, half_sep = bound_updates(previous, frame_centres,
+                                        frame.astype(np.float64) - shift64)
+        inertia, _ = _bounded.bounded_labels_pass(
+            X, sw, _shift_or_empty(frame), frame_centres,
+            _bounded.CentreMoves(half_sep, drift, False),
+            _bounded.RowBounds(state.upper, state.lower, state.labels), chunk, n_threads)
+    else:
+        _, inertia, _ = _lloyd.lloyd_pass(X, sw, _shift_or_empty(frame), frame_centres,
+                                          labels, sums, weights, np.nan, chunk, n_threads)
     if verbose:
         print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
     return labels, final, inertia, it + 1
@@ -702,14 +713,24 @@ def bounded_block_pass(X, sample_weight, centres, shift, bounds, state, n_thread
     return result
 
 
-def bound_updates(previous, centres):
+def bound_updates(previous, centres, frame_change=None):
     """Centre drifts since ``previous`` and half distances to the nearest
-    other centre, in float64, rounded outward for the bounds."""
+    other centre, in float64, rounded outward for the bounds.
+
+    ``frame_change``: the shift of ``centres``' frame minus that of
+    ``previous`` (float64), when the two differ; the drift is then
+    ``centres + frame_change - previous``, each of whose coordinates is
+    within three roundings of the larger of its terms (the slack below)."""
     now = centres.astype(np.float64)
     if previous is None:
         drift = np.zeros(centres.shape[0])
-    else:
+    elif frame_change is None:
         drift = np.sqrt(np.square(now - previous).sum(axis=1)) * (1 + 1e-12)
+    else:
+        step = now - previous
+        moved = step + frame_change
+        slack = 2 * EPS64 * (np.abs(step) + np.abs(frame_change)).sum(axis=1)
+        drift = np.sqrt(np.square(moved).sum(axis=1)) * (1 + 1e-12) + slack
     d = now.shape[1]
     sqnorms = np.einsum("ij,ij->i", now, now)
     return drift, half_separations(now, sqnorms, (d + 4) * EPS64)

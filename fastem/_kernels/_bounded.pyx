@@ -11,14 +11,16 @@ from libc.string cimport memset
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
     chunk_len, first_chunk, floating, partitions_sum, partitions_sum_parallel, require,
-    slot_open)
+    require_pass, slot_open)
 from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, PassWs, _add_row, _sqdist, centre_pass_close, centre_pass_open,
-    centre_pass_tiles, centre_pass_workspace, require_centre_pass, tiles_chunk)
+    centre_pass_tiles, centre_pass_workspace, lowd_path, require_centre_pass,
+    tiles_chunk, tiles_path)
 from fastem._kernels._kmeans_c cimport (
-    FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64)
+    FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64,
+    fe_tile_values_f32, fe_tile_values_f64)
 
 # the argument tuples of bounded_pass (shared with the CSR kernels; the
 # dense bounds are in X's dtype)
@@ -296,3 +298,193 @@ def bounded_pass(const floating[:, ::1] X,
             "bounded_pass: bounds.labels holds labels outside [0, k), which no pass "
             "wrote: start again with moves.fresh=True (the sums are then recomputed)")
     return <Py_ssize_t>counts[0], <Py_ssize_t>counts[1]
+
+
+# ---------------------------------------------------------------------------
+# Labelling pass from the bounds: the labels and inertia that lloyd_pass
+# gives for centres C in the frame of ``shift`` (the fit's last pass, in
+# predict's frame), reading every row once but searching all k centres only
+# for the rows whose bounds do not settle their label.
+#
+# The bounds hold for exact distances: after the drifts, u >= ||x - c_a||
+# and m = max(l, 2 s_a - u) <= ||x - c_j|| for every j != a (Hamerly's two
+# tests, as one). The pass must give the label the tiles would compute, so a
+# row keeps a only if no rounding of theirs can reorder the centres. The
+# tiles compare v_j = fma(-2, x'.c_j, ||c_j||^2) for the rounded row x' =
+# fl(x - shift); with r = ||x - shift|| <= u + max ||c||, each v_j is within
+# e = err_scale (r^2 + max ||c||^2) of ||x' - c_j||^2 - ||x'||^2 (the dot
+# product's d roundings and the norm's, as for the bounds of the full
+# searches above) and ||x' - (x - shift)|| <= unit r. So v_a < v_j for every
+# j != a, the tiles' strict minimum, when
+#     (u + unit r)^2 + 2 e < (m - unit r)^2,
+# and then v_a is the tiles' best: the same fused multiply-adds for one
+# centre (fe_tile_values). The other rows get the full search. Sums of
+# w best and w ||x'||^2 are those of _lloyd_chunk, row by row in order.
+# ---------------------------------------------------------------------------
+
+cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
+                        Py_ssize_t k, const floating *sw, const floating *shift,
+                        const floating *centres, const floating *csq,
+                        const floating *tiles, double csq_max, double reach,
+                        const double *half_sep, const double *drift, double drift_max,
+                        double drift_second, Py_ssize_t drift_arg, double err_scale,
+                        double unit, const floating *upper, const floating *lower,
+                        int32_t *labels, const PassWs *tw, double *tail) noexcept nogil:
+    """One chunk of bounded_labels_pass; tail += [sum w best, rows searched,
+    sum w ||x'||^2, labels out of range]."""
+    cdef Py_ssize_t i, a, n_full = 0, n_kept = 0, g = 0, t = 0
+    cdef double u, m, r, dx, e, w, acc = 0.0, acc_n = 0.0
+    cdef floating best
+    cdef int32_t *full = tw.gathered
+    # the rows the bounds settle, and their values: in the buffers a bounded
+    # pass keeps for its per-row max(l, s_a) (nb doubles, room for nb int32)
+    # and its runners-up (_pass_workspace)
+    cdef int32_t *kept = <int32_t *>tw.dist
+    cdef floating *kept_best = <floating *>tw.second
+    for i in range(nb):
+        a = labels[i]
+        if <size_t>a >= <size_t>k:  # a state no pass wrote: refuse it
+            tail[3] += 1
+            return
+        u = upper[i] + drift[a]
+        m = lower[i] - (drift_second if a == drift_arg else drift_max)
+        if 2.0 * half_sep[a] - u > m:
+            m = 2.0 * half_sep[a] - u
+        r = u + reach
+        dx = unit * r
+        e = err_scale * (r * r + csq_max)
+        if m - dx > 0.0 and (u + dx) * (u + dx) + 2.0 * e < (m - dx) * (m - dx):
+            kept[n_kept] = <int32_t>i
+            n_kept += 1
+        else:
+            full[n_full] = <int32_t>i
+            n_full += 1
+    if n_full > 0:
+        tiles_chunk(x, full, n_full, d, shift, tiles, k, tw, False)
+    if n_kept > 0:
+        if floating is float:
+            fe_tile_values_f32(x, kept, n_kept, d, shift, centres, csq, labels, kept_best)
+        else:
+            fe_tile_values_f64(x, kept, n_kept, d, shift, centres, csq, labels, kept_best)
+    for i in range(nb):
+        if g < n_full and full[g] == i:
+            labels[i] = tw.near[g]
+            best = (<floating *>tw.best)[g]
+            g += 1
+        else:
+            best = kept_best[t]
+            t += 1
+        w = sw[i] if sw != NULL else 1.0
+        acc_n += w * _sqdist(x + i * d, shift, d)
+        acc += w * best
+    tail[0] += acc
+    tail[1] += n_full
+    tail[2] += acc_n
+
+
+def bounded_labels_available(Py_ssize_t d, Py_ssize_t itemsize):
+    """Whether ``bounded_labels_pass`` gives ``lloyd_pass``'s results for
+    rows of d values of ``itemsize`` bytes in this build on this CPU: where
+    ``lloyd_pass`` takes the tiles (``tiles_path``: the GEMM path's values
+    come from BLAS, which one centre at a time cannot reproduce; and not
+    ``lowd_path``, whose distances are direct differences)."""
+    return bool(tiles_path() and not lowd_path(d, itemsize))
+
+
+def bounded_labels_pass(const floating[:, ::1] X,
+                        const floating[::1] sample_weight,
+                        const floating[::1] shift,
+                        const floating[:, ::1] centres,
+                        moves,
+                        bounds,
+                        Py_ssize_t chunk_rows,
+                        int n_threads):
+    """Labels and inertia of X for ``centres`` (frame of ``shift``), those
+    of ``lloyd_pass``, from the bounds of the last bounded pass (see the
+    note above); returns (inertia, n_full), n_full the rows searched.
+
+    ``moves``: a ``CentreMoves`` (not fresh) from the centres of that pass
+    to these (in absolute terms: the frames may differ); ``bounds``: its
+    ``RowBounds``, whose labels are rewritten (the bounds are left as they
+    were: they are not those of the new labels). The inertia is
+    ``lloyd_pass``'s sum in the same order, bit for bit when both passes
+    split X into the same partitions (``n_partitions``: whenever k d is
+    small). Only where ``bounded_labels_available``.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
+    cdef const double[::1] half_sep = moves.half_sep
+    cdef const double[::1] drift = moves.drift
+    cdef const floating[::1] upper = bounds.upper
+    cdef const floating[::1] lower = bounds.lower
+    cdef int32_t[::1] labels = bounds.labels
+    cdef int cancel = 0
+    cdef Py_ssize_t p, c, j, start, drift_arg = 0
+    cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0, reach
+    cdef double tail[4]
+    # err_scale as in bounded_pass; unit: the unit roundoff of x - shift
+    cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
+    cdef double unit = 6.0e-8 if floating is float else 1.12e-16
+    cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef const floating *shp = &shift[0] if shift.shape[0] > 0 else NULL
+    cdef floating *csq
+    cdef CentrePass run
+    cdef PassWs tw
+    cdef double *slot
+    require(tiles_path() and not lowd_path(d, sizeof(floating)),
+            "bounded_labels_pass: lloyd_pass does not take the tiles at this width or "
+            "on this CPU (bounded_labels_available): use lloyd_pass")
+    require_pass(n, d, sample_weight.shape[0], chunk_rows, n_threads,
+                 "bounded_labels_pass")
+    require(shift.shape[0] == 0 or shift.shape[0] == d,
+            "bounded_labels_pass: shift must have one entry per column of X (or none)")
+    require(k >= 1 and centres.shape[1] == d,
+            "bounded_labels_pass: centres must be (k, d) with k >= 1 and X's d columns")
+    require(not moves.fresh, "bounded_labels_pass: needs the bounds of a previous pass "
+            "(moves.fresh must be False)")
+    require(half_sep.shape[0] == k and drift.shape[0] == k,
+            "bounded_labels_pass: moves.half_sep and moves.drift must have k entries")
+    require(upper.shape[0] == n and lower.shape[0] == n and labels.shape[0] == n,
+            "bounded_labels_pass: bounds.upper, bounds.lower and bounds.labels must "
+            "have one entry per row")
+    # slot: [sum w best, rows searched, sum w ||x'||^2, bad labels]
+    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), True, 4,
+                        n_threads) != 0 or (
+            centre_pass_tiles(&run, &centres[0, 0], k, d) != 0):
+        centre_pass_close(&run)
+        raise MemoryError("fastem: could not allocate the labelling pass workspace")
+    csq = <floating *>run.csq
+    with nogil:
+        for j in range(k):
+            if csq[j] > csq_max:
+                csq_max = csq[j]
+            if drift[j] > drift_max:
+                drift_second = drift_max
+                drift_max = drift[j]
+                drift_arg = j
+            elif drift[j] > drift_second:
+                drift_second = drift[j]
+        # >= every ||c_j|| (csq holds them to within d roundings)
+        reach = sqrt(csq_max) * (1.0 + d * unit) if csq_max > 0.0 else 0.0
+        for p in prange(run.pt.n_parts, schedule='dynamic', num_threads=n_threads):
+            tw = centre_pass_workspace(&run, omp_get_thread_num(), chunk_rows, d, k,
+                                       sizeof(floating), True)
+            slot = slot_open(&run.pt, p)
+            for c in range(first_chunk(&run.pt, p), first_chunk(&run.pt, p + 1)):
+                if interrupted(&cancel):
+                    break
+                start = c * chunk_rows
+                _labels_chunk(&X[start, 0], chunk_len(&run.pt, c), d, k,
+                              swp + start if swp != NULL else NULL, shp,
+                              &centres[0, 0], csq, <floating *>run.tiles, csq_max,
+                              reach, &half_sep[0], &drift[0], drift_max, drift_second,
+                              drift_arg, err_scale, unit, &upper[start], &lower[start],
+                              &labels[start], &tw, slot)
+        memset(tail, 0, 4 * sizeof(double))
+        partitions_sum(&run.pt, 0, 4, tail)
+    centre_pass_close(&run)
+    raise_pending(cancel)
+    require(tail[3] == 0,
+            "bounded_labels_pass: bounds.labels holds labels outside [0, k), which no "
+            "pass wrote: use lloyd_pass")
+    # as lloyd_pass: a perfect fit's float32 expansion can leave a hair below 0
+    return max(tail[2] + tail[0], 0.0), <Py_ssize_t>tail[1]

@@ -115,3 +115,9 @@ cdef extern from "csrc/fe_tiles.h" nogil:
                                 const double *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
                                 double *state, int32_t *labels, double *best,
                                 double *second)
+    void fe_tile_values_f32(const float *x, const int32_t *index, Py_ssize_t n,
+                            Py_ssize_t d, const float *shift, const float *centres,
+                            const float *csq, const int32_t *near, float *out)
+    void fe_tile_values_f64(const double *x, const int32_t *index, Py_ssize_t n,
+                            Py_ssize_t d, const double *shift, const double *centres,
+                            const double *csq, const int32_t *near, double *out)

@@ -87,6 +87,43 @@ def test_bounded_pass_checks_its_bounds_and_state(ops):
             _bounded_call(ops, fresh=False, labels=labels)
 
 
+def test_bounded_labels_pass_checks():
+    """Operands, a fresh state (no bounds yet) and labels no pass wrote are
+    refused; so is a width where lloyd_pass computes distances directly."""
+    n, d, k = 50, 12, 4
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, d))
+    o = dict(X=X, sw=np.empty(0), shift=np.empty(0), centres=X[:k].copy(),
+             half_sep=np.zeros(k), drift=np.zeros(k), fresh=False, upper=np.zeros(n),
+             lower=np.zeros(n), labels=np.zeros(n, np.int32), chunk=16, threads=2)
+
+    def call(**broken):
+        a = {**o, **broken}
+        return _bounded.bounded_labels_pass(
+            a["X"], a["sw"], a["shift"], a["centres"],
+            _bounded.CentreMoves(a["half_sep"], a["drift"], a["fresh"]),
+            _bounded.RowBounds(a["upper"], a["lower"], a["labels"]), a["chunk"],
+            a["threads"])
+
+    if not _bounded.bounded_labels_available(d, 8):
+        pytest.skip("the GEMM path: the fits never call it")
+    call()
+    for broken in [dict(X=np.empty((0, d))), dict(sw=np.ones(n - 1)),
+                   dict(shift=np.zeros(d + 1)), dict(centres=np.zeros((k, d + 1))),
+                   dict(centres=np.zeros((0, d))), dict(half_sep=np.zeros(k + 1)),
+                   dict(drift=np.zeros(k - 1)), dict(fresh=True), dict(upper=np.zeros(n - 1)),
+                   dict(lower=np.zeros(n + 1)), dict(labels=np.zeros(n - 1, np.int32)),
+                   dict(chunk=0), dict(threads=0),
+                   dict(X=X[:, :3].copy(), centres=X[:k, :3].copy())]:
+        with pytest.raises(ValueError, match="bounded_labels_pass"):
+            call(**broken)
+    for bad in (k, -1, 2**31 - 1):
+        labels = o["labels"].copy()
+        labels[n - 3] = bad
+        with pytest.raises(ValueError, match=r"labels outside \[0, k\)"):
+            call(labels=labels)
+
+
 def test_distance_kernels_check(ops):
     X, C = ops["X"], ops["centres"]
     out = np.empty((N, K))

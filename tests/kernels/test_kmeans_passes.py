@@ -129,6 +129,69 @@ def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted, sh
         bounded_pass(C2, (C2 + 1e-3 * rng.standard_normal(C2.shape)).astype(dtype))
 
 
+# wider rows than lloyd_pass's low-D path (d <= 10), where the fit labels
+# from the bounds: N = 1, K = 1, K = N, N not a multiple of the chunk
+LABEL_SHAPES = [(1, 12, 1, 32), (9, 11, 9, 32), (1000, 11, 1, 64), (2000, 12, 4, 48),
+                (4099, 17, 9, 128), (300, 40, 1, 32), (101, 1100, 70, 32)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,d,k,chunk", LABEL_SHAPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_bounded_labels_pass_is_lloyd_pass(dtype, n, d, k, chunk, weighted, shifted):
+    """The labelling pass from a bounded pass's bounds gives lloyd_pass's
+    labels and inertia bit for bit (these shapes split X into the same
+    partitions for both), for centres in another frame than the bounds'
+    (the fit's last pass: predict's frame), after a small move (most rows
+    settled by their bounds), a swap (labels change) and with two equal
+    centres (a tie: the tiles' lowest index, never the bounds' guess)."""
+    if not _bounded.bounded_labels_available(d, np.dtype(dtype).itemsize):
+        pytest.skip("the GEMM path: the fit ends with lloyd_pass")
+    X, C, w = _data(n, d, k, dtype, seed=3 * n + d + k)
+    sw = w.astype(dtype) if weighted else np.empty(0, dtype)
+    # the bounds' frame, and the labelling frame (none, or another shift)
+    shift = X.mean(axis=0).astype(dtype) if shifted else np.zeros(d, dtype)
+    other = (0.5 * shift + 1.0).astype(dtype) if shifted else np.zeros(d, dtype)
+    upper, lower = np.empty(n, dtype), np.empty(n, dtype)
+    labels = np.full(n, -1, np.int32)
+    _, half_sep = bound_updates(None, C - shift)
+    _bounded.bounded_pass(X, sw, shift[:d * shifted], C - shift,
+                          _bounded.CentreMoves(half_sep, np.zeros(k), True),
+                          _bounded.RowBounds(upper, lower, labels),
+                          np.empty((k, d)), np.empty(k), chunk, 2)
+    state = labels.copy(), upper.copy(), lower.copy()
+    rng = np.random.default_rng(n + k)
+    moved = (C + 1e-3 * rng.standard_normal(C.shape)).astype(dtype)
+    finals = [moved]
+    if k > 1:
+        finals.append(moved[np.r_[1, 0, 2:k]])       # a swap
+        tie = moved.copy()
+        tie[1] = tie[0]                                 # equal centres
+        finals.append(tie)
+    for final in finals:
+        labels[:], upper[:], lower[:] = state
+        frame_centres = (final - other).astype(dtype)
+        drift, half_sep = bound_updates(C - shift, frame_centres,
+                                        other.astype(np.float64) - shift)
+        inertia, n_full = _bounded.bounded_labels_pass(
+            X, sw, other[:d * shifted], frame_centres,
+            _bounded.CentreMoves(half_sep, drift, False),
+            _bounded.RowBounds(upper, lower, labels), chunk, 2)
+        ref_labels = np.full(n, -1, np.int32)
+        _, ref_inertia, _ = _lloyd.lloyd_pass(
+            X, sw, other[:d * shifted], frame_centres, ref_labels, np.empty((k, d)),
+            np.empty(k), np.nan, chunk, 2)
+        assert_array_equal(labels, ref_labels)
+        assert inertia == ref_inertia
+        assert_array_equal(upper, state[1])  # the bounds are left as they were
+        assert_array_equal(lower, state[2])
+        if final is moved and n >= 1000:
+            assert n_full < n / 2  # the bounds settled most rows
+        if final is not moved:
+            assert n_full >= np.count_nonzero(np.isin(ref_labels, [0, 1]))
+
+
 @pytest.mark.parametrize("k, d, offset", [(1, 3, 0.0), (2, 1, 0.0), (50, 7, 0.0),
                                           (300, 64, 1e3), (64, 1536, 5.0)])
 def test_half_separations_bound_cdist(k, d, offset):

@@ -156,6 +156,43 @@ ATTR static inline void NAME(const T *x, const int32_t *index, ptrdiff_t nb,  \
 FE_DEFINE_TILES_REF(fe_tiles_chunk_ref_f32, float, FE_TILE_W_F32, fmaf, )
 FE_DEFINE_TILES_REF(fe_tiles_chunk_ref_f64, double, FE_TILE_W_F64, fma, )
 
+/* One value v per row for one given centre, the v the tiles compute for it:
+ * out[t] = fma(-2, x.c, csq[a]) for row r = index[t] and its centre
+ * a = near[r] (centres row-major, k x d), x.c the same chain of fused
+ * multiply-adds in order of j, x[j] - shift[j] rounded as there. For the
+ * rows whose nearest centre a bounded pass knows without a full search:
+ * their v is then the tiles' best bit for bit. Each chain waits on its own
+ * previous step, so four rows' chains go side by side. */
+#define FE_DEFINE_TILE_VALUES(NAME, T, FMA, ATTR)                             \
+ATTR static inline void NAME(const T *x, const int32_t *index, ptrdiff_t n,   \
+                             ptrdiff_t d, const T *shift, const T *centres,   \
+                             const T *csq, const int32_t *near, T *out)       \
+{                                                                             \
+    enum { R = 4 };                                                           \
+    for (ptrdiff_t t0 = 0; t0 < n; t0 += R) {                                 \
+        const int r_n = n - t0 < R ? (int)(n - t0) : R;                       \
+        const T *xr[R], *cr[R];                                               \
+        T s[R];                                                               \
+        for (int r = 0; r < R; r++) { /* a short group repeats its last row */ \
+            const ptrdiff_t i = index[t0 + (r < r_n ? r : r_n - 1)];          \
+            xr[r] = x + i * d;                                                \
+            cr[r] = centres + (ptrdiff_t)near[i] * d;                         \
+            s[r] = 0;                                                         \
+        }                                                                     \
+        if (shift != NULL) {                                                  \
+            for (ptrdiff_t j = 0; j < d; j++)                                 \
+                for (int r = 0; r < R; r++)                                   \
+                    s[r] = FMA(xr[r][j] - shift[j], cr[r][j], s[r]);          \
+        } else {                                                              \
+            for (ptrdiff_t j = 0; j < d; j++)                                 \
+                for (int r = 0; r < R; r++)                                   \
+                    s[r] = FMA(xr[r][j], cr[r][j], s[r]);                     \
+        }                                                                     \
+        for (int r = 0; r < r_n; r++)                                         \
+            out[t0 + r] = FMA((T)-2, s[r], csq[near[index[t0 + r]]]);         \
+    }                                                                         \
+}
+
 #if !FE_PORTABLE && defined(__x86_64__) && !defined(__FMA__)
 /* The baseline x86-64 build: fma() is a library call there (no FMA in the
  * ISA), 50-100 times slower than the instruction. The reference is compiled
@@ -166,8 +203,12 @@ FE_DEFINE_TILES_REF(fe_tiles_chunk_hwfma_f32, float, FE_TILE_W_F32, fmaf,
                     __attribute__((target("fma"))))
 FE_DEFINE_TILES_REF(fe_tiles_chunk_hwfma_f64, double, FE_TILE_W_F64, fma,
                     __attribute__((target("fma"))))
+FE_DEFINE_TILE_VALUES(fe_tile_values_hwfma_f32, float, fmaf, __attribute__((target("fma"))))
+FE_DEFINE_TILE_VALUES(fe_tile_values_hwfma_f64, double, fma, __attribute__((target("fma"))))
 #define fe_tiles_chunk_f32 fe_tiles_chunk_hwfma_f32
 #define fe_tiles_chunk_f64 fe_tiles_chunk_hwfma_f64
+#define fe_tile_values_f32 fe_tile_values_hwfma_f32
+#define fe_tile_values_f64 fe_tile_values_hwfma_f64
 
 static inline int fe_tiles_enabled(void)
 {
@@ -180,6 +221,8 @@ static inline int fe_tiles_enabled(void)
 {
     return 1;
 }
+FE_DEFINE_TILE_VALUES(fe_tile_values_f32, float, fmaf, )
+FE_DEFINE_TILE_VALUES(fe_tile_values_f64, double, fma, )
 
 #if FE_TILES_512 || (FE_AVX2 && defined(__FMA__))
 #include <immintrin.h>
