@@ -653,8 +653,10 @@ class BoundedState:
     """What Hamerly's bounded passes keep per row of a block between passes.
 
     ``upper[i]``: an upper bound on row i's distance to its centre
-    ``labels[i]``; ``lower[i]``: a lower bound on its distance to every
-    other centre (X's dtype, 12 bytes per row in float32). ``sums`` and
+    ``labels[i]``; ``lower[i, g]``: a lower bound on its distance to every
+    other centre of group g (X's dtype; t = ``_bounded.bound_groups``
+    groups of consecutive centres, at most d / 2 of them: the bounds take
+    at most half the memory of X, plus 8 bytes per row). ``sums`` and
     ``weights`` are the block's Lloyd statistics for ``labels``, updated
     by the rows that change cluster. ``fresh``: the next pass assigns
     every row from scratch (first pass, or after empty clusters were
@@ -663,8 +665,9 @@ class BoundedState:
     """
 
     def __init__(self, n_rows, n_clusters, n_features, dtype):
+        t = _bounded.bound_groups(n_clusters, n_features, np.dtype(dtype).itemsize)
         self.upper = np.empty(n_rows, dtype=dtype)
-        self.lower = np.empty(n_rows, dtype=dtype)
+        self.lower = np.empty((n_rows, t), dtype=dtype)
         self.labels = np.full(n_rows, -1, dtype=np.int32)
         self.sums = np.zeros((n_clusters, n_features))
         self.weights = np.zeros(n_clusters)

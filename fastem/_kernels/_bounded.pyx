@@ -4,9 +4,10 @@ and the fixed reduction order as in _lloyd.pyx; shared helpers in
 _kmeans_common.pxd.
 """
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport INFINITY, sqrt
 from libc.stdint cimport int32_t
-from libc.string cimport memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 from fastem._kernels._blas cimport gemm_rowmajor
 from fastem._kernels._common cimport (
@@ -16,8 +17,8 @@ from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport (
     CentrePass, PassWs, _add_row, _sqdist, centre_pass_close, centre_pass_open,
-    centre_pass_tiles, centre_pass_workspace, lowd_path, require_centre_pass,
-    tiles_chunk, tiles_path)
+    centre_pass_tiles, centre_pass_workspace, group_width, lowd_path,
+    require_centre_pass, tiles_chunk, tiles_path)
 from fastem._kernels._kmeans_c cimport (
     FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64,
     fe_tile_values_f32, fe_tile_values_f64)
@@ -27,26 +28,36 @@ from fastem._kernels._kmeans_c cimport (
 from fastem._kernels._kmeans_args import CentreMoves, RowBounds
 
 # ---------------------------------------------------------------------------
-# Bounded Lloyd pass (Hamerly's algorithm): the same iterates as Lloyd's,
-# without computing most distances.
+# Bounded Lloyd pass (Hamerly's algorithm, with Yinyang's groups): the same
+# iterates as Lloyd's, without computing most distances.
 #
 # Every row keeps an upper bound u >= ||x - c_a|| on the distance to its own
-# centre a and a lower bound l <= min_{j != a} ||x - c_j|| on the distance to
-# every other centre. When the centres move by drift_j, the triangle
-# inequality keeps u + drift_a and l - max_{j != a} drift_j valid. If
-# u <= max(l, s_a), where s_a is half the distance from c_a to its nearest
-# other centre, no centre can be closer than c_a and the row is skipped
-# without reading it. Otherwise u is tightened to the exact distance and the
-# test repeated; only rows that still fail get all k distances (the gathered
-# rows against the tiles of csrc/fe_tiles.h, or one GEMM over them). Sums
-# move incrementally: a row that changes cluster takes w x out of its old
-# cluster's sum and into the new one's, so after the first iterations a pass
-# reads little more than the bounds.
+# centre a and, for each of t groups of centres (consecutive runs of G
+# centres, group_width in _kmeans_common.pxd), a lower bound l_g <=
+# min_{j in g, j != a} ||x - c_j|| on the distance to the group's other
+# centres (t = 1: Hamerly's single bound; Ding et al. 2015, "Yinyang
+# K-means", for t > 1). When the centres move by drift_j, the triangle
+# inequality keeps u + drift_a and l_g - max_{j in g, j != a} drift_j valid.
+# If u <= max(min_g l_g, s_a), where s_a is half the distance from c_a to its
+# nearest other centre, no centre can be closer than c_a and the row is
+# skipped without reading it. Otherwise u is tightened to the exact distance
+# and the test repeated; a row that still fails is searched in the groups
+# whose bound is below u, and always in its own group (so that its own
+# centre's value is computed with the others): the groups' rows gathered
+# and run against the group's tiles (csrc/fe_tiles.h), or on the GEMM path
+# (one group) one GEMM over them. The groups are taken in order of their
+# centres and a later group wins only by a strictly smaller value, so the
+# label is the lowest index among the smallest values, as a full search
+# gives. A searched group's bound becomes the distance to its nearest
+# centre, or to its runner-up in the group of the new label; the others
+# keep their moved bounds. Sums move incrementally: a row that changes
+# cluster takes w x out of its old cluster's sum and into the new one's, so
+# after the first iterations a pass reads little more than the bounds.
 #
 # The bounds must hold for the distances the arithmetic produces: u is
-# tightened by an exact float64 difference, and after a full search both
-# come from the expansion ||x||^2 + (||c||^2 - 2 x.c) plus or minus a bound
-# on its rounding error (err_scale (||x||^2 + max ||c||^2)).
+# tightened by an exact float64 difference, and after a search both come
+# from the expansion ||x||^2 + (||c||^2 - 2 x.c) plus or minus a bound on its
+# rounding error (err_scale (||x||^2 + max ||c||^2)).
 # ---------------------------------------------------------------------------
 
 cdef inline double _frame_sqdist(const floating *x, const floating *shift,
@@ -91,110 +102,243 @@ cdef inline double _frame_sqdist(const floating *x, const floating *shift,
     return (s0 + s1) + (s2 + s3)
 
 
+cdef struct Groups:
+    # the t groups of a pass (see the note above): G centres each (the last
+    # may be short), and for each group the largest drift of its centres
+    # (mx), the centre that has it (arg) and the second largest (second)
+    Py_ssize_t t
+    Py_ssize_t width
+    double *mx
+    double *second
+    Py_ssize_t *arg
+
+
+cdef inline double _group_drift(const Groups *gr, Py_ssize_t g, Py_ssize_t a) noexcept nogil:
+    """max_{j in g, j != a} drift_j (the bound of group g of a row of centre a)."""
+    return gr.second[g] if a == gr.arg[g] else gr.mx[g]
+
+
+cdef int _groups_open(Groups *gr, Py_ssize_t k, Py_ssize_t t_cols, Py_ssize_t itemsize,
+                      const double *drift) noexcept nogil:
+    """The groups of k centres for t_cols bounds per row (group_width) and
+    their drifts; 0, or -1 out of memory."""
+    cdef Py_ssize_t g, j
+    gr.width = group_width(k, t_cols, itemsize)
+    gr.t = (k + gr.width - 1) // gr.width
+    gr.mx = <double *>malloc(2 * gr.t * sizeof(double))
+    gr.arg = <Py_ssize_t *>malloc(gr.t * sizeof(Py_ssize_t))
+    if gr.mx == NULL or gr.arg == NULL:
+        _groups_close(gr)
+        return -1
+    gr.second = gr.mx + gr.t
+    for g in range(gr.t):
+        gr.mx[g] = 0.0
+        gr.second[g] = 0.0
+        gr.arg[g] = g * gr.width
+    for j in range(k):
+        g = j // gr.width
+        if drift[j] > gr.mx[g]:
+            gr.second[g] = gr.mx[g]
+            gr.mx[g] = drift[j]
+            gr.arg[g] = j
+        elif drift[j] > gr.second[g]:
+            gr.second[g] = drift[j]
+    return 0
+
+
+cdef void _groups_close(Groups *gr) noexcept nogil:
+    free(gr.mx)
+    free(gr.arg)
+    gr.mx = NULL
+    gr.arg = NULL
+
+
+cdef bint _search_groups(const floating *x, const floating *shift,
+                         const floating *tiles, Py_ssize_t k, Py_ssize_t d,
+                         const Groups *gr, Py_ssize_t lcols, bint fresh,
+                         const int32_t *labels, const floating *upper,
+                         const floating *lower, Py_ssize_t n_full,
+                         const PassWs *tw) noexcept nogil:
+    """The tiles path's search of the gathered rows (tw.gathered[0 ..
+    n_full), reordered): in the groups whose bound is below the row's upper
+    bound, and its own, as one run of the tiles (fe_tiles_chunk with
+    groups: a block of four rows visits the groups any of them needs).
+    Leaves each row's label, best value and runner-up (over the centres
+    visited) in tw.near, tw.best, tw.second, and its minimum in each group
+    in tw.group_min (+inf where not visited); returns whether it did the
+    last. It does not (one run of all the tiles) with one group, or on a
+    fresh pass, where every row needs every group: the groups' minima
+    would cost 15 % of the pass there (K3, the first pass: 426 -> 369 ms).
+    Where most but not all groups are needed it still pays: the next pass
+    starts from them (E1: a fallback to one run when the rows needed more
+    than 3/4 of the groups doubled the time of the pass after it, 87 ->
+    157-164 ms, for 12 ms saved on K3's second pass)."""
+    cdef Py_ssize_t g, p, i, t = gr.t, G = gr.width
+    cdef unsigned char *need = tw.need
+    cdef int32_t *start = tw.sorted + n_full
+    if fresh:
+        t = 1
+    if t > 1:
+        # rows of one group side by side (a counting sort by their own
+        # group, stable): a block of four then needs about the groups each
+        # of its rows needs (E1's fifth pass 96-104 -> 80-88 ms, K3's last
+        # five 96, 90, 87, 67 -> 79-82, 75-77, 72-74, 57-60 ms)
+        for g in range(t + 1):
+            start[g] = 0
+        for p in range(n_full):
+            start[labels[tw.gathered[p]] // G + 1] += 1
+        for g in range(t):
+            start[g + 1] += start[g]
+        for p in range(n_full):
+            g = labels[tw.gathered[p]] // G
+            tw.sorted[start[g]] = tw.gathered[p]
+            start[g] += 1
+        memcpy(tw.gathered, tw.sorted, n_full * sizeof(int32_t))
+        for p in range(n_full):
+            i = tw.gathered[p]
+            for g in range(t):
+                need[p * t + g] = labels[i] // G == g or lower[i * lcols + g] < upper[i]
+    tiles_chunk(x, tw.gathered, n_full, d, shift, tiles, k, tw, True, t, G)
+    return t > 1
+
+
+cdef void _search_gemm(const floating *x, const floating *shift, Py_ssize_t d,
+                       Py_ssize_t k, const floating *centres, const floating *csq,
+                       Py_ssize_t n_full, const PassWs *tw) noexcept nogil:
+    """The GEMM path's search (one group of all k centres): the gathered
+    rows copied into the frame (tw.rows), one GEMM, a scan of each row;
+    results in tw.near, tw.best, tw.second as _search_groups leaves them."""
+    cdef Py_ssize_t g, i, j
+    cdef floating *xbuf = <floating *>tw.rows
+    cdef floating *dist = <floating *>tw.dist
+    cdef floating *best = <floating *>tw.best
+    cdef floating *second = <floating *>tw.second
+    for g in range(n_full):
+        i = tw.gathered[g]
+        for j in range(d):
+            xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
+    gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
+                  xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
+    for g in range(n_full):
+        if floating is float:
+            tw.near[g] = fe_row_argmin2_f32(dist + g * k, csq, k, &best[g], &second[g])
+        else:
+            tw.near[g] = fe_row_argmin2_f64(dist + g * k, csq, k, &best[g], &second[g])
+
+
 cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                          Py_ssize_t k, const floating *sw, const floating *shift,
                          const floating *centres, const floating *csq,
                          const floating *tiles, double csq_max,
-                         const double *half_sep,
-                         const double *drift, double drift_max,
-                         double drift_second, Py_ssize_t drift_arg,
+                         const double *half_sep, const double *drift,
+                         const Groups *gr, Py_ssize_t lcols,
                          bint fresh, double err_scale,
                          floating *upper, floating *lower, int32_t *labels,
                          const PassWs *tw, double *dsums, double *dweights,
                          double *counts) noexcept nogil:
-    """One chunk of a bounded pass; adds sum/weight *changes* into the slot."""
-    cdef Py_ssize_t i, j, g, c, a, n_full = 0, n_changed = 0
-    cdef double u, l, m, w, xsq, second, v, err2
+    """One chunk of a bounded pass; adds sum/weight *changes* into the slot.
+    ``lower``: the chunk's rows' bounds, lcols per row (the groups use the
+    first gr.t)."""
+    cdef Py_ssize_t i, j, g, p, c, a, t = gr.t, G = gr.width, n_full = 0, n_changed = 0
+    cdef double u, l, lmin, m, w, xsq, v, err2
     # stored bounds are rounded outward past the storage precision
     cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
     cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
-    cdef floating best, second_f
-    cdef floating *xbuf = <floating *>tw.rows
-    cdef floating *dist = <floating *>tw.dist
     cdef int32_t *gathered = tw.gathered
     cdef const floating *xr
-    cdef const floating *rshift
-    cdef Py_ssize_t t, n_todo = 0
-    # per-row max(l, s_a), kept in the distance buffer (which holds at least
-    # one double per row, whatever k and the dtype: _pass_workspace)
-    cdef double *mrow = <double *>dist
+    cdef const floating *rshift = shift if tiles != NULL else NULL
+    cdef const floating *best = <const floating *>tw.best
+    cdef const floating *second = <const floating *>tw.second
+    cdef const floating *gmin = <const floating *>tw.group_min
+    cdef floating *lr
+    cdef Py_ssize_t n_todo = 0
+    cdef bint grouped = False
+    # per-row max(min_g l_g, s_a), kept in the distance buffer (which holds
+    # at least one double per row, whatever k and the dtype: _pass_workspace)
+    cdef double *mrow = <double *>tw.dist
     if fresh:
         for i in range(nb):
             gathered[i] = <int32_t>i
         n_full = nb
     else:
         # 1. bounds only: most rows stop here without their data being read
+        # (a failing row keeps its moved bounds: the search only lowers
+        # them where it looked)
         for i in range(nb):
             a = labels[i]
             if <size_t>a >= <size_t>k:  # a state no pass wrote: refuse it
                 counts[2] += 1
                 return
             u = upper[i] + drift[a]
-            l = lower[i] - (drift_second if a == drift_arg else drift_max)
-            m = l if l > half_sep[a] else half_sep[a]
-            lower[i] = <floating>(l * (down if l > 0.0 else up))
-            if u <= m:
-                upper[i] = <floating>(u * up)
-            else:
+            lr = lower + i * lcols
+            lmin = INFINITY
+            for g in range(t):
+                l = lr[g] - _group_drift(gr, g, a)
+                lr[g] = <floating>(l * (down if l > 0.0 else up))
+                if l < lmin:
+                    lmin = l
+            m = lmin if lmin > half_sep[a] else half_sep[a]
+            upper[i] = <floating>(u * up)
+            if u > m:
                 gathered[n_todo] = <int32_t>i
                 mrow[n_todo] = m
                 n_todo += 1
         # 2. tighten u to the exact distance for the others (prefetched),
         # unless more than 3/4 of the chunk's rows failed: then almost all
         # fail after tightening too (the passes right after the first),
-        # and they all go straight to the full search, which sets both
-        # bounds anew (K1, N=1e6 D=32 K=64: the second pass 26-33 -> 24 ms;
-        # a threshold of 1/2 slowed the passes that search 62 % of rows)
+        # and they all go straight to the search, which sets the bounds
+        # anew (K1, N=1e6 D=32 K=64: the second pass 26-33 -> 24 ms; a
+        # threshold of 1/2 slowed the passes that search 62 % of rows)
         if n_todo * 4 > nb * 3:
             n_full = n_todo
             n_todo = 0
-        for t in range(n_todo):
-            if t + FE_PREFETCH_ROWS < n_todo:
-                fe_prefetch_row(x + gathered[t + FE_PREFETCH_ROWS] * d,
+        for p in range(n_todo):
+            if p + FE_PREFETCH_ROWS < n_todo:
+                fe_prefetch_row(x + gathered[p + FE_PREFETCH_ROWS] * d,
                                     d * sizeof(floating))
-            i = gathered[t]
+            i = gathered[p]
             u = sqrt(_frame_sqdist(x + i * d, shift, centres + labels[i] * d, d))
             upper[i] = <floating>(u * (1.0 + 1e-6))
-            if u > mrow[t]:
+            if u > mrow[p]:
                 gathered[n_full] = <int32_t>i
                 n_full += 1
     if n_full == 0:
         return
-    # the rows to search: the tiles read them where they are (rows
-    # gathered[g], in the frame of shift); the GEMM needs them gathered into
-    # xbuf in the frame (x - shift rounded in the data's precision either way)
+    # 3. the search (the tiles read the rows where they are, in the frame of
+    # shift; the GEMM needs them copied into the frame)
     if tiles != NULL:
-        tiles_chunk(x, gathered, n_full, d, shift, tiles, k, tw, True)
-        rshift = shift
+        grouped = _search_groups(x, shift, tiles, k, d, gr, lcols, fresh, labels, upper,
+                                 lower, n_full, tw)
     else:
-        for g in range(n_full):
-            i = gathered[g]
-            for j in range(d):
-                xbuf[g * d + j] = x[i * d + j] - (shift[j] if shift != NULL else 0)
-        gemm_rowmajor(False, True, <int>n_full, <int>k, <int>d, <floating>-2.0,
-                      xbuf, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
-        rshift = NULL
-    for g in range(n_full):
-        i = gathered[g]
-        xr = x + i * d if tiles != NULL else xbuf + g * d
-        if tiles != NULL:
-            c = tw.near[g]
-            best = (<floating *>tw.best)[g]
-            second_f = (<floating *>tw.second)[g]
-        elif floating is float:
-            c = fe_row_argmin2_f32(dist + g * k, csq, k, &best, &second_f)
-        else:
-            c = fe_row_argmin2_f64(dist + g * k, csq, k, &best, &second_f)
-        second = second_f
+        _search_gemm(x, shift, d, k, centres, csq, n_full, tw)
+    for p in range(n_full):
+        i = gathered[p]
+        xr = x + i * d if tiles != NULL else <floating *>tw.rows + p * d
+        c = tw.near[p]
         xsq = _sqdist(xr, rshift, d)
         err2 = err_scale * (xsq + csq_max)
-        # both bounds from the expansion and its error bound (the exact
+        # the bounds from the expansion and its error bound (the exact
         # distance to c would read the row again: a quarter of a fresh pass
-        # at D = 32); the upper one rounds up and the lower one down
-        v = best + xsq + err2
+        # at D = 32); the upper one rounds up and the lower ones down: in a
+        # group visited, its nearest centre, and in c's group the runner-up
+        # of all the centres visited (at most the group's own runner-up)
+        v = best[p] + xsq + err2
         upper[i] = <floating>(sqrt(v) * (1.0 + 1e-6) if v > 0.0 else 0.0)
-        v = second + xsq - err2
-        lower[i] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
+        lr = lower + i * lcols
+        if not grouped:  # all centres visited, no group minima: the runner-up
+            v = second[p] + xsq - err2
+            lr[0] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
+            for g in range(1, t):
+                lr[g] = lr[0]
+        for g in range(t if grouped else 0):
+            if g == c // G:
+                v = second[p]
+            elif gmin[p * t + g] == INFINITY:
+                continue  # not visited: the moved bound stands
+            else:
+                v = gmin[p * t + g]
+            v = v + xsq - err2
+            lr[g] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
         a = labels[i]
         if fresh or c != a:
             w = sw[i] if sw != NULL else 1.0
@@ -210,6 +354,35 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     counts[1] += n_full
 
 
+def bound_groups(Py_ssize_t k, Py_ssize_t d, Py_ssize_t itemsize):
+    """The lower bounds per row (groups, t) a bounded pass over rows of d
+    values of ``itemsize`` bytes keeps for k centres: one per 64 float32 or
+    32 float64 centres (four tiles of the AVX-512 kernel, its register
+    block: csrc/fe_tiles.h), at most d / 2 of them (the bounds take at most
+    half the memory of X) and one on the GEMM path.
+
+    Measured on the iterates of K3 (N = 2e5 of its shape, D = 64, K = 1024,
+    10 iterations) and E1 (N = 1e5, D = 768, K = 1024, 5), in distance
+    evaluations over the passes, in dense passes: one bound 6.6 and 4.2,
+    groups of 64 centres 3.7 and 2.9, of 32 3.1 (K3; a group of two tiles
+    runs the kernel's slower one-tile loop)."""
+    cdef Py_ssize_t unit = 64 if itemsize == 4 else 32, cap, width
+    if not tiles_path() or k <= unit:
+        return 1
+    cap = d // 2 if d >= 2 else 1
+    width = (k + cap - 1) // cap
+    width = (width + unit - 1) // unit * unit
+    if width < unit:
+        width = unit
+    return (k + width - 1) // width
+
+
+def bound_group_width(Py_ssize_t k, Py_ssize_t t, Py_ssize_t itemsize):
+    """Centres per group of a bounded pass with t bounds per row
+    (group_width): group g holds centres [g G, (g + 1) G)."""
+    return group_width(k, t, itemsize)
+
+
 def bounded_pass(const floating[:, ::1] X,
                  const floating[::1] sample_weight,
                  const floating[::1] shift,
@@ -223,21 +396,23 @@ def bounded_pass(const floating[:, ::1] X,
     """One bounded Lloyd pass (see the note above); returns (n_changed, n_full).
 
     ``moves``: a ``CentreMoves``; ``bounds``: a ``RowBounds`` with
-    ``upper`` and ``lower`` in X's dtype (``_kmeans_args``). With
-    ``moves.fresh`` ``sums`` / ``weights`` are recomputed, otherwise
-    updated by the rows that change cluster. Frames and weights as in
-    ``lloyd_pass``.
+    ``upper`` (n,) and ``lower`` (n, t) in X's dtype (``_kmeans_args``; t
+    from ``bound_groups``, any t >= 1 is valid). With ``moves.fresh``
+    ``sums`` / ``weights`` are recomputed, otherwise updated by the rows
+    that change cluster. Frames and weights as in ``lloyd_pass``. n_full:
+    the rows searched (in all or some of their groups).
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
     cdef const double[::1] half_sep = moves.half_sep
     cdef const double[::1] drift = moves.drift
     cdef bint fresh = moves.fresh
     cdef floating[::1] upper = bounds.upper
-    cdef floating[::1] lower = bounds.lower
+    cdef floating[:, ::1] lower = bounds.lower
     cdef int32_t[::1] labels = bounds.labels
+    cdef Py_ssize_t lcols = lower.shape[1]
     cdef int cancel = 0
-    cdef Py_ssize_t p, c, j, start, drift_arg = 0
-    cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0
+    cdef Py_ssize_t p, c, j, start
+    cdef double csq_max = 0.0
     cdef double counts[3]
     cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
     cdef const floating *swp = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
@@ -245,33 +420,32 @@ def bounded_pass(const floating[:, ::1] X,
     cdef floating *csq
     cdef CentrePass run
     cdef PassWs tw
+    cdef Groups gr
     cdef double *slot
     require_centre_pass(X, sample_weight, shift, centres, labels, sums, weights,
                         chunk_rows, n_threads, "bounded_pass")
     require(half_sep.shape[0] == k and drift.shape[0] == k,
             "bounded_pass: moves.half_sep and moves.drift must have k entries")
-    require(upper.shape[0] == n and lower.shape[0] == n,
-            "bounded_pass: bounds.upper and bounds.lower must have one entry per row")
+    require(upper.shape[0] == n and lower.shape[0] == n and lcols >= 1,
+            "bounded_pass: bounds.upper (n,) and bounds.lower (n, t >= 1) must have one "
+            "entry per row")
+    if _groups_open(&gr, k, lcols, sizeof(floating), &drift[0]) != 0:
+        raise MemoryError("fastem: could not allocate the bounded pass groups")
     # slot: [sums (k x d), weights (k), n_changed, n_full, bad labels]
-    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), True,
+    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), gr.t,
                         k * d + k + 3, n_threads) != 0 or (
             centre_pass_tiles(&run, &centres[0, 0], k, d) != 0):
         centre_pass_close(&run)
+        _groups_close(&gr)
         raise MemoryError("fastem: could not allocate the bounded pass workspace")
     csq = <floating *>run.csq
     with nogil:
         for j in range(k):
             if csq[j] > csq_max:
                 csq_max = csq[j]
-            if drift[j] > drift_max:
-                drift_second = drift_max
-                drift_max = drift[j]
-                drift_arg = j
-            elif drift[j] > drift_second:
-                drift_second = drift[j]
         for p in prange(run.pt.n_parts, schedule='dynamic', num_threads=n_threads):
             tw = centre_pass_workspace(&run, omp_get_thread_num(), chunk_rows, d, k,
-                                       sizeof(floating), True)
+                                       sizeof(floating), gr.t)
             slot = slot_open(&run.pt, p)
             for c in range(first_chunk(&run.pt, p), first_chunk(&run.pt, p + 1)):
                 if interrupted(&cancel):
@@ -280,9 +454,8 @@ def bounded_pass(const floating[:, ::1] X,
                 _bounded_chunk(&X[start, 0], chunk_len(&run.pt, c), d, k,
                                swp + start if swp != NULL else NULL, shp,
                                &centres[0, 0], csq, <floating *>run.tiles, csq_max,
-                               &half_sep[0], &drift[0], drift_max, drift_second,
-                               drift_arg,
-                               fresh, err_scale, &upper[start], &lower[start],
+                               &half_sep[0], &drift[0], &gr, lcols,
+                               fresh, err_scale, &upper[start], &lower[start, 0],
                                &labels[start], &tw, slot, slot + k * d, slot + k * d + k)
         # fixed-order reduction; without ``fresh`` the slots update the sums
         if fresh:
@@ -293,6 +466,7 @@ def bounded_pass(const floating[:, ::1] X,
         partitions_sum(&run.pt, k * d, k, &weights[0])
         partitions_sum(&run.pt, k * d + k, 3, counts)
     centre_pass_close(&run)
+    _groups_close(&gr)
     raise_pending(cancel)
     require(counts[2] == 0,
             "bounded_pass: bounds.labels holds labels outside [0, k), which no pass "
@@ -303,38 +477,46 @@ def bounded_pass(const floating[:, ::1] X,
 # ---------------------------------------------------------------------------
 # Labelling pass from the bounds: the labels and inertia that lloyd_pass
 # gives for centres C in the frame of ``shift`` (the fit's last pass, in
-# predict's frame), reading every row once but searching all k centres only
-# for the rows whose bounds do not settle their label.
+# predict's frame), reading every row once but searching only where the
+# bounds do not settle a row's label.
 #
-# The bounds hold for exact distances: after the drifts, u >= ||x - c_a||
-# and m = max(l, 2 s_a - u) <= ||x - c_j|| for every j != a (Hamerly's two
-# tests, as one). The pass must give the label the tiles would compute, so a
-# row keeps a only if no rounding of theirs can reorder the centres. The
+# The bounds hold for exact distances: after the drifts, u >= ||x - c_a||,
+# l_g <= ||x - c_j|| for every j != a in group g, and m = max(min_g l_g,
+# 2 s_a - u) <= ||x - c_j|| for every j != a (Hamerly's two tests, as
+# one). The pass must give the label the tiles would compute, so it trusts
+# a bound only where no rounding of theirs can reorder the centres. The
 # tiles compare v_j = fma(-2, x'.c_j, ||c_j||^2) for the rounded row x' =
 # fl(x - shift); with r = ||x - shift|| <= u + max ||c||, each v_j is within
 # e = err_scale (r^2 + max ||c||^2) of ||x' - c_j||^2 - ||x'||^2 (the dot
-# product's d roundings and the norm's, as for the bounds of the full
-# searches above) and ||x' - (x - shift)|| <= unit r. So v_a < v_j for every
-# j != a, the tiles' strict minimum, when
-#     (u + unit r)^2 + 2 e < (m - unit r)^2,
-# and then v_a is the tiles' best: the same fused multiply-adds for one
-# centre (fe_tile_values). The other rows get the full search. Sums of
-# w best and w ||x'||^2 are those of _lloyd_chunk, row by row in order.
+# product's d roundings and the norm's, as for the bounds of the searches
+# above) and ||x' - (x - shift)|| <= unit r. So a lower bound b on the
+# distances to some centres puts all their v_j above v_a when
+#     (u + unit r)^2 + 2 e < (b - unit r)^2,  i.e.  b > h = unit r +
+#     sqrt((u + unit r)^2 + 2 e).
+# A row with m > h keeps a, and v_a is the tiles' best: the same fused
+# multiply-adds for one centre (fe_tile_values). The others are searched
+# as in a bounded pass, with h in place of u (a valid upper bound too): in
+# their own group and those with l_g <= h, whose centres are the only ones
+# that can come out smallest. Sums of w best and w ||x'||^2 are those of
+# _lloyd_chunk, row by row in order.
 # ---------------------------------------------------------------------------
 
 cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                         Py_ssize_t k, const floating *sw, const floating *shift,
                         const floating *centres, const floating *csq,
                         const floating *tiles, double csq_max, double reach,
-                        const double *half_sep, const double *drift, double drift_max,
-                        double drift_second, Py_ssize_t drift_arg, double err_scale,
-                        double unit, const floating *upper, const floating *lower,
+                        const double *half_sep, const double *drift,
+                        const Groups *gr, Py_ssize_t lcols, double err_scale,
+                        double unit, floating *upper, floating *lower,
                         int32_t *labels, const PassWs *tw, double *tail) noexcept nogil:
     """One chunk of bounded_labels_pass; tail += [sum w best, rows searched,
     sum w ||x'||^2, labels out of range]."""
-    cdef Py_ssize_t i, a, n_full = 0, n_kept = 0, g = 0, t = 0
-    cdef double u, m, r, dx, e, w, acc = 0.0, acc_n = 0.0
+    cdef Py_ssize_t i, g, a, n_full = 0, n_kept = 0, p = 0, t = 0
+    cdef double u, l, m, r, dx, h, w, acc = 0.0, acc_n = 0.0
+    cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
+    cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
     cdef floating best
+    cdef floating *lr
     cdef int32_t *full = tw.gathered
     # the rows the bounds settle, and their values: in the buffers a bounded
     # pass keeps for its per-row max(l, s_a) (nb doubles, room for nb int32)
@@ -347,30 +529,38 @@ cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             tail[3] += 1
             return
         u = upper[i] + drift[a]
-        m = lower[i] - (drift_second if a == drift_arg else drift_max)
+        lr = lower + i * lcols
+        m = INFINITY
+        for g in range(gr.t):  # the bounds moved with the centres, as stored
+            l = lr[g] - _group_drift(gr, g, a)
+            lr[g] = <floating>(l * (down if l > 0.0 else up))
+            if l < m:
+                m = l
         if 2.0 * half_sep[a] - u > m:
             m = 2.0 * half_sep[a] - u
         r = u + reach
         dx = unit * r
-        e = err_scale * (r * r + csq_max)
-        if m - dx > 0.0 and (u + dx) * (u + dx) + 2.0 * e < (m - dx) * (m - dx):
+        h = dx + sqrt((u + dx) * (u + dx) + 2.0 * err_scale * (r * r + csq_max))
+        upper[i] = <floating>(h * up)
+        if m > h:
             kept[n_kept] = <int32_t>i
             n_kept += 1
         else:
             full[n_full] = <int32_t>i
             n_full += 1
     if n_full > 0:
-        tiles_chunk(x, full, n_full, d, shift, tiles, k, tw, False)
+        _search_groups(x, shift, tiles, k, d, gr, lcols, False, labels, upper, lower,
+                       n_full, tw)
     if n_kept > 0:
         if floating is float:
             fe_tile_values_f32(x, kept, n_kept, d, shift, centres, csq, labels, kept_best)
         else:
             fe_tile_values_f64(x, kept, n_kept, d, shift, centres, csq, labels, kept_best)
     for i in range(nb):
-        if g < n_full and full[g] == i:
-            labels[i] = tw.near[g]
-            best = (<floating *>tw.best)[g]
-            g += 1
+        if p < n_full and full[p] == i:
+            labels[i] = tw.near[p]
+            best = (<floating *>tw.best)[p]
+            p += 1
         else:
             best = kept_best[t]
             t += 1
@@ -405,8 +595,8 @@ def bounded_labels_pass(const floating[:, ::1] X,
 
     ``moves``: a ``CentreMoves`` (not fresh) from the centres of that pass
     to these (in absolute terms: the frames may differ); ``bounds``: its
-    ``RowBounds``, whose labels are rewritten (the bounds are left as they
-    were: they are not those of the new labels). The inertia is
+    ``RowBounds``, whose labels are rewritten (and its bounds moved: still
+    bounds, not those a bounded pass would leave). The inertia is
     ``lloyd_pass``'s sum in the same order, bit for bit when both passes
     split X into the same partitions (``n_partitions``: whenever k d is
     small). Only where ``bounded_labels_available``.
@@ -414,12 +604,13 @@ def bounded_labels_pass(const floating[:, ::1] X,
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centres.shape[0]
     cdef const double[::1] half_sep = moves.half_sep
     cdef const double[::1] drift = moves.drift
-    cdef const floating[::1] upper = bounds.upper
-    cdef const floating[::1] lower = bounds.lower
+    cdef floating[::1] upper = bounds.upper
+    cdef floating[:, ::1] lower = bounds.lower
     cdef int32_t[::1] labels = bounds.labels
+    cdef Py_ssize_t lcols = lower.shape[1]
     cdef int cancel = 0
-    cdef Py_ssize_t p, c, j, start, drift_arg = 0
-    cdef double drift_max = 0.0, drift_second = 0.0, csq_max = 0.0, reach
+    cdef Py_ssize_t p, c, j, start
+    cdef double csq_max = 0.0, reach
     cdef double tail[4]
     # err_scale as in bounded_pass; unit: the unit roundoff of x - shift
     cdef double err_scale = 2.0 * (d + 4) * (1.2e-7 if floating is float else 2.3e-16)
@@ -429,6 +620,7 @@ def bounded_labels_pass(const floating[:, ::1] X,
     cdef floating *csq
     cdef CentrePass run
     cdef PassWs tw
+    cdef Groups gr
     cdef double *slot
     require(tiles_path() and not lowd_path(d, sizeof(floating)),
             "bounded_labels_pass: lloyd_pass does not take the tiles at this width or "
@@ -443,31 +635,29 @@ def bounded_labels_pass(const floating[:, ::1] X,
             "(moves.fresh must be False)")
     require(half_sep.shape[0] == k and drift.shape[0] == k,
             "bounded_labels_pass: moves.half_sep and moves.drift must have k entries")
-    require(upper.shape[0] == n and lower.shape[0] == n and labels.shape[0] == n,
-            "bounded_labels_pass: bounds.upper, bounds.lower and bounds.labels must "
-            "have one entry per row")
+    require(upper.shape[0] == n and lower.shape[0] == n and lcols >= 1
+            and labels.shape[0] == n,
+            "bounded_labels_pass: bounds.upper (n,), bounds.lower (n, t >= 1) and "
+            "bounds.labels (n,) must have one entry per row")
+    if _groups_open(&gr, k, lcols, sizeof(floating), &drift[0]) != 0:
+        raise MemoryError("fastem: could not allocate the labelling pass groups")
     # slot: [sum w best, rows searched, sum w ||x'||^2, bad labels]
-    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), True, 4,
+    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), gr.t, 4,
                         n_threads) != 0 or (
             centre_pass_tiles(&run, &centres[0, 0], k, d) != 0):
         centre_pass_close(&run)
+        _groups_close(&gr)
         raise MemoryError("fastem: could not allocate the labelling pass workspace")
     csq = <floating *>run.csq
     with nogil:
         for j in range(k):
             if csq[j] > csq_max:
                 csq_max = csq[j]
-            if drift[j] > drift_max:
-                drift_second = drift_max
-                drift_max = drift[j]
-                drift_arg = j
-            elif drift[j] > drift_second:
-                drift_second = drift[j]
         # >= every ||c_j|| (csq holds them to within d roundings)
         reach = sqrt(csq_max) * (1.0 + d * unit) if csq_max > 0.0 else 0.0
         for p in prange(run.pt.n_parts, schedule='dynamic', num_threads=n_threads):
             tw = centre_pass_workspace(&run, omp_get_thread_num(), chunk_rows, d, k,
-                                       sizeof(floating), True)
+                                       sizeof(floating), gr.t)
             slot = slot_open(&run.pt, p)
             for c in range(first_chunk(&run.pt, p), first_chunk(&run.pt, p + 1)):
                 if interrupted(&cancel):
@@ -476,12 +666,13 @@ def bounded_labels_pass(const floating[:, ::1] X,
                 _labels_chunk(&X[start, 0], chunk_len(&run.pt, c), d, k,
                               swp + start if swp != NULL else NULL, shp,
                               &centres[0, 0], csq, <floating *>run.tiles, csq_max,
-                              reach, &half_sep[0], &drift[0], drift_max, drift_second,
-                              drift_arg, err_scale, unit, &upper[start], &lower[start],
-                              &labels[start], &tw, slot)
+                              reach, &half_sep[0], &drift[0], &gr, lcols, err_scale,
+                              unit, &upper[start], &lower[start, 0], &labels[start],
+                              &tw, slot)
         memset(tail, 0, 4 * sizeof(double))
         partitions_sum(&run.pt, 0, 4, tail)
     centre_pass_close(&run)
+    _groups_close(&gr)
     raise_pending(cancel)
     require(tail[3] == 0,
             "bounded_labels_pass: bounds.labels holds labels outside [0, k), which no "

@@ -92,15 +92,21 @@ def tiles_enabled():
 
 def tiles_chunk(const floating[:, ::1] x, const floating[:, ::1] centres,
                 const floating[::1] csq, Py_ssize_t per_block, bint with_second, bint ref,
-                const floating[::1] shift=None, const int32_t[::1] index=None):
-    """(labels, best, second) of each row of x (in the frame of ``shift``
-    if given) against the centres (csq: their squared norms, as the passes
-    compute them) through csrc/fe_tiles.h, ``per_block`` tiles at a time
-    (second all zero without ``with_second``); with ``index``, the rows
-    x[index] in that order."""
+                const floating[::1] shift=None, const int32_t[::1] index=None,
+                Py_ssize_t group=0, const unsigned char[:, ::1] need=None):
+    """(labels, best, second, gmin) of each row of x (in the frame of
+    ``shift`` if given) against the centres (csq: their squared norms, as
+    the passes compute them) through csrc/fe_tiles.h, ``per_block`` tiles at
+    a time (second all zero without ``with_second``); with ``index``, the
+    rows x[index] in that order. With ``group`` (centres per group, a
+    multiple of 16 float32 / 8 float64 values), the groups of ``need`` (one
+    row per row, one column per group; None: all) and their minima gmin
+    (None without groups)."""
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = centres.shape[0], i
     cdef const floating *sp = NULL
     cdef const int32_t *ip = NULL
+    cdef const unsigned char *np_ = NULL
+    cdef Py_ssize_t gt = 0, ng = 0
     if shift is not None:
         _need(shift.shape[0] == d, "inconsistent shapes")
         sp = &shift[0]
@@ -114,6 +120,15 @@ def tiles_chunk(const floating[:, ::1] x, const floating[:, ::1] centres,
     cdef Py_ssize_t nt = (k + w - 1) // w
     _need(n >= 1 and d >= 1 and k >= 1 and centres.shape[1] == d and csq.shape[0] == k
           and per_block >= 1, "inconsistent shapes")
+    cdef Py_ssize_t unit = 16 if sizeof(floating) == 4 else 8
+    if group > 0:
+        _need(group % unit == 0, "group: whole tiles")
+        gt = group // w
+        ng = (nt + gt - 1) // gt
+        _need(per_block % gt == 0 or per_block >= nt, "per_block: whole groups")
+        if need is not None:
+            _need(need.shape[0] == n and need.shape[1] == ng, "inconsistent shapes")
+            np_ = &need[0, 0]
     _need(ref or fe_tiles_enabled(), "this build's tiles need a CPU with FMA")
     dtype = np.float32 if floating is float else np.float64
     packed = np.empty(nt * w * (d + 1), dtype)
@@ -121,19 +136,21 @@ def tiles_chunk(const floating[:, ::1] x, const floating[:, ::1] centres,
     labels = np.empty(n, np.int32)
     best = np.empty(n, dtype)
     second = np.zeros(n, dtype)
+    gmin = np.empty((n, max(ng, 1)), dtype)
     cdef floating[::1] tp = packed, st = state, bp = best, sc = second
+    cdef floating[:, ::1] gp = gmin
     cdef int32_t[::1] lp = labels
     if floating is float:
         fe_pack_tiles_f32(&centres[0, 0], &csq[0], k, d, &tp[0], &tp[nt * w * d])
         (fe_tiles_chunk_ref_f32 if ref else fe_tiles_chunk_f32)(
             &x[0, 0], ip, n, d, sp, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
-            &bp[0], &sc[0] if with_second else NULL)
+            &bp[0], &sc[0] if with_second else NULL, gt, ng, np_, &gp[0, 0])
     else:
         fe_pack_tiles_f64(&centres[0, 0], &csq[0], k, d, &tp[0], &tp[nt * w * d])
         (fe_tiles_chunk_ref_f64 if ref else fe_tiles_chunk_f64)(
             &x[0, 0], ip, n, d, sp, &tp[0], &tp[nt * w * d], nt, per_block, &st[0], &lp[0],
-            &bp[0], &sc[0] if with_second else NULL)
-    return labels, best, second
+            &bp[0], &sc[0] if with_second else NULL, gt, ng, np_, &gp[0, 0])
+    return labels, best, second, (gmin if group > 0 else None)
 
 
 def row_argmin2_f32(const float[::1] dist, const float[::1] csq, bint ref):

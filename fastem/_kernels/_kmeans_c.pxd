@@ -101,20 +101,27 @@ cdef extern from "csrc/fe_tiles.h" nogil:
     void fe_tiles_chunk_f32(const float *x, const int32_t *index, Py_ssize_t nb,
                             Py_ssize_t d, const float *shift, const float *tiles,
                             const float *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
-                            float *state, int32_t *labels, float *best, float *second)
+                            float *state, int32_t *labels, float *best, float *second,
+                            Py_ssize_t gt, Py_ssize_t ng, const unsigned char *need,
+                            float *gmin)
     void fe_tiles_chunk_ref_f32(const float *x, const int32_t *index, Py_ssize_t nb,
                                 Py_ssize_t d, const float *shift, const float *tiles,
                                 const float *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
-                                float *state, int32_t *labels, float *best, float *second)
+                                float *state, int32_t *labels, float *best, float *second,
+                                Py_ssize_t gt, Py_ssize_t ng, const unsigned char *need,
+                                float *gmin)
     void fe_tiles_chunk_f64(const double *x, const int32_t *index, Py_ssize_t nb,
                             Py_ssize_t d, const double *shift, const double *tiles,
                             const double *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
-                            double *state, int32_t *labels, double *best, double *second)
+                            double *state, int32_t *labels, double *best, double *second,
+                            Py_ssize_t gt, Py_ssize_t ng, const unsigned char *need,
+                            double *gmin)
     void fe_tiles_chunk_ref_f64(const double *x, const int32_t *index, Py_ssize_t nb,
                                 Py_ssize_t d, const double *shift, const double *tiles,
                                 const double *tcsq, Py_ssize_t nt, Py_ssize_t per_block,
                                 double *state, int32_t *labels, double *best,
-                                double *second)
+                                double *second, Py_ssize_t gt, Py_ssize_t ng,
+                                const unsigned char *need, double *gmin)
     void fe_tile_values_f32(const float *x, const int32_t *index, Py_ssize_t n,
                             Py_ssize_t d, const float *shift, const float *centres,
                             const float *csq, const int32_t *near, float *out)

@@ -134,6 +134,21 @@ cdef inline Py_ssize_t _tiles_per_block(Py_ssize_t k, Py_ssize_t d,
     return fe_tiles_per_block((k + w - 1) // w, d, w, itemsize)
 
 
+cdef inline Py_ssize_t group_width(Py_ssize_t k, Py_ssize_t t,
+                                   Py_ssize_t itemsize) noexcept nogil:
+    """Centres per group when a bounded pass keeps t lower bounds per row
+    (Yinyang's groups, see _bounded.pyx): ceil(k / t) rounded up to whole
+    tiles of every build (16 float32 or 8 float64 centres), so that a
+    group is a run of whole tiles; the groups are centres [0, G), [G, 2G),
+    ..., ceil(k / G) <= t of them. On the GEMM path one group of all k.
+    (Which centres a row is searched against changes no label: only the
+    bounds kept, and so the work of later passes.)"""
+    cdef Py_ssize_t unit = 16 if itemsize == 4 else 8
+    if not tiles_path() or t <= 1:
+        return k
+    return ((k + t - 1) // t + unit - 1) // unit * unit
+
+
 cdef struct PassWs:
     # One thread's workspace of a Lloyd or bounded pass (void *: a struct
     # cannot hold the fused type). Returned by value, so that inside a
@@ -141,20 +156,27 @@ cdef struct PassWs:
     void *rows          # GEMM path: nb x d, the rows copied into the frame
     void *dist          # GEMM path: nb x k distance block; bounded pass: at
                         # least one double per row (its per-row max(l, s_a))
-    int32_t *gathered   # nb: rows gathered for a full search (bounded pass)
+    int32_t *gathered   # nb: rows gathered for a search (bounded pass)
     int32_t *near       # tiles path: nb nearest centres
     void *best          # tiles path: nb values min_c ||c||^2 - 2 x.c
     void *second        # tiles path, bounded pass: nb runners-up
     void *state         # tiles path, several tile blocks: the rows' running
                         # minima between blocks (fe_tiles_chunk)
+    # bounded pass, t groups (the search by groups, _bounded.pyx):
+    unsigned char *need # nb x t: the groups each searched row needs
+    void *group_min     # nb x t: its smallest value in each group searched
+    int32_t *sorted     # nb + t + 1: the searched rows sorted by group, and
+                        # the counts of the sort
 
 
 cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
                                    Py_ssize_t k, Py_ssize_t itemsize,
-                                   bint bounded) noexcept nogil:
+                                   Py_ssize_t groups) noexcept nogil:
     """Carve one thread's workspace, or with cv.base NULL measure it: the
-    only place that knows its layout."""
+    only place that knows its layout. ``groups``: 0 for a Lloyd pass, the
+    lower bounds per row (t >= 1) for a bounded pass."""
     cdef PassWs w
+    cdef bint bounded = groups > 0
     cdef bint tiles = tiles_path()
     cdef Py_ssize_t wd = _tile_width(itemsize), nt = (k + wd - 1) // wd
     cdef bint blocks = tiles and _tiles_per_block(k, d, itemsize) < nt
@@ -164,31 +186,44 @@ cdef inline PassWs _pass_workspace(Carver *cv, Py_ssize_t nb, Py_ssize_t d,
     else:
         w.dist = carve(cv, nb * k if not bounded else nb * max(k, 8 // itemsize), itemsize)
     w.gathered = <int32_t *>carve(cv, nb if bounded else 0, sizeof(int32_t))
-    w.near = <int32_t *>carve(cv, nb if tiles else 0, sizeof(int32_t))
-    w.best = carve(cv, nb if tiles else 0, itemsize)
-    w.second = carve(cv, nb if tiles and bounded else 0, itemsize)
+    w.near = <int32_t *>carve(cv, nb if tiles or bounded else 0, sizeof(int32_t))
+    w.best = carve(cv, nb if tiles or bounded else 0, itemsize)
+    w.second = carve(cv, nb if bounded else 0, itemsize)
     w.state = carve(cv, (nb + 3) // 4 * 4 * 3 * wd if blocks else 0, itemsize)
+    w.need = <unsigned char *>carve(cv, nb * groups if groups > 1 else 0, 1)
+    w.group_min = carve(cv, nb * groups if groups > 1 else 0, itemsize)
+    w.sorted = <int32_t *>carve(cv, nb + groups + 1 if groups > 1 else 0, sizeof(int32_t))
     return w
 
 
 cdef inline void tiles_chunk(const floating *rows, const int32_t *index, Py_ssize_t nb,
                              Py_ssize_t d, const floating *shift, const floating *tiles,
-                             Py_ssize_t k, const PassWs *ws, bint with_second) noexcept nogil:
+                             Py_ssize_t k, const PassWs *ws, bint with_second,
+                             Py_ssize_t groups, Py_ssize_t width) noexcept nogil:
     """Nearest centres of nb rows of ``rows`` (d values each: rows 0 .. nb -
     1, or rows index[0 .. nb - 1]; taken in the frame of ``shift``, NULL for
     none, without a copy) against the centres packed by centre_pass_tiles,
     into ws.near, ws.best (min_c ||c||^2 - 2 x.c) and, with_second,
-    ws.second (the runner-up), as csrc/fe_tiles.h computes them."""
+    ws.second (the runner-up), as csrc/fe_tiles.h computes them. With
+    ``groups`` > 1 (of ``width`` centres: group_width), over the groups
+    ws.need asks for (nb x groups), their minima in ws.group_min."""
     cdef Py_ssize_t w = _tile_width(sizeof(floating)), nt = (k + w - 1) // w
     cdef Py_ssize_t per_block = _tiles_per_block(k, d, sizeof(floating))
+    cdef Py_ssize_t gt = 0
+    if groups > 1:
+        gt = width // w
+        if per_block < nt:  # blocks of whole groups
+            per_block = max(gt, per_block // gt * gt)
     if floating is float:
         fe_tiles_chunk_f32(rows, index, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
                            <float *>ws.state, ws.near, <float *>ws.best,
-                           <float *>ws.second if with_second else NULL)
+                           <float *>ws.second if with_second else NULL, gt, groups,
+                           ws.need, <float *>ws.group_min)
     else:
         fe_tiles_chunk_f64(rows, index, nb, d, shift, tiles, tiles + nt * w * d, nt, per_block,
                            <double *>ws.state, ws.near, <double *>ws.best,
-                           <double *>ws.second if with_second else NULL)
+                           <double *>ws.second if with_second else NULL, gt, groups,
+                           ws.need, <double *>ws.group_min)
 
 
 cdef struct CentrePass:
@@ -208,12 +243,12 @@ cdef struct CentrePass:
 
 cdef inline int centre_pass_open(CentrePass *run, Py_ssize_t n, Py_ssize_t d,
                                  Py_ssize_t k, Py_ssize_t chunk_rows,
-                                 Py_ssize_t itemsize, bint bounded,
+                                 Py_ssize_t itemsize, Py_ssize_t groups,
                                  Py_ssize_t slot_len, int n_threads) noexcept nogil:
-    """Allocate a pass over n rows; 0, or -1 out of memory (nothing left
-    allocated)."""
+    """Allocate a pass over n rows (``groups``: see _pass_workspace); 0, or
+    -1 out of memory (nothing left allocated)."""
     cdef Carver cv = Carver(NULL, 0)
-    _pass_workspace(&cv, chunk_rows, d, k, itemsize, bounded)
+    _pass_workspace(&cv, chunk_rows, d, k, itemsize, groups)
     run.per_thread = carved_size(&cv)
     run.pt.slots = NULL
     run.pt.raw = NULL
@@ -233,10 +268,10 @@ cdef inline int centre_pass_open(CentrePass *run, Py_ssize_t n, Py_ssize_t d,
 cdef inline PassWs centre_pass_workspace(const CentrePass *run, int tid,
                                          Py_ssize_t chunk_rows, Py_ssize_t d,
                                          Py_ssize_t k, Py_ssize_t itemsize,
-                                         bint bounded) noexcept nogil:
+                                         Py_ssize_t groups) noexcept nogil:
     """Thread ``tid``'s workspace, carved as centre_pass_open measured it."""
     cdef Carver tc = Carver(run.ws + tid * run.per_thread, 0)
-    return _pass_workspace(&tc, chunk_rows, d, k, itemsize, bounded)
+    return _pass_workspace(&tc, chunk_rows, d, k, itemsize, groups)
 
 
 cdef inline int centre_pass_tiles(CentrePass *run, const floating *centres,

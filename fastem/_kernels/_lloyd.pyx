@@ -86,7 +86,7 @@ cdef void _lloyd_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     cdef double *sr
 
     if tiles != NULL:
-        tiles_chunk(rows, NULL, nb, d, rshift, tiles, k, tw, False)
+        tiles_chunk(rows, NULL, nb, d, rshift, tiles, k, tw, False, 0, k)
     else:
         gemm_rowmajor(False, True, <int>nb, <int>k, <int>d, <floating>-2.0,
                       rows, <int>d, centres, <int>d, <floating>0.0, dist, <int>k)
@@ -188,7 +188,7 @@ def lloyd_pass(const floating[:, ::1] X,
                         chunk_rows, n_threads, "lloyd_pass")
     xp = &X[0, 0]
     # slot: [sums (k x d), weights (k), inertia, n_changed, norms]
-    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), False,
+    if centre_pass_open(&run, n, d, k, chunk_rows, sizeof(floating), 0,
                         k * d + k + 3, n_threads) != 0 or (
             not lowd and centre_pass_tiles(&run, &centres[0, 0], k, d) != 0):
         centre_pass_close(&run)
@@ -196,7 +196,7 @@ def lloyd_pass(const floating[:, ::1] X,
     with nogil:
         for p in prange(run.pt.n_parts, schedule='dynamic', num_threads=n_threads):
             tw = centre_pass_workspace(&run, omp_get_thread_num(), chunk_rows, d, k,
-                                       sizeof(floating), False)
+                                       sizeof(floating), 0)
             slot = slot_open(&run.pt, p)
             for c in range(first_chunk(&run.pt, p), first_chunk(&run.pt, p + 1)):
                 if interrupted(&cancel):

@@ -55,11 +55,12 @@ def test_lloyd_pass_checks(ops, broken):
         _lloyd_call({**ops, **BROKEN_PASS[broken]})
 
 
-def _bounded_call(o, fresh=True, labels=None, half_sep=None, upper=None):
+def _bounded_call(o, fresh=True, labels=None, half_sep=None, upper=None, lower=None):
     n, k = o["X"].shape[0], o["centres"].shape[0]
     moves = _bounded.CentreMoves(np.zeros(k) if half_sep is None else half_sep,
                                  np.zeros(k), fresh)
-    bounds = _bounded.RowBounds(np.zeros(n) if upper is None else upper, np.zeros(n),
+    bounds = _bounded.RowBounds(np.zeros(n) if upper is None else upper,
+                                np.zeros((n, 2)) if lower is None else lower,
                                 o["labels"] if labels is None else labels)
     return _bounded.bounded_pass(o["X"], o["sw"], o["shift"], o["centres"], moves,
                                  bounds, o["sums"], o["weights"], o["chunk"],
@@ -80,6 +81,9 @@ def test_bounded_pass_checks_its_bounds_and_state(ops):
         _bounded_call(ops, half_sep=np.zeros(K + 1))
     with pytest.raises(ValueError, match="upper"):
         _bounded_call(ops, upper=np.zeros(N - 1))
+    for lower in (np.zeros((N - 1, 2)), np.zeros((N, 0))):  # rows, and no bound
+        with pytest.raises(ValueError, match="lower"):
+            _bounded_call(ops, lower=lower)
     for bad in (K, -1, 2**31 - 1):            # labels no pass wrote
         labels = ops["labels"].copy()
         labels[N - 3] = bad
@@ -95,7 +99,7 @@ def test_bounded_labels_pass_checks():
     X = rng.normal(size=(n, d))
     o = dict(X=X, sw=np.empty(0), shift=np.empty(0), centres=X[:k].copy(),
              half_sep=np.zeros(k), drift=np.zeros(k), fresh=False, upper=np.zeros(n),
-             lower=np.zeros(n), labels=np.zeros(n, np.int32), chunk=16, threads=2)
+             lower=np.zeros((n, 2)), labels=np.zeros(n, np.int32), chunk=16, threads=2)
 
     def call(**broken):
         a = {**o, **broken}
@@ -112,7 +116,8 @@ def test_bounded_labels_pass_checks():
                    dict(shift=np.zeros(d + 1)), dict(centres=np.zeros((k, d + 1))),
                    dict(centres=np.zeros((0, d))), dict(half_sep=np.zeros(k + 1)),
                    dict(drift=np.zeros(k - 1)), dict(fresh=True), dict(upper=np.zeros(n - 1)),
-                   dict(lower=np.zeros(n + 1)), dict(labels=np.zeros(n - 1, np.int32)),
+                   dict(lower=np.zeros((n + 1, 2))), dict(lower=np.zeros((n, 0))),
+                   dict(labels=np.zeros(n - 1, np.int32)),
                    dict(chunk=0), dict(threads=0),
                    dict(X=X[:, :3].copy(), centres=X[:k, :3].copy())]:
         with pytest.raises(ValueError, match="bounded_labels_pass"):

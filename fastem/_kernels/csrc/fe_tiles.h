@@ -44,6 +44,15 @@
  * for the FMA instruction where the CPU has one).
  * tests/kernels/test_csrc_references.py compares them.
  *
+ * Groups (the bounded passes' search, _bounded.pyx): with gt > 0 the tiles
+ * form ng groups of gt consecutive tiles, need[i * ng + g] says whether
+ * row i needs group g (NULL: every row every group), and each block of four
+ * rows is run against the groups any of its rows needs, and only those:
+ * the three outputs above are then over those groups' centres, and
+ * gmin[i * ng + g] gets row i's smallest v in each group visited (+inf in
+ * the others). Which groups a row is run against depends on its block of
+ * four only, the same in every build.
+ *
  * Rows: the chunk's nb rows are x[0], x[1], ... (d values each), or, with
  * ``index``, x[index[0]], x[index[1]], ... (the rows a bounded pass could
  * not settle by its bounds, read where they are).
@@ -112,25 +121,40 @@ static inline ptrdiff_t fe_tiles_per_block(ptrdiff_t nt, ptrdiff_t d, ptrdiff_t 
 
 /* The plain C reference: each row of the chunk against every centre of the
  * tiles in index order, the definitions above (per_block and state are not
- * needed: they change no result). */
+ * needed: they change no result); with groups, the centres of the groups
+ * that some row of its block of four needs (as the vector kernel visits
+ * them). */
 #define FE_DEFINE_TILES_REF(NAME, T, W, FMA, ATTR)                            \
 ATTR static inline void NAME(const T *x, const int32_t *index, ptrdiff_t nb,  \
                              ptrdiff_t d, const T *shift,                     \
                              const T *tiles, const T *tcsq, ptrdiff_t nt,     \
                              ptrdiff_t per_block, T *state, int32_t *labels,  \
-                             T *best, T *second)                              \
+                             T *best, T *second, ptrdiff_t gt, ptrdiff_t ng,  \
+                             const unsigned char *need, T *gmin)              \
 {                                                                             \
     ptrdiff_t i;                                                              \
     (void)per_block;                                                          \
     (void)state;                                                              \
     for (i = 0; i < nb; i++) {                                                \
         const T *xr = x + (index != NULL ? index[i] : i) * d;                 \
+        const ptrdiff_t i0 = i - i % FE_TILE_ROWS; /* the row's block */      \
         T m = (T)INFINITY, m2 = (T)INFINITY;                                  \
         int32_t arg = 0;                                                      \
-        ptrdiff_t t, j;                                                       \
-        int l;                                                                \
+        ptrdiff_t t, j, g = -1, r;                                            \
+        int l, visit = 1;                                                     \
+        if (gt > 0)                                                           \
+            for (j = 0; j < ng; j++)                                          \
+                gmin[i * ng + j] = (T)INFINITY;                               \
         for (t = 0; t < nt; t++) {                                            \
             T acc[W] = {0};                                                   \
+            if (gt > 0 && t / gt != g) { /* a new group: does the block need it? */ \
+                g = t / gt;                                                   \
+                visit = need == NULL;                                         \
+                for (r = i0; r < i0 + FE_TILE_ROWS && r < nb && !visit; r++)  \
+                    visit = need[r * ng + g] != 0;                            \
+            }                                                                 \
+            if (!visit)                                                       \
+                continue;                                                     \
             for (j = 0; j < d; j++) { /* the W centres' chains side by side */ \
                 const T xj = shift != NULL ? xr[j] - shift[j] : xr[j];        \
                 for (l = 0; l < W; l++)                                       \
@@ -138,6 +162,8 @@ ATTR static inline void NAME(const T *x, const int32_t *index, ptrdiff_t nb,  \
             }                                                                 \
             for (l = 0; l < W; l++) {                                         \
                 T v = FMA((T)-2, acc[l], tcsq[t * W + l]);                    \
+                if (gt > 0 && v < gmin[i * ng + g])                           \
+                    gmin[i * ng + g] = v;                                     \
                 if (v < m) {                                                  \
                     m2 = m;                                                   \
                     m = v;                                                    \

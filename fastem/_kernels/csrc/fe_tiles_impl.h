@@ -115,11 +115,44 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
     }
 }
 
+/* Merge the state of a later run of tiles (gmn, gti, gmn2) into a row's
+ * running state, lane by lane: the minimum of both, the earlier tile on a
+ * tie, and the second order statistic of their union, min(max(mn, gmn),
+ * mn2, gmn2): what folding those tiles into the running state one by one
+ * leaves. */
+FE_INLINE void FE_TL(fe_tiles_merge)(FE_TL(fe_tv) gmn, FE_TL(fe_ti) gti, FE_TL(fe_tv) gmn2,
+                                     int with_second, FE_TL(fe_tv) *mn, FE_TL(fe_ti) *ti,
+                                     FE_TL(fe_tv) *mn2)
+{
+    FE_TL(fe_tm) lt = FE_TL(fe_tv_lt)(gmn, *mn);
+    if (with_second)
+        *mn2 = FE_TL(fe_tv_min)(FE_TL(fe_tv_min)(*mn2, gmn2), FE_TL(fe_tv_max)(*mn, gmn));
+    *mn = FE_TL(fe_tv_mov)(*mn, lt, gmn);
+    *ti = FE_TL(fe_ti_mov)(*ti, lt, gti);
+}
+
+/* Whether any of rows i .. i + 3 (those below nb) needs group g. */
+FE_INLINE int FE_TL(fe_tiles_block_needs)(const unsigned char *need, ptrdiff_t i,
+                                          ptrdiff_t nb, ptrdiff_t ng, ptrdiff_t g)
+{
+    ptrdiff_t r;
+    if (need == NULL)
+        return 1;
+    for (r = i; r < i + FE_TILE_ROWS && r < nb; r++)
+        if (need[r * ng + g])
+            return 1;
+    return 0;
+}
+
 /* The chunk's nb rows (x[i] or x[index[i]], d values each) against all nt
  * tiles, per_block tiles at a time (see fe_tiles_per_block): for each
  * block, every row, four at a time, its running state kept in ``state``
  * between blocks (3 W values per row, rows rounded up to 4; unused with one
- * block). */
+ * block). With groups (gt > 0: runs of gt tiles, ng of them, per_block a
+ * multiple of gt) only the groups some row of the four needs are visited,
+ * each from a fresh state merged into the running one (fe_tiles_merge),
+ * and gmin gets each row's smallest value in each group visited (+inf in
+ * the others). */
 FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *index,
                                           ptrdiff_t nb, ptrdiff_t d,
                                           const FE_TL(fe_t) *shift,
@@ -127,10 +160,12 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *i
                                           const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
                                           ptrdiff_t per_block, FE_TL(fe_t) *state,
                                           int with_second, int32_t *labels,
-                                          FE_TL(fe_t) *best, FE_TL(fe_t) *second)
+                                          FE_TL(fe_t) *best, FE_TL(fe_t) *second,
+                                          ptrdiff_t gt, ptrdiff_t ng,
+                                          const unsigned char *need, FE_TL(fe_t) *gmin)
 {
     enum { R = FE_TILE_ROWS };
-    ptrdiff_t t0, i;
+    ptrdiff_t t0, i, g;
     int r;
     for (t0 = 0; t0 < nt; t0 += per_block) {
         ptrdiff_t t1 = t0 + per_block < nt ? t0 + per_block : nt;
@@ -154,8 +189,35 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *i
                     memcpy(&ti[r], st + (3 * r + 2) * FE_TL_W, sizeof(ti[r]));
                 }
             }
-            FE_TL(fe_tiles_range)(rows, d, shift, tiles, tcsq, t0, t1, with_second, mn, ti,
-                                  mn2);
+            if (gt == 0) {
+                FE_TL(fe_tiles_range)(rows, d, shift, tiles, tcsq, t0, t1, with_second, mn,
+                                      ti, mn2);
+            } else {
+                if (t0 == 0)
+                    for (r = 0; r < R && i + r < nb; r++)
+                        for (g = 0; g < ng; g++)
+                            gmin[(i + r) * ng + g] = (FE_TL(fe_t))INFINITY;
+                for (g = t0 / gt; g * gt < t1; g++) {
+                    const ptrdiff_t g1 = (g + 1) * gt < t1 ? (g + 1) * gt : t1;
+                    FE_TL(fe_tv) gmn[R], gmn2[R];
+                    FE_TL(fe_ti) gti[R];
+                    if (!FE_TL(fe_tiles_block_needs)(need, i, nb, ng, g))
+                        continue;
+                    for (r = 0; r < R; r++) {
+                        gmn[r] = FE_TL(fe_tv_set1)((FE_TL(fe_t))INFINITY);
+                        gmn2[r] = gmn[r];
+                        gti[r] = FE_TL(fe_ti_set1)(0);
+                    }
+                    FE_TL(fe_tiles_range)(rows, d, shift, tiles, tcsq, g * gt, g1,
+                                          with_second, gmn, gti, gmn2);
+                    for (r = 0; r < R; r++) {
+                        if (i + r < nb)
+                            gmin[(i + r) * ng + g] = FE_TL(fe_tv_hmin)(gmn[r]);
+                        FE_TL(fe_tiles_merge)(gmn[r], gti[r], gmn2[r], with_second, &mn[r],
+                                              &ti[r], &mn2[r]);
+                    }
+                }
+            }
             if (t1 < nt) {
                 for (r = 0; r < R; r++) {
                     memcpy(st + (3 * r) * FE_TL_W, &mn[r], sizeof(mn[r]));
@@ -178,7 +240,8 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *i
 }
 
 /* The entry point: index == NULL reads rows 0 .. nb - 1; shift == NULL takes
- * the rows as they are; second == NULL skips the runners-up. */
+ * the rows as they are; second == NULL skips the runners-up; gt == 0: no
+ * groups (ng, need and gmin unused). */
 static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, const int32_t *index,
                                          ptrdiff_t nb, ptrdiff_t d,
                                          const FE_TL(fe_t) *shift,
@@ -186,14 +249,15 @@ static inline void FE_TL(fe_tiles_chunk)(const FE_TL(fe_t) *x, const int32_t *in
                                          const FE_TL(fe_t) *tcsq, ptrdiff_t nt,
                                          ptrdiff_t per_block, FE_TL(fe_t) *state,
                                          int32_t *labels, FE_TL(fe_t) *best,
-                                         FE_TL(fe_t) *second)
+                                         FE_TL(fe_t) *second, ptrdiff_t gt, ptrdiff_t ng,
+                                         const unsigned char *need, FE_TL(fe_t) *gmin)
 {
     if (second == NULL)
         FE_TL(fe_tiles_chunk_body)(x, index, nb, d, shift, tiles, tcsq, nt, per_block, state,
-                                   0, labels, best, NULL);
+                                   0, labels, best, NULL, gt, ng, need, gmin);
     else
         FE_TL(fe_tiles_chunk_body)(x, index, nb, d, shift, tiles, tcsq, nt, per_block, state,
-                                   1, labels, best, second);
+                                   1, labels, best, second, gt, ng, need, gmin);
 }
 
 #undef FE_TL_W

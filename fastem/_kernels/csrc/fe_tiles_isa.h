@@ -1,8 +1,8 @@
 /* The vector operations fe_tiles_impl.h is written in, per build and type
  * (suffix _f32 / _f64): a vector of W values (fe_tv), a comparison mask
  * (fe_tm), a vector of tile indices (fe_ti), the tiles per block (fe_tb),
- * and the reduction across lanes of a row's running minimum (see
- * fe_tiles.h for what it returns). Included by fe_tiles.h only. */
+ * and the reductions across lanes: of a row's running minimum (see
+ * fe_tiles.h for what it returns) and the smallest lane (fe_tv_hmin). Included by fe_tiles.h only. */
 typedef float fe_t_f32;
 typedef double fe_t_f64;
 
@@ -25,6 +25,10 @@ typedef __m256i fe_ti_f64;
 #define fe_tv_fma_f64 _mm512_fmadd_pd
 #define fe_tv_min_f32 _mm512_min_ps
 #define fe_tv_min_f64 _mm512_min_pd
+#define fe_tv_max_f32 _mm512_max_ps
+#define fe_tv_max_f64 _mm512_max_pd
+#define fe_tv_hmin_f32 _mm512_reduce_min_ps
+#define fe_tv_hmin_f64 _mm512_reduce_min_pd
 #define fe_tv_lt_f32(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
 #define fe_tv_lt_f64(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
 #define fe_tv_mov_f32 _mm512_mask_mov_ps
@@ -92,6 +96,10 @@ typedef __m256d fe_ti_f64;
 #define fe_tv_fma_f64 _mm256_fmadd_pd
 #define fe_tv_min_f32 _mm256_min_ps
 #define fe_tv_min_f64 _mm256_min_pd
+#define fe_tv_max_f32 _mm256_max_ps
+#define fe_tv_max_f64 _mm256_max_pd
+#define fe_tv_hmin_f32 fe_hmin8_f32
+#define fe_tv_hmin_f64 fe_hmin4_f64
 #define fe_tv_lt_f32(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define fe_tv_lt_f64(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
 #define fe_tv_mov_f32(a, m, b) _mm256_blendv_ps(a, b, m)
@@ -135,4 +143,19 @@ static inline void NAME(V mn, V ti, V mn2, int with_second, int32_t *label,  \
 }
 FE_DEFINE_TILES_REDUCE(fe_tiles_reduce_f32, float, 8, __m256, _mm256_storeu_ps)
 FE_DEFINE_TILES_REDUCE(fe_tiles_reduce_f64, double, 4, __m256d, _mm256_storeu_pd)
+
+/* The smallest lane (a group's minimum, fe_tiles_chunk with groups). */
+static inline float fe_hmin8_f32(__m256 v)
+{
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline double fe_hmin4_f64(__m256d v)
+{
+    __m128d m = _mm_min_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_min_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
 #endif
