@@ -655,8 +655,9 @@ class BoundedState:
     ``upper[i]``: an upper bound on row i's distance to its centre
     ``labels[i]``; ``lower[i, g]``: a lower bound on its distance to every
     other centre of group g (X's dtype; t = ``_bounded.bound_groups``
-    groups of consecutive centres, at most d / 2 of them: the bounds take
-    at most half the memory of X, plus 8 bytes per row). ``sums`` and
+    groups of consecutive centres, at most d / 2 - 1 of them: the bounds
+    take at most half the memory of X, the labels 4 bytes per row more).
+    ``sums`` and
     ``weights`` are the block's Lloyd statistics for ``labels``, updated
     by the rows that change cluster. ``fresh``: the next pass assigns
     every row from scratch (first pass, or after empty clusters were

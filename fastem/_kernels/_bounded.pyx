@@ -358,8 +358,9 @@ def bound_groups(Py_ssize_t k, Py_ssize_t d, Py_ssize_t itemsize):
     """The lower bounds per row (groups, t) a bounded pass over rows of d
     values of ``itemsize`` bytes keeps for k centres: one per 64 float32 or
     32 float64 centres (four tiles of the AVX-512 kernel, its register
-    block: csrc/fe_tiles.h), at most d / 2 of them (the bounds take at most
-    half the memory of X) and one on the GEMM path.
+    block: csrc/fe_tiles.h), at most d / 2 - 1 of them (with the upper
+    bound, t + 1 values per row: at most half the memory of X, wherever
+    the fits keep bounds, d >= 4) and one on the GEMM path.
 
     Measured on the iterates of K3 (N = 2e5 of its shape, D = 64, K = 1024,
     10 iterations) and E1 (N = 1e5, D = 768, K = 1024, 5), in distance
@@ -369,7 +370,7 @@ def bound_groups(Py_ssize_t k, Py_ssize_t d, Py_ssize_t itemsize):
     cdef Py_ssize_t unit = 64 if itemsize == 4 else 32, cap, width
     if not tiles_path() or k <= unit:
         return 1
-    cap = d // 2 if d >= 2 else 1
+    cap = d // 2 - 1 if d >= 4 else 1
     width = (k + cap - 1) // cap
     width = (width + unit - 1) // unit * unit
     if width < unit:
