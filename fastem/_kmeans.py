@@ -92,9 +92,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
     algorithm : {'auto', 'lloyd', 'elkan'}, default='auto'
         'lloyd': every iteration computes all n x k distances. 'auto' and
         'elkan': the same Lloyd iterates with distance bounds (Hamerly's
-        method): a row whose centre provably stays the nearest is skipped
-        without being read, so after the first iterations a pass touches
-        little more than two floats per row. Both give the same labels and
+        method; above 64 centres, 32 in float64, Yinyang's bounds per
+        group of centres): a row whose centre provably stays the nearest
+        is skipped without being read, and a row that must be searched is
+        searched only in the groups its bounds do not exclude, so after the
+        first iterations a pass touches little more than the bounds. Both give the same labels and
         centres up to floating-point ties. On sparse X the same holds, with
         'auto' bounded only for ``n_clusters > 8`` (below that a bound
         check reads as much of the centres as a full search; measured in
@@ -514,7 +516,8 @@ def _lloyd_chunk_rows(n_clusters, n_features, dtype, n_rows):
 
 
 def use_bounds(algorithm, n_clusters, n_features, dtype):
-    """Whether a dense fit runs Hamerly's bounded passes: 'elkan' with
+    """Whether a dense fit runs bounded passes (Hamerly's, Yinyang's groups
+    at large k: ``_bounded.bound_groups``): 'elkan' with
     k >= 2, 'auto' with k >= 2 unless the plain pass takes its low-D path,
     never 'lloyd'.
 
@@ -650,7 +653,7 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
 
 
 class BoundedState:
-    """What Hamerly's bounded passes keep per row of a block between passes.
+    """What the bounded passes keep per row of a block between passes.
 
     ``upper[i]``: an upper bound on row i's distance to its centre
     ``labels[i]``; ``lower[i, g]``: a lower bound on its distance to every

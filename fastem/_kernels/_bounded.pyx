@@ -157,10 +157,10 @@ cdef bint _search_groups(const floating *x, const floating *shift,
                          const floating *tiles, Py_ssize_t k, Py_ssize_t d,
                          const Groups *gr, Py_ssize_t lcols, bint fresh,
                          const int32_t *labels, const floating *upper,
-                         const floating *lower, Py_ssize_t n_full,
+                         const floating *lower, Py_ssize_t n_full, bint reorder,
                          const PassWs *tw) noexcept nogil:
     """The tiles path's search of the gathered rows (tw.gathered[0 ..
-    n_full), reordered): in the groups whose bound is below the row's upper
+    n_full), with ``reorder`` sorted by their own group first): in the groups whose bound is below the row's upper
     bound, and its own, as one run of the tiles (fe_tiles_chunk with
     groups: a block of four rows visits the groups any of them needs).
     Leaves each row's label, best value and runner-up (over the centres
@@ -178,7 +178,7 @@ cdef bint _search_groups(const floating *x, const floating *shift,
     cdef int32_t *start = tw.sorted + n_full
     if fresh:
         t = 1
-    if t > 1:
+    if t > 1 and reorder:
         # rows of one group side by side (a counting sort by their own
         # group, stable): a block of four then needs about the groups each
         # of its rows needs (E1's fifth pass 96-104 -> 80-88 ms, K3's last
@@ -194,6 +194,7 @@ cdef bint _search_groups(const floating *x, const floating *shift,
             tw.sorted[start[g]] = tw.gathered[p]
             start[g] += 1
         memcpy(tw.gathered, tw.sorted, n_full * sizeof(int32_t))
+    if t > 1:
         for p in range(n_full):
             i = tw.gathered[p]
             for g in range(t):
@@ -308,7 +309,7 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     # shift; the GEMM needs them copied into the frame)
     if tiles != NULL:
         grouped = _search_groups(x, shift, tiles, k, d, gr, lcols, fresh, labels, upper,
-                                 lower, n_full, tw)
+                                 lower, n_full, True, tw)
     else:
         _search_gemm(x, shift, d, k, centres, csq, n_full, tw)
     for p in range(n_full):
@@ -550,8 +551,9 @@ cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             full[n_full] = <int32_t>i
             n_full += 1
     if n_full > 0:
+        # (in row order: the sums below walk the rows and these in step)
         _search_groups(x, shift, tiles, k, d, gr, lcols, False, labels, upper, lower,
-                       n_full, tw)
+                       n_full, False, tw)
     if n_kept > 0:
         if floating is float:
             fe_tile_values_f32(x, kept, n_kept, d, shift, centres, csq, labels, kept_best)

@@ -1,5 +1,5 @@
 """fastem.dask.KMeans: Lloyd's algorithm over the blocks of a dask array
-(Hamerly's bounded passes by default, each block's bounds on its worker)."""
+(bounded passes by default, each block's bounds on its worker)."""
 import sys
 import time
 import uuid
@@ -74,10 +74,11 @@ class KMeans(DaskEstimator, ClusterMixin, TransformerMixin, BaseEstimator):
     algorithm : {'auto', 'lloyd', 'elkan'}, default='auto'
         As in :class:`fastem.KMeans`. 'auto' (except with n_features <= 8 in
         float32, 10 in float64, where plain passes are faster:
-        ``fastem._kmeans.use_bounds``) and 'elkan': Hamerly's bounded
-        passes (same iterates as Lloyd); each block's bounds and labels
-        (two floats of X's dtype and an int32 per row: 12 bytes per row in
-        float32) stay on the worker that holds the block between passes and
+        ``fastem._kmeans.use_bounds``) and 'elkan': bounded passes
+        (Hamerly's, Yinyang's groups at large k; same iterates as Lloyd);
+        each block's bounds and labels (``fastem._kmeans.BoundedState``:
+        at most half the size of the block, and an int32 per row) stay on
+        the worker that holds the block between passes and
         are released when the fit ends. 'lloyd': every pass computes all
         distances and keeps nothing on the workers.
     threads_per_task : int, default=1
@@ -278,10 +279,11 @@ def lloyd_blocks(blocks, centres, shift, *, max_iter, tol, n_threads, verbose=0,
     """Lloyd iterations over the blocks from ``centres`` (shifted frame).
 
     The in-memory ``lloyd`` with the passes as block tasks: same passes
-    (with ``bounded``, Hamerly's bounded pass, each block's bounds and
+    (with ``bounded``, the bounded pass, each block's bounds and
     labels kept on its worker), same M-step (``lloyd_update``), same
-    empty-cluster rule, same stopping tests, same final plain pass in
-    predict's frame. The blocks' state is released at the end, whatever
+    empty-cluster rule, same stopping tests, a final pass in predict's
+    frame (plain here; the in-memory fit's starts from the bounds and gives
+    the same labels and inertia). The blocks' state is released at the end, whatever
     the outcome.
 
     Returns (centres (unshifted, X's dtype), inertia, n_iter, final
