@@ -95,9 +95,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
         method; above 64 centres, 32 in float64, Yinyang's bounds per
         group of centres): a row whose centre provably stays the nearest
         is skipped without being read, and a row that must be searched is
-        searched only in the groups its bounds do not exclude, so after the
-        first iterations a pass touches little more than the bounds. Both give the same labels and
-        centres up to floating-point ties. On sparse X the same holds, with
+        searched only in the groups its bounds do not exclude, so after
+        the first iterations a pass touches little more than the bounds.
+        Both give the same labels and centres up to floating-point ties. On sparse X the same holds, with
         'auto' bounded only for ``n_clusters > 8`` (below that a bound
         check reads as much of the centres as a full search; measured in
         ``fastem._sparse.use_bounds``) and 'elkan' always bounded. On dense
@@ -558,7 +558,8 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     Stops when no label changes (strict convergence), when the summed squared
     centre shift is at most ``tol`` (absolute), or after ``max_iter``
     iterations. With ``bounded``, passes skip rows whose nearest centre is
-    certain (Hamerly's bounds; same iterates). A last pass makes the labels
+    certain (Hamerly's or Yinyang's bounds, ``BoundedState``; same
+    iterates). A last pass makes the labels
     and inertia consistent with the returned centres, as scikit-learn does:
     with ``bounded`` (on the tiles path) it starts from the bounds and
     searches only the rows they do not settle, and gives the same labels
