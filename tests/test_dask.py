@@ -95,6 +95,22 @@ def test_kmeans_equals_in_memory_fit(client, weighted, dtype, algorithm):
     np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kmeans_with_group_bounds_equals_in_memory_fit(client, dtype):
+    """Past 64 centres (32 in float64) each block keeps a bound per group
+    of centres on its worker: the same fit as in memory."""
+    rng = np.random.default_rng(7)
+    X = (rng.normal(size=(3000, 24)) + rng.normal(scale=3.0, size=(100, 24))[
+        rng.integers(0, 100, 3000)]).astype(dtype)
+    init = X[:100].copy()
+    ref = fastem.KMeans(100, init=init, n_threads=1, max_iter=10, tol=0).fit(X)
+    got = fdask.KMeans(100, init=init, block_rows=700, max_iter=10, tol=0).fit(
+        da.from_array(X, chunks=1000))
+    close(got.cluster_centers_, ref.cluster_centers_, 1e-10 if dtype == np.float64 else 1e-5)
+    assert got.n_iter_ == ref.n_iter_
+    np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
+
+
 @pytest.mark.parametrize("algorithm", ["auto", "lloyd"])
 def test_kmeans_empty_cluster_relocated_as_in_memory(client, algorithm):
     X, _ = data()

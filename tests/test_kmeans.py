@@ -107,6 +107,31 @@ def test_bounded_iterations_equal_plain_lloyd_on_overlapping_clusters(dtype):
         assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_group_bounds_iterations_equal_plain_lloyd(dtype):
+    """Past 64 centres (32 in float64) the bounded passes keep a bound per
+    group of centres and search rows by groups, and the last pass labels
+    from the bounds: every iterate, the labels and the inertia are still
+    plain Lloyd's, and labels_ / inertia_ are predict's and score's."""
+    from fastem._kernels import load_kernels
+    X = blobs(6007, 24, 150, seed=42, scale=2.0, dtype=dtype)
+    assert load_kernels("_bounded").bound_groups(150, 24, X.itemsize) > 1 or (
+        not load_kernels("_bounded").bounded_labels_available(24, X.itemsize))
+    init = X[:150].copy()
+    for max_iter in (1, 2, 5, 30):
+        a = KMeans(150, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="lloyd").fit(X)
+        b = KMeans(150, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="auto").fit(X)
+        assert_array_equal(a.labels_, b.labels_)
+        assert a.n_iter_ == b.n_iter_
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
+        assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
+        assert_array_equal(b.predict(X), b.labels_)
+        assert_allclose(-b.score(X), b.inertia_, rtol=1e-12)
+
+
 def test_bounded_passes_skip_most_rows(capsys):
     X = blobs(20000, 5, 8, seed=41, scale=20.0)
     # 'elkan': bounded passes at any D ('auto' runs plain ones at D = 5)
