@@ -86,9 +86,10 @@ def _group_of(k, t, dtype):
 @pytest.mark.parametrize("t", [1, 4])
 def test_bounded_pass_fresh_then_incremental(dtype, n, d, k, chunk, weighted, shifted, t):
     """Labels, sums and weights of the reference after a fresh pass, a swap
-    of two centres and a small move, with one lower bound per row
-    (Hamerly's) or t groups of centres (Yinyang's: a group's bound holds
-    for its centres but the row's own); the bounds hold."""
+    of two centres, a small move and every third centre moved onto the
+    next, with one lower bound per row (Hamerly's) or t groups of centres
+    (Yinyang's: a group's bound holds for its centres but the row's own);
+    the bounds hold."""
     X, C, w = _data(n, d, k, dtype, seed=2 * n + d + k)
     # in a shifted frame the pass reads X - shift (centres given in that frame)
     shift = X.mean(axis=0).astype(dtype) if shifted else np.zeros(d, dtype)
@@ -166,8 +167,10 @@ def test_bounded_labels_pass_is_lloyd_pass(dtype, n, d, k, chunk, weighted, shif
     labels and inertia bit for bit (these shapes split X into the same
     partitions for both), for centres in another frame than the bounds'
     (the fit's last pass: predict's frame), after a small move (most rows
-    settled by their bounds), a swap (labels change) and with two equal
-    centres (a tie: the tiles' lowest index, never the bounds' guess)."""
+    settled by their bounds), a swap (labels change), with two equal
+    centres (a tie: the tiles' lowest index, never the bounds' guess) and
+    with every third centre moved onto the next (rows of several groups
+    searched in one chunk), with one bound per row or t groups."""
     if not _bounded.bounded_labels_available(d, np.dtype(dtype).itemsize):
         pytest.skip("the GEMM path: the fit ends with lloyd_pass")
     X, C, w = _data(n, d, k, dtype, seed=3 * n + d + k)
@@ -255,5 +258,6 @@ def test_bound_groups_capped_at_half_of_x(itemsize, d, k):
     assert t == 1 or (t + 1) * itemsize <= d * itemsize / 2
     assert -(-k // width) <= t
     unit = 64 if itemsize == 4 else 32
-    if _bounded.bounded_labels_available(40, itemsize) and k > unit and d // 2 - 1 >= -(-k // unit):
+    tiles = _bounded.bounded_labels_available(40, itemsize)  # not the GEMM path
+    if tiles and k > unit and d // 2 - 1 >= -(-k // unit):
         assert t == -(-k // unit)
