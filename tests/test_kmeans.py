@@ -89,40 +89,31 @@ def test_chunk_boundaries_are_exercised():
     assert any(n % r for n, r in rows) and any(n % r == 0 and n > r for n, r in rows)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_bounded_iterations_equal_plain_lloyd_on_overlapping_clusters(dtype):
-    # heavily overlapping clusters: many rows sit near decision boundaries,
-    # where bounds are tested hardest; every iterate must match plain Lloyd
-    X = blobs(6007, 4, 12, seed=40, scale=0.7, dtype=dtype)
-    init = X[:12].copy()
-    for max_iter in (1, 2, 5, 30):
-        a = KMeans(12, init=init, n_init=1, max_iter=max_iter, tol=0,
-                   algorithm="lloyd").fit(X)
-        b = KMeans(12, init=init, n_init=1, max_iter=max_iter, tol=0,
-                   algorithm="auto").fit(X)
-        assert_array_equal(a.labels_, b.labels_)
-        assert a.n_iter_ == b.n_iter_
-        rtol = 1e-12 if dtype == np.float64 else 1e-5
-        assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
-        assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
+# (d, k, scale, seed, algorithm): heavily overlapping clusters at low D
+# ('elkan': 'auto' runs plain passes there), many rows near decision
+# boundaries, where bounds are tested hardest; and 150 centres at D = 24,
+# where the bounded passes keep a bound per group of centres and search rows
+# by groups, and the last pass labels from the bounds
+BOUNDED_CASES = [(4, 12, 0.7, 40, "elkan"), (24, 150, 2.0, 42, "auto")]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_group_bounds_iterations_equal_plain_lloyd(dtype):
-    """Past 64 centres (32 in float64) the bounded passes keep a bound per
-    group of centres and search rows by groups, and the last pass labels
-    from the bounds: every iterate, the labels and the inertia are still
-    plain Lloyd's, and labels_ / inertia_ are predict's and score's."""
+@pytest.mark.parametrize("d,k,scale,seed,algorithm", BOUNDED_CASES)
+def test_bounded_iterations_equal_plain_lloyd(dtype, d, k, scale, seed, algorithm):
+    """Every iterate of the bounded passes is plain Lloyd's (labels,
+    centres, inertia), and labels_ / inertia_ are predict's and score's."""
     from fastem._kernels import load_kernels
-    X = blobs(6007, 24, 150, seed=42, scale=2.0, dtype=dtype)
-    assert load_kernels("_bounded").bound_groups(150, 24, X.itemsize) > 1 or (
-        not load_kernels("_bounded").bounded_labels_available(24, X.itemsize))
-    init = X[:150].copy()
+    bounded = load_kernels("_bounded")
+    X = blobs(6007, d, k, seed=seed, scale=scale, dtype=dtype)
+    if k > 64:  # the case that must take the groups wherever the tiles run
+        assert bounded.bound_groups(k, d, X.itemsize) > 1 or (
+            not bounded.bounded_labels_available(d, X.itemsize))
+    init = X[:k].copy()
     for max_iter in (1, 2, 5, 30):
-        a = KMeans(150, init=init, n_init=1, max_iter=max_iter, tol=0,
+        a = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0,
                    algorithm="lloyd").fit(X)
-        b = KMeans(150, init=init, n_init=1, max_iter=max_iter, tol=0,
-                   algorithm="auto").fit(X)
+        b = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm=algorithm).fit(X)
         assert_array_equal(a.labels_, b.labels_)
         assert a.n_iter_ == b.n_iter_
         rtol = 1e-12 if dtype == np.float64 else 1e-5
