@@ -865,17 +865,20 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
         current mean (X's dtype) or None (the global shift).
 
         float32 'full', 'diag' and 'spherical' sum in float32, so always
-        about the current means; float64 'diag' and 'spherical' too (their
-        row kernels are as fast there). float64 'full' and 'tied' (both
-        dtypes) use the shift -- one float64 GEMM of quadratic features
-        ('full'), or N_k and S1_k with the data's second moment taken once
-        per fit ('tied'), several times faster than per-component sums --
-        unless the shift would cost precision (``_precision_loss``): then
-        each component's scatter about its mean.
+        about the current means. float64 (and float32 'tied') use the shift
+        -- one float64 GEMM of quadratic features ('full', 'diag',
+        'spherical': two multiply-adds per term where sums about each mean
+        take four vector operations), or N_k and S1_k with the data's second
+        moment taken once per fit ('tied') -- unless the shift would cost
+        precision (``_precision_loss``): then each component's scatter about
+        its mean. (float64 'diag' / 'spherical' about the shift, best of 10
+        fits on 2 Zen 4 cores: N=1e5, D=64, K=32 28.5-30.0 against
+        34.5-34.8 ms per iteration (diag), 21-23 against 33-34
+        (spherical); N=2e5, D=16, K=16 diag 9.4-10.3 against 10.6-11.7.)
         """
         means = np.ascontiguousarray(params.means, dtype=ctx.dtype)
         kind, dtype = ctx.cov_type, ctx.dtype
-        if kind in ("diag", "spherical") or (kind == "full" and dtype == np.float32):
+        if dtype == np.float32 and kind != "tied":
             return means
         if self._precision_loss(params, None, ctx) > _ACCURACY[dtype]:
             return means
