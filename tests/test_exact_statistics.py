@@ -1,8 +1,10 @@
 """Exact M-step statistics for components far from the data mean.
 
-The kernels accumulate each component's statistics about a reference (its
-current mean) and the M-step corrects exactly for the move of the mean; a
-pass is redone about the new means when the move would cost precision. The
+The kernels accumulate the statistics about a reference (float64: the data
+mean, or each component's current mean where the data mean would cost
+precision; float32: each component's mean) and the M-step corrects exactly
+for the move of the mean; a pass is redone about the new means when the
+move would cost precision. The
 reference here is the numpy two-pass formula on responsibilities computed
 with scipy.
 """
@@ -148,3 +150,38 @@ def test_float32_first_step_from_far_initial_mean(cov_type):
                                rtol=1e-4)
     np.testing.assert_allclose(fits[np.float32].means_, fits[np.float64].means_,
                                rtol=1e-5, atol=1e-4)
+
+
+def _estep_references(monkeypatch, X, cov_type, **kwargs):
+    """Whether each statistics pass of a fit took them about the data mean
+    (em_pass's centres None) or about per-component references."""
+    import fastem._mixture as mixture
+
+    taken = []
+    em_pass = mixture._gaussian.em_pass
+
+    def spy(X, sw, shift, cov_type, source, st, centres, *args):
+        if st is not None and isinstance(source, mixture._gaussian.EStep):
+            taken.append("mean" if centres is None else "components")
+        return em_pass(X, sw, shift, cov_type, source, st, centres, *args)
+
+    monkeypatch.setattr(mixture._gaussian, "em_pass", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        GaussianMixture(2, covariance_type=cov_type, random_state=0, **kwargs).fit(X)
+    return taken
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag", "spherical"])
+def test_float64_statistics_about_the_data_mean_unless_precision_is_lost(monkeypatch,
+                                                                         cov_type):
+    # clusters near the data mean: every E-step's statistics about the data
+    # mean (one GEMM); at +-1e7 with unit spread that would lose the
+    # variances, so the passes take them about each component's mean
+    near, _ = _far_clusters(3.0, n=600, seed=1)
+    assert set(_estep_references(monkeypatch, near, cov_type, max_iter=5)) == {"mean"}
+    far, _ = _far_clusters(1e7, n=600, seed=1)
+    assert "components" in _estep_references(monkeypatch, far, cov_type, max_iter=5)
+    # float32 data sum in float32: always about each component's mean
+    taken = _estep_references(monkeypatch, near.astype(np.float32), cov_type, max_iter=5)
+    assert set(taken) == {"components"}
