@@ -25,11 +25,11 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
 4. accumulates the weighted sufficient statistics [N_k, S1_k, S2_k]:
    - with per-component references r_k (``centres``; the fit passes the
      current means for float32 'full', 'diag' and 'spherical', and in the
-     other cases when the components lie far from c): sums of w gamma (x - r_k) and its
-     squares / products by the row kernels of csrc/fe_gmm.h, float64
-     throughout for float64 data, float32 over at most 64 rows per
-     accumulator then float64 for float32 data ('tied' then accumulates
-     'full' statistics, see ``stat_type``);
+     other cases when the components lie far from c): sums of
+     w gamma (x - r_k) and its squares / products by the row kernels of
+     csrc/fe_gmm.h, float64 throughout for float64 data, float32 over at
+     most 64 rows per accumulator then float64 for float32 data ('tied'
+     then accumulates 'full' statistics, see ``stat_type``);
    - otherwise about c: float32 'tied' E-steps in float64 arithmetic on
      responsibilities renormalised so that they sum to the sample weight
      (the tied M-step needs it); everything else by ONE float64 GEMM
