@@ -10,7 +10,7 @@ shapes are checked, the values are the caller's business.
 """
 import numpy as np
 
-from libc.stdint cimport int32_t, uint16_t
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
 
 from fastem._kernels._common cimport floating
 from fastem._kernels._gmm_c cimport (
@@ -26,6 +26,7 @@ from fastem._kernels._gmm_c cimport (
     fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64,
     fe_tied_project_ref_f32, fe_tied_project_ref_f64)
 from fastem._kernels._kmeans_c cimport (
+    FE_KPP_QBLOCK, fe_kpp_qbound, fe_kpp_qbound_ref,
     fe_kpp_rows_f32, fe_kpp_rows_f64, fe_kpp_rows_ref_f32, fe_kpp_rows_ref_f64,
     fe_lowd_chunk_f32, fe_lowd_chunk_f64, fe_lowd_chunk_ref_f32, fe_lowd_chunk_ref_f64,
     fe_moments_rows_f32, fe_moments_rows_f64, fe_moments_rows_ref_f32, fe_moments_rows_ref_f64,
@@ -69,6 +70,28 @@ def kpp_rows(const floating[:, ::1] x, const int32_t[::1] todo,
             &x[0, 0], d, &todo[0], todo.shape[0], &closest[0], _opt(sw),
             &cand[0, 0], L, &imp[0], &s[0], &p[0], scale)
     return improves, sums, pots
+
+
+def kpp_qbound(const uint8_t[:, ::1] codes, const int32_t[::1] cnorm,
+               const float[::1] cerr, const int32_t[::1] todo, const float[::1] closest,
+               double cur_factor, const int8_t[:, ::1] qcodes, const int32_t[::1] qnorm,
+               const float[::1] qerr, Py_ssize_t L, float inv_step, bint ref):
+    """maybe (uint8, one per todo entry) of the quantised bound (candidates
+    padded to a multiple of 8 rows, codes to FE_KPP_QBLOCK columns)."""
+    cdef Py_ssize_t n = codes.shape[0], dp = codes.shape[1], t
+    _need(dp % FE_KPP_QBLOCK == 0 and cnorm.shape[0] == n and cerr.shape[0] == n
+          and closest.shape[0] == n and 1 <= L <= qcodes.shape[0]
+          and qcodes.shape[0] % 8 == 0 and qcodes.shape[1] == dp
+          and qnorm.shape[0] == qcodes.shape[0] and qerr.shape[0] == qcodes.shape[0]
+          and todo.shape[0] >= 1, "inconsistent shapes")
+    for t in range(todo.shape[0]):
+        _need(0 <= todo[t] < n, "todo out of range")
+    maybe = np.full(todo.shape[0], 7, np.uint8)
+    cdef uint8_t[::1] m = maybe
+    (fe_kpp_qbound_ref if ref else fe_kpp_qbound)(
+        &codes[0, 0], dp, &cnorm[0], &cerr[0], &todo[0], todo.shape[0], &closest[0],
+        cur_factor, &qcodes[0, 0], &qnorm[0], &qerr[0], L, inv_step, &m[0])
+    return maybe
 
 
 def row_argmin(const floating[::1] dist, const floating[::1] csq, bint ref):

@@ -4,7 +4,7 @@
 # _bounded, _kmeanspp, _stats, and the test hooks of _csrc_check (each vector
 # helper beside its fe_<name>_ref_f32 / _f64 reference). The C header says
 # what each computes.
-from libc.stdint cimport int32_t, uint16_t
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
 
 cdef extern from "csrc/fe_kmeans.h" nogil:
     float fe_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
@@ -47,6 +47,19 @@ cdef extern from "csrc/fe_kmeans.h" nogil:
                              Py_ssize_t n_todo, const float *closest, const double *sw,
                              const double *cand, Py_ssize_t L, uint16_t *improves,
                              double *sums, double *pots, double scale)
+    # the quantised lower bound of the candidate pass (codes padded to a
+    # multiple of FE_KPP_QBLOCK bytes, candidates to a multiple of 8 rows)
+    enum: FE_KPP_QBLOCK
+    void fe_kpp_qbound(const uint8_t *codes, Py_ssize_t dp, const int32_t *cnorm,
+                       const float *cerr, const int32_t *todo, Py_ssize_t n_todo,
+                       const float *closest, double cur_factor, const int8_t *qcodes,
+                       const int32_t *qnorm, const float *qerr, Py_ssize_t L,
+                       float inv_step, uint8_t *maybe)
+    void fe_kpp_qbound_ref(const uint8_t *codes, Py_ssize_t dp, const int32_t *cnorm,
+                           const float *cerr, const int32_t *todo, Py_ssize_t n_todo,
+                           const float *closest, double cur_factor, const int8_t *qcodes,
+                           const int32_t *qnorm, const float *qerr, Py_ssize_t L,
+                           float inv_step, uint8_t *maybe)
     uint16_t fe_cand_bit(Py_ssize_t l)
     void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
     enum: FE_PREFETCH_ROWS

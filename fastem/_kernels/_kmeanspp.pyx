@@ -4,7 +4,8 @@ _lloyd.pyx; shared helpers in _kmeans_common.pxd.
 """
 from cython.parallel cimport prange
 from libc.float cimport FLT_MAX
-from libc.stdint cimport int32_t, uint16_t
+from libc.math cimport fabs, floor, isfinite, sqrt
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
 from libc.stdlib cimport malloc, free
 
 from fastem._kernels._common cimport floating, require, require_pass
@@ -12,7 +13,8 @@ from fastem._kernels._openmp cimport omp_get_thread_num
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._kmeans_common cimport _sqdist
 from fastem._kernels._kmeans_c cimport (
-    FE_PREFETCH_ROWS, fe_cand_bit, fe_kpp_rows_f32, fe_kpp_rows_f64, fe_prefetch_row)
+    FE_KPP_QBLOCK, FE_PREFETCH_ROWS, fe_cand_bit, fe_kpp_qbound, fe_kpp_rows_f32,
+    fe_kpp_rows_f64, fe_prefetch_row)
 
 # ---------------------------------------------------------------------------
 # Greedy k-means++ seeding
@@ -32,7 +34,7 @@ from fastem._kernels._kmeans_c cimport (
 # take; so once a candidate is picked its column is the next step's chunk
 # potentials, with no drift and no pass to recompute them.
 #
-# Three exact savings keep the passes from re-reading all of X every step:
+# Four exact savings keep the passes from re-reading all of X every step:
 #
 # * Pruning. Every row remembers which chosen centre a is closest to. By the
 #   triangle inequality ||x - q|| >= ||q - a|| - ||x - a||, so when
@@ -41,6 +43,14 @@ from fastem._kernels._kmeans_c cimport (
 #   the table ||c_a - q||^2 / 4; a relative margin PRUNE_MARGIN keeps the
 #   test on the safe side of rounding. Rows for which every candidate is
 #   pruned cost two loads.
+# * Quantised bound. When the caller keeps 7-bit codes of X's rows
+#   (``kpp_quantize``: one byte per feature, a quarter of float32 X),
+#   the rows the triangle inequality keeps are first tested against a lower
+#   bound on their distance to every candidate computed from the codes by
+#   exact integer dot products (``fe_kpp_qbound`` in csrc/fe_kmeans.h
+#   derives it). Late in the seeding a candidate beats a few percent of the
+#   rows and the bound rules out nearly all the others, so each step reads
+#   the codes instead of X.
 # * Improvement masks. The candidate pass records, per row, a bit for each
 #   candidate that is closer than D(x). Taking the chosen one into account
 #   only recomputes the rows whose bit is set for it (a few percent of the
@@ -53,6 +63,26 @@ from fastem._kernels._kmeans_c cimport (
 # ---------------------------------------------------------------------------
 
 cdef double PRUNE_MARGIN = 1.0 + 1e-4
+
+# codes are 0..127: a product of two fits 14 bits and a pair of products
+# int16, and |x~ - q~|^2 <= 2 * 127^2 * width fits int32 up to this width
+cdef Py_ssize_t QBOUND_MAX_WIDTH = 65536
+# for the caller that allocates the codes (fastem._init._QuantisedRows)
+CODE_BLOCK = FE_KPP_QBLOCK
+CODE_MAX_WIDTH = QBOUND_MAX_WIDTH
+
+
+cdef struct QBound:
+    # the quantised bound of the candidate pass (see fe_kpp_qbound_ref)
+    const uint8_t *codes       # (n, dp) 7-bit codes of the rows
+    Py_ssize_t dp              # code row width: d rounded up to FE_KPP_QBLOCK
+    const int32_t *cnorm       # (n,) |x~|^2
+    const float *cerr          # (n,) upper bounds on |x - lo - step x~|
+    const int8_t *qcodes       # (Lp, dp) the candidates' codes, Lp = L rounded up to 8
+    const int32_t *qnorm       # (Lp,)
+    const float *qerr          # (Lp,)
+    float inv_step             # 1 / step
+    double cur_factor          # rounding margin of the measured distances / scale
 
 # index of a row's nearest chosen centre: 16 bits when k <= 65535 (the usual
 # case; it saves memory on large data), else 32
@@ -148,6 +178,80 @@ cdef inline double _chunk_potential(const float *closest, const floating *sw,
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
+def kpp_quantize(const floating[:, ::1] X,
+                 const double[::1] lo,
+                 double step,
+                 uint8_t[:, ::1] codes,
+                 int32_t[::1] norms,
+                 float[::1] errs,
+                 int n_threads):
+    """7-bit codes of X's rows, for the quantised bound of the candidate pass.
+
+    Row x gets codes x~_j = round((x_j - lo_j) / step) clipped to 0..127
+    (zero beyond column d), norms = |x~|^2 and errs = an upper bound on
+    |r| = |x - lo - step x~|. Any codes give a valid bound as long as errs
+    bounds the residual of the codes chosen (rows outside lo's range are
+    clipped and get a larger residual): the residual is computed in float64
+    and its bound covers that computation's rounding (see
+    ``_quantize_row``).
+
+    Parameters
+    ----------
+    X : (n, d) data
+    lo : (d,) per-feature offsets
+    step : the code step, > 0 and finite
+    codes : (n, dp) uint8 out, dp a multiple of FE_KPP_QBLOCK, d <= dp <= 65536
+    norms : (n,) int32 out
+    errs : (n,) float32 out
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i
+    cdef Py_ssize_t dp = codes.shape[1]
+    require_pass(n, d, 0, 1, n_threads, "kpp_quantize")
+    require(lo.shape[0] == d and codes.shape[0] == n and norms.shape[0] == n
+            and errs.shape[0] == n,
+            "kpp_quantize: lo must have X's d entries, codes, norms and errs one "
+            "row / entry per row of X")
+    require(d <= dp <= QBOUND_MAX_WIDTH and dp % FE_KPP_QBLOCK == 0,
+            "kpp_quantize: codes must have d <= width <= 65536 columns, a multiple "
+            "of FE_KPP_QBLOCK")
+    require(step > 0 and isfinite(step), "kpp_quantize: step must be positive and finite")
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _quantize_row(&X[i, 0], d, dp, &lo[0], step, &codes[i, 0], &norms[i], &errs[i])
+
+
+cdef inline void _quantize_row(const floating *x, Py_ssize_t d, Py_ssize_t dp,
+                               const double *lo, double step, uint8_t *code,
+                               int32_t *norm, float *err) noexcept nogil:
+    """One row of ``kpp_quantize``.
+
+    Rounding: the residual r_j = (x_j - lo_j) - step c_j takes three float64
+    roundings, each at most 2^-53 times a value no larger than |v_j| + step
+    (v_j = x_j - lo_j; |step c_j| <= |v_j| + step / 2 since c_j is v_j / step
+    rounded, or clipped towards it), so |computed - exact| <= 2^-51 (|v_j| +
+    step) per coordinate and sqrt(d) 2^-51 (max_j |v_j| + step) in norm; the
+    sum and root add a relative d 2^-53, below the factor 1 + 1e-6 up to
+    d = 1e9. The float32 rounding of the result is below that factor too.
+    """
+    cdef double v, c, r, e2 = 0.0, vmax = 0.0
+    cdef double inv_step = 1.0 / step
+    cdef int32_t nn = 0
+    cdef Py_ssize_t j
+    for j in range(d):
+        v = <double>x[j] - lo[j]
+        c = floor(v * inv_step + 0.5)
+        c = 0.0 if c < 0.0 else (127.0 if c > 127.0 else c)
+        r = v - step * c
+        e2 += r * r
+        vmax = max(vmax, fabs(v))
+        nn += <int32_t>(c * c)
+        code[j] = <uint8_t>c
+    for j in range(d, dp):
+        code[j] = 0
+    norm[0] = nn
+    err[0] = <float>(sqrt(e2) * (1.0 + 1e-6) + sqrt(<double>d) * (vmax + step) * 2.0 ** -50)
+
+
 cdef inline void _kpp_apply(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                             const floating *centre, int32_t index, uint16_t bit,
                             uint16_t *improves, float *closest,
@@ -225,7 +329,8 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                              out,
                              Py_ssize_t chunk_rows,
                              int n_threads,
-                             double scale):
+                             double scale,
+                             bound=None):
     """potentials[l] = sum_i w_i min(closest_i, ||x_i - q_l||^2).
 
     Parameters
@@ -248,6 +353,12 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
         order the next step relies on (rows no candidate can beat first, in
         8 partial sums, then the measured rows in order). potentials (L,):
         their totals, in chunk order whatever the thread count.
+    bound : None, or (codes, norms, errs, qcodes, qnorms, qerrs, inv_step)
+        for the quantised bound: ``kpp_quantize``'s outputs for X, the same
+        for the candidates (their rows of codes viewed as int8, padded with
+        rows of zeros to a multiple of 8 rows), and 1 / step. Rows it rules
+        out join the rows the triangle inequality rules out (their sum
+        comes first).
     """
     cdef const floating[::1] last_centre = last[0]
     cdef int32_t last_index = last[1]
@@ -270,6 +381,13 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
     cdef Py_ssize_t a, n_centres = quarter_sqdist.shape[0]
     cdef double *qmin
     cdef Py_ssize_t n_bad = 0
+    cdef QBound qb
+    cdef QBound *qbp = NULL
+    cdef uint8_t *maybe = NULL
+    cdef const uint8_t[:, ::1] codes
+    cdef const int32_t[::1] cnorm, qnorm
+    cdef const float[::1] cerr, qerr
+    cdef const int8_t[:, ::1] qcodes
     require_pass(n, d, sample_weight.shape[0], chunk_rows, n_threads,
                  "kpp_candidate_potentials")
     require(L >= 1 and candidates.shape[0] == L and candidates.shape[1] == d,
@@ -288,12 +406,37 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
             "potentials (L,))")
     if last_index > 0:
         lcp = &last_centre[0]
+    if bound is not None:
+        codes, cnorm, cerr, qcodes, qnorm, qerr, qb.inv_step = bound
+        qb.dp = codes.shape[1]
+        require(codes.shape[0] == n and d <= qb.dp <= QBOUND_MAX_WIDTH
+                and qb.dp % FE_KPP_QBLOCK == 0 and cnorm.shape[0] == n
+                and cerr.shape[0] == n and qcodes.shape[0] >= L
+                and qcodes.shape[0] % 8 == 0 and qcodes.shape[1] == qb.dp
+                and qnorm.shape[0] == qcodes.shape[0] and qerr.shape[0] == qcodes.shape[0]
+                and qb.inv_step > 0 and isfinite(qb.inv_step),
+                "kpp_candidate_potentials: bound must be (codes (n, dp), norms (n,), "
+                "errs (n,), candidate codes (Lp, dp), norms (Lp,), errs (Lp,), 1 / step > 0) "
+                "with d <= dp <= 65536 a multiple of FE_KPP_QBLOCK and L <= Lp, a "
+                "multiple of 8")
+        qb.codes = &codes[0, 0]
+        qb.cnorm = &cnorm[0]
+        qb.cerr = &cerr[0]
+        qb.qcodes = &qcodes[0, 0]
+        qb.qnorm = &qnorm[0]
+        qb.qerr = &qerr[0]
+        # the measured distances carry at most d * 2^-23 relative rounding
+        qb.cur_factor = (PRUNE_MARGIN + d * 2.0 ** -23) / scale
+        qbp = &qb
     todo = <int32_t *>malloc(n_threads * nbmax * sizeof(int32_t))
     qmin = <double *>malloc(n_centres * sizeof(double))
+    if qbp != NULL:
+        maybe = <uint8_t *>malloc(n_threads * nbmax)
     if floating is double:
         slots = <double *>malloc(n_chunks * L * sizeof(double))
-    if todo == NULL or qmin == NULL or (floating is double and slots == NULL):
-        free(slots); free(todo); free(qmin)
+    if (todo == NULL or qmin == NULL or (floating is double and slots == NULL)
+            or (qbp != NULL and maybe == NULL)):
+        free(slots); free(todo); free(qmin); free(maybe)
         raise MemoryError("fastem: could not allocate the k-means++ workspace")
     with nogil:
         for a in range(n_centres):
@@ -317,16 +460,43 @@ def kpp_candidate_potentials(const floating[:, ::1] X,
                                            lcp, last_index, last_bit,
                                            todo + tid * nbmax, &chunk_pots[c, 0],
                                            slots + c * L if slots != NULL else NULL,
-                                           scale)
+                                           scale, qbp, start,
+                                           maybe + tid * nbmax if maybe != NULL else NULL)
         for l in range(L):
             potentials[l] = 0.0
         for c in range(n_chunks):
             for l in range(L):
                 potentials[l] += slots[c * L + l] if slots != NULL else chunk_pots[c, l]
-    free(slots); free(todo); free(qmin)
+    free(slots); free(todo); free(qmin); free(maybe)
     raise_pending(cancel)
     require(n_bad == 0, "kpp_candidate_potentials: nearest holds indices of centres "
             "not chosen yet: its state was not written by these kernels")
+
+
+cdef inline Py_ssize_t _kpp_qfilter(const QBound *qb, Py_ssize_t start, int32_t *todo,
+                                    Py_ssize_t n_todo, const float *closest,
+                                    const floating *sw, Py_ssize_t L, uint8_t *maybe,
+                                    double *pruned) noexcept nogil:
+    """Keep in todo[0..returned) the rows of todo the quantised bound cannot
+    rule out (in order); add the others' w_i closest_i to *pruned (8
+    interleaved partial sums in todo order, then a fixed tree)."""
+    cdef double acc[8]
+    cdef Py_ssize_t t, k, i, n_keep = 0
+    cdef int keep
+    fe_kpp_qbound(qb.codes + start * qb.dp, qb.dp, qb.cnorm + start, qb.cerr + start,
+                  todo, n_todo, closest, qb.cur_factor, qb.qcodes, qb.qnorm, qb.qerr, L,
+                  qb.inv_step, maybe)
+    for k in range(8):
+        acc[k] = 0.0
+    for t in range(n_todo):
+        i = todo[t]
+        keep = maybe[t]
+        todo[n_keep] = <int32_t>i
+        n_keep += keep
+        acc[t & 7] += <double>(1 - keep) * ((sw[i] if sw != NULL else 1.0) * closest[i])
+    pruned[0] = pruned[0] + (((acc[0] + acc[1]) + (acc[2] + acc[3]))
+                             + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
+    return n_keep
 
 
 cdef Py_ssize_t _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
@@ -338,7 +508,9 @@ cdef Py_ssize_t _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize
                                       const floating *last_centre, int32_t last_index,
                                       uint16_t last_bit,
                                       int32_t *todo, double *sums,
-                                      double *pots, double scale) noexcept nogil:
+                                      double *pots, double scale,
+                                      const QBound *qb, Py_ssize_t start,
+                                      uint8_t *maybe) noexcept nogil:
     """One chunk of the candidate pass (see kpp_candidate_potentials);
     returns the number of rows whose ``nearest`` is not a chosen centre (0).
 
@@ -351,7 +523,10 @@ cdef Py_ssize_t _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize
     ||c_a - q_l||^2 / 4 of centre a over the candidates, so one comparison
     tells whether any candidate could beat a; rows that none can beat add
     w_i closest_i to every sum (8 interleaved partial sums, added in a fixed
-    tree). The other rows are measured against all L candidates in one
+    tree). With ``qb``, the rows kept are then tested against the quantised
+    bound, whose survivors are compacted in todo (in order) and the others
+    add w_i closest_i to a second set of 8 partial sums. The other rows are
+    measured against all L candidates in one
     sweep over the row (``fe_kpp_rows_*`` in csrc/fe_kmeans.h): on typical data a
     row that one candidate may beat is not ruled out for most of the others
     either, and measuring them all together shares the loads of x and the
@@ -388,6 +563,8 @@ cdef Py_ssize_t _kpp_candidates_chunk(const floating *x, Py_ssize_t nb, Py_ssize
                 acc[k] += <double>(1 - keep) * ((sw[i + k] if sw != NULL else 1.0) * cur)
         i += 8
     pruned = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    if qb != NULL and n_todo > 0:
+        n_todo = _kpp_qfilter(qb, start, todo, n_todo, closest, sw, L, maybe, &pruned)
     if floating is float:
         fe_kpp_rows_f32(x, d, todo, n_todo, closest, sw, cand, L, improves, sums)
     else:

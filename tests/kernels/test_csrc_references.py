@@ -81,6 +81,43 @@ def test_kpp_rows(hooks, dtype, d, L, weighted):
     assert np.array_equal(got_first[far], (scale * d2[:, 0] < closest[todo])[far])
 
 
+@pytest.mark.parametrize("dp", [32, 64, 96])
+@pytest.mark.parametrize("L", [1, 2, 5, 7, 8, 9, 16, 17])
+def test_kpp_qbound(hooks, dp, L):
+    """The quantised bound of the k-means++ pass (integer dot products of
+    7-bit codes, float32 thresholds) against its reference bit for bit, and
+    against the same formula in numpy: the candidates' padding rows (codes
+    that would beat every row) never count."""
+    rng = np.random.default_rng(dp + L)
+    n, Lp = 45, pad(L, 8)
+    codes = rng.integers(0, 128, size=(n, dp)).astype(np.uint8)
+    cnorm = (codes.astype(np.int64) ** 2).sum(1).astype(np.int32)
+    cerr = rng.uniform(0.0, 0.2, n).astype(np.float32)
+    qcodes = np.zeros((Lp, dp), np.int8)
+    qcodes[:L] = codes[rng.choice(n, L)].view(np.int8)
+    qcodes[:L, :3] = rng.integers(0, 128, size=(L, 3))  # not exact copies of rows
+    qcodes[L:] = codes[:Lp - L].view(np.int8)  # padding equal to rows: ignored
+    qnorm = (qcodes.astype(np.int64) ** 2).sum(1).astype(np.int32)
+    qerr = rng.uniform(0.0, 0.2, Lp).astype(np.float32)
+    step, cur_factor = 0.05, 1.0001
+    dt = (cnorm[:, None] + qnorm[None, :L]
+          - 2 * codes.astype(np.int64) @ qcodes[:L].T.astype(np.int64))
+    # closest spread around the distances implied by the codes, so that
+    # both outcomes occur
+    closest = (step ** 2 * np.quantile(dt, 0.3, axis=1)
+               * rng.uniform(0.2, 2.0, n)).astype(np.float32)
+    todo = rng.permutation(n)[:40].astype(np.int32)
+    maybe = both(hooks.kpp_qbound, codes, cnorm, cerr, todo, closest, cur_factor,
+                 qcodes, qnorm, qerr, L, np.float32(1.0 / step))
+    f32 = np.float32
+    base = np.sqrt(closest[todo].astype(np.float64) * cur_factor).astype(f32) + cerr[todo]
+    u = (base[:, None] + qerr[None, :L]) * f32(1.0 / step)
+    thr = (u * u) * f32(1.00001)
+    expect = (dt[todo].astype(f32) < thr).any(axis=1)
+    assert_array_equal(maybe, expect.astype(np.uint8))
+    assert 0 < maybe.sum() < len(todo)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1024])
 @pytest.mark.parametrize("ties", [False, True])

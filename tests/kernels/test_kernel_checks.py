@@ -192,11 +192,11 @@ def test_kpp_kernels_check_operands_and_state(ops):
 
     def potentials(**broken):
         a = dict(cand=cand, quarter=quarter, nearest=s["nearest"], last=(X[0], 0, 0),
-                 out=(s["chunk_pots"], s["potentials"]))
+                 out=(s["chunk_pots"], s["potentials"]), bound=None)
         a.update(broken)
         _kpp.kpp_candidate_potentials(X, np.empty(0), a["cand"], a["quarter"],
                                       s["closest"], a["nearest"], s["improves"],
-                                      a["last"], a["out"], 16, 2, 1.0)
+                                      a["last"], a["out"], 16, 2, 1.0, a["bound"])
 
     potentials()
     np.testing.assert_allclose(
@@ -209,6 +209,17 @@ def test_kpp_kernels_check_operands_and_state(ops):
                    dict(out=(s["chunk_pots"], s["potentials"][:1]))]:
         with pytest.raises(ValueError, match="kpp_candidate_potentials"):
             potentials(**broken)
+    # the quantised bound's codes (fastem._init._QuantisedRows)
+    codes, norms, errs = np.zeros((N, 32), np.uint8), np.zeros(N, np.int32), np.zeros(N, np.float32)
+    qcodes, qnorms, qerrs = np.zeros((8, 32), np.int8), np.zeros(8, np.int32), np.zeros(8, np.float32)
+    bound = (codes, norms, errs, qcodes, qnorms, qerrs, 1.0)
+    potentials(bound=bound)
+    for i, b in [(0, codes[:-1]), (0, np.zeros((N, 40), np.uint8)), (0, codes[:, :0]),
+                 (1, norms[:-1]), (2, errs[1:]), (3, qcodes[:1]), (3, np.zeros((8, 64), np.int8)),
+                 (3, np.zeros((9, 32), np.int8)), (4, qnorms[:7]), (5, qerrs[:7]),
+                 (6, 0.0), (6, np.inf), (6, np.nan)]:
+        with pytest.raises(ValueError, match="kpp_candidate_potentials"):
+            potentials(bound=bound[:i] + (b,) + bound[i + 1:])
     corrupt = s["nearest"].copy()
     corrupt[N - 2] = 1                        # only centre 0 has been chosen
     with pytest.raises(ValueError, match="nearest holds indices"):

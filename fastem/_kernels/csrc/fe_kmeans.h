@@ -22,7 +22,9 @@
  *    not vectorise an argmin by itself).
  *
  * 3. The row loop of the k-means++ candidate pass, measuring a row against
- *    all candidates at once (AVX2 in the x86-64-v3/v4 builds).
+ *    all candidates at once (AVX2 in the x86-64-v3/v4 builds), and the
+ *    quantised lower bound that spares it most rows (integer dot products
+ *    of 7-bit codes, exact in any order).
  */
 #ifndef FE_KMEANS_H
 #define FE_KMEANS_H
@@ -134,6 +136,74 @@ static inline void fe_prefetch_row(const void *row, ptrdiff_t nbytes)
     const char *end = (const char *)row + nbytes;
     for (; line < end; line += 64)
         FE_PREFETCH_L1(line);
+}
+
+/* k-means++: the quantised lower bound on a row's candidate distances.
+ *
+ * Each row x of the data has a 7-bit code x~ (codes, one byte per feature,
+ * zero-padded to dp, a multiple of FE_KPP_QBLOCK bytes) with
+ * x = lo + step * x~ + r_x (lo per feature, step one scalar for all
+ * features), its integer squared norm |x~|^2 (cnorm) and an upper bound on
+ * |r_x| (cerr, rounded up). For a candidate q (a row too, its code q~ as
+ * int8: the same values 0..127), lo cancels in x - q, so by the triangle
+ * inequality
+ *
+ *     |x - q| >= step |x~ - q~| - |r_x| - |r_q|,
+ *
+ * and |x~ - q~|^2 = |x~|^2 + |q~|^2 - 2 x~.q~ exactly in int32 (127^2 per
+ * product; pairs of products fit int16 for _mm256_maddubs_epi16). A
+ * candidate cannot beat the row's closest distance cur (its computed
+ * squared distance v is >= cur, so min(v, cur) = cur) when
+ *
+ *     |x~ - q~|^2 >= ((sqrt(cur * cur_factor) + |r_x| + |r_q|) / step)^2 * FE_KPP_QSLACK
+ *
+ * where cur_factor = margin / scale covers the rounding of v (computed in
+ * the data's precision, then multiplied by scale) and FE_KPP_QSLACK the
+ * float32 rounding of the right-hand side (a few ulps). The test reads 1/4
+ * (float32) or 1/8 (float64) of the row's bytes; maybe[t] = 0 when no
+ * candidate can beat row todo[t], 1 when it has to be measured. Integer
+ * sums are exact in any order and the float32 operations are the same in
+ * the reference and the vector path, so both give the same maybe. The
+ * candidate arrays (qcodes, qnorm, qerr) hold L rows padded to a multiple
+ * of 8 (the vector path reads 8 at a time and ignores the padding). */
+#define FE_KPP_QBLOCK 32
+#define FE_KPP_QSLACK 1.00001f
+
+static inline float fe_kpp_qbase(float cur, double cur_factor, float err)
+{
+    return (float)sqrt((double)cur * cur_factor) + err;
+}
+
+static inline float fe_kpp_qthreshold(float base, float qerr, float inv_step)
+{
+    float u = (base + qerr) * inv_step;
+    return (u * u) * FE_KPP_QSLACK;
+}
+
+static inline void fe_kpp_qbound_ref(const uint8_t *codes, ptrdiff_t dp,
+                                     const int32_t *cnorm, const float *cerr,
+                                     const int32_t *todo, ptrdiff_t n_todo,
+                                     const float *closest, double cur_factor,
+                                     const int8_t *qcodes, const int32_t *qnorm,
+                                     const float *qerr, ptrdiff_t L, float inv_step,
+                                     uint8_t *maybe)
+{
+    ptrdiff_t t, l, j;
+    for (t = 0; t < n_todo; t++) {
+        ptrdiff_t i = todo[t];
+        const uint8_t *x = codes + i * dp;
+        float base = fe_kpp_qbase(closest[i], cur_factor, cerr[i]);
+        int any = 0;
+        for (l = 0; l < L; l++) {
+            const int8_t *q = qcodes + l * dp;
+            int32_t dot = 0;
+            for (j = 0; j < dp; j++)
+                dot += (int32_t)x[j] * (int32_t)q[j];
+            int32_t dt = cnorm[i] + qnorm[l] - 2 * dot;
+            any |= (float)dt < fe_kpp_qthreshold(base, qerr[l], inv_step);
+        }
+        maybe[t] = (uint8_t)any;
+    }
 }
 
 /* The plain C candidate pass: every candidate by fe_sqdist_* */
@@ -523,9 +593,116 @@ static inline void fe_kpp_rows_f64(const double *x, ptrdiff_t d, const int32_t *
     }
 }
 
+
+/* The quantised bound (see fe_kpp_qbound_ref) for up to 8 candidates at a
+ * time: each 32-byte block of x~ is loaded once and multiplied with every
+ * candidate's block (u8 x s8 products, pairs summed to int16, then pairs
+ * of those to int32 lanes), and the 8 accumulators are reduced by one
+ * transposing hadd tree to the 8 dot products, lane l for candidate l. */
+static inline __attribute__((always_inline)) __m256i
+fe_kpp_qdots8(const uint8_t *x, const int8_t *q, ptrdiff_t dp, int nc)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    __m256i a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    ptrdiff_t j;
+    for (j = 0; j < dp; j += FE_KPP_QBLOCK) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(x + j));
+#define FE_QDOT(A, L_)                                                         \
+        A = _mm256_add_epi32(A, _mm256_madd_epi16(_mm256_maddubs_epi16(        \
+                xv, _mm256_loadu_si256((const __m256i *)(q + (L_) * dp + j))), ones))
+        FE_QDOT(a0, 0);
+        if (nc > 1) FE_QDOT(a1, 1);
+        if (nc > 2) FE_QDOT(a2, 2);
+        if (nc > 3) FE_QDOT(a3, 3);
+        if (nc > 4) FE_QDOT(a4, 4);
+        if (nc > 5) FE_QDOT(a5, 5);
+        if (nc > 6) FE_QDOT(a6, 6);
+        if (nc > 7) FE_QDOT(a7, 7);
+#undef FE_QDOT
+    }
+    /* [a0 a1 a2 a3 lane sums of lanes 0-3 | the same of lanes 4-7], ... */
+    __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a4, a5), _mm256_hadd_epi32(a6, a7));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                            _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+/* Bit l set where candidate g + l of one group of 8 may beat the row
+ * (lanes m and up ignored) */
+static inline __attribute__((always_inline)) int
+fe_kpp_qmask8(const uint8_t *x, const int8_t *q, ptrdiff_t dp, int nc, int m,
+              __m256i xn, __m256 base, const int32_t *qnorm, const float *qerr,
+              __m256 inv)
+{
+    __m256i dots = fe_kpp_qdots8(x, q, dp, nc);
+    __m256i dt = _mm256_sub_epi32(
+        _mm256_add_epi32(xn, _mm256_loadu_si256((const __m256i *)qnorm)),
+        _mm256_add_epi32(dots, dots));
+    __m256 u = _mm256_mul_ps(_mm256_add_ps(base, _mm256_loadu_ps(qerr)), inv);
+    __m256 thr = _mm256_mul_ps(_mm256_mul_ps(u, u), _mm256_set1_ps(FE_KPP_QSLACK));
+    return _mm256_movemask_ps(_mm256_cmp_ps(_mm256_cvtepi32_ps(dt), thr, _CMP_LT_OQ))
+           & ((1 << m) - 1);
+}
+
+/* nc < 8: L = nc candidates, one group; nc == 8: L >= 8 candidates in
+ * groups of 8, the last one partial (its padding rows are measured, their
+ * lanes ignored) */
+static inline __attribute__((always_inline)) void
+fe_kpp_qbound8(const uint8_t *codes, ptrdiff_t dp, const int32_t *cnorm,
+               const float *cerr, const int32_t *todo, ptrdiff_t n_todo,
+               const float *closest, double cur_factor, const int8_t *qcodes,
+               const int32_t *qnorm, const float *qerr, ptrdiff_t L, int nc,
+               float inv_step, uint8_t *maybe)
+{
+    ptrdiff_t t, g;
+    const __m256 inv = _mm256_set1_ps(inv_step);
+    for (t = 0; t < n_todo; t++) {
+        if (t + FE_KPP_PREFETCH_ROWS < n_todo)
+            fe_prefetch_row(codes + (ptrdiff_t)todo[t + FE_KPP_PREFETCH_ROWS] * dp, dp);
+        ptrdiff_t i = todo[t];
+        const uint8_t *x = codes + i * dp;
+        __m256 base = _mm256_set1_ps(fe_kpp_qbase(closest[i], cur_factor, cerr[i]));
+        __m256i xn = _mm256_set1_epi32(cnorm[i]);
+        int any;
+        if (nc < 8 || L == 8) {
+            any = fe_kpp_qmask8(x, qcodes, dp, nc, nc, xn, base, qnorm, qerr, inv);
+        } else {
+            any = 0;
+            for (g = 0; g < L; g += 8)
+                any |= fe_kpp_qmask8(x, qcodes + g * dp, dp, 8, L - g < 8 ? (int)(L - g) : 8,
+                                     xn, base, qnorm + g, qerr + g, inv);
+        }
+        maybe[t] = (uint8_t)(any != 0);
+    }
+}
+
+static inline void fe_kpp_qbound(const uint8_t *codes, ptrdiff_t dp, const int32_t *cnorm,
+                                 const float *cerr, const int32_t *todo, ptrdiff_t n_todo,
+                                 const float *closest, double cur_factor,
+                                 const int8_t *qcodes, const int32_t *qnorm,
+                                 const float *qerr, ptrdiff_t L, float inv_step,
+                                 uint8_t *maybe)
+{
+#define FE_QB(NC) fe_kpp_qbound8(codes, dp, cnorm, cerr, todo, n_todo, closest,  \
+                                 cur_factor, qcodes, qnorm, qerr, L, NC, inv_step, maybe)
+    switch (L) {
+    case 1: FE_QB(1); return;
+    case 2: FE_QB(2); return;
+    case 3: FE_QB(3); return;
+    case 4: FE_QB(4); return;
+    case 5: FE_QB(5); return;
+    case 6: FE_QB(6); return;
+    case 7: FE_QB(7); return;
+    default: FE_QB(8); return;  /* groups of 8, the last one partial */
+    }
+#undef FE_QB
+}
+
 #else
 #define fe_kpp_rows_f32 fe_kpp_rows_ref_f32
 #define fe_kpp_rows_f64 fe_kpp_rows_ref_f64
+#define fe_kpp_qbound fe_kpp_qbound_ref
 #endif
 
 /* Index of the smallest dist[j] + csq[j] over one row (first one on ties,
