@@ -11,6 +11,7 @@ Every benchmark is parametrised by dtype (float32, float64) and thread count
   long it takes to get there, so a change that makes results worse shows up.
 - ``time_predict``, ``time_kmeans_plusplus``, ``peakmem_kmeans_plusplus``,
   ``track_kmeans_plusplus_potential``.
+- ``KMeansPlusPlusK3``: the k-means++ benchmarks at K3's shape (below).
 - ``KMeansK3``, ``KMeansK4``, ``KMeansE1``: ``time_fit`` (and ``peakmem_fit``,
   not for E1) as above, at the shapes of issue 15's K3 (D=64, K=1024, 10 iterations),
   K4 (D=4, K=16, 20 iterations) and E1 (embeddings: D=768, K=1024,
@@ -129,6 +130,14 @@ class KMeansPlusPlus(_KMeansData):
         return inertia(self.X, centers) / self.n
 
     track_kmeans_plusplus_potential.unit = "mean sq. distance"
+
+
+class KMeansPlusPlusK3(KMeansPlusPlus):
+    """Greedy k-means++ at issue 15's K3 shape (D=64, K=1024): the seeding
+    keeps 7-bit codes of the rows and its quantised bound rules out most
+    rows of each step (``peakmem_`` includes the codes)."""
+
+    workload = "kmeans-k3"
 
 
 class KMeansK3(_FixedFit):
