@@ -27,10 +27,11 @@ _lloyd = load_kernels("_lloyd")
 _UINT16_CENTRES = 65535
 
 # greedy k-means++ builds 7-bit codes of X for its quantised bound (see
-# _QuantisedRows) once this many centres are chosen, if at least as many
-# steps remain: building them costs about one pass over X, and the bound
-# saves most of a pass per step once the centres cover the data (before,
-# a candidate still beats many of the rows and they have to be read anyway)
+# _QuantisedRows) once this many centres are chosen, if at least three times
+# as many steps remain: building them costs about one pass over X, and the
+# bound saves most of a pass per step once the centres cover the data
+# (before, a candidate still beats many of the rows and they have to be
+# read anyway)
 _QBOUND_FROM_CENTRE = 32
 
 
@@ -73,9 +74,11 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
 
     Notes
     -----
-    On dense data with at least 32 clusters and 8 features, the seeding keeps
-    a 7-bit code of every row (one byte per feature, rounded up to 32, plus 8
-    bytes per row: about a quarter of float32 X, an eighth of float64 X),
+    On dense data, with at least 128 clusters and rows at least four times
+    as wide as their codes (float32 from 32 features, float64 from 16), the
+    seeding keeps, from its 32nd centre on, a 7-bit code of every row (one
+    byte per feature rounded up to a multiple of 32, plus 8 bytes per row:
+    about a quarter of float32 X at 64 features, an eighth of float64 X),
     from which a lower bound on each row's distance to the candidates rules
     out most rows without reading them. The bound is exact, so the seeds are
     those of the plain algorithm.
@@ -212,10 +215,10 @@ class _QuantisedRows:
     """7-bit codes of X's rows for the candidate pass's quantised bound.
 
     Row x is x = lo + step * x~ + r_x with codes x~ in 0..127 (lo: the
-    columns' minima; step: the largest column range / 127, one scalar so
-    that |x~ - q~|^2 is an integer sum), and the kernels keep |x~|^2 and an
-    upper bound on |r_x| per row; ``fe_kpp_qbound`` in csrc/fe_kmeans.h
-    derives the bound.
+    columns' minima over sampled rows; step: their largest column range /
+    127, one scalar so that |x~ - q~|^2 is an integer sum), and the kernels
+    keep |x~|^2 and an upper bound on |r_x| per row; ``fe_kpp_qbound`` in
+    csrc/fe_kmeans.h derives the bound.
     """
 
     def __init__(self, codes, norms, errs, step):

@@ -593,7 +593,6 @@ static inline void fe_kpp_rows_f64(const double *x, ptrdiff_t d, const int32_t *
     }
 }
 
-
 /* The quantised bound (see fe_kpp_qbound_ref) for up to 8 candidates at a
  * time: each 32-byte block of x~ is loaded once and multiplied with every
  * candidate's block (u8 x s8 products, pairs summed to int16, then pairs
