@@ -866,7 +866,7 @@ class GaussianMixture(DensityMixin, ModelFileMixin, BaseEstimator):
 
         float32 'full', 'diag' and 'spherical' sum in float32, so always
         about the current means. float64 (and float32 'tied') use the shift
-        -- one float64 GEMM of quadratic features ('full', 'diag',
+        -- one float64 product of quadratic features ('full', 'diag',
         'spherical': two multiply-adds per term where sums about each mean
         take four vector operations), or N_k and S1_k with the data's second
         moment taken once per fit ('tied') -- unless the shift would cost

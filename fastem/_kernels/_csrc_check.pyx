@@ -17,7 +17,8 @@ from fastem._kernels._gmm_c cimport (
     fe_center_T_f32, fe_center_T_f64, fe_center_T_ref_f32, fe_center_T_ref_f64,
     fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_ref_f32, fe_estep_chol_ref_f64,
     fe_estep_chol_width, fe_estep_diag_f32, fe_estep_diag_f64, fe_estep_diag_ref_f32,
-    fe_estep_diag_ref_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_logprob_diag_ref_f32,
+    fe_estep_diag_ref_f64, fe_gram_enabled, fe_gram_f64, fe_gram_ref_f64,
+    fe_logprob_diag_f32, fe_logprob_diag_f64, fe_logprob_diag_ref_f32,
     fe_logprob_diag_ref_f64, fe_moments_f32, fe_moments_f64, fe_moments_ref_f32,
     fe_moments_ref_f64, fe_stats_diag_f32, fe_stats_diag_ref_f32, fe_stats_diag_T_f64,
     fe_stats_diag_T_ref_f64, fe_stats_full16_f32, fe_stats_full16_ref_f32,
@@ -421,6 +422,28 @@ def stats_tied_f32(const float[:, ::1] gT, const float[::1] sw, const float[:, :
     (fe_stats_tied_ref_f32 if ref else fe_stats_tied_f32)(
         &gT[0, 0], nb, D, K, _opt(sw), &xcT[0, 0], &w[0], &s[0, 0], 0)
     return slot
+
+
+def gram_enabled():
+    """Whether the mixtures take their statistics about the shift by
+    fe_gram_f64 (else by a GEMM: the baseline build on a CPU without FMA)."""
+    return bool(fe_gram_enabled())
+
+
+def gram(const double[:, ::1] G, const double[:, ::1] F, const double[:, ::1] start,
+         bint accumulate, bint ref):
+    """S (K x P) = G (K x nb) @ F (P x nb)^T, added to a copy of ``start``
+    when accumulating."""
+    cdef int K = G.shape[0], P = F.shape[0]
+    cdef Py_ssize_t nb = G.shape[1]
+    _need(K >= 1 and P >= 1 and nb >= 1 and F.shape[1] == nb
+          and start.shape[0] == K and start.shape[1] == P, "inconsistent shapes")
+    _need(ref or fe_gram_enabled(), "this build's fe_gram_f64 needs a CPU with FMA")
+    S = np.array(start, dtype=np.float64, copy=True)
+    cdef double[:, ::1] s = S
+    (fe_gram_ref_f64 if ref else fe_gram_f64)(&G[0, 0], &F[0, 0], nb, P, K, &s[0, 0],
+                                              accumulate)
+    return S
 
 
 def moments(const floating[:, ::1] xcT, const floating[::1] sw, bint ref):

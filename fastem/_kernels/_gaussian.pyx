@@ -32,7 +32,7 @@ One call of :func:`em_pass` reads X once. For every chunk of rows it
      then accumulates 'full' statistics, see ``stat_type``);
    - otherwise about c: float32 'tied' E-steps in float64 arithmetic on
      responsibilities renormalised so that they sum to the sample weight
-     (the tied M-step needs it); everything else by ONE float64 GEMM
+     (the tied M-step needs it); everything else as ONE float64 product
      ``(w * gamma)^T @ F`` with the quadratic features F = [1, xc, q(xc)],
      q = vech(xc xc^T) (full, upper triangle row by row), xc^2 (diag),
      |xc|^2 (spherical) or nothing (tied: its second moment does not depend
@@ -67,7 +67,9 @@ runs::
         about the  E-step
         shift      mode "one",     fe_moments (the data's weighted moments)
                    full
-                   otherwise       fe_features_T + one float64 GEMM
+                   otherwise       fe_features_T + fe_gram_f64 (csrc/fe_gram.h;
+                                   a GEMM in the baseline build on CPUs
+                                   without FMA)
 
 Nothing of size N x K or N x K x D is allocated: per-thread workspaces hold
 one chunk (``ChunkWs``, carved by ``_chunk_workspace``). Rows are cut into
@@ -93,7 +95,7 @@ from fastem._kernels._common cimport (
 from fastem._kernels._gmm_c cimport (
     fe_argmax_cols_f32, fe_argmax_cols_f64, fe_center_T_f32, fe_center_T_f64,
     fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_width, fe_estep_diag_f32,
-    fe_estep_diag_f64, fe_features_T_f32, fe_features_T_f64, fe_logprob_chol_f32,
+    fe_estep_diag_f64, fe_features_T_f32, fe_gram_enabled, fe_gram_f64, fe_features_T_f64, fe_logprob_chol_f32,
     fe_logprob_chol_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_lse_cols_f32,
     fe_lse_cols_f64, fe_moments_f32, fe_moments_f64, fe_pad_rows_f32, fe_pad_rows_f64,
     FE_STATS_FULL16, fe_stats_diag_f32, fe_stats_diag_T_f64, fe_stats_full16_f32,
@@ -305,7 +307,7 @@ cdef double _process_chunk(const PassArgs *a, const floating *X, Py_ssize_t r0,
     reference per component, see ``em_pass``) the statistics are taken
     about them by the row kernels of csrc/fe_gmm.h, in any mode; otherwise
     about the global shift: float32 'tied' E-steps by fe_stats_tied_f32, the
-    rest by one float64 GEMM of quadratic features.
+    rest by float64 dot products of quadratic features (fe_gram_f64).
 
     ``a``: the pass's operands (PassArgs); ``ws``: this thread's workspace (ChunkWs, carved by _chunk_workspace).
     Returns the chunk's weighted log-likelihood sum_n w_n log p(x_n).
@@ -400,14 +402,16 @@ cdef void _shift_statistics(const PassArgs *a, const floating *sw, const floatin
     renormalised float32 responsibilities, FT as its scratch); otherwise
     slot (K x P) = (w gamma)^T (K x nb) @ FT^T (nb x P) in float64, FT the
     quadratic features [1; xc; q(xc)] (float64 E-steps left their
-    responsibilities in lpT).
+    responsibilities in lpT), as K P dot products of rows contiguous over
+    the chunk (fe_gram_f64, csrc/fe_gram.h: nothing packed).
 
-    The GEMM computes the transpose, SP (P x K) = FT @ (w gamma), then adds
-    it into slot: BLAS packs its operands, and in this orientation it packs
-    FT (by far the larger) as the matrix whose columns are contiguous, a
-    plain copy. In the other one, OpenBLAS's SkylakeX kernels pack it with a
-    transposing copy: measured on Zen 4 with K = 16, P = 153 (D = 16) and
-    512 to 2048 rows, 27-30 GFLOP/s here against 16-19 in the other
+    Where fe_gram_enabled() is 0 (the baseline build on a CPU without FMA) a
+    GEMM computes the transpose instead, SP (P x K) = FT @ (w gamma), and
+    adds it into slot: BLAS packs its operands, and in this orientation it
+    packs FT (by far the larger) as the matrix whose columns are contiguous,
+    a plain copy. In the other one, OpenBLAS's SkylakeX kernels pack it
+    with a transposing copy: measured on Zen 4 with K = 16, P = 153 (D = 16)
+    and 512 to 2048 rows, 27-30 GFLOP/s here against 16-19 in the other
     orientation (the Haswell kernels: 25-31 either way)."""
     cdef Py_ssize_t D = a.D, K = a.K, P = a.P, k, p
     if floating is float:
@@ -418,6 +422,9 @@ cdef void _shift_statistics(const PassArgs *a, const floating *sw, const floatin
         fe_features_T_f64(xcT, nb, <int>D, a.stat_type, 1, ws.FT)
     else:
         fe_features_T_f32(xcT, nb, <int>D, a.stat_type, 1, ws.FT)
+    if fe_gram_enabled():
+        fe_gram_f64(ws.lpT, ws.FT, nb, <int>P, <int>K, slot, accumulate)
+        return
     gemm_rowmajor(False, True, <int>P, <int>K, <int>nb, 1.0,
                   ws.FT, <int>nb, ws.lpT, <int>nb, 0.0, ws.SP, <int>K)
     for k in range(K):

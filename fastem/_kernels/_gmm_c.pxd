@@ -133,6 +133,13 @@ cdef extern from "csrc/fe_gmm.h" nogil:
     void fe_stats_tied_ref_f32(const float *gT, Py_ssize_t nb, int D, int K,
                                const float *sw, const float *xcT, double *work,
                                double *slot, int accumulate)
+    # statistics about the shift as dot products (csrc/fe_gram.h); where
+    # fe_gram_enabled() is 0 (baseline build, CPU without FMA) a GEMM instead
+    int fe_gram_enabled()
+    void fe_gram_f64(const double *G, const double *F, Py_ssize_t nb, int P, int K,
+                     double *S, int accumulate)
+    void fe_gram_ref_f64(const double *G, const double *F, Py_ssize_t nb, int P, int K,
+                         double *S, int accumulate)
     void fe_moments_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,
                         double *work, double *slot, int accumulate)
     void fe_moments_ref_f64(const double *xcT, Py_ssize_t nb, int D, const double *sw,

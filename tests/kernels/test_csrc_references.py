@@ -543,3 +543,49 @@ def test_tiles_chunk_groups(hooks, dtype, d, k, n):
             # the running minima kept between them
             for got, want in zip(run(x, c, csq, group // 4, True, False), out):
                 same_bits(got, want)
+
+
+@pytest.mark.parametrize("nb", [1, 7, 8, 9, 100, 1031])
+@pytest.mark.parametrize("P, K", [(1, 1), (3, 2), (5, 5), (9, 7), (33, 16), (153, 3)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gram(hooks, nb, P, K, accumulate):
+    """Statistics about the shift as dot products (csrc/fe_gram.h): tiles
+    cut at the edges of P and K, rows past the last 8: the reference bit for
+    bit, numpy to rounding, and the sum written or added to the slot."""
+    if not hooks.gram_enabled():
+        pytest.skip("fe_gram_f64 needs a CPU with FMA in this build")
+    rng = np.random.default_rng(nb * 100 + P * 10 + K)
+    G = rng.uniform(0.0, 2.0, size=(K, nb))
+    F = rng.normal(scale=3.0, size=(P, nb))
+    start = rng.normal(size=(K, P))
+    S = both(hooks.gram, G, F, start, accumulate)
+    expect = G @ F.T + (start if accumulate else 0.0)
+    assert_allclose(S, expect, rtol=1e-12, atol=1e-12 * nb)
+
+
+def test_gram_lanes(hooks):
+    """The sum's order is the one fe_gram.h states: eight lanes over the
+    whole multiples of 8, a halving tree, then the tail in order. Unit
+    weights make every product exact, so numpy's additions in that order
+    are the answer bit for bit; terms spread over 16 orders of magnitude
+    make other orders round differently (checked: a plain running sum)."""
+    if not hooks.gram_enabled():
+        pytest.skip("fe_gram_f64 needs a CPU with FMA in this build")
+    nb = 45
+    rng = np.random.default_rng(7)
+    G = np.ones((1, nb))
+    F = (rng.normal(size=nb) * 10.0 ** rng.uniform(-8, 8, nb)).reshape(1, nb)
+    a = np.zeros(8)
+    for b in range(40):
+        a[b % 8] += F[0, b]
+    a[:4] += a[4:]
+    a[:2] += a[2:4]
+    s = a[0] + a[1]
+    for b in range(40, nb):
+        s += F[0, b]
+    running = 0.0
+    for b in range(nb):
+        running += F[0, b]
+    assert running != s
+    S = both(hooks.gram, G, F, np.zeros((1, 1)), False)
+    assert S[0, 0] == s

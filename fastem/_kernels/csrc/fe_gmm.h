@@ -1287,8 +1287,11 @@ FE_DEFINE_LOGPROB_DIAG_VEC(fe_logprob_diag_f32, float, fe_nf, n32)
  * accumulated in registers: no GEMM output is written or read back, and
  * the GEMM's packing and zero-filling disappear. DD (4, 8 or 16) is D
  * rounded up, so the loops have constant trip counts and unroll; the padded
- * entries of x, L and crow are zeros and add exact zeros. Each y_kd sums in
- * order of i, the squares in order of d.
+ * entries of x, L and crow are zeros and add exact zeros. Each residual
+ * y_kd - crow_kd starts from its first term minus crow_kd (one fused
+ * multiply-subtract, not a separate subtraction: 16 fewer vector
+ * operations per component at D = 16, 152 instead of 168) and adds the
+ * other terms in order of i; the squares add up in order of d.
  * Lp: K x DD x DD factors (L[i][d], zero-padded); cp: K x DD residual
  * offsets crow_k = (mu_k - c)^T L_k (zero-padded); lp: K x nb output.
  * ------------------------------------------------------------------------- */
@@ -1324,19 +1327,17 @@ FE_HOT static void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
             if (lower) {                                                    \
                 _Pragma("GCC unroll 16")                                    \
                 for (int d = 0; d < DD; ++d) {                              \
-                    VT s = {0};                                             \
+                    VT t = x[d] * L[d * DD + d] - c[d];                     \
                     _Pragma("GCC unroll 16")                                \
-                    for (int i = d; i < DD; ++i) s += x[i] * L[i * DD + d]; \
-                    VT t = s - c[d];                                        \
+                    for (int i = d + 1; i < DD; ++i) t += x[i] * L[i * DD + d]; \
                     acc += t * t;                                           \
                 }                                                           \
             } else {                                                        \
                 _Pragma("GCC unroll 16")                                    \
                 for (int d = 0; d < DD; ++d) {                              \
-                    VT s = {0};                                             \
+                    VT t = x[0] * L[d] - c[d];                              \
                     _Pragma("GCC unroll 16")                                \
-                    for (int i = 0; i <= d; ++i) s += x[i] * L[i * DD + d]; \
-                    VT t = s - c[d];                                        \
+                    for (int i = 1; i <= d; ++i) t += x[i] * L[i * DD + d]; \
                     acc += t * t;                                           \
                 }                                                           \
             }                                                               \
@@ -1526,5 +1527,6 @@ FE_DEFINE_ESTEP_DIAG_DISPATCH(fe_estep_diag_f32, float, f32)
 #endif /* FE_VECTOR_EXT */
 
 #include "csrc/fe_gmm_ref.h"
+#include "csrc/fe_gram.h"
 
 #endif

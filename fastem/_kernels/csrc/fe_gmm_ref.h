@@ -157,9 +157,10 @@ FE_DEFINE_PADDED_ROW(fe_padded_row_f64, double)
 FE_DEFINE_PADDED_ROW(fe_padded_row_f32, float)
 
 /* Fused E-step of 'full' (see FE_DEFINE_ESTEP_CHOL), one row at a time: x
- * is the row zero-padded to DD, y_kd sums x_i L_k[i, d] over i <= d (upper
- * factors) or i >= d (lower), in order of i, and the squared residuals add
- * up in order of d. */
+ * is the row zero-padded to DD, the residual y_kd - crow_kd starts from
+ * x_i0 L_k[i0, d] - crow_kd and adds x_i L_k[i, d] over the rest of i <= d
+ * (upper factors) or i >= d (lower), in order of i, and the squared
+ * residuals add up in order of d. */
 #define FE_DEFINE_ESTEP_CHOL_REF(NAME, T, PADDED_ROW)                        \
 FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K,  \
                         int lower, const T *restrict Lp,                    \
@@ -175,10 +176,10 @@ FE_HOT static inline void NAME(const T *restrict xcT, ptrdiff_t nb, int D, int K
             const T *restrict c = cp + (ptrdiff_t)k * DD;                   \
             T acc = 0;                                                      \
             for (int d = 0; d < DD; ++d) {                                  \
-                T s = 0;                                                    \
-                for (int i = lower ? d : 0; i < (lower ? DD : d + 1); ++i)  \
-                    s += x[i] * L[i * DD + d];                              \
-                const T t = s - c[d];                                       \
+                const int i0 = lower ? d : 0;                               \
+                T t = x[i0] * L[i0 * DD + d] - c[d];                        \
+                for (int i = i0 + 1; i < (lower ? DD : d + 1); ++i)         \
+                    t += x[i] * L[i * DD + d];                              \
                 acc += t * t;                                               \
             }                                                               \
             lp[(ptrdiff_t)k * nb + b] = (T)const_k[k] - (T)0.5 * acc;       \
