@@ -155,6 +155,23 @@ FE_INLINE void fe_g8_sums(fe_g8 acc[FE_GRAM_TP][FE_GRAM_TK],
         }
     }
 }
+/* A whole tile without a tail: each tree's [A E B F C G D H] holds, per
+ * 128-bit lane j, rows i and i + 1 of component k0 + j, adjacent in S. */
+FE_INLINE void fe_g8_store_tile(fe_g8 acc[FE_GRAM_TP][FE_GRAM_TK], double *restrict S,
+                                int P, int accumulate)
+{
+    for (int i = 0; i < FE_GRAM_TP; i += 2) {
+        const __m512d a[8] = {acc[i][0], acc[i][1], acc[i][2], acc[i][3],
+                              acc[i + 1][0], acc[i + 1][1], acc[i + 1][2], acc[i + 1][3]};
+        const __m512d t = fe_g8_tree8(a);
+        __m128d pair[4] = {_mm512_castpd512_pd128(t), _mm512_extractf64x2_pd(t, 1),
+                           _mm512_extractf64x2_pd(t, 2), _mm512_extractf64x2_pd(t, 3)};
+        for (int j = 0; j < 4; ++j) {
+            double *out = S + (ptrdiff_t)j * P + i;
+            _mm_storeu_pd(out, accumulate ? _mm_add_pd(_mm_loadu_pd(out), pair[j]) : pair[j]);
+        }
+    }
+}
 #else
 FE_INLINE double fe_g8_sum(fe_g8 a)
 {
@@ -202,6 +219,12 @@ FE_HOT static void fe_gram_f64(const double *restrict G, const double *restrict 
                     for (int j = 0; j < FE_GRAM_TK; ++j)
                         acc[i][j] = fe_g8_fma(fv[i], gv[j], acc[i][j]);
             }
+#if defined(__AVX512F__)
+            if (nb8 == nb && p0 + FE_GRAM_TP <= P && k0 + FE_GRAM_TK <= K) {
+                fe_g8_store_tile(acc, S + (ptrdiff_t)k0 * P + p0, P, accumulate);
+                continue;
+            }
+#endif
             double sums[FE_GRAM_TP][FE_GRAM_TK];
             fe_g8_sums(acc, sums);
             for (int i = 0; i < FE_GRAM_TP && p0 + i < P; ++i) {
