@@ -95,12 +95,13 @@ from fastem._kernels._common cimport (
 from fastem._kernels._gmm_c cimport (
     fe_argmax_cols_f32, fe_argmax_cols_f64, fe_center_T_f32, fe_center_T_f64,
     fe_estep_chol_f32, fe_estep_chol_f64, fe_estep_chol_width, fe_estep_diag_f32,
-    fe_estep_diag_f64, fe_features_T_f32, fe_gram_enabled, fe_gram_f64, fe_features_T_f64, fe_logprob_chol_f32,
-    fe_logprob_chol_f64, fe_logprob_diag_f32, fe_logprob_diag_f64, fe_lse_cols_f32,
-    fe_lse_cols_f64, fe_moments_f32, fe_moments_f64, fe_pad_rows_f32, fe_pad_rows_f64,
-    FE_STATS_FULL16, fe_stats_diag_f32, fe_stats_diag_T_f64, fe_stats_full16_f32,
-    fe_stats_full_f32, fe_stats_full_f64, fe_stats_sph_f32, fe_stats_tied_f32,
-    fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64, fe_wsum_f32, fe_wsum_f64)
+    fe_estep_diag_f64, fe_features_T_f32, fe_features_T_f64, fe_gram_enabled, fe_gram_f64,
+    fe_logprob_chol_f32, fe_logprob_chol_f64, fe_logprob_diag_f32, fe_logprob_diag_f64,
+    fe_lse_cols_f32, fe_lse_cols_f64, fe_moments_f32, fe_moments_f64, fe_pad_rows_f32,
+    fe_pad_rows_f64, FE_STATS_FULL16, fe_stats_diag_f32, fe_stats_diag_T_f64,
+    fe_stats_full16_f32, fe_stats_full_f32, fe_stats_full_f64, fe_stats_sph_f32,
+    fe_stats_tied_f32, fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64,
+    fe_wsum_f32, fe_wsum_f64)
 from fastem._kernels._interrupt cimport interrupted, raise_pending
 from fastem._kernels._openmp cimport omp_get_thread_num
 
