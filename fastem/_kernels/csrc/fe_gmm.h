@@ -1288,10 +1288,12 @@ FE_DEFINE_LOGPROB_DIAG_VEC(fe_logprob_diag_f32, float, fe_nf, n32)
  * the GEMM's packing and zero-filling disappear. DD (4, 8 or 16) is D
  * rounded up, so the loops have constant trip counts and unroll; the padded
  * entries of x, L and crow are zeros and add exact zeros. Each residual
- * y_kd - crow_kd starts from its first term minus crow_kd (one fused
- * multiply-subtract, not a separate subtraction: 16 fewer vector
- * operations per component at D = 16, 152 instead of 168) and adds the
- * other terms in order of i; the squares add up in order of d.
+ * y_kd - crow_kd starts from its first term minus crow_kd (the
+ * subtraction takes the place of adding that term to zero, so no separate
+ * subtraction is left: 16 fewer vector operations per component at D = 16,
+ * 152 instead of 168; products and sums are rounded one by one, as the
+ * build does not contract them) and adds the other terms in order of i;
+ * the squares add up in order of d.
  * Lp: K x DD x DD factors (L[i][d], zero-padded); cp: K x DD residual
  * offsets crow_k = (mu_k - c)^T L_k (zero-padded); lp: K x nb output.
  * ------------------------------------------------------------------------- */
@@ -1432,8 +1434,9 @@ FE_DEFINE_TIED_PROJECT_DISPATCH(fe_tied_project_f32, float, f32)
  * Fused E-step of 'diag' and 'spherical' for D <= 16: a block of VL rows of
  * xcT is loaded once into DD vectors x_d and, for every component,
  *   q = sum_d t_d^2 (float64)  with t_d = x_d u_kd - v_kd, u = sqrt(p),
- *                              v = (mu - c) sqrt(p): one fused multiply-
- *                              subtract and one multiply-add per term;
+ *                              v = (mu - c) sqrt(p): two multiplications
+ *                              and two additions per term (rounded one by
+ *                              one: the build does not contract them);
  *   q = sum_d (x_d - u_kd)^2 v_kd (float32) with u = mu - c, v = p: the
  *                              difference is taken first, so that float32
  *                              keeps its digits for points far from c;
