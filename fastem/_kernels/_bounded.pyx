@@ -20,8 +20,9 @@ from fastem._kernels._kmeans_common cimport (
     centre_pass_tiles, centre_pass_workspace, group_width, lowd_path,
     require_centre_pass, tiles_chunk, tiles_path)
 from fastem._kernels._kmeans_c cimport (
-    FE_PREFETCH_ROWS, fe_prefetch_row, fe_row_argmin2_f32, fe_row_argmin2_f64,
-    fe_tile_values_f32, fe_tile_values_f64)
+    FE_PREFETCH_ROWS, fe_expansion_bounds_f32, fe_expansion_bounds_f64,
+    fe_frame_sqdist_f32, fe_frame_sqdist_f64, fe_prefetch_row, fe_row_argmin2_f32,
+    fe_row_argmin2_f64, fe_tile_values_f32, fe_tile_values_f64)
 
 # the argument tuples of bounded_pass (shared with the CSR kernels; the
 # dense bounds are in X's dtype)
@@ -62,44 +63,13 @@ from fastem._kernels._kmeans_args import CentreMoves, RowBounds
 
 cdef inline double _frame_sqdist(const floating *x, const floating *shift,
                                  const floating *c, Py_ssize_t d) noexcept nogil:
-    """||(x - shift) - c||^2 in float64 with exact differences.
-
-    Four accumulators over j mod 4 (combined in a fixed order) keep the
-    additions from waiting on each other. ``shift`` may be NULL.
-    """
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, t0, t1, t2, t3
-    cdef Py_ssize_t j = 0
-    if shift == NULL:
-        while j + 4 <= d:
-            t0 = <double>x[j] - <double>c[j]
-            t1 = <double>x[j + 1] - <double>c[j + 1]
-            t2 = <double>x[j + 2] - <double>c[j + 2]
-            t3 = <double>x[j + 3] - <double>c[j + 3]
-            s0 += t0 * t0
-            s1 += t1 * t1
-            s2 += t2 * t2
-            s3 += t3 * t3
-            j += 4
-        while j < d:
-            t0 = <double>x[j] - <double>c[j]
-            s0 += t0 * t0
-            j += 1
+    """||(x - shift) - c||^2 in float64 with exact differences (shift may be
+    NULL): four sums over j mod 4, in a fixed order (fe_frame_sqdist_*,
+    csrc/fe_kmeans.h)."""
+    if floating is float:
+        return fe_frame_sqdist_f32(x, shift, c, d)
     else:
-        while j + 4 <= d:
-            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
-            t1 = (<double>x[j + 1] - <double>shift[j + 1]) - <double>c[j + 1]
-            t2 = (<double>x[j + 2] - <double>shift[j + 2]) - <double>c[j + 2]
-            t3 = (<double>x[j + 3] - <double>shift[j + 3]) - <double>c[j + 3]
-            s0 += t0 * t0
-            s1 += t1 * t1
-            s2 += t2 * t2
-            s3 += t3 * t3
-            j += 4
-        while j < d:
-            t0 = (<double>x[j] - <double>shift[j]) - <double>c[j]
-            s0 += t0 * t0
-            j += 1
-    return (s0 + s1) + (s2 + s3)
+        return fe_frame_sqdist_f64(x, shift, c, d)
 
 
 cdef struct Groups:
@@ -241,15 +211,15 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     ``lower``: the chunk's rows' bounds, lcols per row (the groups use the
     first gr.t)."""
     cdef Py_ssize_t i, j, g, p, c, a, t = gr.t, G = gr.width, n_full = 0, n_changed = 0
-    cdef double u, l, lmin, m, w, xsq, v, err2
+    cdef double u, l, lmin, m, w, v
     # stored bounds are rounded outward past the storage precision
     cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
     cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
     cdef int32_t *gathered = tw.gathered
     cdef const floating *xr
     cdef const floating *rshift = shift if tiles != NULL else NULL
-    cdef const floating *best = <const floating *>tw.best
-    cdef const floating *second = <const floating *>tw.second
+    cdef floating *best = <floating *>tw.best
+    cdef floating *second = <floating *>tw.second
     cdef const floating *gmin = <const floating *>tw.group_min
     cdef floating *lr
     cdef Py_ssize_t n_todo = 0
@@ -312,34 +282,36 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                                  lower, n_full, True, tw)
     else:
         _search_gemm(x, shift, d, k, centres, csq, n_full, tw)
+    # the bounds from the expansion and its error bound (the exact distance
+    # to c would read the row again: a quarter of a fresh pass at D = 32);
+    # the upper one rounds up and the lower ones down: in a group visited,
+    # its nearest centre, and in c's group the runner-up of all the centres
+    # visited (at most the group's own runner-up). First every row's
+    # ||x'||^2 (into the buffer of step 2's mrow, free now), then the upper
+    # bound and c's group's lower bound of all rows at once
+    # (fe_expansion_bounds: best and second become them, vectorised)
+    for p in range(n_full):
+        xr = x + gathered[p] * d if tiles != NULL else <floating *>tw.rows + p * d
+        mrow[p] = _sqdist(xr, rshift, d)
+    if floating is float:
+        fe_expansion_bounds_f32(best, second, mrow, n_full, err_scale, csq_max)
+    else:
+        fe_expansion_bounds_f64(best, second, mrow, n_full, err_scale, csq_max)
     for p in range(n_full):
         i = gathered[p]
         xr = x + i * d if tiles != NULL else <floating *>tw.rows + p * d
         c = tw.near[p]
-        xsq = _sqdist(xr, rshift, d)
-        err2 = err_scale * (xsq + csq_max)
-        # the bounds from the expansion and its error bound (the exact
-        # distance to c would read the row again: a quarter of a fresh pass
-        # at D = 32); the upper one rounds up and the lower ones down: in a
-        # group visited, its nearest centre, and in c's group the runner-up
-        # of all the centres visited (at most the group's own runner-up)
-        v = best[p] + xsq + err2
-        upper[i] = <floating>(sqrt(v) * (1.0 + 1e-6) if v > 0.0 else 0.0)
+        upper[i] = best[p]
         lr = lower + i * lcols
         if not grouped:  # all centres visited, no group minima: the runner-up
-            v = second[p] + xsq - err2
-            lr[0] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
-            for g in range(1, t):
-                lr[g] = lr[0]
+            for g in range(t):
+                lr[g] = second[p]
         for g in range(t if grouped else 0):
             if g == c // G:
-                v = second[p]
-            elif gmin[p * t + g] == INFINITY:
-                continue  # not visited: the moved bound stands
-            else:
-                v = gmin[p * t + g]
-            v = v + xsq - err2
-            lr[g] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
+                lr[g] = second[p]
+            elif gmin[p * t + g] != INFINITY:  # (not visited: the moved bound stands)
+                v = gmin[p * t + g] + mrow[p] - err_scale * (mrow[p] + csq_max)
+                lr[g] = <floating>(sqrt(v) * (1.0 - 1e-6) if v > 0.0 else 0.0)
         a = labels[i]
         if fresh or c != a:
             w = sw[i] if sw != NULL else 1.0

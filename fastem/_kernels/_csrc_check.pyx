@@ -27,6 +27,9 @@ from fastem._kernels._gmm_c cimport (
     fe_stats_tied_work, fe_tied_project_f32, fe_tied_project_f64,
     fe_tied_project_ref_f32, fe_tied_project_ref_f64)
 from fastem._kernels._kmeans_c cimport (
+    fe_expansion_bounds_f32, fe_expansion_bounds_f64, fe_frame_sqdist_f32,
+    fe_frame_sqdist_f64, fe_frame_sqdist_ref_f32, fe_frame_sqdist_ref_f64,
+    fe_sqdist_f32, fe_sqdist_f64, fe_sqdist_ref_f32, fe_sqdist_ref_f64,
     FE_KPP_QBLOCK, fe_kpp_qbound, fe_kpp_qbound_ref,
     fe_kpp_rows_f32, fe_kpp_rows_f64, fe_kpp_rows_ref_f32, fe_kpp_rows_ref_f64,
     fe_lowd_chunk_f32, fe_lowd_chunk_f64, fe_lowd_chunk_ref_f32, fe_lowd_chunk_ref_f64,
@@ -45,6 +48,48 @@ def _need(ok, what):
 cdef const floating *_opt(const floating[::1] a):
     """NULL for an empty array (the kernels' "no weights" / "no R")."""
     return NULL if a.shape[0] == 0 else &a[0]
+
+
+def sqdist(const floating[::1] a, const floating[::1] b, bint ref):
+    """sum_j (a_j - b_j)^2 in the data's precision, in the lanes of
+    fe_sqdist_*; b empty: sum_j a_j^2."""
+    cdef Py_ssize_t n = a.shape[0]
+    _need(n >= 1 and b.shape[0] in (0, n), "inconsistent shapes")
+    if floating is float:
+        return (fe_sqdist_ref_f32 if ref else fe_sqdist_f32)(&a[0], _opt(b), n)
+    else:
+        return (fe_sqdist_ref_f64 if ref else fe_sqdist_f64)(&a[0], _opt(b), n)
+
+
+def frame_sqdist(const floating[::1] x, const floating[::1] shift,
+                 const floating[::1] c, bint ref):
+    """||(x - shift) - c||^2 in float64 (fe_frame_sqdist_*); shift empty:
+    none."""
+    cdef Py_ssize_t d = x.shape[0]
+    _need(d >= 1 and c.shape[0] == d and shift.shape[0] in (0, d), "inconsistent shapes")
+    if floating is float:
+        return (fe_frame_sqdist_ref_f32 if ref else fe_frame_sqdist_f32)(
+            &x[0], _opt(shift), &c[0], d)
+    else:
+        return (fe_frame_sqdist_ref_f64 if ref else fe_frame_sqdist_f64)(
+            &x[0], _opt(shift), &c[0], d)
+
+
+def expansion_bounds(const floating[::1] best, const floating[::1] second,
+                     const double[::1] xsq, double err_scale, double csq_max):
+    """The bounded pass's bounds from the expansion (fe_expansion_bounds_*):
+    returns (upper, lower), computed in copies of best and second."""
+    cdef Py_ssize_t n = best.shape[0]
+    _need(n >= 1 and second.shape[0] == n and xsq.shape[0] == n, "inconsistent shapes")
+    up = np.array(best, copy=True)
+    lo = np.array(second, copy=True)
+    cdef floating[::1] u = up
+    cdef floating[::1] l = lo
+    if floating is float:
+        fe_expansion_bounds_f32(&u[0], &l[0], &xsq[0], n, err_scale, csq_max)
+    else:
+        fe_expansion_bounds_f64(&u[0], &l[0], &xsq[0], n, err_scale, csq_max)
+    return up, lo
 
 
 def kpp_rows(const floating[:, ::1] x, const int32_t[::1] todo,

@@ -8,7 +8,9 @@ from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
 
 cdef extern from "csrc/fe_kmeans.h" nogil:
     float fe_sqdist_f32(const float *a, const float *b, Py_ssize_t n)
+    float fe_sqdist_ref_f32(const float *a, const float *b, Py_ssize_t n)
     double fe_sqdist_f64(const double *a, const double *b, Py_ssize_t n)
+    double fe_sqdist_ref_f64(const double *a, const double *b, Py_ssize_t n)
     float fe_sqnorm_f32(const float *a, Py_ssize_t n)
     double fe_sqnorm_f64(const double *a, Py_ssize_t n)
 
@@ -60,6 +62,20 @@ cdef extern from "csrc/fe_kmeans.h" nogil:
                            const float *closest, double cur_factor, const int8_t *qcodes,
                            const int32_t *qnorm, const float *qerr, Py_ssize_t L,
                            float inv_step, uint8_t *maybe)
+    # a bounded pass's exact distance from a row to its own centre
+    double fe_frame_sqdist_f32(const float *x, const float *shift, const float *c,
+                               Py_ssize_t d)
+    double fe_frame_sqdist_ref_f32(const float *x, const float *shift, const float *c,
+                                   Py_ssize_t d)
+    double fe_frame_sqdist_f64(const double *x, const double *shift, const double *c,
+                               Py_ssize_t d)
+    double fe_frame_sqdist_ref_f64(const double *x, const double *shift,
+                                   const double *c, Py_ssize_t d)
+    # the bounds of the rows a bounded pass searched, from the expansion
+    void fe_expansion_bounds_f32(float *best, float *second, const double *xsq,
+                                 Py_ssize_t n, double err_scale, double csq_max)
+    void fe_expansion_bounds_f64(double *best, double *second, const double *xsq,
+                                 Py_ssize_t n, double err_scale, double csq_max)
     uint16_t fe_cand_bit(Py_ssize_t l)
     void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
     enum: FE_PREFETCH_ROWS

@@ -55,6 +55,78 @@ def pad(n, width):
 DTYPES = [np.float32, np.float64]
 
 
+def _spread(rng, n, dtype):
+    """Values over eight orders of magnitude: sums of their squares round
+    differently in different orders."""
+    return (rng.normal(size=n) * 10.0 ** rng.uniform(-4, 4, n)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 4, 7, 8, 9, 16, 31, 32, 33, 70])
+@pytest.mark.parametrize("with_b", [False, True])
+def test_sqdist_lanes(hooks, dtype, n, with_b):
+    """fe_sqdist_*: lane l (8 lanes in float32, 4 in float64) adds the terms
+    j = l mod lanes in order, in the data's precision, then the lanes add up
+    as a tree (csrc/fe_kmeans.h): the reference bit for bit, and numpy's
+    scalar arithmetic in that order exactly."""
+    rng = np.random.default_rng(n * 10 + with_b)
+    a = _spread(rng, n, dtype)
+    b = _spread(rng, n, dtype) if with_b else np.empty(0, dtype)
+    got = both(hooks.sqdist, a, b)
+    t = np.dtype(dtype).type
+    lanes = 8 if dtype == np.float32 else 4
+    acc = [t(0)] * lanes
+    for j in range(n):
+        d = a[j] - (b[j] if with_b else t(0))
+        acc[j % lanes] = acc[j % lanes] + d * d
+    pair = [acc[i] + acc[i + 1] for i in range(0, lanes, 2)]
+    expect = (pair[0] + pair[1]) + (pair[2] + pair[3]) if lanes == 8 else pair[0] + pair[1]
+    same_bits(np.float64(got), np.float64(expect))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 3, 4, 5, 8, 11, 32, 33])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_frame_sqdist(hooks, dtype, d, shifted):
+    """fe_frame_sqdist_*: exact float64 differences (x - shift) - c, four
+    sums over j mod 4 with the terms past the last four in the first, then
+    (s0 + s1) + (s2 + s3): the reference bit for bit and Python's float64
+    arithmetic in that order exactly."""
+    rng = np.random.default_rng(d * 10 + shifted)
+    x, c = _spread(rng, d, dtype), _spread(rng, d, dtype)
+    shift = _spread(rng, d, dtype) if shifted else np.empty(0, dtype)
+    got = both(hooks.frame_sqdist, x, shift, c)
+    s = [0.0] * 4
+    for j in range(d):
+        t = float(x[j])
+        if shifted:
+            t = t - float(shift[j])
+        t = t - float(c[j])
+        s[j % 4 if j < d - d % 4 else 0] += t * t
+    same_bits(np.float64(got), np.float64((s[0] + s[1]) + (s[2] + s[3])))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 16, 37])
+def test_expansion_bounds(hooks, dtype, n):
+    """fe_expansion_bounds_*: sqrt(best + ||x||^2 +- err2) rounded outward by
+    1e-6 and to the data's precision, 0 where the radicand is not positive
+    (some rows here), inf kept: numpy's float64 arithmetic exactly."""
+    rng = np.random.default_rng(n)
+    xsq = rng.uniform(0.0, 50.0, n)
+    best = (rng.uniform(-60.0, 10.0, n)).astype(dtype)
+    second = (rng.uniform(-60.0, 10.0, n)).astype(dtype)
+    best[-1] = second[-1] = -1e3  # radicands below zero
+    second[0] = np.inf
+    err_scale, csq_max = 1e-6, 30.0
+    up, lo = hooks.expansion_bounds(best, second, xsq, err_scale, csq_max)
+    err2 = err_scale * (xsq + csq_max)
+    vu = (best.astype(np.float64) + xsq) + err2
+    vl = (second.astype(np.float64) + xsq) - err2
+    same_bits(up, (np.sqrt(np.where(vu > 0, vu, 0.0)) * (1.0 + 1e-6)).astype(dtype))
+    same_bits(lo, (np.sqrt(np.where(vl > 0, vl, 0.0)) * (1.0 - 1e-6)).astype(dtype))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [1, 3, 8, 13, 32])
 @pytest.mark.parametrize("L", [1, 2, 3, 4, 5, 6, 7, 8, 9, 17])

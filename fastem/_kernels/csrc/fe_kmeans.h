@@ -13,9 +13,10 @@
  *    in a fixed number of lanes (FE_LANES_F32 = 8 for float,
  *    FE_LANES_F64 = 4 for double, whatever the ISA): lane l sums the
  *    coordinates j = l mod lanes in order, and the lanes are added by a
- *    fixed tree, ((0+1)+(2+3))+((4+5)+(6+7)) or (0+1)+(2+3). The compiler
- *    vectorises the lanes (independent sums) at any width without changing
- *    a result; the AVX2 k-means++ pass below uses the same lanes and tree.
+ *    fixed tree, ((0+1)+(2+3))+((4+5)+(6+7)) or (0+1)+(2+3). The lanes
+ *    are one generic vector (GCC left the lane loop scalar), so any width
+ *    gives the same result; the AVX2 k-means++ pass below uses the same
+ *    lanes and tree.
  *
  * 2. Argmin over one row of a distance block, with AVX2 intrinsics in the
  *    x86-64-v3 builds and AVX-512 ones in the x86-64-v4 builds (GCC does
@@ -43,26 +44,145 @@ static inline double fe_lanes_sum_f64(const double *a)
     return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
-/* sum_j (a_j - b_j)^2 (b == NULL: sum_j a_j^2) in LANES lanes, see 1. above */
-#define FE_DEFINE_SQDIST(NAME, T, LANES, LANES_SUM)                      \
+/* sum_j (a_j - b_j)^2 (b == NULL: sum_j a_j^2) in LANES lanes, see 1. above:
+ * lane l adds the terms j = l mod LANES in order, then LANES_SUM adds the
+ * lanes. fe_sqdist_* takes the whole runs of LANES values as one generic
+ * vector of LANES lanes (GCC does not vectorise the lane loop by itself: it
+ * ran as LANES scalar chains, 3.5x slower at D = 32); the reference
+ * fe_sqdist_ref_* (and builds without generic vectors) does the same
+ * operations lane by lane. */
+#define FE_SQDIST_RUNS_PLAIN(T, LANES, acc, a, b, n, j)                     \
+    for (; j + LANES <= n; j += LANES)                                      \
+        for (int l = 0; l < LANES; l++) {                                   \
+            T d = a[j + l] - (b != NULL ? b[j + l] : (T)0);                 \
+            acc[l] += d * d;                                                \
+        }
+#define FE_SQDIST_RUNS_VEC(T, LANES, acc, a, b, n, j)                       \
+    do {                                                                    \
+        typedef T fe_sqdist_v __attribute__((vector_size(LANES * sizeof(T)))); \
+        fe_sqdist_v va = {0}, vb = {0}, vs = {0};                           \
+        for (; j + LANES <= n; j += LANES) {                                \
+            memcpy(&va, a + j, sizeof va);                                  \
+            if (b != NULL)                                                  \
+                memcpy(&vb, b + j, sizeof vb);                              \
+            const fe_sqdist_v dv = va - vb;                                 \
+            vs += dv * dv;                                                  \
+        }                                                                   \
+        memcpy(acc, &vs, sizeof vs);                                        \
+    } while (0)
+#define FE_DEFINE_SQDIST(NAME, T, LANES, LANES_SUM, RUNS)                   \
 static inline T NAME(const T *a, const T *b, ptrdiff_t n)                  \
 {                                                                           \
     T acc[LANES] = {0};                                                     \
     ptrdiff_t j = 0;                                                       \
-    int l;                                                                  \
-    for (; j + LANES <= n; j += LANES)                                      \
-        for (l = 0; l < LANES; l++) {                                       \
-            T d = a[j + l] - (b != NULL ? b[j + l] : (T)0);                 \
-            acc[l] += d * d;                                                \
-        }                                                                   \
-    for (l = 0; j + l < n; l++) {                                           \
+    RUNS(T, LANES, acc, a, b, n, j);                                        \
+    for (int l = 0; j + l < n; l++) {                                       \
         T d = a[j + l] - (b != NULL ? b[j + l] : (T)0);                     \
         acc[l] += d * d;                                                    \
     }                                                                       \
     return LANES_SUM(acc);                                                  \
 }
-FE_DEFINE_SQDIST(fe_sqdist_f32, float, FE_LANES_F32, fe_lanes_sum_f32)
-FE_DEFINE_SQDIST(fe_sqdist_f64, double, FE_LANES_F64, fe_lanes_sum_f64)
+FE_DEFINE_SQDIST(fe_sqdist_ref_f32, float, FE_LANES_F32, fe_lanes_sum_f32, FE_SQDIST_RUNS_PLAIN)
+FE_DEFINE_SQDIST(fe_sqdist_ref_f64, double, FE_LANES_F64, fe_lanes_sum_f64, FE_SQDIST_RUNS_PLAIN)
+#if FE_VECTOR_EXT
+FE_DEFINE_SQDIST(fe_sqdist_f32, float, FE_LANES_F32, fe_lanes_sum_f32, FE_SQDIST_RUNS_VEC)
+FE_DEFINE_SQDIST(fe_sqdist_f64, double, FE_LANES_F64, fe_lanes_sum_f64, FE_SQDIST_RUNS_VEC)
+#else
+#define fe_sqdist_f32 fe_sqdist_ref_f32
+#define fe_sqdist_f64 fe_sqdist_ref_f64
+#endif
+
+/* The bounds a bounded Lloyd pass (_bounded.pyx) gives the n rows it
+ * searched, from the expansion ||x' - c||^2 = ||x'||^2 + (||c||^2 - 2 x'.c):
+ * with xsq[p] = ||x'_p||^2, best[p] and second[p] the tiles' two smallest
+ * values ||c||^2 - 2 x'.c, and err2 = err_scale (xsq[p] + csq_max) the bound
+ * on the expansion's rounding,
+ *     best[p]   <- sqrt(best[p] + xsq[p] + err2) (1 + 1e-6)    (upper)
+ *     second[p] <- sqrt(second[p] + xsq[p] - err2) (1 - 1e-6)  (lower)
+ * (0 where the radicand is not positive), rounded to T. One row per lane
+ * and no sum across rows, so the compiler vectorises the loop (square roots
+ * eight or sixteen at a time; FE_HOT and not inline, so that its
+ * no-trapping-math holds and the select before the root is vectorised) and
+ * every build gives the same bits. Row by row, each row's sum, root and
+ * product waited on one another. */
+#define FE_DEFINE_EXPANSION_BOUNDS(NAME, T)                                  \
+FE_HOT static void NAME(T *restrict best, T *restrict second,              \
+                        const double *restrict xsq, ptrdiff_t n,            \
+                        double err_scale, double csq_max)                   \
+{                                                                           \
+    for (ptrdiff_t p = 0; p < n; ++p) {                                     \
+        const double err2 = err_scale * (xsq[p] + csq_max);                 \
+        const double vu = ((double)best[p] + xsq[p]) + err2;                \
+        const double vl = ((double)second[p] + xsq[p]) - err2;              \
+        /* a select, then the root of a non-negative value: no branch      \
+         * around the root, so the loop vectorises (sqrt(0) = 0) */         \
+        const double ru = vu > 0.0 ? vu : 0.0, rl = vl > 0.0 ? vl : 0.0;   \
+        best[p] = (T)(sqrt(ru) * (1.0 + 1e-6));                             \
+        second[p] = (T)(sqrt(rl) * (1.0 - 1e-6));                           \
+    }                                                                       \
+}
+FE_DEFINE_EXPANSION_BOUNDS(fe_expansion_bounds_f32, float)
+FE_DEFINE_EXPANSION_BOUNDS(fe_expansion_bounds_f64, double)
+
+/* ||(x - shift) - c||^2 in float64 from exact differences (shift may be
+ * NULL): four sums over j mod 4 (the terms past the last four go to the
+ * first), then (s0 + s1) + (s2 + s3); a bounded pass's exact distance to a
+ * row's own centre (_bounded.pyx). fe_frame_sqdist_* holds the four sums
+ * as the lanes of one vector of doubles, the reference fe_frame_sqdist_ref_*
+ * (and builds without generic vectors) as four scalars: the same
+ * operations lane by lane. */
+#define FE_FRAME_SQDIST_RUNS_PLAIN(T, s, x, shift, c, d, j)                 \
+    for (; j + 4 <= d; j += 4)                                              \
+        for (int l = 0; l < 4; ++l) {                                       \
+            double t = (double)x[j + l];                                    \
+            if (shift != NULL)                                              \
+                t = t - (double)shift[j + l];                               \
+            t = t - (double)c[j + l];                                       \
+            s[l] += t * t;                                                  \
+        }
+#define FE_FRAME_SQDIST_RUNS_VEC(T, s, x, shift, c, d, j)                   \
+    do {                                                                    \
+        typedef T fe_fs_in __attribute__((vector_size(4 * sizeof(T))));     \
+        typedef double fe_fs_v __attribute__((vector_size(32)));            \
+        fe_fs_in vx, vs = {0}, vc;                                          \
+        fe_fs_v acc = {0};                                                  \
+        for (; j + 4 <= d; j += 4) {                                        \
+            memcpy(&vx, x + j, sizeof vx);                                  \
+            memcpy(&vc, c + j, sizeof vc);                                  \
+            fe_fs_v t = __builtin_convertvector(vx, fe_fs_v);               \
+            if (shift != NULL) {                                            \
+                memcpy(&vs, shift + j, sizeof vs);                          \
+                t = t - __builtin_convertvector(vs, fe_fs_v);               \
+            }                                                               \
+            t = t - __builtin_convertvector(vc, fe_fs_v);                   \
+            acc += t * t;                                                   \
+        }                                                                   \
+        memcpy(s, &acc, sizeof acc);                                        \
+    } while (0)
+#define FE_DEFINE_FRAME_SQDIST(NAME, T, RUNS)                                \
+static inline double NAME(const T *x, const T *shift, const T *c, ptrdiff_t d) \
+{                                                                           \
+    double s[4] = {0};                                                      \
+    ptrdiff_t j = 0;                                                        \
+    RUNS(T, s, x, shift, c, d, j);                                          \
+    for (; j < d; ++j) {                                                    \
+        double t = (double)x[j];                                            \
+        if (shift != NULL)                                                  \
+            t = t - (double)shift[j];                                       \
+        t = t - (double)c[j];                                               \
+        s[0] += t * t;                                                      \
+    }                                                                       \
+    return (s[0] + s[1]) + (s[2] + s[3]);                                   \
+}
+FE_DEFINE_FRAME_SQDIST(fe_frame_sqdist_ref_f32, float, FE_FRAME_SQDIST_RUNS_PLAIN)
+FE_DEFINE_FRAME_SQDIST(fe_frame_sqdist_ref_f64, double, FE_FRAME_SQDIST_RUNS_PLAIN)
+#if FE_VECTOR_EXT
+FE_DEFINE_FRAME_SQDIST(fe_frame_sqdist_f32, float, FE_FRAME_SQDIST_RUNS_VEC)
+FE_DEFINE_FRAME_SQDIST(fe_frame_sqdist_f64, double, FE_FRAME_SQDIST_RUNS_VEC)
+#else
+#define fe_frame_sqdist_f32 fe_frame_sqdist_ref_f32
+#define fe_frame_sqdist_f64 fe_frame_sqdist_ref_f64
+#endif
 
 static inline float fe_sqnorm_f32(const float *a, ptrdiff_t n)
 {
