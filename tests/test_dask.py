@@ -8,6 +8,7 @@ import pytest
 
 da = pytest.importorskip("dask.array", reason="dask[array] not installed (pip install 'fastem[dask]')")
 distributed = pytest.importorskip("distributed", reason="distributed not installed (pip install 'fastem[dask]')")
+dask = pytest.importorskip("dask")
 
 import fastem  # noqa: E402
 import fastem.dask as fdask  # noqa: E402
@@ -16,7 +17,8 @@ from fastem._parallel import blas_single_threaded  # noqa: E402
 from fastem.dask import _state, _tasks  # noqa: E402
 from fastem.dask._kmeans import lloyd_blocks  # noqa: E402
 from fastem.dask._blocks import (  # noqa: E402
-    BLOCK_BYTES, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS, MIN_BLOCKS, Blocks, default_block_rows)
+    BLOCK_BYTES, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS, MIN_BLOCKS, Blocks, check_cluster,
+    default_block_rows, scheduler_workers)
 from fastem.dask._reduce import _graph, map_reduce, reduce_level, tree  # noqa: E402
 from fastem.dask._seeding import kmeans_parallel_blocks, weighted_random_rows  # noqa: E402
 
@@ -403,7 +405,7 @@ def test_worker_killed_mid_fit(client, monkeypatch):
             time.sleep(0.5)
         return original(*args, **kwargs)
 
-    before = set(client.scheduler_info()["workers"])
+    before = set(client.nthreads())
     monkeypatch.setattr(mixture_module, "map_reduce", map_reduce_killing)
     with pytest.warns(Warning, match="did not converge"):
         got = fdask.GaussianMixture(**kw).fit(X)
@@ -411,7 +413,7 @@ def test_worker_killed_mid_fit(client, monkeypatch):
     np.testing.assert_array_equal(got.means_, expected.means_)
     np.testing.assert_array_equal(got.covariances_, expected.covariances_)
     client.wait_for_workers(2, timeout=60)
-    assert set(client.scheduler_info()["workers"]) != before  # one was replaced
+    assert set(client.nthreads()) != before  # one was replaced
 
 
 def test_kmeans_worker_killed_mid_fit(client, monkeypatch):
@@ -483,6 +485,19 @@ def test_bad_shapes_and_chunking(client):
         km.predict(X[:, :2])
     with pytest.raises(ValueError, match="k-means\\+\\+ needs k passes"):
         fdask.KMeans(3, init="k-means++").fit(X)
+
+
+def test_cluster_check_asks_the_scheduler(client):
+    """check_cluster (and the passes' placement) ask the scheduler for its
+    workers: client.scheduler_info()["workers"] reads the client's cached
+    identity, which its periodic update replaces with one without workers
+    (here every 5 ms, about one read in 20 came back empty), and a healthy
+    cluster then failed its fit with "no workers" (CI, 2026-12-04)."""
+    with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}), \
+            distributed.Client(client.cluster) as fast:
+        for _ in range(500):
+            assert check_cluster() is fast
+            assert len(scheduler_workers(fast)) == 2
 
 
 def test_client_without_workers():

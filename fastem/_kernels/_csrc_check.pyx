@@ -77,8 +77,9 @@ def frame_sqdist(const floating[::1] x, const floating[::1] shift,
 
 def expansion_bounds(const floating[::1] best, const floating[::1] second,
                      const double[::1] xsq, double err_scale, double csq_max):
-    """The bounded pass's bounds from the expansion (fe_expansion_bounds_*):
-    returns (upper, lower), computed in copies of best and second."""
+    """The bounded pass's bounds from the expansion (fe_expansion_bounds_*,
+    plain C that the compiler vectorises: one source, no reference beside
+    it): returns (upper, lower), computed in copies of best and second."""
     cdef Py_ssize_t n = best.shape[0]
     _need(n >= 1 and second.shape[0] == n and xsq.shape[0] == n, "inconsistent shapes")
     up = np.array(best, copy=True)

@@ -53,6 +53,18 @@ def default_block_rows(n_samples, n_features, dtype):
     return max(MIN_BLOCK_ROWS, -(-n_samples // n_blocks))
 
 
+def scheduler_workers(client):
+    """{address: identity} of the workers the scheduler has now, asked of it.
+
+    Not ``client.scheduler_info()["workers"]``: that call refreshes the
+    client's cached identity and then returns the cache, which the client's
+    periodic update (which fetches no per-worker information in current
+    distributed) can replace in between, so that a healthy cluster reads as
+    one without workers (seen in CI).
+    """
+    return client.sync(client.scheduler.identity)["workers"]
+
+
 def check_cluster():
     """Raise if the current distributed client has no workers.
 
@@ -64,7 +76,7 @@ def check_cluster():
         client = default_client()
     except (ImportError, ValueError):
         return None
-    if not client.scheduler_info().get("workers"):
+    if not scheduler_workers(client):
         raise ValueError(
             "The Dask client has no workers: start some (or wait for them with "
             "client.wait_for_workers(n)) before fitting."
@@ -75,7 +87,7 @@ def check_cluster():
 def _cluster_memory(client):
     if client is None:
         return None
-    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    limits = [w.get("memory_limit") or 0 for w in scheduler_workers(client).values()]
     return sum(limits) or None
 
 
@@ -128,13 +140,13 @@ class Blocks:
             return None
         if self.workers is not None and not refresh:
             return self.workers
-        alive = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        alive = sorted(scheduler_workers(self.client))
         if not alive:  # a worker may be restarting (its nanny): wait for one
             try:
                 self.client.wait_for_workers(1, timeout=_WORKER_WAIT_S)
             except TimeoutError:
                 pass
-            alive = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+            alive = sorted(scheduler_workers(self.client))
         if not alive:
             raise ValueError(
                 f"The Dask client has had no workers for {_WORKER_WAIT_S} s: the fit "
@@ -160,7 +172,7 @@ class Blocks:
         """Whether every worker of the current placement is still there."""
         if self.client is None or self.workers is None:
             return True
-        alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        alive = set(scheduler_workers(self.client))
         return set(self.workers) <= alive
 
     def __len__(self):
