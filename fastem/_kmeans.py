@@ -785,12 +785,38 @@ def lloyd_update(sums, weights, centres64):
 
 def farthest_rows(dist, n):
     """Indices of the ``n`` largest ``dist``, by decreasing distance, ties by
-    increasing index (an order that does not depend on how rows are split)."""
+    increasing index (an order that does not depend on how rows are split:
+    among equal distances at the n-th place, the lowest indices are kept)."""
     n = min(int(n), dist.shape[0])
     if n == 0:
         return np.empty(0, dtype=np.intp)
-    top = np.argpartition(dist, dist.shape[0] - n)[dist.shape[0] - n:]
+    candidates = _farthest_candidates(dist, n)
+    values = dist[candidates]
+    nth = np.partition(values, values.shape[0] - n)[values.shape[0] - n]
+    above = candidates[values > nth]
+    tied = candidates[values == nth][:n - above.shape[0]]
+    top = np.concatenate([above, tied])
     return top[np.lexsort((top, -dist[top]))]
+
+
+_FARTHEST_BLOCK = 4096
+
+
+def _farthest_candidates(dist, n):
+    """Indices of a superset of the ``n`` largest ``dist``, in increasing order.
+
+    The maxima of n distinct blocks of ``dist`` are at least the n-th largest
+    block maximum b, so at least n distances are >= b and the n-th largest
+    distance is >= b: every row of the answer has a distance >= b. One
+    reduction and one comparison over ``dist`` (instead of a selection over
+    all of it) leave the usual few empty clusters a handful of candidates.
+    """
+    size = dist.shape[0]
+    if size <= n * _FARTHEST_BLOCK:
+        return np.arange(size)
+    maxima = np.maximum.reduceat(dist, np.arange(0, size, _FARTHEST_BLOCK))
+    bound = np.partition(maxima, maxima.shape[0] - n)[maxima.shape[0] - n]
+    return np.flatnonzero(dist >= bound)
 
 
 def farthest_assigned_rows(X, sample_weight, centres, shift, n, n_threads, labels=None):

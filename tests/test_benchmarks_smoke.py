@@ -294,3 +294,24 @@ def test_compare_issue15_workloads(tmp_path):
         ratio = by[("kmeans-sweep", d, 16, "fastem")]["time_s"] / by[
             ("kmeans-sweep", d, 16, "sklearn-lloyd")]["time_s"]
         assert cells[1].strip() == str(d) and float(cells[2]) == pytest.approx(ratio, abs=0.01)
+
+
+def test_row_scaling_prints_time_per_row():
+    """benchmarks/row_scaling.py (issue 15's time per row at two N), toy sizes:
+    one table row per N with the time per row per pass and its ratio."""
+    import fastem
+
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fastem.__file__))}
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH_DIR, "row_scaling.py"), "--n", "3000,6000",
+         "--d", "8", "--k", "16", "--iter", "1,4", "--repeat", "1", "--threads", "1"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines()
+            if line.startswith("| 3e+03") or line.startswith("| 6e+03")]
+    assert [r[0].strip() for r in rows] == ["3e+03", "6e+03"], proc.stdout
+    assert rows[0][4].strip() == "1.000x"
+    # (no timing asserted: at these sizes the difference of two fits is noise)
+    assert all(math.isfinite(float(r[3])) and math.isfinite(float(r[4].rstrip("x ")))
+               for r in rows)

@@ -143,6 +143,24 @@ def test_empty_cluster_is_relocated_like_sklearn():
     assert np.bincount(ours.labels_, minlength=3).min() > 0
 
 
+@pytest.mark.parametrize("size", [1, 5, 4096, 4097, 3 * 4096 + 5, 100_003])
+@pytest.mark.parametrize("kind", ["distinct", "ties", "inf", "equal"])
+def test_farthest_rows_are_the_largest_ties_by_index(size, kind):
+    """The rows that seed empty clusters: the n largest distances by
+    decreasing distance, ties by increasing index, against a full sort."""
+    from fastem._kmeans import farthest_rows
+    rng = np.random.default_rng(size)
+    dist = {"distinct": rng.random(size),
+            "ties": rng.integers(0, 6, size).astype(np.float64),
+            "inf": np.where(rng.random(size) < 0.01, np.inf, rng.random(size)),
+            "equal": np.full(size, 2.5)}[kind]
+    before = dist.copy()
+    reference = np.lexsort((np.arange(size), -dist))
+    for n in (0, 1, 2, 7, 30, size, size + 3):
+        assert_array_equal(farthest_rows(dist, n), reference[:n])
+    assert_array_equal(dist, before)
+
+
 def test_tolerance_is_relative_to_mean_variance_as_in_sklearn():
     X = blobs(3000, 3, 6, seed=6, scale=1.0)
     init = X[:6].copy()

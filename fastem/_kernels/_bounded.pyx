@@ -315,7 +315,7 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         a = labels[i]
         if fresh or c != a:
             w = sw[i] if sw != NULL else 1.0
-            _add_row(dsums + c * d, xr, rshift, d, w, True)
+            _add_row(dsums + c * d, xr, rshift, d, w, sw != NULL)
             dweights[c] += w
             if not fresh:
                 _add_row(dsums + a * d, xr, rshift, d, -w, True)

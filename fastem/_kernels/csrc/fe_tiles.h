@@ -188,13 +188,14 @@ FE_DEFINE_TILES_REF(fe_tiles_chunk_ref_f64, double, FE_TILE_W_F64, fma, )
  * multiply-adds in order of j, x[j] - shift[j] rounded as there. For the
  * rows whose nearest centre a bounded pass knows without a full search:
  * their v is then the tiles' best bit for bit. Each chain waits on its own
- * previous step, so four rows' chains go side by side. */
+ * previous step, so eight rows' chains go side by side (two fused
+ * multiply-adds per cycle at a latency of four). */
 #define FE_DEFINE_TILE_VALUES(NAME, T, FMA, ATTR)                             \
 ATTR static inline void NAME(const T *x, const int32_t *index, ptrdiff_t n,   \
                              ptrdiff_t d, const T *shift, const T *centres,   \
                              const T *csq, const int32_t *near, T *out)       \
 {                                                                             \
-    enum { R = 4 };                                                           \
+    enum { R = 8 };                                                           \
     for (ptrdiff_t t0 = 0; t0 < n; t0 += R) {                                 \
         const int r_n = n - t0 < R ? (int)(n - t0) : R;                       \
         const T *xr[R], *cr[R];                                               \

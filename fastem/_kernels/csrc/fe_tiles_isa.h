@@ -54,7 +54,8 @@ static inline void fe_tiles_reduce_f32(__m512 mn, __m512i ti, __m512 mn2, int wi
     if (with_second) {
         __mmask16 won = _mm512_mask_cmpeq_epi32_mask(eq, cid, _mm512_set1_epi32(arg));
         __m512 others = _mm512_mask_mov_ps(mn, won, _mm512_set1_ps(INFINITY));
-        *second = fminf(_mm512_reduce_min_ps(mn2), _mm512_reduce_min_ps(others));
+        const float a = _mm512_reduce_min_ps(mn2), b = _mm512_reduce_min_ps(others);
+        *second = a < b ? a : b;  /* (fminf is a library call here) */
     }
 }
 
@@ -71,7 +72,8 @@ static inline void fe_tiles_reduce_f64(__m512d mn, __m256i ti, __m512d mn2, int 
     if (with_second) {
         __mmask8 won = _mm512_mask_cmpeq_epi64_mask(eq, cid, _mm512_set1_epi64(arg));
         __m512d others = _mm512_mask_mov_pd(mn, won, _mm512_set1_pd(INFINITY));
-        *second = fmin(_mm512_reduce_min_pd(mn2), _mm512_reduce_min_pd(others));
+        const double a = _mm512_reduce_min_pd(mn2), b = _mm512_reduce_min_pd(others);
+        *second = a < b ? a : b;
     }
 }
 
