@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -62,6 +63,7 @@ def main():
     print("| N | fit a (s) | fit b (s) | ns per row per pass | vs first N |")
     print("|---|---|---|---|---|")
     first = None
+    warnings.simplefilter("ignore")  # (a fit of few iterations may leave a cluster empty)
     with threadpool_limits(limits=a.threads):
         for n in sizes:
             X = _data.make_mixture(n, a.d, a.k, dtype=np.dtype(a.dtype), seed=0)
