@@ -7,8 +7,9 @@ passes) from the same kind of data and initial centres with ``tol=0`` for
 
     (T_b - T_a) / ((b - a) N)
 
-the time of one pass per row, without what a fit costs once (validation, the
-data's mean, the final labelling pass, Python per fit). Issue 15's target:
+the time of one iteration per row (its pass over X, the M-step and the
+loop's bookkeeping), without what a fit costs once (validation, the data's
+mean, the final labelling pass). Issue 15's target:
 at N = 4e6 within 10 % of N = 1e5. The data are compare.py's
 (``_data.make_mixture``, K components); every N in this one process, BLAS
 limited to the fit's threads, as in a fit.
