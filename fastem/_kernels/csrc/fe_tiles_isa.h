@@ -55,7 +55,7 @@ static inline void fe_tiles_reduce_f32(__m512 mn, __m512i ti, __m512 mn2, int wi
         __mmask16 won = _mm512_mask_cmpeq_epi32_mask(eq, cid, _mm512_set1_epi32(arg));
         __m512 others = _mm512_mask_mov_ps(mn, won, _mm512_set1_ps(INFINITY));
         const float a = _mm512_reduce_min_ps(mn2), b = _mm512_reduce_min_ps(others);
-        *second = a < b ? a : b;  /* (fminf is a library call here) */
+        *second = a < b ? a : b;  /* the smaller (fminf would be a library call) */
     }
 }
 
