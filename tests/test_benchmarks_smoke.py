@@ -315,3 +315,40 @@ def test_row_scaling_prints_time_per_row():
     # (no timing asserted: at these sizes the difference of two fits is noise)
     assert all(math.isfinite(float(r[3])) and math.isfinite(float(r[4].rstrip("x ")))
                for r in rows)
+
+
+def test_thread_scaling_prints_a_row_per_workload_and_library(tmp_path):
+    """benchmarks/thread_scaling.py (issue 15's thread scaling), toy sizes at
+    1 and 2 threads: one table row per (workload, library) with a time at
+    each count, the speedup over the first (1.00x there) and an efficiency;
+    the JSON holds the same times."""
+    import fastem
+
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fastem.__file__))}
+    out = tmp_path / "scaling.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH_DIR, "thread_scaling.py"), "kmeans",
+         "gmm:cov=full", "--tiny", "--threads", "1,2", "--repeat", "1",
+         "--libraries", "fastem,fastem-lloyd", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in proc.stdout.splitlines()
+            if line.startswith("| kmeans ") or line.startswith("| gmm ")]
+    assert [(r[0].split()[0], r[1]) for r in rows] == [
+        ("kmeans", "fastem"), ("kmeans", "fastem (lloyd)"), ("gmm", "fastem")], proc.stdout
+    for r in rows:
+        assert r[2].endswith("(1.00x)"), r
+        assert math.isfinite(float(r[3].split()[0])) and math.isfinite(float(r[4])), r
+    saved = json.loads(out.read_text())
+    assert saved["threads"] == [1, 2]
+    assert [sorted(r["times_s"]) for r in saved["results"]] == [["1", "2"]] * 3
+
+
+def test_thread_scaling_rejects_bad_thread_counts():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH_DIR, "thread_scaling.py"), "--threads", "4,2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "--threads needs increasing positive counts" in proc.stderr
