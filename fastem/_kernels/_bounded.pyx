@@ -21,7 +21,8 @@ from fastem._kernels._kmeans_common cimport (
     require_centre_pass, tiles_chunk, tiles_path)
 from fastem._kernels._kmeans_c cimport (
     FE_PREFETCH_ROWS, fe_expansion_bounds_f32, fe_expansion_bounds_f64,
-    fe_frame_sqdist_f32, fe_frame_sqdist_f64, fe_prefetch_row, fe_row_argmin2_f32,
+    fe_frame_sqdist_f32, fe_frame_sqdist_f64, fe_moved_bounds_f32, fe_moved_bounds_f64,
+    fe_prefetch_row, fe_row_argmin2_f32,
     fe_row_argmin2_f64, fe_tile_values_f32, fe_tile_values_f64)
 
 # the argument tuples of bounded_pass (shared with the CSR kernels; the
@@ -234,26 +235,40 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     else:
         # 1. bounds only: most rows stop here without their data being read
         # (a failing row keeps its moved bounds: the search only lowers
-        # them where it looked)
-        for i in range(nb):
-            a = labels[i]
-            if <size_t>a >= <size_t>k:  # a state no pass wrote: refuse it
+        # them where it looked); with one group (Hamerly's bounds) in C,
+        # vectorised (fe_moved_bounds)
+        if t == 1:
+            if floating is float:
+                n_todo = fe_moved_bounds_f32(labels, upper, lower, lcols, nb, k, drift,
+                                             half_sep, gr.mx[0], gr.second[0], gr.arg[0],
+                                             gathered, mrow)
+            else:
+                n_todo = fe_moved_bounds_f64(labels, upper, lower, lcols, nb, k, drift,
+                                             half_sep, gr.mx[0], gr.second[0], gr.arg[0],
+                                             gathered, mrow)
+            if n_todo < 0:  # a label outside [0, k): a state no pass wrote
                 counts[2] += 1
                 return
-            u = upper[i] + drift[a]
-            lr = lower + i * lcols
-            lmin = INFINITY
-            for g in range(t):
-                l = lr[g] - _group_drift(gr, g, a)
-                lr[g] = <floating>(l * (down if l > 0.0 else up))
-                if l < lmin:
-                    lmin = l
-            m = lmin if lmin > half_sep[a] else half_sep[a]
-            upper[i] = <floating>(u * up)
-            if u > m:
-                gathered[n_todo] = <int32_t>i
-                mrow[n_todo] = m
-                n_todo += 1
+        else:
+            for i in range(nb):
+                a = labels[i]
+                if <size_t>a >= <size_t>k:  # a state no pass wrote: refuse it
+                    counts[2] += 1
+                    return
+                u = upper[i] + drift[a]
+                lr = lower + i * lcols
+                lmin = INFINITY
+                for g in range(t):
+                    l = lr[g] - _group_drift(gr, g, a)
+                    lr[g] = <floating>(l * (down if l > 0.0 else up))
+                    if l < lmin:
+                        lmin = l
+                m = lmin if lmin > half_sep[a] else half_sep[a]
+                upper[i] = <floating>(u * up)
+                if u > m:
+                    gathered[n_todo] = <int32_t>i
+                    mrow[n_todo] = m
+                    n_todo += 1
         # 2. tighten u to the exact distance for the others (prefetched),
         # unless more than 3/4 of the chunk's rows failed: then almost all
         # fail after tightening too (the passes right after the first),

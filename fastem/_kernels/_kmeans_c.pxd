@@ -76,6 +76,17 @@ cdef extern from "csrc/fe_kmeans.h" nogil:
                                  Py_ssize_t n, double err_scale, double csq_max)
     void fe_expansion_bounds_f64(double *best, double *second, const double *xsq,
                                  Py_ssize_t n, double err_scale, double csq_max)
+    # step 1 of a bounded pass with one group: bounds moved, failing rows listed
+    Py_ssize_t fe_moved_bounds_f32(const int32_t *labels, float *upper, float *lower,
+                                   Py_ssize_t lcols, Py_ssize_t nb, Py_ssize_t k,
+                                   const double *drift, const double *half_sep, double mx,
+                                   double second, Py_ssize_t arg, int32_t *rows,
+                                   double *m_out)
+    Py_ssize_t fe_moved_bounds_f64(const int32_t *labels, double *upper, double *lower,
+                                   Py_ssize_t lcols, Py_ssize_t nb, Py_ssize_t k,
+                                   const double *drift, const double *half_sep, double mx,
+                                   double second, Py_ssize_t arg, int32_t *rows,
+                                   double *m_out)
     uint16_t fe_cand_bit(Py_ssize_t l)
     void fe_prefetch_row(const void *row, Py_ssize_t nbytes)
     enum: FE_PREFETCH_ROWS
