@@ -38,7 +38,7 @@ DEFAULT_LIBRARIES = "fastem,fastem-lloyd,floor-gemm,floor-peak"
 def scaling_rows(results, threads):
     """{(description, library): {T: time}} as table rows: per (workload,
     library) the time at each T, the speedup over the first T at which it ran
-    and the efficiency at the last T."""
+    and the efficiency at the last T at which it ran ('-': no time)."""
     rows = []
     for (description, library), times in results.items():
         ran = [t for t in threads if times.get(t) is not None]
@@ -46,8 +46,8 @@ def scaling_rows(results, threads):
         cells = []
         for t in threads:
             seconds = times.get(t)
-            if seconds is None:
-                cells.append("error")
+            if seconds is None:  # failed, not installed or not run
+                cells.append("-")
             else:
                 cells.append(f"{seconds:.3f} ({times[first] / seconds:.2f}x)")
         last = ran[-1] if ran else None
