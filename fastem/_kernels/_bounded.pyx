@@ -89,6 +89,24 @@ cdef inline double _group_drift(const Groups *gr, Py_ssize_t g, Py_ssize_t a) no
     return gr.second[g] if a == gr.arg[g] else gr.mx[g]
 
 
+cdef inline double _move_lower_bounds(floating *lr, const Groups *gr,
+                                      Py_ssize_t a) noexcept nogil:
+    """Move a row of centre a's lower bounds lr[0 .. t) with the centres
+    (l_g - max_{j in g, j != a} drift_j), store them rounded outward past
+    the storage precision, and return the smallest (unrounded; +inf for
+    none)."""
+    cdef Py_ssize_t g
+    cdef double l, lmin = INFINITY
+    cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
+    cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
+    for g in range(gr.t):
+        l = lr[g] - _group_drift(gr, g, a)
+        lr[g] = <floating>(l * (down if l > 0.0 else up))
+        if l < lmin:
+            lmin = l
+    return lmin
+
+
 cdef int _groups_open(Groups *gr, Py_ssize_t k, Py_ssize_t t_cols, Py_ssize_t itemsize,
                       const double *drift) noexcept nogil:
     """The groups of k centres for t_cols bounds per row (group_width) and
@@ -256,13 +274,7 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
                     counts[2] += 1
                     return
                 u = upper[i] + drift[a]
-                lr = lower + i * lcols
-                lmin = INFINITY
-                for g in range(t):
-                    l = lr[g] - _group_drift(gr, g, a)
-                    lr[g] = <floating>(l * (down if l > 0.0 else up))
-                    if l < lmin:
-                        lmin = l
+                lmin = _move_lower_bounds(lower + i * lcols, gr, a)
                 m = lmin if lmin > half_sep[a] else half_sep[a]
                 upper[i] = <floating>(u * up)
                 if u > m:
@@ -537,13 +549,7 @@ cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             tail[3] += 1
             return
         u = upper[i] + drift[a]
-        lr = lower + i * lcols
-        m = INFINITY
-        for g in range(gr.t):  # the bounds moved with the centres, as stored
-            l = lr[g] - _group_drift(gr, g, a)
-            lr[g] = <floating>(l * (down if l > 0.0 else up))
-            if l < m:
-                m = l
+        m = _move_lower_bounds(lower + i * lcols, gr, a)
         if 2.0 * half_sep[a] - u > m:
             m = 2.0 * half_sep[a] - u
         r = u + reach
