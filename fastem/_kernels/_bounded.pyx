@@ -230,10 +230,9 @@ cdef void _bounded_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     ``lower``: the chunk's rows' bounds, lcols per row (the groups use the
     first gr.t)."""
     cdef Py_ssize_t i, j, g, p, c, a, t = gr.t, G = gr.width, n_full = 0, n_changed = 0
-    cdef double u, l, lmin, m, w, v
+    cdef double u, lmin, m, w, v
     # stored bounds are rounded outward past the storage precision
     cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
-    cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
     cdef int32_t *gathered = tw.gathered
     cdef const floating *xr
     cdef const floating *rshift = shift if tiles != NULL else NULL
@@ -504,6 +503,18 @@ def bounded_pass(const floating[:, ::1] X,
 # _lloyd_chunk, row by row in order.
 # ---------------------------------------------------------------------------
 
+cdef inline double _labels_bound(double u, double half_sep, double reach, double unit,
+                                 double err_scale, double csq_max,
+                                 double *m) noexcept nogil:
+    """The labelling pass's test for a row with upper bound u (see the note
+    above): raises *m (the smallest lower bound of its groups) to 2 s_a - u
+    where that is larger, and returns h; the row keeps its label if *m > h."""
+    cdef double r = u + reach, dx = unit * r
+    if 2.0 * half_sep - u > m[0]:
+        m[0] = 2.0 * half_sep - u
+    return dx + sqrt((u + dx) * (u + dx) + 2.0 * err_scale * (r * r + csq_max))
+
+
 cdef void _merge_rows(int32_t *rows, Py_ssize_t n, const int32_t *more,
                       Py_ssize_t n_more) noexcept nogil:
     """rows[0 .. n) and more[0 .. n_more), each increasing, merged into
@@ -530,8 +541,7 @@ cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
     """One chunk of bounded_labels_pass; tail += [sum w best, rows searched,
     sum w ||x'||^2, labels out of range]."""
     cdef Py_ssize_t i, g, a, n_full = 0, n_kept = 0, n_open, n_rescued = 0, p = 0, t = 0
-    cdef double u, l, m, r, dx, h, w, acc = 0.0, acc_n = 0.0
-    cdef double down = 1.0 - (2.4e-7 if floating is float else 4.5e-16)
+    cdef double u, m, h, w, acc = 0.0, acc_n = 0.0
     cdef double up = 1.0 + (2.4e-7 if floating is float else 4.5e-16)
     cdef floating best
     cdef floating *lr
@@ -550,11 +560,7 @@ cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
             return
         u = upper[i] + drift[a]
         m = _move_lower_bounds(lower + i * lcols, gr, a)
-        if 2.0 * half_sep[a] - u > m:
-            m = 2.0 * half_sep[a] - u
-        r = u + reach
-        dx = unit * r
-        h = dx + sqrt((u + dx) * (u + dx) + 2.0 * err_scale * (r * r + csq_max))
+        h = _labels_bound(u, half_sep[a], reach, unit, err_scale, csq_max, &m)
         upper[i] = <floating>(h * up)
         if m > h:
             kept[n_kept] = <int32_t>i
@@ -581,11 +587,7 @@ cdef void _labels_chunk(const floating *x, Py_ssize_t nb, Py_ssize_t d,
         for g in range(gr.t):
             if lr[g] < m:
                 m = lr[g]
-        if 2.0 * half_sep[a] - u > m:
-            m = 2.0 * half_sep[a] - u
-        r = u + reach
-        dx = unit * r
-        h = dx + sqrt((u + dx) * (u + dx) + 2.0 * err_scale * (r * r + csq_max))
+        h = _labels_bound(u, half_sep[a], reach, unit, err_scale, csq_max, &m)
         if <floating>(h * up) < upper[i]:
             upper[i] = <floating>(h * up)
         if m > h:
