@@ -610,7 +610,7 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
             if not weights.all():
                 _relocate_empty_clusters(X, sample_weight, centres, shift, shift64,
                                          labels, sums, weights, n_threads)
-                if bounded:
+                if bounded and not relocation_keeps_bounds(k, d, X.dtype):
                     state.fresh = True  # bounds and incremental sums start over
             centres64, centre_shift = lloyd_update(sums, weights, centres64)
             centres = centres64.astype(X.dtype)
@@ -651,6 +651,24 @@ def lloyd(X, sample_weight, centres, shift, *, max_iter, tol, chunk, n_threads,
     if verbose:
         print(f"Final inertia {inertia:.6e}.", file=sys.stderr)
     return labels, final, inertia, it + 1
+
+
+def relocation_keeps_bounds(n_clusters, n_features, dtype):
+    """Whether the bounded passes keep their bounds when empty clusters are
+    relocated (else the next pass assigns every row afresh).
+
+    Either is exact: the relocated centres' jumps are among the drifts
+    ``bound_updates`` measures, so the moved bounds still hold, and the
+    state's sums still match its labels (relocation edits the M-step's
+    copy of them). With Yinyang's groups a jump loosens only the bounds
+    of its own group, and the rows are searched in the groups it and the
+    other moves open: E1 (N = 1e5, D = 768, K = 1024, 5 iterations; 46
+    clusters empty after the first) searches 83 % of rows in its third
+    pass instead of all; K3 (D = 64) saves about 5 % of its fit. With
+    one bound (Hamerly's) the largest jump lowers every row's bound, and a
+    fresh pass, which updates no bounds, is as fast.
+    """
+    return _bounded.bound_groups(n_clusters, n_features, np.dtype(dtype).itemsize) > 1
 
 
 class BoundedState:

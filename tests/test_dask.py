@@ -125,6 +125,27 @@ def test_kmeans_empty_cluster_relocated_as_in_memory(client, algorithm):
     np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
 
 
+def test_kmeans_relocation_with_group_bounds_as_in_memory(client):
+    """Empty clusters relocated where the bounded passes keep Yinyang's
+    group bounds across the relocation (relocation_keeps_bounds): the
+    blocks' passes give the in-memory fit's iterates."""
+    from fastem._kernels import load_kernels
+    from fastem._kmeans import relocation_keeps_bounds
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 24)) + rng.normal(scale=3.0, size=(80, 24))[
+        rng.integers(0, 80, 3000)]
+    init = X[:80].copy()
+    init[::9] = 1e3  # nine centres that get no row
+    tiles = load_kernels("_bounded").bounded_labels_available(24, X.itemsize)
+    assert relocation_keeps_bounds(80, 24, X.dtype) == tiles
+    ref = fastem.KMeans(80, init=init, n_threads=1, max_iter=6, tol=0).fit(X)
+    got = fdask.KMeans(80, init=init, block_rows=700, max_iter=6, tol=0).fit(
+        da.from_array(X, chunks=1000))
+    close(got.cluster_centers_, ref.cluster_centers_, 1e-10)
+    assert got.n_iter_ == ref.n_iter_
+    np.testing.assert_array_equal(got.labels_.compute(), ref.labels_)
+
+
 def worker_states(client):
     """(entries, bytes) of fastem.dask state held by each worker process."""
     return list(client.run(_state.held).values())

@@ -123,6 +123,53 @@ def test_bounded_iterations_equal_plain_lloyd(dtype, d, k, scale, seed, algorith
         assert_allclose(-b.score(X), b.inertia_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [24, 260])
+def test_relocation_keeps_group_bounds_with_lloyd_iterates(dtype, d, monkeypatch):
+    """Empty clusters relocated mid-fit: the passes after it keep Yinyang's
+    group bounds (groups of 64 / 32 centres at d = 24, of one tile at d =
+    260), and every iterate is still plain Lloyd's."""
+    import fastem._kmeans as km
+    from fastem._kernels import load_kernels
+    k = 80
+    X = blobs(3001, d, k, seed=7, scale=2.0, dtype=dtype)
+    init = X[:k].copy()
+    init[::9] = 1e3  # nine far centres: empty after the first pass
+    groups = load_kernels("_bounded").bound_groups(k, d, X.itemsize)
+    assert km.relocation_keeps_bounds(k, d, dtype) == (groups > 1)
+    fresh_after_relocation = []
+    relocate, bounded_pass = km._relocate_empty_clusters, km.bounded_block_pass
+    relocated = []
+
+    def spy_relocate(*args):
+        relocated.append(True)
+        return relocate(*args)
+
+    def spy_pass(X, sw, centres, shift, bounds, state, *args):
+        if relocated and len(fresh_after_relocation) < len(relocated):
+            fresh_after_relocation.append(state.fresh)
+        return bounded_pass(X, sw, centres, shift, bounds, state, *args)
+
+    monkeypatch.setattr(km, "_relocate_empty_clusters", spy_relocate)
+    monkeypatch.setattr(km, "bounded_block_pass", spy_pass)
+    for max_iter in (2, 3, 10):
+        relocated.clear()
+        fresh_after_relocation.clear()
+        a = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="lloyd").fit(X)
+        relocated.clear()
+        b = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0,
+                   algorithm="elkan").fit(X)
+        assert relocated and fresh_after_relocation
+        assert fresh_after_relocation[0] == (groups == 1)
+        assert_array_equal(a.labels_, b.labels_)
+        assert a.n_iter_ == b.n_iter_
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
+        assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
+        assert_array_equal(b.predict(X), b.labels_)
+
+
 def test_bounded_passes_skip_most_rows(capsys):
     X = blobs(20000, 5, 8, seed=41, scale=20.0)
     # 'elkan': bounded passes at any D ('auto' runs plain ones at D = 5)

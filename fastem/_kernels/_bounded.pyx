@@ -357,16 +357,28 @@ def bound_groups(Py_ssize_t k, Py_ssize_t d, Py_ssize_t itemsize):
     """The lower bounds per row (groups, t) a bounded pass over rows of d
     values of ``itemsize`` bytes keeps for k centres: one per 64 float32 or
     32 float64 centres (four tiles of the AVX-512 kernel, its register
-    block: csrc/fe_tiles.h), at most d / 2 - 1 of them (with the upper
-    bound, t + 1 values per row: at most half the memory of X, wherever
-    the fits keep bounds, d >= 4) and one on the GEMM path.
+    block: csrc/fe_tiles.h), or, from d = 256, one per tile of every build
+    (16 float32 or 8 float64 centres); at most d / 2 - 1 of them (with the
+    upper bound, t + 1 values per row: at most half the memory of X,
+    wherever the fits keep bounds, d >= 4) and one on the GEMM path.
 
     Measured on the iterates of K3 (N = 2e5 of its shape, D = 64, K = 1024,
     10 iterations) and E1 (N = 1e5, D = 768, K = 1024, 5), in distance
     evaluations over the passes, in dense passes: one bound 6.6 and 4.2,
-    groups of 64 centres 3.7 and 2.9, of 32 3.1 (K3; a group of two tiles
-    runs the kernel's slower one-tile loop)."""
-    cdef Py_ssize_t unit = 64 if itemsize == 4 else 32, cap, width
+    groups of 64 centres 3.7 and 2.9, of 32 3.1 (K3). A search runs the
+    groups a block of four rows needs as runs of consecutive tiles, four
+    tiles at a time and the rest one by one (fe_tiles_impl.h), and the
+    one-by-one loop costs more per tile where a row is short: groups of
+    one tile pay from d = 256 (fits from the same centres, best of 3,
+    groups of 64 / of 16 float32 centres, 2 threads, Zen 4: E1 3.61 /
+    3.27 s, E2 (N = 7e4, D = 784, K = 256, 10 iterations) 0.86 / 0.71,
+    D = 384, K = 256 0.47 / 0.42, D = 256, K = 1024 1.47 / 1.42, D = 128,
+    K = 1024 1.55 / 1.57)."""
+    cdef Py_ssize_t unit, cap, width
+    if d >= 256:
+        unit = 16 if itemsize == 4 else 8
+    else:
+        unit = 64 if itemsize == 4 else 32
     if not tiles_path() or k <= unit:
         return 1
     cap = d // 2 - 1 if d >= 4 else 1

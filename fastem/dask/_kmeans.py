@@ -16,6 +16,7 @@ from fastem._kmeans import (
     inference_frame,
     lloyd_update,
     move_to_empty_clusters,
+    relocation_keeps_bounds,
     use_bounds,
 )
 from fastem._stats import frame_shift, mean_var_from_moments
@@ -326,7 +327,9 @@ def _iterate(blocks, centres, shift, fit_id, max_iter, tol, n_threads, verbose):
             if not weights.all():
                 _relocate_empty(blocks, centres, shift, sums, weights, n_threads,
                                 fit_id, it)
-                fresh = True  # bounds and incremental sums start over
+                # bounds and incremental sums start over, unless the groups
+                # keep them (as the in-memory fit)
+                fresh = not relocation_keeps_bounds(*centres.shape, blocks.dtype)
             centres64, centre_shift = lloyd_update(sums, weights, centres64)
             centres = centres64.astype(blocks.dtype)
         if verbose:

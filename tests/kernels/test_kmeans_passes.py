@@ -245,19 +245,19 @@ def test_half_separations_bound_cdist(k, d, offset):
 
 
 @pytest.mark.parametrize("itemsize", [4, 8])
-@pytest.mark.parametrize("d", [4, 5, 16, 32, 64, 768])
-@pytest.mark.parametrize("k", [1, 2, 64, 65, 100, 1024, 5000])
+@pytest.mark.parametrize("d", [4, 5, 16, 32, 64, 255, 256, 768])
+@pytest.mark.parametrize("k", [1, 2, 16, 17, 64, 65, 100, 1024, 5000])
 def test_bound_groups_capped_at_half_of_x(itemsize, d, k):
     """The bounds a fit keeps per row (t lower ones and the upper one) take
     at most half the memory of X (d >= 4), and t groups of
     bound_group_width centres hold all k; one per 64 float32 / 32 float64
-    centres where the cap allows."""
+    centres where the cap allows, one per tile (16 / 8) from d = 256."""
     t = _bounded.bound_groups(k, d, itemsize)
     width = _bounded.bound_group_width(k, t, itemsize)
     assert t >= 1
     assert t == 1 or (t + 1) * itemsize <= d * itemsize / 2
     assert -(-k // width) <= t
-    unit = 64 if itemsize == 4 else 32
+    unit = (16 if itemsize == 4 else 8) if d >= 256 else (64 if itemsize == 4 else 32)
     tiles = _bounded.bounded_labels_available(40, itemsize)  # not the GEMM path
     if tiles and k > unit and d // 2 - 1 >= -(-k // unit):
         assert t == -(-k // unit)

@@ -5,18 +5,23 @@
 #define FE_TL(base) FE_TL_SUFFIX(base)
 #define FE_TL_W ((int)(sizeof(FE_TL(fe_tv)) / sizeof(FE_TL(fe_t))))
 
-/* Fold one finished tile t (values v = tcsq - 2 acc) into a row's running
- * per-lane minimum mn (its tile index ti) and runner-up mn2. */
-FE_INLINE void FE_TL(fe_tiles_fold)(FE_TL(fe_tv) acc, FE_TL(fe_tv) csq, int32_t t,
-                                    int with_second, FE_TL(fe_tv) *mn,
-                                    FE_TL(fe_ti) *ti, FE_TL(fe_tv) *mn2)
+/* Fold the values v of tile t into a row's running per-lane minimum mn
+ * (its tile index ti) and runner-up mn2. */
+FE_INLINE void FE_TL(fe_tiles_fold)(FE_TL(fe_tv) v, int32_t t, int with_second,
+                                    FE_TL(fe_tv) *mn, FE_TL(fe_ti) *ti,
+                                    FE_TL(fe_tv) *mn2)
 {
-    FE_TL(fe_tv) v = FE_TL(fe_tv_fma)(FE_TL(fe_tv_set1)((FE_TL(fe_t))-2), acc, csq);
     FE_TL(fe_tm) lt = FE_TL(fe_tv_lt)(v, *mn);
     if (with_second)  /* where v wins the old minimum, else min(mn2, v) */
         *mn2 = FE_TL(fe_tv_mov)(FE_TL(fe_tv_min)(*mn2, v), lt, *mn);
     *mn = FE_TL(fe_tv_mov)(*mn, lt, v);
     *ti = FE_TL(fe_ti_mov)(*ti, lt, FE_TL(fe_ti_set1)(t));
+}
+
+/* A finished tile's values v = fma(-2, x.c, ||c||^2) from its dot products. */
+FE_INLINE FE_TL(fe_tv) FE_TL(fe_tiles_values)(FE_TL(fe_tv) acc, FE_TL(fe_tv) csq)
+{
+    return FE_TL(fe_tv_fma)(FE_TL(fe_tv_set1)((FE_TL(fe_t))-2), acc, csq);
 }
 
 /* The dot products of four rows (pointers; in the frame of ``shift``, see
@@ -68,19 +73,46 @@ __attribute__((noinline)) static void FE_TL(fe_tiles_dots)(
             acc[r][b] = a[r][b];
 }
 
+/* After tile t of a run ending at t1: if it is the last of its group of gt
+ * tiles, each row's smallest value in the group (gm) goes to gmin[r * ng +
+ * t / gt] (rows r < nrows) and gm starts over. */
+FE_INLINE void FE_TL(fe_tiles_group_end)(FE_TL(fe_tv) *gm, ptrdiff_t t, ptrdiff_t t1,
+                                         ptrdiff_t gt, ptrdiff_t ng, ptrdiff_t nrows,
+                                         FE_TL(fe_t) *gmin)
+{
+    int r;
+    if ((t + 1) % gt != 0 && t + 1 != t1)
+        return;
+    for (r = 0; r < FE_TILE_ROWS; r++) {
+        if (r < nrows)
+            gmin[r * ng + t / gt] = FE_TL(fe_tv_hmin)(gm[r]);
+        gm[r] = FE_TL(fe_tv_set1)((FE_TL(fe_t))INFINITY);
+    }
+}
+
 /* Four rows (pointers; repeat one to fill a short block) against tiles
  * [t0, t1), TB at a time (4 TB accumulators), then the last ones one at a
- * time, folded into the rows' running state. */
+ * time, folded into the rows' running state in tile order. With gt > 0,
+ * [t0, t1) is a run of whole groups of gt tiles (the last one may end
+ * early, at t1 = nt) and each row's smallest value in each of them goes to
+ * gmin (fe_tiles_group_end): the register block runs across the groups, so
+ * a run of groups of one tile costs what the same tiles cost without
+ * groups. */
 FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d,
                                      const FE_TL(fe_t) *shift,
                                      const FE_TL(fe_t) *tiles, const FE_TL(fe_t) *tcsq,
                                      ptrdiff_t t0, ptrdiff_t t1, int with_second,
-                                     FE_TL(fe_tv) *mn, FE_TL(fe_ti) *ti, FE_TL(fe_tv) *mn2)
+                                     FE_TL(fe_tv) *mn, FE_TL(fe_ti) *ti, FE_TL(fe_tv) *mn2,
+                                     ptrdiff_t gt, ptrdiff_t ng, ptrdiff_t nrows,
+                                     FE_TL(fe_t) *gmin)
 {
     enum { R = FE_TILE_ROWS, TB = FE_TL(fe_tb) };
     const ptrdiff_t ts = d * FE_TL_W;  /* values per tile */
     ptrdiff_t t = t0, j;
     int r, b;
+    FE_TL(fe_tv) gm[R];
+    for (r = 0; r < R; r++)
+        gm[r] = FE_TL(fe_tv_set1)((FE_TL(fe_t))INFINITY);
     for (; t + TB <= t1; t += TB) {
         FE_TL(fe_tv) acc[R][TB];
         FE_TL(fe_tiles_dots)(rows, d, shift, tiles + t * ts, ts, acc);
@@ -88,9 +120,15 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
         for (b = 0; b < TB; b++) {
             FE_TL(fe_tv) csq = FE_TL(fe_tv_load)(tcsq + (t + b) * FE_TL_W);
 #pragma GCC unroll 4
-            for (r = 0; r < R; r++)
-                FE_TL(fe_tiles_fold)(acc[r][b], csq, (int32_t)(t + b), with_second,
-                                     &mn[r], &ti[r], &mn2[r]);
+            for (r = 0; r < R; r++) {
+                FE_TL(fe_tv) v = FE_TL(fe_tiles_values)(acc[r][b], csq);
+                FE_TL(fe_tiles_fold)(v, (int32_t)(t + b), with_second, &mn[r], &ti[r],
+                                     &mn2[r]);
+                if (gt > 0)
+                    gm[r] = FE_TL(fe_tv_min)(gm[r], v);
+            }
+            if (gt > 0)
+                FE_TL(fe_tiles_group_end)(gm, t + b, t1, gt, ng, nrows, gmin);
         }
     }
     for (; t < t1; t++) {
@@ -109,26 +147,15 @@ FE_INLINE void FE_TL(fe_tiles_range)(const FE_TL(fe_t) *const *rows, ptrdiff_t d
         }
         csq = FE_TL(fe_tv_load)(tcsq + t * FE_TL_W);
 #pragma GCC unroll 4
-        for (r = 0; r < R; r++)
-            FE_TL(fe_tiles_fold)(acc[r], csq, (int32_t)t, with_second, &mn[r], &ti[r],
-                                 &mn2[r]);
+        for (r = 0; r < R; r++) {
+            FE_TL(fe_tv) v = FE_TL(fe_tiles_values)(acc[r], csq);
+            FE_TL(fe_tiles_fold)(v, (int32_t)t, with_second, &mn[r], &ti[r], &mn2[r]);
+            if (gt > 0)
+                gm[r] = FE_TL(fe_tv_min)(gm[r], v);
+        }
+        if (gt > 0)
+            FE_TL(fe_tiles_group_end)(gm, t, t1, gt, ng, nrows, gmin);
     }
-}
-
-/* Merge the state of a later run of tiles (gmn, gti, gmn2) into a row's
- * running state, lane by lane: the minimum of both, the earlier tile on a
- * tie, and the second order statistic of their union, min(max(mn, gmn),
- * mn2, gmn2): what folding those tiles into the running state one by one
- * leaves. */
-FE_INLINE void FE_TL(fe_tiles_merge)(FE_TL(fe_tv) gmn, FE_TL(fe_ti) gti, FE_TL(fe_tv) gmn2,
-                                     int with_second, FE_TL(fe_tv) *mn, FE_TL(fe_ti) *ti,
-                                     FE_TL(fe_tv) *mn2)
-{
-    FE_TL(fe_tm) lt = FE_TL(fe_tv_lt)(gmn, *mn);
-    if (with_second)
-        *mn2 = FE_TL(fe_tv_min)(FE_TL(fe_tv_min)(*mn2, gmn2), FE_TL(fe_tv_max)(*mn, gmn));
-    *mn = FE_TL(fe_tv_mov)(*mn, lt, gmn);
-    *ti = FE_TL(fe_ti_mov)(*ti, lt, gti);
 }
 
 /* Whether any of rows i .. i + 3 (those below nb) needs group g. */
@@ -150,9 +177,9 @@ FE_INLINE int FE_TL(fe_tiles_block_needs)(const unsigned char *need, ptrdiff_t i
  * between blocks (3 W values per row, rows rounded up to 4; unused with one
  * block). With groups (gt > 0: runs of gt tiles, ng of them, per_block a
  * multiple of gt) only the groups some row of the four needs are visited,
- * each from a fresh state merged into the running one (fe_tiles_merge),
- * and gmin gets each row's smallest value in each group visited (+inf in
- * the others). */
+ * each run of consecutive ones as one range of tiles (the same folds, in
+ * the same order, as without groups), and gmin gets each row's smallest
+ * value in each group visited (+inf in the others). */
 FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *index,
                                           ptrdiff_t nb, ptrdiff_t d,
                                           const FE_TL(fe_t) *shift,
@@ -191,31 +218,24 @@ FE_INLINE void FE_TL(fe_tiles_chunk_body)(const FE_TL(fe_t) *x, const int32_t *i
             }
             if (gt == 0) {
                 FE_TL(fe_tiles_range)(rows, d, shift, tiles, tcsq, t0, t1, with_second, mn,
-                                      ti, mn2);
+                                      ti, mn2, 0, 0, 0, NULL);
             } else {
                 if (t0 == 0)
                     for (r = 0; r < R && i + r < nb; r++)
                         for (g = 0; g < ng; g++)
                             gmin[(i + r) * ng + g] = (FE_TL(fe_t))INFINITY;
-                for (g = t0 / gt; g * gt < t1; g++) {
-                    const ptrdiff_t g1 = (g + 1) * gt < t1 ? (g + 1) * gt : t1;
-                    FE_TL(fe_tv) gmn[R], gmn2[R];
-                    FE_TL(fe_ti) gti[R];
-                    if (!FE_TL(fe_tiles_block_needs)(need, i, nb, ng, g))
+                for (g = t0 / gt; g * gt < t1;) {
+                    ptrdiff_t g1 = g;  /* a run of groups [g, g1) the block needs */
+                    while (g1 * gt < t1 && FE_TL(fe_tiles_block_needs)(need, i, nb, ng, g1))
+                        g1++;
+                    if (g1 == g) {
+                        g++;
                         continue;
-                    for (r = 0; r < R; r++) {
-                        gmn[r] = FE_TL(fe_tv_set1)((FE_TL(fe_t))INFINITY);
-                        gmn2[r] = gmn[r];
-                        gti[r] = FE_TL(fe_ti_set1)(0);
                     }
-                    FE_TL(fe_tiles_range)(rows, d, shift, tiles, tcsq, g * gt, g1,
-                                          with_second, gmn, gti, gmn2);
-                    for (r = 0; r < R; r++) {
-                        if (i + r < nb)
-                            gmin[(i + r) * ng + g] = FE_TL(fe_tv_hmin)(gmn[r]);
-                        FE_TL(fe_tiles_merge)(gmn[r], gti[r], gmn2[r], with_second, &mn[r],
-                                              &ti[r], &mn2[r]);
-                    }
+                    FE_TL(fe_tiles_range)(rows, d, shift, tiles, tcsq, g * gt,
+                                          g1 * gt < t1 ? g1 * gt : t1, with_second, mn, ti,
+                                          mn2, gt, ng, nb - i, gmin + i * ng);
+                    g = g1;
                 }
             }
             if (t1 < nt) {
