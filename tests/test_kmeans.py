@@ -97,6 +97,17 @@ def test_chunk_boundaries_are_exercised():
 BOUNDED_CASES = [(4, 12, 0.7, 40, "elkan"), (24, 150, 2.0, 42, "auto")]
 
 
+def assert_same_iterates(a, b, X):
+    """Fits a (plain Lloyd) and b (bounded) of X took the same iterates;
+    b's labels are its predict's."""
+    assert_array_equal(a.labels_, b.labels_)
+    assert a.n_iter_ == b.n_iter_
+    rtol = 1e-12 if X.dtype == np.float64 else 1e-5
+    assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
+    assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
+    assert_array_equal(b.predict(X), b.labels_)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d,k,scale,seed,algorithm", BOUNDED_CASES)
 def test_bounded_iterations_equal_plain_lloyd(dtype, d, k, scale, seed, algorithm):
@@ -114,12 +125,7 @@ def test_bounded_iterations_equal_plain_lloyd(dtype, d, k, scale, seed, algorith
                    algorithm="lloyd").fit(X)
         b = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0,
                    algorithm=algorithm).fit(X)
-        assert_array_equal(a.labels_, b.labels_)
-        assert a.n_iter_ == b.n_iter_
-        rtol = 1e-12 if dtype == np.float64 else 1e-5
-        assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
-        assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
-        assert_array_equal(b.predict(X), b.labels_)
+        assert_same_iterates(a, b, X)
         assert_allclose(-b.score(X), b.inertia_, rtol=1e-12)
 
 
@@ -162,12 +168,7 @@ def test_relocation_keeps_group_bounds_with_lloyd_iterates(dtype, d, monkeypatch
                    algorithm="elkan").fit(X)
         assert relocated and fresh_after_relocation
         assert fresh_after_relocation[0] == (groups == 1)
-        assert_array_equal(a.labels_, b.labels_)
-        assert a.n_iter_ == b.n_iter_
-        rtol = 1e-12 if dtype == np.float64 else 1e-5
-        assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=rtol, atol=rtol)
-        assert_allclose(b.inertia_, a.inertia_, rtol=rtol)
-        assert_array_equal(b.predict(X), b.labels_)
+        assert_same_iterates(a, b, X)
 
 
 def test_bounded_passes_skip_most_rows(capsys):
