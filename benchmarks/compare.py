@@ -67,13 +67,23 @@ that converged earlier shows fewer iterations):
                           element, split over the threads): what a pass bound by
                           memory bandwidth costs at least (the floor at low D)
 
-The mixture workloads (gmm, gmm32) report one floor for cov=full:
+The mixture workloads (gmm, gmm32) report a floor for cov=full, diag and
+spherical:
 
-    floor (GEMM peak)     ``iter`` x 3 N K D^2 floating-point operations (issue
-                          15's floor for 'full') run as square 1024 x 1024
-                          GEMMs in X's precision (scipy's BLAS, the workload's
-                          threads): the time that arithmetic takes at the rate
-                          BLAS reaches
+    floor (GEMM peak)     ``iter`` x F N K floating-point operations run as
+                          square 1024 x 1024 GEMMs in X's precision (scipy's
+                          BLAS, the workload's threads): the time that
+                          arithmetic takes at the rate BLAS reaches. F per row
+                          and component: 'full' 3 D^2 (issue 15's floor);
+                          'diag' 2 (4D + 1), the multiply-adds no exact
+                          iteration avoids: the log-density as the expansion
+                          x^2 . p - x . (2 mu p) + const (2D) and the
+                          statistics sum r, sum r x, sum r x^2 (2D + 1);
+                          'spherical' 2 (2D + 3): x . (mu p) and |x|^2 p (D +
+                          1), sum r, sum r x, sum r |x|^2 (D + 2). Nothing
+                          else is counted (not the N K exponentials of the
+                          responsibilities, nor reading X), so a fit cannot
+                          take less
 
 Workload groups: ``frontier`` = kmeans kmeans-k3 kmeans-k4 kmeans-e1 kmeans-e2
 kmeans++-k3 kmeans-sweep (issue 15's workloads). They are not among the
@@ -548,19 +558,30 @@ def _floor_runner(lib, X, init, n_iter, threads):
     return run
 
 
-def _peak_floor_runner(X, k, n_iter, threads, size=1024):
+# Floating-point operations per row and component of one exact EM
+# iteration that the floor (GEMM peak) counts, by covariance type (see the
+# module docstring), with the formula its note prints.
+EM_FLOPS = {
+    "full": (lambda d: 3 * d * d, "3 N K D^2"),
+    "diag": (lambda d: 2 * (4 * d + 1), "2 (4D + 1) N K"),
+    "spherical": (lambda d: 2 * (2 * d + 3), "2 (2D + 3) N K"),
+}
+
+
+def _peak_floor_runner(X, k, n_iter, threads, cov="full", size=1024):
     """A zero-argument callable timing the floor of ``n_iter`` EM iterations
-    of a 'full' mixture (see the module docstring): ``n_iter`` x 3 N K D^2
-    floating-point operations run as GEMMs of X's precision at the rate BLAS
-    reaches on square ``size`` x ``size`` operands (the remainder as one GEMM
-    with fewer rows), with ``threads`` threads; returns ``(None, n_iter,
-    note)``."""
+    of a ``cov`` mixture (see the module docstring): ``n_iter`` x F N K
+    floating-point operations (``EM_FLOPS``) run as GEMMs of X's precision
+    at the rate BLAS reaches on square ``size`` x ``size`` operands (the
+    remainder as one GEMM with fewer rows), with ``threads`` threads;
+    returns ``(None, n_iter, note)``."""
     import numpy as np
     from scipy.linalg.blas import get_blas_funcs
     from threadpoolctl import threadpool_limits
 
     n, d = X.shape
-    flops = 3 * n * k * d * d * n_iter
+    per_pair, formula = EM_FLOPS[cov]
+    flops = per_pair(d) * n * k * n_iter
     full, rest = divmod(flops, 2 * size**3)
     rows = round(rest / (2 * size * size))
     rng = np.random.default_rng(0)
@@ -576,7 +597,7 @@ def _peak_floor_runner(X, k, n_iter, threads, size=1024):
                 gemm(1.0, a, b, c=out, overwrite_c=True)
             if rows:
                 gemm(1.0, a_rest, b, c=out_rest, overwrite_c=True)
-        return None, n_iter, (f"{flops:.3g} flops ({n_iter} x 3 N K D^2) as {full} "
+        return None, n_iter, (f"{flops:.3g} flops ({n_iter} x {formula}) as {full} "
                               f"{gemm.typecode}gemm {size}^3 + one {rows} x {size} x {size}, "
                               f"scipy BLAS, {threads} threads")
 
@@ -794,9 +815,9 @@ def run_fit_workload(spec, repeat, threads, libraries):
             try:
                 _set_peer_threads(lib, threads)
                 if lib == "floor-peak":
-                    if cov != "full":  # issue 15 sets this floor for 'full' only
+                    if cov not in EM_FLOPS:  # no floor for 'tied'
                         continue
-                    run = _peak_floor_runner(X, k, spec["iter"], threads)
+                    run = _peak_floor_runner(X, k, spec["iter"], threads, cov)
                 elif lib.startswith("floor-"):
                     run = _floor_runner(lib, X, init, spec["iter"], threads)
                 elif kind == "kmeans":

@@ -220,18 +220,22 @@ def test_gemm_floor_computes_the_product():
     assert compare._floor_runner("floor-memory", X, C, 3, 2)()[:2] == (None, 3)
 
 
-def test_peak_floor_runs_the_flops_it_names():
-    """floor (GEMM peak): iter x 3 N K D^2 flops as whole square GEMMs plus
-    one with fewer rows, in X's precision."""
+@pytest.mark.parametrize("cov, per_pair", [("full", 3 * 36), ("diag", 2 * (4 * 6 + 1)),
+                                            ("spherical", 2 * (2 * 6 + 3))])
+def test_peak_floor_runs_the_flops_it_names(cov, per_pair):
+    """floor (GEMM peak): iter x F N K flops as whole square GEMMs plus one
+    with fewer rows, in X's precision; F = 3 D^2 ('full'), 2 (4D + 1)
+    ('diag'), 2 (2D + 3) ('spherical')."""
     import re
 
     import numpy as np
 
     compare = _load("compare")
-    X = np.zeros((1_000, 6), np.float32)  # 3 N K D^2 = 3 * 1000 * 5 * 36 per iteration
-    flops = 3 * 1_000 * 5 * 36 * 4
-    result = compare._peak_floor_runner(X, 5, 4, 1, size=16)()
+    X = np.zeros((1_000, 6), np.float32)  # N = 1000, D = 6; K = 5, 4 iterations
+    flops = per_pair * 1_000 * 5 * 4
+    result = compare._peak_floor_runner(X, 5, 4, 1, cov, size=16)()
     assert result[:2] == (None, 4)
+    assert f"{flops:.3g} flops (4 x " in result[2]
     full, size, rows = map(int, re.search(r"as (\d+) sgemm (\d+)\^3 \+ one (\d+) x", result[2])
                            .groups())
     assert size == 16 and 0 <= rows < 16
