@@ -75,15 +75,15 @@ spherical:
                           BLAS, the workload's threads): the time that
                           arithmetic takes at the rate BLAS reaches. F per row
                           and component: 'full' 3 D^2 (issue 15's floor);
-                          'diag' 2 (4D + 1), the multiply-adds no exact
-                          iteration avoids: the log-density as the expansion
-                          x^2 . p - x . (2 mu p) + const (2D) and the
-                          statistics sum r, sum r x, sum r x^2 (2D + 1);
-                          'spherical' 2 (2D + 3): x . (mu p) and |x|^2 p (D +
-                          1), sum r, sum r x, sum r |x|^2 (D + 2). Nothing
-                          else is counted (not the N K exponentials of the
-                          responsibilities, nor reading X), so a fit cannot
-                          take less
+                          'diag' 2 (4D + 1), the fewest multiply-adds of an
+                          exact iteration by matrix products: the log-density
+                          as the expansion x^2 . p - x . (2 mu p) + const (2D)
+                          and the statistics sum r, sum r x, sum r x^2 (2D +
+                          1); 'spherical' 2 (2D + 3): x . (mu p) and |x|^2 p
+                          (D + 1), sum r, sum r x, sum r |x|^2 (D + 2).
+                          Nothing else is counted (not the N K exponentials
+                          of the responsibilities, nor reading X), so no fit
+                          that computes them so can take less
 
 Workload groups: ``frontier`` = kmeans kmeans-k3 kmeans-k4 kmeans-e1 kmeans-e2
 kmeans++-k3 kmeans-sweep (issue 15's workloads). They are not among the
