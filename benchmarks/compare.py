@@ -83,7 +83,8 @@ spherical:
                           (D + 1), sum r, sum r x, sum r |x|^2 (D + 2).
                           Nothing else is counted (not the N K exponentials
                           of the responsibilities, nor reading X), so no fit
-                          that computes them so can take less
+                          that computes these sums as matrix products can
+                          take less
 
 Workload groups: ``frontier`` = kmeans kmeans-k3 kmeans-k4 kmeans-e1 kmeans-e2
 kmeans++-k3 kmeans-sweep (issue 15's workloads). They are not among the
